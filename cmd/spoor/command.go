@@ -1,0 +1,103 @@
+package main
+
+import (
+	_ "embed"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/provider/envprovider"
+	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
+	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
+	"go.opentelemetry.io/collector/otelcol"
+
+	"github.com/spoortrace/spoor/demo"
+)
+
+//go:embed config.yaml
+var defaultConfig string
+
+// version is set by the linker (-X main.version=...).
+var version = "dev"
+
+// defaultMetricsEndpoint is SPOOR_METRICS_ENDPOINT's default.
+const defaultMetricsEndpoint = "localhost:8888"
+
+// newRootCommand builds the spoor command: the collector's own command (run, validate,
+// components, featuregate, print-config) with Spoor's default configuration and the
+// demo sub-command added.
+func newRootCommand(args []string) *cobra.Command {
+	cmd := otelcol.NewCommand(collectorSettings(false))
+	cmd.Short = "Spoor: a distributed tracing collector and backend"
+	cmd.AddCommand(demo.NewCommand())
+	cmd.SetArgs(withDefaultConfig(args))
+	return cmd
+}
+
+// collectorSettings describes the distribution. The default config is the only URI; a
+// --config flag replaces it.
+func collectorSettings(disableGracefulShutdown bool) otelcol.CollectorSettings {
+	return otelcol.CollectorSettings{
+		BuildInfo: component.BuildInfo{
+			Command:     "spoor",
+			Description: "Spoor distributed tracing collector and backend",
+			Version:     version,
+		},
+		Factories:               components,
+		DisableGracefulShutdown: disableGracefulShutdown,
+		ConfigProviderSettings: otelcol.ConfigProviderSettings{
+			ResolverSettings: confmap.ResolverSettings{
+				URIs: []string{"yaml:" + defaultConfig},
+				ProviderFactories: []confmap.ProviderFactory{
+					yamlprovider.NewFactory(),
+					envprovider.NewFactory(),
+					fileprovider.NewFactory(),
+				},
+				DefaultScheme: "env",
+			},
+		},
+	}
+}
+
+// withDefaultConfig returns args for the collector command. The collector drops its
+// default URIs as soon as any --config or --set flag is given; --set alone is meant to
+// adjust Spoor's default config, so the default is passed explicitly in front of it.
+func withDefaultConfig(args []string) []string {
+	hasConfig, hasSet := false, false
+	for _, a := range args {
+		switch {
+		case a == "--config" || strings.HasPrefix(a, "--config=") || a == "-config" || strings.HasPrefix(a, "-config="):
+			hasConfig = true
+		case a == "--set" || strings.HasPrefix(a, "--set=") || a == "-set" || strings.HasPrefix(a, "-set="):
+			hasSet = true
+		}
+	}
+	if hasSet && !hasConfig {
+		return append([]string{"--config", "yaml:" + defaultConfig}, args...)
+	}
+	return args
+}
+
+// exportMetricsEndpoint splits SPOOR_METRICS_ENDPOINT into the SPOOR_METRICS_HOST and
+// SPOOR_METRICS_PORT variables the default config's Prometheus reader takes.
+func exportMetricsEndpoint() error {
+	ep := os.Getenv("SPOOR_METRICS_ENDPOINT")
+	if ep == "" {
+		ep = defaultMetricsEndpoint
+	}
+	host, port, err := net.SplitHostPort(ep)
+	if err != nil {
+		return fmt.Errorf("SPOOR_METRICS_ENDPOINT %q is not host:port: %w", ep, err)
+	}
+	if err := os.Setenv("SPOOR_METRICS_HOST", host); err != nil {
+		return fmt.Errorf("set SPOOR_METRICS_HOST: %w", err)
+	}
+	if err := os.Setenv("SPOOR_METRICS_PORT", port); err != nil {
+		return fmt.Errorf("set SPOOR_METRICS_PORT: %w", err)
+	}
+	return nil
+}

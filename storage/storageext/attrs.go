@@ -1,0 +1,8 @@
+package storageext
+
+import "go.opentelemetry.io/otel/attribute"
+
+var (
+	partLSM  = attribute.String("part", "lsm")
+	partVlog = attribute.String("part", "vlog")
+)

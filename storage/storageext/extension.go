@@ -1,0 +1,114 @@
+package storageext
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/spoortrace/spoor/storage/badgerstore"
+)
+
+// Extension owns one open trace store.
+type Extension struct {
+	cfg       *Config
+	telemetry component.TelemetrySettings
+
+	mu    sync.Mutex
+	store *badgerstore.Store
+	reg   metric.Registration
+}
+
+func newExtension(cfg *Config, ts component.TelemetrySettings) *Extension {
+	return &Extension{cfg: cfg, telemetry: ts}
+}
+
+// Start opens the store.
+func (e *Extension) Start(_ context.Context, _ component.Host) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.store != nil {
+		return errors.New("trace store already started")
+	}
+	opts := badgerstore.DefaultOptions()
+	opts.Retention = e.cfg.Retention
+	opts.SyncWrites = e.cfg.SyncWrites
+	opts.Logger = e.telemetry.Logger
+	st, err := badgerstore.Open(e.cfg.Directory, opts)
+	if err != nil {
+		return fmt.Errorf("open trace store: %w", err)
+	}
+	reg, err := registerMetrics(e.telemetry.MeterProvider.Meter("github.com/spoortrace/spoor/storage"), st)
+	if err != nil {
+		_ = st.Close()
+		return err
+	}
+	e.store, e.reg = st, reg
+	return nil
+}
+
+// Shutdown closes the store. It is safe without Start and safe twice.
+func (e *Extension) Shutdown(context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.store == nil {
+		return nil
+	}
+	var errs []error
+	if e.reg != nil {
+		errs = append(errs, e.reg.Unregister())
+	}
+	errs = append(errs, e.store.Close())
+	e.store, e.reg = nil, nil
+	return errors.Join(errs...)
+}
+
+// Store returns the open store, or nil before Start and after Shutdown.
+func (e *Extension) Store() *badgerstore.Store {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.store
+}
+
+// GetStore finds the trace store extension id among the host's extensions and returns
+// its open store. Components call it from their Start, which runs after every
+// extension has started.
+func GetStore(host component.Host, id component.ID) (*badgerstore.Store, error) {
+	ext, ok := host.GetExtensions()[id]
+	if !ok {
+		return nil, fmt.Errorf("trace store extension %q is not configured (add it to service.extensions)", id)
+	}
+	se, ok := ext.(*Extension)
+	if !ok {
+		return nil, fmt.Errorf("extension %q is a %T, not a %s extension", id, ext, Type)
+	}
+	st := se.Store()
+	if st == nil {
+		return nil, fmt.Errorf("trace store extension %q has not started", id)
+	}
+	return st, nil
+}
+
+func registerMetrics(m metric.Meter, st *badgerstore.Store) (metric.Registration, error) {
+	disk, err := m.Int64ObservableGauge("spoor_storage_disk_bytes",
+		metric.WithDescription("Bytes the trace store takes on disk, by part (lsm, vlog)."),
+		metric.WithUnit("By"))
+	if err != nil {
+		return nil, fmt.Errorf("create storage disk gauge: %w", err)
+	}
+	spans, err := m.Int64ObservableCounter("spoor_storage_spans_written",
+		metric.WithDescription("Spans committed to the trace store since start."))
+	if err != nil {
+		return nil, fmt.Errorf("create storage spans counter: %w", err)
+	}
+	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		lsm, vlog := st.DiskSize()
+		o.ObserveInt64(disk, lsm, metric.WithAttributes(partLSM))
+		o.ObserveInt64(disk, vlog, metric.WithAttributes(partVlog))
+		o.ObserveInt64(spans, st.Stats().SpansWritten)
+		return nil
+	}, disk, spans)
+}
