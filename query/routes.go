@@ -1,0 +1,16 @@
+package query
+
+// routes registers every route of the API. New surfaces (Jaeger /api/v3, Zipkin /api/v2,
+// Spoor's own API) are added here and nowhere else, so a reader sees the whole URL space at
+// once and collisions between surfaces show up in one diff.
+func (a *API) routes() {
+	a.e.GET("/healthz", a.healthz)
+
+	// Jaeger internal HTTP JSON API (REFERENCE.md §1.2).
+	api := a.e.Group("/api")
+	api.GET("/services", a.jaegerServices)
+	api.GET("/services/:service/operations", a.jaegerServiceOperations)
+	api.GET("/operations", a.jaegerOperations)
+	api.GET("/traces", a.jaegerSearch)
+	api.GET("/traces/:traceID", a.jaegerTrace)
+}
