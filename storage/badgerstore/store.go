@@ -1,0 +1,271 @@
+package badgerstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/klauspost/compress/zstd"
+	"go.uber.org/zap"
+
+	"github.com/spoortrace/spoor/storage"
+)
+
+var (
+	_ storage.Writer = (*Store)(nil)
+	_ storage.Reader = (*Store)(nil)
+)
+
+// Options configures a Store. The zero value of every field means its default.
+type Options struct {
+	// Retention is how long spans are kept (default 72h). Every key expires
+	// Retention plus one time bucket after it was written.
+	Retention time.Duration
+	// SyncWrites makes every commit fsync before WriteTraces returns, so an
+	// acknowledged span survives a power loss. Default true; Badger groups concurrent
+	// commits into one fsync. Set NoSyncWrites to turn it off (tests, benchmarks).
+	NoSyncWrites bool
+	// MemTableSize, NumMemtables, BlockCacheSize and IndexCacheSize bound Badger's
+	// memory (defaults 32 MiB, 3, 64 MiB, 32 MiB); Badger's own defaults reach
+	// several GB of RSS under a burst writer.
+	MemTableSize   int64
+	NumMemtables   int
+	BlockCacheSize int64
+	IndexCacheSize int64
+	// Logger receives Badger's messages; nil silences them.
+	Logger *zap.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.Retention <= 0 {
+		o.Retention = 72 * time.Hour
+	}
+	if o.MemTableSize <= 0 {
+		o.MemTableSize = 32 << 20
+	}
+	if o.NumMemtables <= 0 {
+		o.NumMemtables = 3
+	}
+	if o.BlockCacheSize <= 0 {
+		o.BlockCacheSize = 64 << 20
+	}
+	if o.IndexCacheSize <= 0 {
+		o.IndexCacheSize = 32 << 20
+	}
+}
+
+// Stats are counters for metrics. They count since Open.
+type Stats struct {
+	// SpansWritten counts spans in chunks that were new (a retried identical chunk is
+	// not counted again).
+	SpansWritten int64
+	// ChunksWritten counts new trace chunks; ChunksDeduplicated the chunks that
+	// were already stored.
+	ChunksWritten      int64
+	ChunksDeduplicated int64
+	// Conflicts counts transactions retried because a concurrent writer touched
+	// the same trace summary.
+	Conflicts int64
+}
+
+// Store is the Badger trace store. It is safe for concurrent use.
+type Store struct {
+	db   *badger.DB
+	dir  string
+	opts Options
+
+	enc *zstd.Encoder
+	dec *zstd.Decoder
+
+	catalogMu  sync.RWMutex
+	services   map[string]int64 // name → key expiry (unix seconds)
+	operations map[opKey]int64
+
+	spansWritten, chunksWritten, chunksDeduped, conflicts atomic.Int64
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type opKey struct {
+	service, name string
+	kind          byte
+}
+
+// Open opens (or creates) the store in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	opts.setDefaults()
+	bo := badger.DefaultOptions(dir).
+		WithSyncWrites(!opts.NoSyncWrites).
+		WithMemTableSize(opts.MemTableSize).
+		WithNumMemtables(opts.NumMemtables).
+		WithBlockCacheSize(opts.BlockCacheSize).
+		WithIndexCacheSize(opts.IndexCacheSize).
+		WithNumLevelZeroTables(3).
+		WithNumLevelZeroTablesStall(8).
+		WithNumCompactors(2).
+		WithValueLogFileSize(256 << 20).
+		WithMetricsEnabled(false).
+		WithLogger(nil)
+	if opts.Logger != nil {
+		bo = bo.WithLogger(zapLogger{opts.Logger.Sugar()})
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("open trace store %q: %w", dir, err)
+	}
+	s := &Store{db: db, dir: dir, opts: opts, services: map[string]int64{}, operations: map[opKey]int64{}}
+	if err := s.init(); err != nil {
+		return nil, errors.Join(fmt.Errorf("open trace store %q: %w", dir, err), s.closeDB())
+	}
+	return s, nil
+}
+
+func (s *Store) init() error {
+	if err := s.checkSchema(); err != nil {
+		return err
+	}
+	var err error
+	s.enc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		return fmt.Errorf("zstd encoder: %w", err)
+	}
+	s.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(256<<20))
+	if err != nil {
+		return fmt.Errorf("zstd decoder: %w", err)
+	}
+	return s.loadCatalogs()
+}
+
+func (s *Store) checkSchema() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte{prefixMeta, metaSchemaVersion})
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			it := txn.NewIterator(badger.IteratorOptions{})
+			it.Rewind()
+			nonEmpty := it.Valid()
+			it.Close()
+			if nonEmpty {
+				return errors.New("directory holds data but no schema version: not a Spoor trace store")
+			}
+			if err := txn.Set([]byte{prefixMeta, metaSchemaVersion}, binary.BigEndian.AppendUint32(nil, schemaVersion)); err != nil {
+				return fmt.Errorf("write schema version: %w", err)
+			}
+			if err := txn.Set([]byte{prefixMeta, metaBucketWidth}, binary.BigEndian.AppendUint64(nil, uint64(bucketWidth))); err != nil {
+				return fmt.Errorf("write bucket width: %w", err)
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		if len(v) != 4 || binary.BigEndian.Uint32(v) != schemaVersion {
+			return fmt.Errorf("unknown schema version %x (this Spoor reads version %d)", v, schemaVersion)
+		}
+		item, err = txn.Get([]byte{prefixMeta, metaBucketWidth})
+		if err != nil {
+			return fmt.Errorf("read bucket width: %w", err)
+		}
+		v, err = item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("read bucket width: %w", err)
+		}
+		if len(v) != 8 || time.Duration(binary.BigEndian.Uint64(v)) != bucketWidth {
+			return fmt.Errorf("bucket width %x differs from this Spoor's %s", v, bucketWidth)
+		}
+		return nil
+	})
+}
+
+// loadCatalogs reads only the two small catalog prefixes, never trace data.
+func (s *Store) loadCatalogs() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixService}})
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			s.services[string(item.Key()[1:])] = int64(item.ExpiresAt())
+		}
+		it.Close()
+		it = txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixOperation}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			k := item.Key()[1:]
+			if len(k) < 2 {
+				return fmt.Errorf("operation catalog key %x too short", item.Key())
+			}
+			n := int(binary.BigEndian.Uint16(k))
+			if len(k) < 2+n+1 {
+				return fmt.Errorf("operation catalog key %x too short", item.Key())
+			}
+			s.operations[opKey{service: string(k[2 : 2+n]), kind: k[2+n], name: string(k[3+n:])}] = int64(item.ExpiresAt())
+		}
+		return nil
+	})
+}
+
+// Close closes the store. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closeErr = s.closeDB()
+	})
+	return s.closeErr
+}
+
+func (s *Store) closeDB() error {
+	if s.enc != nil {
+		if err := s.enc.Close(); err != nil {
+			return fmt.Errorf("close zstd encoder: %w", err)
+		}
+	}
+	if s.dec != nil {
+		s.dec.Close()
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close trace store %q: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Stats returns the counters since Open.
+func (s *Store) Stats() Stats {
+	return Stats{
+		SpansWritten:       s.spansWritten.Load(),
+		ChunksWritten:      s.chunksWritten.Load(),
+		ChunksDeduplicated: s.chunksDeduped.Load(),
+		Conflicts:          s.conflicts.Load(),
+	}
+}
+
+// DiskSize returns the bytes of the LSM tree (.sst files) and of the value log (.vlog
+// files) on disk. While the store is open the last value log file is preallocated, so
+// it is counted only as far as it has blocks on disk. It is meant for metrics: when the
+// directory cannot be read it logs why and returns zeros.
+func (s *Store) DiskSize() (lsm, vlog int64) {
+	lsm, vlog, err := dirSizes(s.dir)
+	if err != nil && s.opts.Logger != nil {
+		s.opts.Logger.Warn("trace store disk size", zap.Error(err))
+	}
+	return lsm, vlog
+}
+
+// expiresAt is the Badger expiry of keys written now.
+func (s *Store) expiresAt(now time.Time) uint64 {
+	return uint64(now.Add(s.opts.Retention + bucketWidth).Unix())
+}
+
+type zapLogger struct{ l *zap.SugaredLogger }
+
+func (z zapLogger) Errorf(f string, a ...any)   { z.l.Errorf(f, a...) }
+func (z zapLogger) Warningf(f string, a ...any) { z.l.Warnf(f, a...) }
+func (z zapLogger) Infof(f string, a ...any)    { z.l.Debugf(f, a...) }
+func (z zapLogger) Debugf(f string, a ...any)   { z.l.Debugf(f, a...) }
