@@ -1,0 +1,357 @@
+// Command bench is `make bench`: it starts bin/spoor on loopback with a fresh data
+// directory, drives it with telemetrygen over OTLP gRPC, and prints what Spoor stored
+// and what that cost — counted on Spoor's side, never from what the generator sent.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	var o options
+	flag.StringVar(&o.spoor, "spoor", "bin/spoor", "spoor binary")
+	flag.StringVar(&o.telemetrygen, "telemetrygen", "telemetrygen", "telemetrygen binary (v0.161.0)")
+	flag.DurationVar(&o.duration, "duration", 30*time.Second, "how long telemetrygen sends")
+	flag.IntVar(&o.workers, "workers", 4, "telemetrygen workers")
+	flag.IntVar(&o.childSpans, "child-spans", 4, "child spans per trace")
+	flag.IntVar(&o.lookups, "lookups", 1000, "trace-by-ID lookups")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	spoor, telemetrygen string
+	duration            time.Duration
+	workers, childSpans int
+	lookups             int
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func run(o options) error {
+	dataDir, err := os.MkdirTemp("", "spoor-bench-data")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dataDir)
+	addrs := map[string]string{}
+	for _, k := range []string{"SPOOR_OTLP_GRPC_ENDPOINT", "SPOOR_OTLP_HTTP_ENDPOINT", "SPOOR_ZIPKIN_ENDPOINT", "SPOOR_QUERY_ENDPOINT", "SPOOR_METRICS_ENDPOINT"} {
+		a, err := freeAddr()
+		if err != nil {
+			return fmt.Errorf("pick port: %w", err)
+		}
+		addrs[k] = a
+	}
+	cmd := exec.Command(o.spoor)
+	cmd.Env = append(os.Environ(), "SPOOR_DATA_DIR="+dataDir)
+	for k, v := range addrs {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	logf, err := os.CreateTemp("", "spoor-bench-*.log")
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start spoor: %w", err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }()
+	query := "http://" + addrs["SPOOR_QUERY_ENDPOINT"]
+	if err := waitHealthy(query+"/healthz", 60*time.Second); err != nil {
+		return fmt.Errorf("%w (spoor log: %s)", err, logf.Name())
+	}
+	metricsURL := "http://" + addrs["SPOOR_METRICS_ENDPOINT"] + "/metrics"
+	pid := cmd.Process.Pid
+
+	cpu0, err := cpuSeconds(pid)
+	if err != nil {
+		return err
+	}
+	stored0, err := storedSpans(metricsURL)
+	if err != nil {
+		return err
+	}
+	gen := exec.Command(o.telemetrygen, "traces",
+		"--otlp-endpoint", addrs["SPOOR_OTLP_GRPC_ENDPOINT"], "--otlp-insecure",
+		"--workers", strconv.Itoa(o.workers), "--rate", "0", "--duration", o.duration.String(),
+		"--child-spans", strconv.Itoa(o.childSpans), "--batch-size", "512",
+		"--allow-export-failures", "--service", "bench")
+	for i := 0; i < 10; i++ {
+		gen.Args = append(gen.Args, "--telemetry-attributes", fmt.Sprintf("attr%d=\"value-%d\"", i, i))
+	}
+	gen.Stdout, gen.Stderr = io.Discard, io.Discard
+	start := time.Now()
+	if err := gen.Run(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			return fmt.Errorf("run telemetrygen: %w", err)
+		}
+	}
+	// Wait for in-flight exports to finish: the count must stop moving.
+	stored1, err := settle(metricsURL)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	cpu1, err := cpuSeconds(pid)
+	if err != nil {
+		return err
+	}
+	peakRSS, err := peakRSSBytes(pid)
+	if err != nil {
+		return err
+	}
+	spans := stored1 - stored0
+	if spans <= 0 {
+		return fmt.Errorf("spoor stored no spans (log: %s)", logf.Name())
+	}
+
+	lat, err := traceByIDLatencies(query, o.lookups)
+	if err != nil {
+		return err
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	if _, err := cmd.Process.Wait(); err != nil {
+		return err
+	}
+	disk, err := dirSize(dataDir)
+	if err != nil {
+		return err
+	}
+
+	cpu := cpu1 - cpu0
+	fmt.Printf("spoor end-to-end benchmark (telemetrygen v0.161.0 → OTLP gRPC, %d workers, %d child spans, 10 span attributes, %v)\n",
+		o.workers, o.childSpans, o.duration)
+	fmt.Printf("  spans stored                 %12.0f\n", spans)
+	fmt.Printf("  stored spans/s               %12.0f\n", spans/elapsed.Seconds())
+	fmt.Printf("  spoor CPU s per 1M spans     %12.2f   (target ≤ 8; Jaeger v2 + Badger ≈ 20)\n", cpu/spans*1e6)
+	fmt.Printf("  spoor CPU cores busy         %12.2f   (of %d)\n", cpu/elapsed.Seconds(), numCPU())
+	fmt.Printf("  spans/s per spoor CPU core   %12.0f\n", spans/cpu)
+	fmt.Printf("  spoor peak RSS               %9.0f MiB\n", float64(peakRSS)/(1<<20))
+	fmt.Printf("  bytes on disk per span       %12.1f   (%0.1f MiB total)\n", float64(disk)/spans, float64(disk)/(1<<20))
+	fmt.Printf("  trace by ID p50 / p99        %8.2f ms / %.2f ms   (%d random stored traces)\n",
+		ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), len(lat))
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func numCPU() int {
+	n := 0
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "processor") {
+			n++
+		}
+	}
+	return n
+}
+
+func waitHealthy(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("spoor not healthy at %s after %v", url, timeout)
+}
+
+// cpuSeconds reads the process's user+system CPU time from /proc.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read cpu time: %w", err)
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, err1 := strconv.ParseFloat(fields[11], 64)
+	stime, err2 := strconv.ParseFloat(fields[12], 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
+	}
+	return (utime + stime) / 100, nil // USER_HZ is 100 on Linux
+}
+
+func peakRSSBytes(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read peak RSS: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+var sentSpansRe = regexp.MustCompile(`(?m)^otelcol_exporter_sent_spans(?:_total)?\{[^}]*exporter="spoor_storage"[^}]*\} ([0-9.e+]+)$`)
+
+// storedSpans is the number of spans the storage exporter committed.
+func storedSpans(url string) (float64, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, fmt.Errorf("read metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	total := 0.0
+	for _, m := range sentSpansRe.FindAllStringSubmatch(string(b), -1) {
+		v, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			return 0, err
+		}
+		total += v
+	}
+	return total, nil
+}
+
+func settle(url string) (float64, error) {
+	last := -1.0
+	for {
+		n, err := storedSpans(url)
+		if err != nil {
+			return 0, err
+		}
+		if n == last {
+			return n, nil
+		}
+		last = n
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+type envelope struct {
+	Data []struct {
+		TraceID string `json:"traceID"`
+	} `json:"data"`
+}
+
+// traceByIDLatencies fetches n random stored traces by ID, sequentially, and returns
+// the sorted latencies.
+func traceByIDLatencies(query string, n int) ([]time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	ids, err := traceIDs(ctx, query, n)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{}
+	lat := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		id := ids[rand.IntN(len(ids))]
+		t0 := time.Now()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, query+"/api/traces/"+id, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("get trace %s: %w", id, err)
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("get trace %s: status %d", id, resp.StatusCode)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return lat, nil
+}
+
+// traceIDs collects up to n stored trace IDs through the search API.
+func traceIDs(ctx context.Context, query string, n int) ([]string, error) {
+	url := fmt.Sprintf("%s/api/traces?service=bench&limit=%d&start=%d", query, n, time.Now().Add(-time.Hour).UnixMicro())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("search traces: %w", err)
+	}
+	defer resp.Body.Close()
+	var env envelope
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		return nil, fmt.Errorf("decode search: %w", err)
+	}
+	ids := make([]string, 0, len(env.Data))
+	for _, d := range env.Data {
+		ids = append(ids, d.TraceID)
+	}
+	if len(ids) == 0 {
+		return nil, errors.New("search found no stored traces")
+	}
+	return ids, nil
+}
+
+func dirSize(dir string) (int64, error) {
+	var total int64
+	err := filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if !info.IsDir() {
+			// Badger preallocates its files sparsely: count blocks actually used.
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				total += st.Blocks * 512
+			} else {
+				total += info.Size()
+			}
+		}
+		return nil
+	})
+	return total, err
+}
