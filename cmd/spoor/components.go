@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/extension"
@@ -17,15 +19,24 @@ import (
 
 // components lists every component compiled into spoor.
 func components() (otelcol.Factories, error) {
+	receivers, err1 := otelcol.MakeFactoryMap[receiver.Factory](ingest.ReceiverFactories()...)
+	processors, err2 := otelcol.MakeFactoryMap[processor.Factory](ingest.ProcessorFactories()...)
+	exporters, err3 := otelcol.MakeFactoryMap[exporter.Factory](storageexporter.NewFactory())
+	extensions, err4 := otelcol.MakeFactoryMap[extension.Factory](
+		storageext.NewFactory(),
+		queryext.NewFactory(),
+		ingest.NewExtensionFactory(),
+	)
+	connectors, err5 := otelcol.MakeFactoryMap[connector.Factory]()
+	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+		return otelcol.Factories{}, err
+	}
 	return otelcol.Factories{
-		Receivers:  otelcol.MakeFactoryMap[receiver.Factory](ingest.ReceiverFactories()...),
-		Processors: otelcol.MakeFactoryMap[processor.Factory](),
-		Exporters:  otelcol.MakeFactoryMap[exporter.Factory](storageexporter.NewFactory()),
-		Extensions: otelcol.MakeFactoryMap[extension.Factory](
-			storageext.NewFactory(),
-			queryext.NewFactory(),
-		),
-		Connectors: otelcol.MakeFactoryMap[connector.Factory](),
+		Receivers:  receivers,
+		Processors: processors,
+		Exporters:  exporters,
+		Extensions: extensions,
+		Connectors: connectors,
 		Telemetry:  otelconftelemetry.NewFactory(),
 	}, nil
 }

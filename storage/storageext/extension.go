@@ -33,11 +33,11 @@ func (e *Extension) Start(_ context.Context, _ component.Host) error {
 	if e.store != nil {
 		return errors.New("trace store already started")
 	}
-	opts := badgerstore.DefaultOptions()
-	opts.Retention = e.cfg.Retention
-	opts.SyncWrites = e.cfg.SyncWrites
-	opts.Logger = e.telemetry.Logger
-	st, err := badgerstore.Open(e.cfg.Directory, opts)
+	st, err := badgerstore.Open(e.cfg.Directory, badgerstore.Options{
+		Retention:    e.cfg.Retention,
+		NoSyncWrites: !e.cfg.SyncWrites,
+		Logger:       e.telemetry.Logger,
+	})
 	if err != nil {
 		return fmt.Errorf("open trace store: %w", err)
 	}

@@ -1,0 +1,141 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/extension/extensionmiddleware"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// ExtensionType is the door middleware's type. HTTP receivers list it under
+// `middlewares:`; it runs after the collector has decompressed the body and capped it
+// at the receiver's max_request_body_size.
+var ExtensionType = component.MustNewType("spoor_ingest")
+
+// NewExtensionFactory returns the factory of the door middleware.
+func NewExtensionFactory() extension.Factory {
+	return extension.NewFactory(ExtensionType, func() component.Config { return &MiddlewareConfig{} },
+		createMiddleware, component.StabilityLevelDevelopment)
+}
+
+// MiddlewareConfig has no settings: the body limit is the receiver's own.
+type MiddlewareConfig struct{}
+
+func createMiddleware(_ context.Context, set extension.Settings, _ component.Config) (extension.Extension, error) {
+	m := set.TelemetrySettings.MeterProvider.Meter("github.com/spoortrace/spoor/ingest")
+	rejected, err := m.Int64Counter("spoor_ingest_rejected_requests",
+		metric.WithDescription("HTTP requests refused at the door, by reason and status."))
+	if err != nil {
+		return nil, fmt.Errorf("create rejected requests counter: %w", err)
+	}
+	return &middleware{rejected: rejected}, nil
+}
+
+type middleware struct {
+	component.StartFunc
+	component.ShutdownFunc
+	rejected metric.Int64Counter
+}
+
+var _ extensionmiddleware.HTTPServer = (*middleware)(nil)
+
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// GetHTTPHandler reads the whole body first, so that a body over the limit or a broken
+// compressed stream gets its own clear answer (413, 400) instead of a parse error on a
+// truncated body, and it passes the pipeline's reason for a refusal to senders whose
+// receiver answers with a bare status text.
+func (m *middleware) GetHTTPHandler(context.Context) (extensionmiddleware.WrapHTTPHandlerFunc, error) {
+	return func(_ context.Context, next http.Handler) (http.Handler, error) {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost {
+				next.ServeHTTP(w, r)
+				return
+			}
+			buf := bodyPool.Get().(*bytes.Buffer)
+			buf.Reset()
+			defer func() {
+				if buf.Cap() <= 4<<20 {
+					bodyPool.Put(buf)
+				}
+			}()
+			_, err := buf.ReadFrom(r.Body)
+			_ = r.Body.Close()
+			if err != nil {
+				var tooBig *http.MaxBytesError
+				if errors.As(err, &tooBig) {
+					m.refuse(r.Context(), w, http.StatusRequestEntityTooLarge, "body_too_large",
+						fmt.Sprintf("request body exceeds the limit of %d bytes (after decompression)", tooBig.Limit))
+					return
+				}
+				m.refuse(r.Context(), w, http.StatusBadRequest, "unreadable_body",
+					"cannot read request body: "+err.Error())
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(buf.Bytes()))
+			r.ContentLength = int64(buf.Len())
+			ctx, rej := withRejection(r.Context())
+			ew := &explainingWriter{ResponseWriter: w, rej: rej}
+			next.ServeHTTP(ew, r.WithContext(ctx))
+			if ew.status >= 400 {
+				m.rejected.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", "refused_by_receiver"),
+					attribute.Int("status", ew.status)))
+			}
+		}), nil
+	}, nil
+}
+
+func (m *middleware) refuse(ctx context.Context, w http.ResponseWriter, status int, reason, msg string) {
+	m.rejected.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason), attribute.Int("status", status)))
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Connection", "close")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, msg+"\n")
+}
+
+// explainingWriter replaces a plain-text error body that carries no reason with the
+// reason the pipeline recorded. Bodies in the protocol's own format (OTLP's protobuf
+// or JSON Status) already carry the message and pass unchanged.
+type explainingWriter struct {
+	http.ResponseWriter
+	rej      *rejection
+	status   int
+	replaced bool
+}
+
+func (w *explainingWriter) WriteHeader(status int) {
+	w.status = status
+	if status >= 400 {
+		ct := w.Header().Get("Content-Type")
+		if reason := w.rej.get(); reason != "" && (ct == "" || strings.HasPrefix(ct, "text/plain")) {
+			w.replaced = true
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Content-Length", strconv.Itoa(len(reason)+1))
+			w.ResponseWriter.WriteHeader(status)
+			_, _ = io.WriteString(w.ResponseWriter, reason+"\n")
+			return
+		}
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *explainingWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if w.replaced {
+		return len(p), nil
+	}
+	return w.ResponseWriter.Write(p)
+}
