@@ -133,7 +133,7 @@ func TestBadInput(t *testing.T) {
 		{name: "zipkin v1 malformed thrift", url: zipkinV1, contentType: "application/x-thrift",
 			body: []byte{0x0c, 0x00, 0x00, 0x00, 0x05, 0xff}, wantStatus: 400},
 		{name: "zipkin v2 zero trace id", url: zipkinV2, contentType: "application/json",
-			body: []byte(`[{"traceId":"00000000000000000000000000000000","id":"0000000000000001","name":"x","timestamp":1700000000000000,"duration":5,"localEndpoint":{"serviceName":"bad"}}]`),
+			body:       []byte(`[{"traceId":"00000000000000000000000000000000","id":"0000000000000001","name":"x","timestamp":1700000000000000,"duration":5,"localEndpoint":{"serviceName":"bad"}}]`),
 			wantStatus: 400},
 		{name: "zipkin body over limit", url: zipkinV2, contentType: "application/json",
 			body: big, wantStatus: 413},
