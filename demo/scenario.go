@@ -73,7 +73,7 @@ func (p *planner) planBlock(b int) {
 	p.outageFrom, p.outageTo = 0, 0
 	if b%2 == 0 {
 		p.outageFrom = planEarly + p.rng.IntN(6)
-		p.outageTo = p.outageFrom + 10 + p.rng.IntN(5)
+		p.outageTo = p.outageFrom + 6 + p.rng.IntN(4)
 	}
 	for i := planEarly; i < planBlock; i++ {
 		switch r := p.rng.Float64(); {
@@ -99,7 +99,7 @@ type breaker struct {
 }
 
 func newBreaker() *breaker {
-	return &breaker{state: "closed", threshold: 3, openCalls: 4}
+	return &breaker{state: "closed", threshold: 3, openCalls: 5}
 }
 
 // allow says whether a call may go out, and the state it goes out in.
