@@ -71,6 +71,8 @@ type Stats struct {
 	// Conflicts counts transactions retried because a concurrent writer touched
 	// the same trace summary.
 	Conflicts int64
+	// Commits counts Badger transactions committed by WriteTraces.
+	Commits int64
 }
 
 // Store is the Badger trace store. It is safe for concurrent use.
@@ -86,7 +88,7 @@ type Store struct {
 	services   map[string]int64 // name → key expiry (unix seconds)
 	operations map[opKey]int64
 
-	spansWritten, chunksWritten, chunksDeduped, conflicts atomic.Int64
+	spansWritten, chunksWritten, chunksDeduped, conflicts, commits atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -110,6 +112,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		WithNumLevelZeroTablesStall(8).
 		WithNumCompactors(2).
 		WithValueLogFileSize(256 << 20).
+		WithValueThreshold(min(1<<20, opts.MemTableSize*15/100/2)).
 		WithMetricsEnabled(false).
 		WithLogger(nil)
 	if opts.Logger != nil {
@@ -243,6 +246,7 @@ func (s *Store) Stats() Stats {
 		ChunksWritten:      s.chunksWritten.Load(),
 		ChunksDeduplicated: s.chunksDeduped.Load(),
 		Conflicts:          s.conflicts.Load(),
+		Commits:            s.commits.Load(),
 	}
 }
 

@@ -435,6 +435,7 @@ func (s *Store) commitGroup(ctx context.Context, plans []*chunkPlan, catalog []c
 		err := s.db.Update(func(txn *badger.Txn) error { return s.applyGroup(txn, plans, catalog, exp) })
 		switch {
 		case err == nil:
+			s.commits.Add(1)
 			return nil
 		case errors.Is(err, badger.ErrConflict) && attempt < maxConflictRetries:
 			s.conflicts.Add(1)

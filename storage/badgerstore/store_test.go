@@ -1,0 +1,185 @@
+package badgerstore
+
+import (
+	"context"
+	"encoding/binary"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/spoortrace/spoor/storage/storagetest"
+)
+
+func openStore(t *testing.T, dir string) storagetest.Store {
+	t.Helper()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storagetest.RunAll(t, openStore)
+}
+
+func TestCloseTwice(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestOpenRefusesUnknownSchema(t *testing.T) {
+	dir := t.TempDir()
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatalf("badger.Open: %v", err)
+	}
+	if err := db.Update(func(txn *badger.Txn) error {
+		return txn.Set([]byte{prefixMeta, metaSchemaVersion}, binary.BigEndian.AppendUint32(nil, 99))
+	}); err != nil {
+		t.Fatalf("write version: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	_, err = Open(dir, Options{})
+	if err == nil || !strings.Contains(err.Error(), "unknown schema version") {
+		t.Fatalf("Open with schema 99: err = %v, want unknown schema version", err)
+	}
+}
+
+func TestStatsDoNotDoubleCountRetries(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{NoSyncWrites: true})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	td := telemetrygenBatch(1, 64, 4, time.Now())
+	for range 3 {
+		if err := s.WriteTraces(context.Background(), td); err != nil {
+			t.Fatalf("WriteTraces: %v", err)
+		}
+	}
+	st := s.Stats()
+	if st.SpansWritten != 64 || st.ChunksWritten != 16 || st.ChunksDeduplicated != 32 {
+		t.Fatalf("stats after 3 identical writes = %+v, want 64 spans, 16 chunks, 32 deduplicated", st)
+	}
+	// The summary's span count was merged once.
+	id := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID()
+	var sum summary
+	if err := s.db.View(func(txn *badger.Txn) error {
+		found, err := readSummary(txn, id, &sum)
+		if !found && err == nil {
+			t.Fatal("summary missing")
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("read summary: %v", err)
+	}
+	if sum.spans != 4 || !sum.hasRoot || sum.rootName != "root-op" || sum.rootService != "telemetrygen" {
+		t.Fatalf("summary = %+v, want 4 spans and root telemetrygen/root-op", sum)
+	}
+}
+
+// TestLargeBatchSplitsTransactions writes a batch bigger than one Badger transaction.
+func TestLargeBatchSplitsTransactions(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{NoSyncWrites: true, MemTableSize: 4 << 20})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	td := telemetrygenBatch(7, 40000, 4, time.Now())
+	if err := s.WriteTraces(context.Background(), td); err != nil {
+		t.Fatalf("WriteTraces: %v", err)
+	}
+	if st := s.Stats(); st.SpansWritten != 40000 || st.Commits < 2 {
+		t.Fatalf("stats = %+v, want 40000 spans written in several commits", st)
+	}
+	id := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(39999).TraceID()
+	got, err := s.GetTrace(context.Background(), id)
+	if err != nil || got.SpanCount() != 4 {
+		t.Fatalf("GetTrace(last trace) = %d spans, %v", got.SpanCount(), err)
+	}
+}
+
+func TestDiskSize(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{NoSyncWrites: true})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if err := s.WriteTraces(context.Background(), telemetrygenBatch(3, 512, 4, time.Now())); err != nil {
+		t.Fatalf("WriteTraces: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	lsm, vlog, err := dirSizes(dir)
+	if err != nil {
+		t.Fatalf("dirSizes: %v", err)
+	}
+	if lsm == 0 {
+		t.Fatalf("DiskSize = %d + %d after writing 512 spans and closing, want a non-empty LSM", lsm, vlog)
+	}
+}
+
+// telemetrygenBatch builds spans like telemetrygen's: traces of one root and
+// perTrace-1 children, 10 identical attributes on every span.
+func telemetrygenBatch(seed uint64, spans, perTrace int, start time.Time) ptrace.Traces {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "telemetrygen")
+	ss := rs.ScopeSpans().AppendEmpty()
+	ss.Scope().SetName("telemetrygen")
+	out := ss.Spans()
+	out.EnsureCapacity(spans)
+	var tid pcommon.TraceID
+	var root pcommon.SpanID
+	for i := 0; i < spans; i++ {
+		sp := out.AppendEmpty()
+		if i%perTrace == 0 {
+			binary.BigEndian.PutUint64(tid[:8], seed)
+			binary.BigEndian.PutUint64(tid[8:], uint64(i/perTrace)+1)
+		}
+		var sid pcommon.SpanID
+		binary.BigEndian.PutUint64(sid[:], seed<<32|uint64(i)+1)
+		sp.SetTraceID(tid)
+		sp.SetSpanID(sid)
+		ts := start.Add(time.Duration(i) * time.Microsecond)
+		if i%perTrace == 0 {
+			root = sid
+			sp.SetName("root-op")
+			sp.SetKind(ptrace.SpanKindServer)
+		} else {
+			sp.SetParentSpanID(root)
+			sp.SetName("okey-dokey-0")
+			sp.SetKind(ptrace.SpanKindClient)
+		}
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(ts))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(ts.Add(123 * time.Microsecond)))
+		a := sp.Attributes()
+		a.PutStr("net.peer.ip", "1.2.3.4")
+		a.PutStr("peer.service", "telemetrygen-server")
+		a.PutStr("k1", "v1")
+		a.PutStr("k2", "v2")
+		a.PutStr("k3", "v3")
+		a.PutStr("k4", "v4")
+		a.PutStr("k5", "v5")
+		a.PutStr("k6", "v6")
+		a.PutStr("k7", "v7")
+		a.PutStr("k8", "v8")
+	}
+	return td
+}

@@ -1,0 +1,223 @@
+package storagetest
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/spoortrace/spoor/storage"
+)
+
+// jaegerBase is the fixtures' reference time; the suite moves it to about an hour ago.
+var jaegerBase = time.Date(2017, 1, 26, 16, 46, 31, 0, time.UTC)
+
+type jaegerQuery struct {
+	Caption string
+	Query   struct {
+		ServiceName   string
+		OperationName string
+		Tags          map[string]any
+		StartTimeMin  time.Time
+		StartTimeMax  time.Time
+		DurationMin   time.Duration
+		DurationMax   time.Duration
+		NumTraces     int
+	}
+	ExpectedFixtures []string
+}
+
+// FixturesDir finds the Jaeger fixtures: $SPOOR_CONFORMANCE_DIR/jaeger if set, else
+// ../shared/conformance/jaeger beside the repository root (the directory with go.mod).
+func FixturesDir(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("SPOOR_CONFORMANCE_DIR"); d != "" {
+		return filepath.Join(d, "jaeger")
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatalf("working directory: %v", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatalf("no go.mod above the working directory: cannot locate the conformance fixtures")
+		}
+		dir = parent
+	}
+	fixtures := filepath.Join(dir, "..", "shared", "conformance", "jaeger")
+	if _, err := os.Stat(filepath.Join(fixtures, "queries.json")); err != nil {
+		t.Fatalf("Jaeger conformance fixtures missing (set SPOOR_CONFORMANCE_DIR): %v", err)
+	}
+	return fixtures
+}
+
+// shiftTraces moves every timestamp of td by d.
+func shiftTraces(td ptrace.Traces, d time.Duration) {
+	shift := func(ts pcommon.Timestamp) pcommon.Timestamp {
+		if ts == 0 {
+			return 0
+		}
+		return pcommon.NewTimestampFromTime(ts.AsTime().Add(d))
+	}
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				sp := spans.At(k)
+				sp.SetStartTimestamp(shift(sp.StartTimestamp()))
+				sp.SetEndTimestamp(shift(sp.EndTimestamp()))
+				evs := sp.Events()
+				for e := 0; e < evs.Len(); e++ {
+					evs.At(e).SetTimestamp(shift(evs.At(e).Timestamp()))
+				}
+			}
+		}
+	}
+}
+
+// traceIDsOf returns the trace IDs of td's spans (not of its links), as hex.
+func traceIDsOf(td ptrace.Traces) []string {
+	var out []string
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				id := spans.At(k).TraceID()
+				s := hex.EncodeToString(id[:])
+				if !slices.Contains(out, s) {
+					out = append(out, s)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// tagString writes a JSON tag value the way pcommon.Value.AsString prints the
+// attribute it stands for.
+func tagString(v any) (string, error) {
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), nil
+	case bool:
+		return strconv.FormatBool(v), nil
+	default:
+		return "", fmt.Errorf("unsupported tag value %v (%T)", v, v)
+	}
+}
+
+func testJaegerFixtures(t *testing.T, open Opener) {
+	dir := FixturesDir(t)
+	s := openFresh(t, open)
+
+	offset := time.Now().Add(-time.Hour).Truncate(time.Minute).Sub(jaegerBase)
+	files, err := filepath.Glob(filepath.Join(dir, "traces", "*.json"))
+	if err != nil {
+		t.Fatalf("list fixtures: %v", err)
+	}
+	if len(files) != 32 {
+		t.Fatalf("found %d fixture traces in %s, want 32", len(files), dir)
+	}
+	fixtureIDs := map[string][]string{}
+	var u ptrace.JSONUnmarshaler
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("read fixture: %v", err)
+		}
+		td, err := u.UnmarshalTraces(b)
+		if err != nil {
+			t.Fatalf("decode fixture %s: %v", f, err)
+		}
+		shiftTraces(td, offset)
+		name := filepath.Base(f)
+		fixtureIDs[name[:len(name)-len(".json")]] = traceIDsOf(td)
+		if err := s.WriteTraces(context.Background(), td); err != nil {
+			t.Fatalf("write fixture %s: %v", f, err)
+		}
+	}
+
+	b, err := os.ReadFile(filepath.Join(dir, "queries.json"))
+	if err != nil {
+		t.Fatalf("read queries: %v", err)
+	}
+	var queries []jaegerQuery
+	if err := json.Unmarshal(b, &queries); err != nil {
+		t.Fatalf("decode queries: %v", err)
+	}
+	if len(queries) != 25 {
+		t.Fatalf("found %d queries, want 25", len(queries))
+	}
+	for _, jq := range queries {
+		t.Run(jq.Caption, func(t *testing.T) {
+			q := storage.TraceQuery{
+				ServiceName:   jq.Query.ServiceName,
+				OperationName: jq.Query.OperationName,
+				StartTimeMin:  jq.Query.StartTimeMin.Add(offset),
+				StartTimeMax:  jq.Query.StartTimeMax.Add(offset),
+				DurationMin:   jq.Query.DurationMin,
+				DurationMax:   jq.Query.DurationMax,
+				Limit:         jq.Query.NumTraces,
+			}
+			if len(jq.Query.Tags) > 0 {
+				q.Attributes = map[string]string{}
+				for k, v := range jq.Query.Tags {
+					str, err := tagString(v)
+					if err != nil {
+						t.Fatalf("tag %s: %v", k, err)
+					}
+					q.Attributes[k] = str
+				}
+			}
+			var want []string
+			for _, f := range jq.ExpectedFixtures {
+				ids, ok := fixtureIDs[f]
+				if !ok {
+					t.Fatalf("expected fixture %q not loaded", f)
+				}
+				want = append(want, ids...)
+			}
+			ids, err := s.FindTraceIDs(context.Background(), q)
+			if err != nil {
+				t.Fatalf("FindTraceIDs: %v", err)
+			}
+			got := idStrings(ids)
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("FindTraceIDs(%+v)\n got %v\nwant %v", q, got, want)
+			}
+			traces, err := s.FindTraces(context.Background(), q)
+			if err != nil {
+				t.Fatalf("FindTraces: %v", err)
+			}
+			if len(traces) != len(ids) {
+				t.Fatalf("FindTraces returned %d traces, FindTraceIDs %d", len(traces), len(ids))
+			}
+			for i, td := range traces {
+				if tids := traceIDsOf(td); len(tids) != 1 || tids[0] != idStrings(ids[i : i+1])[0] {
+					t.Fatalf("FindTraces[%d] holds traces %v, want %s in FindTraceIDs order", i, tids, idStrings(ids[i:i+1]))
+				}
+			}
+		})
+	}
+}
