@@ -115,7 +115,7 @@ func TestBadInput(t *testing.T) {
 
 	cases := []httpCase{
 		{name: "otlp-http malformed protobuf", url: otlpURL, contentType: "application/x-protobuf",
-			body: []byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01}, wantStatus: 400, wantReason: "proto"},
+			body: []byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01}, wantStatus: 400, wantReason: "EOF"},
 		{name: "otlp-http malformed json", url: otlpURL, contentType: "application/json",
 			body: []byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":`), wantStatus: 400},
 		{name: "otlp-http zero trace id (protobuf)", url: otlpURL, contentType: "application/x-protobuf",
@@ -123,9 +123,11 @@ func TestBadInput(t *testing.T) {
 		{name: "otlp-http zero trace id (json)", url: otlpURL, contentType: "application/json",
 			body: jsonBody(t, zeroTraceIDTraces()), wantStatus: 400, wantReason: "trace ID"},
 		{name: "otlp-http body over limit", url: otlpURL, contentType: "application/x-protobuf",
-			body: big, wantStatus: 413},
+			body: big, wantStatus: 413, wantReason: "limit"},
 		{name: "otlp-http gzip bomb", url: otlpURL, contentType: "application/x-protobuf", encoding: "gzip",
-			body: bomb, wantStatus: 400},
+			body: bomb, wantStatus: 413, wantReason: "limit"},
+		{name: "otlp-http corrupt gzip", url: otlpURL, contentType: "application/x-protobuf", encoding: "gzip",
+			body: append(gzipBytes(t, protoBody(t, zeroTraceIDTraces()))[:20], 0xde, 0xad), wantStatus: 400},
 		{name: "zipkin v2 malformed json", url: zipkinV2, contentType: "application/json",
 			body: []byte(`[{"traceId":"zz","id":`), wantStatus: 400},
 		{name: "zipkin v2 malformed protobuf", url: zipkinV2, contentType: "application/x-protobuf",
@@ -134,11 +136,11 @@ func TestBadInput(t *testing.T) {
 			body: []byte{0x0c, 0x00, 0x00, 0x00, 0x05, 0xff}, wantStatus: 400},
 		{name: "zipkin v2 zero trace id", url: zipkinV2, contentType: "application/json",
 			body:       []byte(`[{"traceId":"00000000000000000000000000000000","id":"0000000000000001","name":"x","timestamp":1700000000000000,"duration":5,"localEndpoint":{"serviceName":"bad"}}]`),
-			wantStatus: 400},
+			wantStatus: 400, wantReason: "trace ID"},
 		{name: "zipkin body over limit", url: zipkinV2, contentType: "application/json",
-			body: big, wantStatus: 413},
+			body: big, wantStatus: 413, wantReason: "limit"},
 		{name: "zipkin gzip bomb", url: zipkinV2, contentType: "application/json", encoding: "gzip",
-			body: bomb, wantStatus: 400},
+			body: bomb, wantStatus: 413, wantReason: "limit"},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/jaegertracing/jaeger-idl/thrift-gen/zipkincore"
-	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/zipkin/zipkinthriftconverter"
+	zipkinthrift "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/zipkin/zipkinthriftconverter"
 	zipkin "github.com/openzipkin/zipkin-go"
 	zipkinmodel "github.com/openzipkin/zipkin-go/model"
 	zipkinhttp "github.com/openzipkin/zipkin-go/reporter/http"
@@ -264,7 +264,9 @@ func sendZipkinGo(t *testing.T, s *spoor, base time.Time) sentTrace {
 		wantEq(t, "child.operationName", c.OperationName, "select orders")
 		wantEq(t, "child.duration", c.Duration, int64(4000))
 		wantTag(t, c.Tags, "span.kind", "client")
-		wantTag(t, c.Tags, "error", true)
+		// Zipkin's error tag keeps its message and makes the span an error span.
+		wantTag(t, c.Tags, "error", "connection reset")
+		wantTag(t, c.Tags, "otel.status_code", "ERROR")
 		if len(c.References) != 1 || c.References[0].RefType != "CHILD_OF" || c.References[0].SpanID != rc.ID.String() {
 			t.Errorf("child references = %+v, want CHILD_OF %s", c.References, rc.ID)
 		}
@@ -314,7 +316,7 @@ func sendZipkinV1Thrift(t *testing.T, s *spoor, base time.Time) sentTrace {
 			{Key: "queue", Value: []byte("invoices"), AnnotationType: zipkincore.AnnotationType_STRING, Host: host},
 		},
 	}
-	body, err := zipkinthriftconverter.SerializeThrift(context.Background(), []*zipkincore.Span{span})
+	body, err := zipkinthrift.SerializeThrift(context.Background(), []*zipkincore.Span{span})
 	if err != nil {
 		t.Fatal(err)
 	}
