@@ -56,8 +56,8 @@ type jaegerConverter struct {
 	procJSON [][]byte
 	procIDs  []int
 	// procs lists distinct processes in order of first appearance; pN is procs[N-1].
-	procs   [][]byte
-	scratch []byte
+	procs      [][]byte
+	procByJSON map[string]int
 }
 
 // appendTrace appends the Jaeger UI JSON of td, which holds the spans of one trace. Unless
@@ -109,6 +109,7 @@ func (cv *jaegerConverter) appendTrace(dst []byte, td ptrace.Traces, raw bool) [
 func (cv *jaegerConverter) collect(td ptrace.Traces) {
 	cv.spans = cv.spans[:0]
 	cv.procs = cv.procs[:0]
+	clear(cv.procByJSON)
 	rss := td.ResourceSpans()
 	cv.procIDs = slices.Grow(cv.procIDs[:0], rss.Len())[:rss.Len()]
 	for i := range cv.procIDs {
@@ -138,15 +139,37 @@ func (cv *jaegerConverter) processID(rs int, res pcommon.Resource) int {
 	}
 	p := appendProcess(cv.procJSON[rs][:0], res)
 	cv.procJSON[rs] = p
-	for i, q := range cv.procs {
-		if bytes.Equal(p, q) {
-			cv.procIDs[rs] = i + 1
-			return i + 1
-		}
+	id := cv.lookupProcess(p)
+	if id == 0 {
+		cv.procs = append(cv.procs, p)
+		id = len(cv.procs)
 	}
-	cv.procs = append(cv.procs, p)
-	cv.procIDs[rs] = len(cv.procs)
-	return len(cv.procs)
+	cv.procIDs[rs] = id
+	return id
+}
+
+// procScanLimit: up to this many distinct processes a linear scan finds duplicates
+// without allocating; past it (a trace fanning out over many pods) a map keeps the
+// lookup from going quadratic.
+const procScanLimit = 16
+
+func (cv *jaegerConverter) lookupProcess(p []byte) int {
+	if len(cv.procs) <= procScanLimit {
+		for i, q := range cv.procs {
+			if bytes.Equal(p, q) {
+				return i + 1
+			}
+		}
+		return 0
+	}
+	if cv.procByJSON == nil {
+		cv.procByJSON = make(map[string]int, 2*procScanLimit)
+	}
+	// procs are distinct, so the map holds exactly a prefix of them: add the rest.
+	for i := len(cv.procByJSON); i < len(cv.procs); i++ {
+		cv.procByJSON[string(cv.procs[i])] = i + 1
+	}
+	return cv.procByJSON[string(p)]
 }
 
 // appendProcess appends {"serviceName":…,"tags":[…]}: service.name, and every other

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -369,4 +371,39 @@ func FuzzJSONString(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) { checkJSONString(t, s) })
+}
+
+// Past procScanLimit distinct processes the converter switches to a map; numbering and
+// sharing must not change at the switch, also when the converter is reused.
+func TestJaegerProcessesManyResources(t *testing.T) {
+	td := ptrace.NewTraces()
+	const distinct = 3*procScanLimit + 1
+	for i := 0; i < 2*distinct; i++ {
+		rs := td.ResourceSpans().AppendEmpty()
+		// Resources i and i+distinct are identical.
+		rs.Resource().Attributes().PutStr("service.name", "svc")
+		rs.Resource().Attributes().PutInt("pod", int64(i%distinct))
+		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetTraceID(richTraceID)
+		sp.SetSpanID(pcommon.SpanID{byte(i), 1})
+		sp.SetStartTimestamp(ts(time.Duration(i) * time.Millisecond))
+		sp.SetEndTimestamp(ts(time.Duration(i+1) * time.Millisecond))
+	}
+	var cv jaegerConverter
+	for round := 0; round < 2; round++ {
+		tr := decodeTrace(t, cv.appendTrace(nil, td, false))
+		if len(tr.Processes) != distinct {
+			t.Fatalf("round %d: %d processes, want %d", round, len(tr.Processes), distinct)
+		}
+		for i, s := range tr.Spans {
+			want := "p" + itoa(i%distinct+1)
+			if s.ProcessID != want {
+				t.Fatalf("round %d: span %d has process %s, want %s", round, i, s.ProcessID, want)
+			}
+			pod := tr.Processes[want].Tags[0].Value.(float64)
+			if int(pod) != i%distinct {
+				t.Fatalf("round %d: process %s has pod %v, want %d", round, want, pod, i%distinct)
+			}
+		}
+	}
 }

@@ -271,6 +271,9 @@ func decodeTagsJSON(s string, into map[string]string) error {
 		return fmt.Errorf("%q has data after the JSON object", truncate(s))
 	}
 	for k, raw := range m {
+		if k == "" {
+			return errors.New("empty attribute key")
+		}
 		v, err := tagValue(raw)
 		if err != nil {
 			return fmt.Errorf("key %q: %w", truncate(k), err)

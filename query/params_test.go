@@ -186,6 +186,7 @@ func TestParseSearchParamsErrors(t *testing.T) {
 		{`tags={"a":null}`, "'tags'"},
 		{`tags={"a":{"b":"c"}}`, "'tags'"},
 		{`tags={"a":["b"]}`, "'tags'"},
+		{`tags={"":"b"}`, "'tags'"},
 		{`tags={"a":"b"}x`, "'tags'"},
 		{`tags="a"`, "'tags'"},
 		{"traceID=xyz", "'traceID'"},
