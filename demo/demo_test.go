@@ -2,6 +2,7 @@ package demo_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -436,5 +437,36 @@ func TestCommandRunsAgainstEnvEndpoints(t *testing.T) {
 	}
 	if len(r.sink.all()) == 0 {
 		t.Error("the command sent nothing to the endpoints in the environment")
+	}
+}
+
+// With nothing listening, Run must say so promptly instead of retrying for a
+// minute, and count nothing as delivered.
+func TestRunWithNoSpoorFailsFast(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := lis.Addr().String()
+	if err := lis.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := demo.DefaultConfig()
+	cfg.OTLPGRPCEndpoint, cfg.OTLPHTTPEndpoint, cfg.ZipkinEndpoint = closed, closed, closed
+	cfg.Rate = 20
+	cfg.Duration = 200 * time.Millisecond
+	cfg.ExportTimeout = 500 * time.Millisecond
+	cfg.FlushTimeout = 3 * time.Second
+
+	begin := time.Now()
+	stats, err := demo.Run(context.Background(), cfg, zaptest.NewLogger(t))
+	if elapsed := time.Since(begin); elapsed > 8*time.Second {
+		t.Errorf("Run took %v against a closed port", elapsed)
+	}
+	if err == nil {
+		t.Fatal("Run reported no error with nothing listening")
+	}
+	if stats.Spans() != 0 || stats.Errors == 0 || stats.Traces == 0 {
+		t.Errorf("stats %+v, want traces played, none delivered, errors counted", stats)
 	}
 }

@@ -235,6 +235,8 @@ func (g *generator) db(parent *span, t time.Time, op, table, query string, media
 		name += " " + table
 		attrs = append(attrs, attribute.String("db.collection.name", table))
 	}
+	// The driver's own bookkeeping comes before the statement goes out.
+	t = t.Add(g.d(60*time.Microsecond, 0.3))
 	sp := parent.svc.start(parent, name, client, t, attrs...)
 	sp.peer("postgresql")
 	t = t.Add(g.d(median, 0.5))

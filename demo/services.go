@@ -61,7 +61,10 @@ type service struct {
 	tracer trace.Tracer
 	zt     *zipkin.Tracer
 	zrep   reporter.Reporter
-	gen    *generator // where propagation bugs are reported
+	// ztransport is the reporter's own, so that its idle connections can be
+	// closed when the run ends.
+	ztransport *http.Transport
+	gen        *generator // where propagation bugs are reported
 }
 
 // startServices builds every service with its own exporter. The exporters
@@ -142,8 +145,9 @@ func (s *service) startOTel(ctx context.Context, cfg Config, c *counters) error 
 }
 
 func (s *service) startZipkin(cfg Config, c *counters, logger *zap.Logger) error {
+	s.ztransport = http.DefaultTransport.(*http.Transport).Clone()
 	s.zrep = zipkinhttp.NewReporter(cfg.ZipkinURL(),
-		zipkinhttp.Client(&countingDoer{client: &http.Client{}, c: c}),
+		zipkinhttp.Client(&countingDoer{client: &http.Client{Transport: s.ztransport}, c: c}),
 		zipkinhttp.Timeout(cfg.ExportTimeout),
 		zipkinhttp.BatchInterval(time.Second),
 		zipkinhttp.BatchSize(500),
@@ -189,6 +193,7 @@ func shutdownServices(ctx context.Context, services map[string]*service) error {
 			if err := s.zrep.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("flush %s: %w", s.name, err))
 			}
+			s.ztransport.CloseIdleConnections()
 		}
 	}
 	return errors.Join(errs...)
