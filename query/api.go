@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 	"go.uber.org/zap"
 
 	"github.com/spoortrace/spoor/storage"
@@ -22,6 +23,12 @@ const (
 	DefaultMaxSearchLimit = 1500
 	// DefaultSearchLookback is how far back a search looks when it gives no start, as in Jaeger.
 	DefaultSearchLookback = 48 * time.Hour
+)
+
+// Response compression: the fastest level already shrinks trace JSON about tenfold.
+const (
+	gzipLevel     = 1
+	gzipMinLength = 1024
 )
 
 // Options configures an API. The zero value is usable.
@@ -85,6 +92,9 @@ func New(reader storage.Reader, opts Options) *API {
 	a := &API{reader: reader, opts: opts, log: opts.Logger, e: e, now: time.Now}
 	e.HTTPErrorHandler = a.handleEchoError
 	e.Pre(a.limitRequest)
+	// Trace JSON is repetitive and often megabytes; Jaeger's query service compresses it
+	// too. Small answers (services, errors) are not worth the CPU.
+	e.Use(middleware.GzipWithConfig(middleware.GzipConfig{Level: gzipLevel, MinLength: gzipMinLength}))
 	a.routes()
 	return a
 }

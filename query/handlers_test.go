@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -554,5 +555,54 @@ func TestGetTraceMatchesGolden(t *testing.T) {
 	}
 	if !bytes.Equal(out.Bytes(), golden) {
 		t.Errorf("served trace differs from testdata/jaeger_trace_rich.json:\n%s", out.Bytes())
+	}
+}
+
+func TestLargeResponsesAreGzipped(t *testing.T) {
+	e := newTestEnv(t, Options{})
+	e.write(richTrace())
+	const path = "/api/traces/5b8efff798038103d269b633813fc60c"
+	status, plain := e.get(path) // the client adds and strips gzip itself
+	if status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	req, err := http.NewRequest(http.MethodGet, e.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ce := resp.Header.Get("Content-Encoding"); ce != "gzip" {
+		t.Fatalf("Content-Encoding %q, want gzip", ce)
+	}
+	zr, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		t.Fatalf("gzip reader: %v", err)
+	}
+	unzipped, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("gunzip: %v", err)
+	}
+	if !bytes.Equal(unzipped, plain) {
+		t.Error("gzipped body differs from the plain one")
+	}
+
+	// Small answers go uncompressed.
+	req, err = http.NewRequest(http.MethodGet, e.srv.URL+"/api/services", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp2, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if ce := resp2.Header.Get("Content-Encoding"); ce != "" {
+		t.Errorf("small response Content-Encoding %q, want none", ce)
 	}
 }
