@@ -151,7 +151,6 @@ func (g *generator) checkout(t0 time.Time) {
 		attribute.String("user.id", o.userID),
 		attribute.Float64("payment.amount", o.amount),
 		attribute.String("payment.currency", o.currency),
-		attribute.String("demo.scenario", sc.String()),
 	)
 	t := t0.Add(g.d(300*time.Microsecond, 0.3))
 	auth := g.gw.start(root, "auth.verify_token", internal, t, attribute.String("user.id", o.userID))
