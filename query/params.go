@@ -100,7 +100,7 @@ func parseBase64TraceID(s string, id *pcommon.TraceID) bool {
 	return false
 }
 
-// formatTraceID writes a trace ID as Jaeger's model.TraceID.String does: 16 hex digits
+// appendTraceID writes a trace ID as Jaeger's model.TraceID.String does: 16 hex digits
 // when the high half is zero (a 64-bit ID), else all 32.
 func appendTraceID(dst []byte, id pcommon.TraceID) []byte {
 	if binary.BigEndian.Uint64(id[:8]) == 0 {
