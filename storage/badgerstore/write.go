@@ -34,7 +34,12 @@ type fieldKey struct {
 	bucket uint32
 }
 
-type fieldSpan struct{ first, last uint64 }
+type fieldEntry struct {
+	k           fieldKey
+	first, last uint64
+}
+
+const linearFields = 32
 
 // chunkPlan is everything one trace chunk writes, prepared outside the transaction.
 type chunkPlan struct {
@@ -68,7 +73,8 @@ type writeScratch struct {
 	refs      []spanRef
 	groups    map[pcommon.TraceID]int32
 	ids       []pcommon.TraceID
-	fields    map[fieldKey]fieldSpan
+	flist     []fieldEntry
+	fields    map[fieldKey]int
 	resHash   []uint64
 	scopeHash []uint64
 	h         fieldHasher
@@ -79,7 +85,7 @@ type writeScratch struct {
 var scratchPool = sync.Pool{New: func() any {
 	return &writeScratch{
 		groups:  map[pcommon.TraceID]int32{},
-		fields:  map[fieldKey]fieldSpan{},
+		fields:  map[fieldKey]int{},
 		seenSvc: map[string]struct{}{},
 		seenOp:  map[opKey]struct{}{},
 	}
@@ -250,21 +256,40 @@ func (s *Store) planChunk(w *writeScratch, td ptrace.Traces, refs []spanRef) (*c
 		first               = true
 	)
 	allHash := w.h.all()
+	w.flist = w.flist[:0]
 	clear(w.fields)
+	// Chunks carry few distinct fields (telemetrygen: 14), so a linear scan of a small
+	// slice beats hashing into a map; the map takes over for unusual chunks.
 	addField := func(hash uint64, b uint32, start uint64) {
 		k := fieldKey{hash: hash, bucket: b}
-		if f, ok := w.fields[k]; ok {
-			if start < f.first {
-				f.first = start
-			} else if start > f.last {
-				f.last = start
-			} else {
-				return
+		i := -1
+		if len(w.flist) <= linearFields {
+			for j := range w.flist {
+				if w.flist[j].k == k {
+					i = j
+					break
+				}
 			}
-			w.fields[k] = f
+		} else {
+			if len(w.fields) == 0 {
+				for j, e := range w.flist {
+					w.fields[e.k] = j
+				}
+			}
+			if j, ok := w.fields[k]; ok {
+				i = j
+			}
+		}
+		if i < 0 {
+			w.flist = append(w.flist, fieldEntry{k: k, first: start, last: start})
+			if len(w.fields) > 0 {
+				w.fields[k] = len(w.flist) - 1
+			}
 			return
 		}
-		w.fields[k] = fieldSpan{first: start, last: start}
+		f := &w.flist[i]
+		f.first = min(f.first, start)
+		f.last = max(f.last, start)
 	}
 	flushService := func() {
 		if svcSpans > 0 {
@@ -351,15 +376,15 @@ func (s *Store) planChunk(w *writeScratch, td ptrace.Traces, refs []spanRef) (*c
 	p.value = s.enc.EncodeAll(raw, value)
 
 	chunkBucket := bucketOf(p.sum.minStart)
-	p.arena = make([]byte, 0, chunkKeyLen+summaryKeyLen+len(w.fields)*(indexKeyLen+8))
+	p.arena = make([]byte, 0, chunkKeyLen+summaryKeyLen+len(w.flist)*(indexKeyLen+8))
 	p.arena = appendChunkKey(p.arena, chunkBucket, p.traceID, hash)
 	p.chunkKey = p.arena[:chunkKeyLen:chunkKeyLen]
 	p.arena = appendSummaryKey(p.arena, p.traceID)
 	p.sumKey = p.arena[chunkKeyLen : chunkKeyLen+summaryKeyLen : chunkKeyLen+summaryKeyLen]
-	p.index = make([][2][]byte, 0, len(w.fields))
-	for k, f := range w.fields {
+	p.index = make([][2][]byte, 0, len(w.flist))
+	for _, f := range w.flist {
 		off := len(p.arena)
-		p.arena = appendIndexKey(p.arena, k.bucket, k.hash, f.first, p.traceID)
+		p.arena = appendIndexKey(p.arena, f.k.bucket, f.k.hash, f.first, p.traceID)
 		p.arena = appendU64(p.arena, f.last)
 		p.index = append(p.index, [2][]byte{
 			p.arena[off : off+indexKeyLen : off+indexKeyLen],
