@@ -35,7 +35,11 @@ func runMain(m *testing.M) int {
 	spoorBin = filepath.Join(dir, "spoor")
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(file))
-	build := exec.Command("go", "build", "-o", spoorBin, "./cmd/spoor")
+	args := []string{"build", "-o", spoorBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/spoor")...)
 	build.Dir = root
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -138,6 +142,9 @@ func startSpoorArgs(t *testing.T, ep endpoints, dataDir string, args []string, e
 			_ = s.cmd.Process.Kill()
 			<-s.exited
 		}
+		if strings.Contains(s.logs.String(), "WARNING: DATA RACE") {
+			t.Errorf("the race detector found a data race in spoor")
+		}
 		if t.Failed() {
 			t.Logf("spoor logs:\n%s", s.logs.String())
 		}
@@ -199,18 +206,23 @@ func (s *spoor) alive() {
 // getJSON GETs a query API path and decodes the JSON answer into out.
 func (s *spoor) getJSON(path string, out any) int {
 	s.t.Helper()
-	resp, err := http.Get("http://" + s.ep.Query + path)
+	return getJSONWith(s.t, http.DefaultClient, "http://"+s.ep.Query+path, out)
+}
+
+func getJSONWith(t *testing.T, client *http.Client, url string, out any) int {
+	t.Helper()
+	resp, err := client.Get(url)
 	if err != nil {
-		s.t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("GET %s: %v", url, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		s.t.Fatalf("read GET %s: %v", path, err)
+		t.Fatalf("read GET %s: %v", url, err)
 	}
-	if out != nil && len(body) > 0 {
+	if out != nil && len(body) > 0 && resp.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(body, out); err != nil {
-			s.t.Fatalf("GET %s: decode %q: %v", path, body, err)
+			t.Fatalf("GET %s: decode %q: %v", url, body, err)
 		}
 	}
 	return resp.StatusCode

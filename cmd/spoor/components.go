@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension"
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/extension"
@@ -26,6 +27,8 @@ func components() (otelcol.Factories, error) {
 		storageext.NewFactory(),
 		queryext.NewFactory(),
 		ingest.NewExtensionFactory(),
+		// Not in the default config; `--set` or a config file turns it on for profiling.
+		pprofextension.NewFactory(),
 	)
 	connectors, err5 := otelcol.MakeFactoryMap[connector.Factory]()
 	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
