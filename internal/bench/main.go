@@ -30,7 +30,8 @@ func main() {
 	flag.StringVar(&o.spoor, "spoor", "bin/spoor", "spoor binary")
 	flag.StringVar(&o.telemetrygen, "telemetrygen", "telemetrygen", "telemetrygen binary (v0.161.0)")
 	flag.DurationVar(&o.duration, "duration", 30*time.Second, "how long telemetrygen sends")
-	flag.IntVar(&o.workers, "workers", 4, "telemetrygen workers")
+	flag.IntVar(&o.workers, "workers", 128, "telemetrygen workers")
+	flag.Float64Var(&o.rate, "rate", 250, "traces per second per telemetrygen worker (0: unthrottled, which on 2 cores starves spoor of CPU)")
 	flag.IntVar(&o.childSpans, "child-spans", 4, "child spans per trace")
 	flag.IntVar(&o.lookups, "lookups", 1000, "trace-by-ID lookups")
 	flag.Parse()
@@ -44,6 +45,7 @@ type options struct {
 	spoor, telemetrygen string
 	duration            time.Duration
 	workers, childSpans int
+	rate                float64
 	lookups             int
 }
 
@@ -102,7 +104,7 @@ func run(o options) error {
 	}
 	gen := exec.Command(o.telemetrygen, "traces",
 		"--otlp-endpoint", addrs["SPOOR_OTLP_GRPC_ENDPOINT"], "--otlp-insecure",
-		"--workers", strconv.Itoa(o.workers), "--rate", "0", "--duration", o.duration.String(),
+		"--workers", strconv.Itoa(o.workers), "--rate", strconv.FormatFloat(o.rate, 'f', -1, 64), "--duration", o.duration.String(),
 		"--child-spans", strconv.Itoa(o.childSpans), "--batch-size", "512",
 		"--allow-export-failures", "--service", "bench")
 	for i := 0; i < 10; i++ {
@@ -152,8 +154,8 @@ func run(o options) error {
 	}
 
 	cpu := cpu1 - cpu0
-	fmt.Printf("spoor end-to-end benchmark (telemetrygen v0.161.0 → OTLP gRPC, %d workers, %d child spans, 10 span attributes, %v)\n",
-		o.workers, o.childSpans, o.duration)
+	fmt.Printf("spoor end-to-end benchmark (telemetrygen v0.161.0 → OTLP gRPC, %d workers × %g traces/s, %d child spans, 10 span attributes, %v)\n",
+		o.workers, o.rate, o.childSpans, o.duration)
 	fmt.Printf("  spans stored                 %12.0f\n", spans)
 	fmt.Printf("  stored spans/s               %12.0f\n", spans/elapsed.Seconds())
 	fmt.Printf("  spoor CPU s per 1M spans     %12.2f   (target ≤ 8; Jaeger v2 + Badger ≈ 20)\n", cpu/spans*1e6)
