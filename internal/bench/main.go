@@ -119,11 +119,11 @@ func run(o options) error {
 		}
 	}
 	// Wait for in-flight exports to finish: the count must stop moving.
-	stored1, err := settle(metricsURL)
+	stored1, lastWrite, err := settle(metricsURL)
 	if err != nil {
 		return err
 	}
-	elapsed := time.Since(start)
+	elapsed := lastWrite.Sub(start)
 	cpu1, err := cpuSeconds(pid)
 	if err != nil {
 		return err
@@ -256,17 +256,19 @@ func storedSpans(url string) (float64, error) {
 	return total, nil
 }
 
-func settle(url string) (float64, error) {
-	last := -1.0
+// settle waits until the stored count stops moving and returns it with the time it
+// last moved.
+func settle(url string) (float64, time.Time, error) {
+	last, lastChange := -1.0, time.Now()
 	for {
 		n, err := storedSpans(url)
 		if err != nil {
-			return 0, err
+			return 0, time.Time{}, err
 		}
 		if n == last {
-			return n, nil
+			return n, lastChange, nil
 		}
-		last = n
+		last, lastChange = n, time.Now()
 		time.Sleep(500 * time.Millisecond)
 	}
 }
