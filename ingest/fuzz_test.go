@@ -218,4 +218,3 @@ func TestDoorAnswers(t *testing.T) {
 		t.Fatalf("store holds %d spans, want only the good one", got)
 	}
 }
-
