@@ -22,7 +22,9 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/spoortrace/spoor/storage"
@@ -34,6 +36,7 @@ import (
 // processor and a real Badger store.
 type door struct {
 	otlpURL, zipkinV1, zipkinV2 string
+	otlpGRPC                    string
 	store                       *badgerstore.Store
 }
 
@@ -87,7 +90,8 @@ func startDoor(t testing.TB) *door {
 	}
 
 	d := &door{store: store}
-	otlpAddr, zipkinAddr := freePort(t), freePort(t)
+	otlpAddr, zipkinAddr, grpcAddr := freePort(t), freePort(t), freePort(t)
+	d.otlpGRPC = grpcAddr
 	d.otlpURL = "http://" + otlpAddr + "/v1/traces"
 	d.zipkinV1 = "http://" + zipkinAddr + "/api/v1/spans"
 	d.zipkinV2 = "http://" + zipkinAddr + "/api/v2/spans"
@@ -96,8 +100,10 @@ func startDoor(t testing.TB) *door {
 		factory receiver.Factory
 		conf    map[string]any
 	}{
-		{ReceiverFactories()[0], map[string]any{"protocols": map[string]any{"http": map[string]any{
-			"endpoint": otlpAddr, "max_request_body_size": 1 << 20, "middlewares": middlewares}}}},
+		{ReceiverFactories()[0], map[string]any{"protocols": map[string]any{
+			"http": map[string]any{"endpoint": otlpAddr, "max_request_body_size": 1 << 20, "middlewares": middlewares},
+			"grpc": map[string]any{"endpoint": grpcAddr, "max_recv_msg_size_mib": 1},
+		}}},
 		{ReceiverFactories()[1], map[string]any{"endpoint": zipkinAddr, "max_request_body_size": 1 << 20, "middlewares": middlewares}},
 	} {
 		cfg := rc.factory.CreateDefaultConfig()
@@ -218,3 +224,44 @@ func TestDoorAnswers(t *testing.T) {
 		t.Fatalf("store holds %d spans, want only the good one", got)
 	}
 }
+
+// FuzzGRPCIngest puts arbitrary bytes on the wire as an OTLP gRPC Export message. A panic
+// in a gRPC handler would take the whole process down, so every input must end in a
+// status: OK, or a client error.
+func FuzzGRPCIngest(f *testing.F) {
+	good, _ := ptraceotlp.NewExportRequestFromTraces(seedTraces()).MarshalProto()
+	f.Add(good)
+	f.Add([]byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	d := startDoor(f)
+	conn, err := grpc.NewClient(d.otlpGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = conn.Close() })
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		msg := rawMessage(body)
+		err := conn.Invoke(ctx, "/opentelemetry.proto.collector.trace.v1.TraceService/Export", &msg, new(rawMessage),
+			grpc.ForceCodec(rawCodec{}))
+		switch status.Code(err) {
+		case codes.OK, codes.InvalidArgument, codes.Internal, codes.ResourceExhausted:
+			// Internal is what grpc-go answers for a message it cannot unmarshal.
+		default:
+			t.Fatalf("Export of %d fuzzed bytes: %v", len(body), err)
+		}
+	})
+}
+
+type rawMessage []byte
+
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return *v.(*rawMessage), nil }
+
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*v.(*rawMessage) = append((*v.(*rawMessage))[:0], data...)
+	return nil
+}
+
+func (rawCodec) Name() string { return "proto" }
