@@ -33,6 +33,8 @@ const defaultMetricsEndpoint = "localhost:8888"
 func newRootCommand(args []string) *cobra.Command {
 	cmd := otelcol.NewCommand(collectorSettings(false))
 	cmd.Short = "Spoor: a distributed tracing collector and backend"
+	// main prints the error once; cobra would print it a second time.
+	cmd.SilenceErrors = true
 	cmd.AddCommand(demo.NewCommand())
 	cmd.SetArgs(withDefaultConfig(args))
 	return cmd
