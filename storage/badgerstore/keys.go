@@ -8,19 +8,20 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
-// Key prefixes and constants of schema version 1 (storage/FORMAT.md).
+// Key prefixes and constants of schema version 2 (storage/FORMAT.md).
 const (
 	prefixMeta      byte = 0x00
-	prefixChunk     byte = 0x01
+	prefixBlock     byte = 0x01
 	prefixSummary   byte = 0x02
-	prefixIndex     byte = 0x10
+	prefixTable     byte = 0x03
+	prefixPosting   byte = 0x10
 	prefixService   byte = 0x20
 	prefixOperation byte = 0x21
 
 	metaSchemaVersion byte = 0x01
 	metaBucketWidth   byte = 0x02
 
-	schemaVersion uint32 = 1
+	schemaVersion uint32 = 2
 	bucketWidth          = time.Hour
 
 	codecZstdProto byte = 1
@@ -36,9 +37,12 @@ const (
 	// maxNameLen caps service and span names in catalogs and summaries.
 	maxNameLen = 1024
 
-	chunkKeyLen   = 1 + 4 + 16 + 8
+	blockKeyLen   = 1 + 4 + 8
 	summaryKeyLen = 1 + 16
-	indexKeyLen   = 1 + 4 + 8 + 8 + 16
+	postingKeyLen = 1 + 4 + 8 + 8 + 8
+	// valueThreshold sends blocks (and big trace tables) to Badger's value log, written
+	// once, instead of through every LSM compaction.
+	valueThreshold = 1 << 10
 )
 
 func bucketOf(ns uint64) uint32 {
@@ -49,17 +53,32 @@ func bucketOf(ns uint64) uint32 {
 	return uint32(b)
 }
 
-func appendChunkKey(dst []byte, bucket uint32, id pcommon.TraceID, hash uint64) []byte {
-	dst = append(dst, prefixChunk)
-	dst = binary.BigEndian.AppendUint32(dst, bucket)
-	dst = append(dst, id[:]...)
-	return binary.BigEndian.AppendUint64(dst, hash)
+// blockRef names a block (and its trace table): its bucket and content hash.
+type blockRef struct {
+	bucket uint32
+	hash   uint64
 }
 
-func appendChunkPrefix(dst []byte, bucket uint32, id pcommon.TraceID) []byte {
-	dst = append(dst, prefixChunk)
-	dst = binary.BigEndian.AppendUint32(dst, bucket)
-	return append(dst, id[:]...)
+func compareRef(a, b blockRef) int {
+	if a.bucket != b.bucket {
+		if a.bucket < b.bucket {
+			return -1
+		}
+		return 1
+	}
+	switch {
+	case a.hash < b.hash:
+		return -1
+	case a.hash > b.hash:
+		return 1
+	}
+	return 0
+}
+
+func appendBlockKey(dst []byte, prefix byte, r blockRef) []byte {
+	dst = append(dst, prefix)
+	dst = binary.BigEndian.AppendUint32(dst, r.bucket)
+	return binary.BigEndian.AppendUint64(dst, r.hash)
 }
 
 func appendSummaryKey(dst []byte, id pcommon.TraceID) []byte {
@@ -67,16 +86,16 @@ func appendSummaryKey(dst []byte, id pcommon.TraceID) []byte {
 	return append(dst, id[:]...)
 }
 
-func appendIndexPrefix(dst []byte, bucket uint32, field uint64) []byte {
-	dst = append(dst, prefixIndex)
+func appendPostingPrefix(dst []byte, bucket uint32, field uint64) []byte {
+	dst = append(dst, prefixPosting)
 	dst = binary.BigEndian.AppendUint32(dst, bucket)
 	return binary.BigEndian.AppendUint64(dst, field)
 }
 
-func appendIndexKey(dst []byte, bucket uint32, field uint64, startNs uint64, id pcommon.TraceID) []byte {
-	dst = appendIndexPrefix(dst, bucket, field)
-	dst = binary.BigEndian.AppendUint64(dst, startNs)
-	return append(dst, id[:]...)
+func appendPostingKey(dst []byte, bucket uint32, field uint64, maxStartNs uint64, blockHash uint64) []byte {
+	dst = appendPostingPrefix(dst, bucket, field)
+	dst = binary.BigEndian.AppendUint64(dst, maxStartNs)
+	return binary.BigEndian.AppendUint64(dst, blockHash)
 }
 
 func appendServiceKey(dst []byte, service string) []byte {
@@ -134,5 +153,3 @@ func (h *fieldHasher) attribute(key, value string) uint64 {
 	h.str(value)
 	return h.d.Sum64()
 }
-
-func appendU64(dst []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(dst, v) }

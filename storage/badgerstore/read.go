@@ -22,9 +22,16 @@ func (s *Store) GetTrace(ctx context.Context, traceID pcommon.TraceID) (ptrace.T
 	var found bool
 	err := s.db.View(func(txn *badger.Txn) error {
 		var sum summary
-		var err error
-		td, found, err = s.loadTrace(ctx, txn, traceID, &sum)
-		return err
+		ok, err := readSummary(txn, traceID, &sum)
+		if err != nil || !ok {
+			return err
+		}
+		parts, err := s.traceParts(ctx, txn, traceID, &sum, nil)
+		if err != nil || len(parts) == 0 {
+			return err
+		}
+		td, found = copyTrace(parts), true
+		return nil
 	})
 	if err != nil {
 		return ptrace.Traces{}, err
@@ -51,59 +58,107 @@ func readSummary(txn *badger.Txn, traceID pcommon.TraceID, sum *summary) (bool, 
 	return true, nil
 }
 
-// loadTrace reads the summary and then every chunk of the trace within one read
-// transaction, so a reader never sees part of a batch.
-func (s *Store) loadTrace(ctx context.Context, txn *badger.Txn, traceID pcommon.TraceID, sum *summary) (ptrace.Traces, bool, error) {
-	found, err := readSummary(txn, traceID, sum)
-	if err != nil || !found {
-		return ptrace.Traces{}, false, err
-	}
-	return s.loadChunks(ctx, txn, traceID, sum)
+// tracePart is the spans of one trace in one decoded block.
+type tracePart struct {
+	blk  *decodedBlock
+	refs []spanRef
 }
 
-func (s *Store) loadChunks(ctx context.Context, txn *badger.Txn, traceID pcommon.TraceID, sum *summary) (ptrace.Traces, bool, error) {
-	td := ptrace.NewTraces()
-	chunks := 0
-	var prefix [1 + 4 + 16]byte
-	for _, b := range sum.buckets {
+// traceParts appends the trace's spans in each block its summary lists, read in txn (the
+// summary's snapshot). A block that expired before its summary is skipped.
+func (s *Store) traceParts(ctx context.Context, txn *badger.Txn, traceID pcommon.TraceID, sum *summary, dst []tracePart) ([]tracePart, error) {
+	for _, ref := range sum.blocks {
 		if err := ctx.Err(); err != nil {
-			return ptrace.Traces{}, false, fmt.Errorf("read trace %s: %w", hex.EncodeToString(traceID[:]), err)
+			return dst, fmt.Errorf("read trace %s: %w", hex.EncodeToString(traceID[:]), err)
 		}
-		p := appendChunkPrefix(prefix[:0], b, traceID)
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: false})
-		for it.Rewind(); it.Valid(); it.Next() {
-			if err := it.Item().Value(func(v []byte) error { return s.decodeChunk(v, td) }); err != nil {
-				it.Close()
-				return ptrace.Traces{}, false, fmt.Errorf("read chunk %x: %w", it.Item().Key(), err)
-			}
-			chunks++
+		blk, err := s.block(txn, ref)
+		if err != nil {
+			return dst, fmt.Errorf("read trace %s: %w", hex.EncodeToString(traceID[:]), err)
 		}
-		it.Close()
+		if blk == nil {
+			continue
+		}
+		if refs := blk.traces[traceID]; len(refs) > 0 {
+			dst = append(dst, tracePart{blk: blk, refs: refs})
+		}
 	}
-	if chunks == 0 {
-		return ptrace.Traces{}, false, nil
-	}
-	dedupeSpans(td)
-	return td, true, nil
+	return dst, nil
 }
 
-// decodeChunk appends the chunk's resource spans to td.
-func (s *Store) decodeChunk(v []byte, td ptrace.Traces) error {
+// block returns the decoded block, from the cache or from txn; nil when it is not stored.
+func (s *Store) block(txn *badger.Txn, ref blockRef) (*decodedBlock, error) {
+	if blk := s.cache.get(ref); blk != nil {
+		return blk, nil
+	}
+	var key [blockKeyLen]byte
+	item, err := txn.Get(appendBlockKey(key[:0], prefixBlock, ref))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read block %x: %w", key, err)
+	}
+	var blk *decodedBlock
+	if err := item.Value(func(v []byte) error {
+		var err error
+		blk, err = s.decodeBlock(v)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("read block %x: %w", key, err)
+	}
+	s.cache.put(ref, blk)
+	return blk, nil
+}
+
+func (s *Store) decodeBlock(v []byte) (*decodedBlock, error) {
 	if len(v) == 0 || v[0] != codecZstdProto {
-		return fmt.Errorf("unknown chunk codec (value starts %x)", v[:min(len(v), 1)])
+		return nil, fmt.Errorf("unknown block codec (value starts %x)", v[:min(len(v), 1)])
 	}
 	// A fresh buffer: the decoded traces may alias it.
 	raw, err := s.dec.DecodeAll(v[1:], nil)
 	if err != nil {
-		return fmt.Errorf("decompress chunk: %w", err)
+		return nil, fmt.Errorf("decompress block: %w", err)
 	}
 	var u ptrace.ProtoUnmarshaler
-	chunk, err := u.UnmarshalTraces(raw)
+	td, err := u.UnmarshalTraces(raw)
 	if err != nil {
-		return fmt.Errorf("decode chunk: %w", err)
+		return nil, fmt.Errorf("decode block: %w", err)
 	}
-	chunk.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
-	return nil
+	return newDecodedBlock(td, len(raw)), nil
+}
+
+// copyTrace copies the parts' spans, with their resources and scopes, into a new
+// ptrace.Traces the caller owns, and drops duplicate spans.
+func copyTrace(parts []tracePart) ptrace.Traces {
+	td := ptrace.NewTraces()
+	for _, p := range parts {
+		rss := p.blk.td.ResourceSpans()
+		var (
+			curRS, curSS int32 = -1, -1
+			dstRS        ptrace.ResourceSpans
+			dstSpans     ptrace.SpanSlice
+		)
+		for _, r := range p.refs {
+			if r.rs != curRS {
+				rs := rss.At(int(r.rs))
+				dstRS = td.ResourceSpans().AppendEmpty()
+				rs.Resource().CopyTo(dstRS.Resource())
+				dstRS.SetSchemaUrl(rs.SchemaUrl())
+				curRS, curSS = r.rs, -1
+			}
+			if r.ss != curSS {
+				ss := rss.At(int(r.rs)).ScopeSpans().At(int(r.ss))
+				dstSS := dstRS.ScopeSpans().AppendEmpty()
+				ss.Scope().CopyTo(dstSS.Scope())
+				dstSS.SetSchemaUrl(ss.SchemaUrl())
+				dstSpans = dstSS.Spans()
+				curSS = r.ss
+			}
+			rss.At(int(r.rs)).ScopeSpans().At(int(r.ss)).Spans().At(int(r.sp)).CopyTo(dstSpans.AppendEmpty())
+		}
+	}
+	dedupeSpans(td)
+	return td
 }
 
 type spanIdentity struct {

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -29,8 +30,7 @@ func (s *Store) FindTraceIDs(ctx context.Context, q storage.TraceQuery) ([]pcomm
 	return ids, nil
 }
 
-// FindTraces returns the traces matching q, newest first. The traces are the ones
-// read while verifying the match, in the same snapshot.
+// FindTraces returns the traces matching q, newest first.
 func (s *Store) FindTraces(ctx context.Context, q storage.TraceQuery) ([]ptrace.Traces, error) {
 	ms, err := s.find(ctx, q, true)
 	if err != nil {
@@ -46,7 +46,7 @@ func (s *Store) FindTraces(ctx context.Context, q storage.TraceQuery) ([]ptrace.
 type match struct {
 	id    pcommon.TraceID
 	start uint64
-	td    ptrace.Traces
+	td    ptrace.Traces // set for FindTraces
 }
 
 // compareMatch orders newest first, then by trace ID ascending.
@@ -131,66 +131,28 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, keepTraces bool)
 
 	var matches []match
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, PrefetchValues: false})
-		defer it.Close()
-		seen := make(map[pcommon.TraceID]struct{})
-		var sum summary
-		prefix := make([]byte, 0, 13)
-		seek := make([]byte, 0, indexKeyLen)
-		for b := hiBucket; ; b-- {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("search traces: %w", err)
-			}
-			prefix = appendIndexPrefix(prefix[:0], b, field)
-			seek = append(binary.BigEndian.AppendUint64(append(seek[:0], prefix...), maxNs), bytes.Repeat([]byte{0xff}, 16)...)
-			for it.Seek(seek); it.ValidForPrefix(prefix); it.Next() {
-				item := it.Item()
-				key := item.Key()
-				startNs := binary.BigEndian.Uint64(key[13:21])
-				if len(matches) >= limit && matches[limit-1].start > startNs {
-					return nil // nothing further down can enter the page
-				}
-				if startNs < minNs {
-					// Only the lowest bucket has such entries; the latest start in the
-					// value says whether the entry reaches into the range.
-					var latest uint64
-					if err := item.Value(func(v []byte) error {
-						if len(v) == 8 {
-							latest = binary.BigEndian.Uint64(v)
-						}
-						return nil
-					}); err != nil {
-						return fmt.Errorf("read index entry: %w", err)
-					}
-					if latest < minNs {
-						continue
-					}
-				}
-				var id pcommon.TraceID
-				copy(id[:], key[21:37])
-				if _, dup := seen[id]; dup {
-					continue
-				}
-				seen[id] = struct{}{}
-				m, ok, err := s.verify(ctx, txn, id, q, &sum, keepTraces)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					continue
-				}
-				i, _ := slices.BinarySearchFunc(matches, m, compareMatch)
-				if i < limit {
-					matches = slices.Insert(matches, i, m)
-					if len(matches) > limit {
-						matches = matches[:limit]
-					}
-				}
-			}
-			if b == loBucket || b == 0 {
-				return nil
-			}
+		var err error
+		if matches, err = s.walk(ctx, txn, q, field, limit, minNs, maxNs, loBucket, hiBucket); err != nil || !keepTraces {
+			return err
 		}
+		// The page's traces, read in the same snapshot.
+		var sum summary
+		var parts []tracePart
+		for i := range matches {
+			matches[i].td = ptrace.NewTraces()
+			found, err := readSummary(txn, matches[i].id, &sum)
+			if err != nil {
+				return err
+			}
+			if !found {
+				continue
+			}
+			if parts, err = s.traceParts(ctx, txn, matches[i].id, &sum, parts[:0]); err != nil {
+				return err
+			}
+			matches[i].td = copyTrace(parts)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -201,62 +163,177 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, keepTraces bool)
 	return matches, nil
 }
 
-// verify loads the trace and checks that one span satisfies the whole query.
-func (s *Store) verify(ctx context.Context, txn *badger.Txn, id pcommon.TraceID, q storage.TraceQuery, sum *summary, keep bool) (match, bool, error) {
+// walk reverse-iterates the driving field's postings bucket by bucket and verifies
+// their traces until the page is full and nothing unseen can enter it.
+func (s *Store) walk(ctx context.Context, txn *badger.Txn, q storage.TraceQuery, field uint64, limit int,
+	minNs, maxNs uint64, loBucket, hiBucket uint32) ([]match, error) {
+	var matches []match
+	err := func() error {
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, PrefetchValues: false})
+		defer it.Close()
+		var (
+			seen    = make(map[pcommon.TraceID]struct{})
+			sum     summary
+			val     []byte
+			rows    []tableRow
+			entries []postingEntry
+			parts   []tracePart
+		)
+		prefix := make([]byte, 0, 13)
+		seek := make([]byte, 0, postingKeyLen)
+		// full reports whether the page is full of traces starting after ns: then no
+		// trace starting at or before ns can enter it (ties go to the lower trace ID).
+		full := func(ns uint64) bool { return len(matches) >= limit && matches[limit-1].start > ns }
+		for b := hiBucket; ; b-- {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("search traces: %w", err)
+			}
+			prefix = appendPostingPrefix(prefix[:0], b, field)
+			seek = append(append(seek[:0], prefix...), maxKeySuffix[:]...)
+			for it.Seek(seek); it.ValidForPrefix(prefix); it.Next() {
+				item := it.Item()
+				key := item.Key()
+				if len(key) != postingKeyLen {
+					return fmt.Errorf("posting key %x has length %d, want %d", key, len(key), postingKeyLen)
+				}
+				maxStart := binary.BigEndian.Uint64(key[13:21])
+				if maxStart < minNs || full(maxStart) {
+					return nil // every posting further down the walk is older
+				}
+				ref := blockRef{hash: binary.BigEndian.Uint64(key[21:29])}
+				var err error
+				if val, err = item.ValueCopy(val[:0]); err != nil {
+					return fmt.Errorf("read posting %x: %w", key, err)
+				}
+				delta, rest, err := postingBucketDelta(val)
+				if err != nil {
+					return fmt.Errorf("read posting %x: %w", key, err)
+				}
+				ref.bucket = b + delta
+				if rows, err = s.readTable(txn, ref, rows[:0]); err != nil {
+					return err
+				}
+				if entries, err = decodeEntries(rest, rows, entries[:0]); err != nil {
+					return fmt.Errorf("read posting %x: %w", key, err)
+				}
+				for _, e := range entries {
+					if e.last < minNs || e.first > maxNs || full(e.first) {
+						continue // no span of it carrying the field is in range, or it cannot enter the page
+					}
+					id := rows[e.row].id
+					if _, dup := seen[id]; dup {
+						continue
+					}
+					seen[id] = struct{}{}
+					var ok bool
+					parts, ok, err = s.verify(ctx, txn, id, q, &sum, parts[:0])
+					if err != nil {
+						return err
+					}
+					if !ok {
+						continue
+					}
+					m := match{id: id, start: sum.minStart}
+					i, _ := slices.BinarySearchFunc(matches, m, compareMatch)
+					if i < limit {
+						matches = slices.Insert(matches, i, m)
+						if len(matches) > limit {
+							matches = matches[:limit]
+						}
+					}
+				}
+			}
+			if b == loBucket || b == 0 {
+				return nil
+			}
+		}
+	}()
+	return matches, err
+}
+
+var maxKeySuffix = [postingKeyLen - 13]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// readTable appends the rows of a block's trace table to rows.
+func (s *Store) readTable(txn *badger.Txn, ref blockRef, rows []tableRow) ([]tableRow, error) {
+	var key [blockKeyLen]byte
+	item, err := txn.Get(appendBlockKey(key[:0], prefixTable, ref))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return rows, nil // expired with its block
+	}
+	if err != nil {
+		return rows, fmt.Errorf("read trace table %x: %w", key, err)
+	}
+	if err := item.Value(func(v []byte) error {
+		rows, err = decodeTable(v, rows)
+		return err
+	}); err != nil {
+		return rows, fmt.Errorf("read trace table %x: %w", key, err)
+	}
+	return rows, nil
+}
+
+// verify checks that one span of the trace satisfies the whole query; sum is left
+// holding the trace's summary.
+func (s *Store) verify(ctx context.Context, txn *badger.Txn, id pcommon.TraceID, q storage.TraceQuery, sum *summary, parts []tracePart) ([]tracePart, bool, error) {
 	found, err := readSummary(txn, id, sum)
 	if err != nil || !found {
-		return match{}, false, err
+		return parts, false, err
 	}
 	if q.ServiceName != "" && len(q.ServiceName) <= maxNameLen {
 		if !slices.ContainsFunc(sum.services, func(c serviceCount) bool { return c.name == q.ServiceName }) {
-			return match{}, false, nil
+			return parts, false, nil
 		}
 	}
-	td, found, err := s.loadChunks(ctx, txn, id, sum)
-	if err != nil || !found {
-		return match{}, false, err
+	parts, err = s.traceParts(ctx, txn, id, sum, parts)
+	if err != nil {
+		return parts, false, err
 	}
-	if !traceMatches(td, &q) {
-		return match{}, false, nil
-	}
-	m := match{id: id, start: sum.minStart}
-	if keep {
-		m.td = td
-	}
-	return m, true, nil
+	return parts, traceMatches(parts, &q), nil
 }
 
-func traceMatches(td ptrace.Traces, q *storage.TraceQuery) bool {
+func traceMatches(parts []tracePart, q *storage.TraceQuery) bool {
 	minNs, maxNs := unixNs(q.StartTimeMin), unixNs(q.StartTimeMax)
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		rs := rss.At(i)
-		if q.ServiceName != "" && serviceOf(rs.Resource()) != q.ServiceName {
-			continue
-		}
-		sss := rs.ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			ss := sss.At(j)
-			spans := ss.Spans()
-			for k := 0; k < spans.Len(); k++ {
-				sp := spans.At(k)
-				if q.OperationName != "" && sp.Name() != q.OperationName {
-					continue
-				}
-				start, end := uint64(sp.StartTimestamp()), uint64(sp.EndTimestamp())
-				if (minNs > 0 && start < minNs) || (!q.StartTimeMax.IsZero() && start > maxNs) {
-					continue
-				}
-				d := time.Duration(0)
-				if end > start {
-					d = time.Duration(end - start)
-				}
-				if (q.DurationMin > 0 && d < q.DurationMin) || (q.DurationMax > 0 && d > q.DurationMax) {
-					continue
-				}
-				if attributesMatch(q.Attributes, sp, rs.Resource(), ss.Scope()) {
-					return true
-				}
+	for _, p := range parts {
+		rss := p.blk.td.ResourceSpans()
+		curRS := int32(-1)
+		var (
+			rs    ptrace.ResourceSpans
+			svcOK bool
+			curSS int32 = -1
+			ss    ptrace.ScopeSpans
+			spans ptrace.SpanSlice
+		)
+		for _, r := range p.refs {
+			if r.rs != curRS {
+				curRS, curSS = r.rs, -1
+				rs = rss.At(int(r.rs))
+				svcOK = q.ServiceName == "" || serviceOf(rs.Resource()) == q.ServiceName
+			}
+			if !svcOK {
+				continue
+			}
+			if r.ss != curSS {
+				curSS = r.ss
+				ss = rs.ScopeSpans().At(int(r.ss))
+				spans = ss.Spans()
+			}
+			sp := spans.At(int(r.sp))
+			if q.OperationName != "" && sp.Name() != q.OperationName {
+				continue
+			}
+			start, end := uint64(sp.StartTimestamp()), uint64(sp.EndTimestamp())
+			if (minNs > 0 && start < minNs) || (!q.StartTimeMax.IsZero() && start > maxNs) {
+				continue
+			}
+			d := time.Duration(0)
+			if end > start {
+				d = time.Duration(end - start)
+			}
+			if (q.DurationMin > 0 && d < q.DurationMin) || (q.DurationMax > 0 && d > q.DurationMax) {
+				continue
+			}
+			if attributesMatch(q.Attributes, sp, rs.Resource(), ss.Scope()) {
+				return true
 			}
 		}
 	}

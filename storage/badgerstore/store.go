@@ -37,6 +37,9 @@ type Options struct {
 	NumMemtables   int
 	BlockCacheSize int64
 	IndexCacheSize int64
+	// DecodedBlockCacheSize bounds the readers' cache of decoded blocks (default
+	// 32 MiB, counted as 3 × their uncompressed size).
+	DecodedBlockCacheSize int64
 	// Logger receives Badger's messages; nil silences them.
 	Logger *zap.Logger
 }
@@ -57,17 +60,20 @@ func (o *Options) setDefaults() {
 	if o.IndexCacheSize <= 0 {
 		o.IndexCacheSize = 32 << 20
 	}
+	if o.DecodedBlockCacheSize <= 0 {
+		o.DecodedBlockCacheSize = 32 << 20
+	}
 }
 
 // Stats are counters for metrics. They count since Open.
 type Stats struct {
-	// SpansWritten counts spans in chunks that were new (a retried identical chunk is
+	// SpansWritten counts spans in blocks that were new (a retried identical batch is
 	// not counted again).
 	SpansWritten int64
-	// ChunksWritten counts new trace chunks; ChunksDeduplicated the chunks that
-	// were already stored.
-	ChunksWritten      int64
-	ChunksDeduplicated int64
+	// BlocksWritten counts new blocks; BlocksDeduplicated the blocks that were
+	// already stored.
+	BlocksWritten      int64
+	BlocksDeduplicated int64
 	// Conflicts counts transactions retried because a concurrent writer touched
 	// the same trace summary.
 	Conflicts int64
@@ -81,14 +87,15 @@ type Store struct {
 	dir  string
 	opts Options
 
-	enc *zstd.Encoder
-	dec *zstd.Decoder
+	enc   *zstd.Encoder
+	dec   *zstd.Decoder
+	cache *blockCache
 
 	catalogMu  sync.RWMutex
 	services   map[string]int64 // name → key expiry (unix seconds)
 	operations map[opKey]int64
 
-	spansWritten, chunksWritten, chunksDeduped, conflicts, commits atomic.Int64
+	spansWritten, blocksWritten, blocksDeduped, conflicts, commits atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -112,7 +119,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		WithNumLevelZeroTablesStall(8).
 		WithNumCompactors(2).
 		WithValueLogFileSize(256 << 20).
-		WithValueThreshold(min(1<<20, opts.MemTableSize*15/100/2)).
+		WithValueThreshold(min(valueThreshold, opts.MemTableSize*15/100/2)).
 		WithMetricsEnabled(false).
 		WithLogger(nil)
 	if opts.Logger != nil {
@@ -122,7 +129,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open trace store %q: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir, opts: opts, services: map[string]int64{}, operations: map[opKey]int64{}}
+	s := &Store{db: db, dir: dir, opts: opts, services: map[string]int64{}, operations: map[opKey]int64{},
+		cache: newBlockCache(opts.DecodedBlockCacheSize)}
 	if err := s.init(); err != nil {
 		return nil, errors.Join(fmt.Errorf("open trace store %q: %w", dir, err), s.closeDB())
 	}
@@ -170,6 +178,10 @@ func (s *Store) checkSchema() error {
 		v, err := item.ValueCopy(nil)
 		if err != nil {
 			return fmt.Errorf("read schema version: %w", err)
+		}
+		if len(v) == 4 && binary.BigEndian.Uint32(v) == 1 {
+			return fmt.Errorf("schema version 1 (per-trace chunks) is not readable by this Spoor, which reads version %d only "+
+				"and does not migrate: move the directory away or point Spoor at an empty one", schemaVersion)
 		}
 		if len(v) != 4 || binary.BigEndian.Uint32(v) != schemaVersion {
 			return fmt.Errorf("unknown schema version %x (this Spoor reads version %d)", v, schemaVersion)
@@ -243,8 +255,8 @@ func (s *Store) closeDB() error {
 func (s *Store) Stats() Stats {
 	return Stats{
 		SpansWritten:       s.spansWritten.Load(),
-		ChunksWritten:      s.chunksWritten.Load(),
-		ChunksDeduplicated: s.chunksDeduped.Load(),
+		BlocksWritten:      s.blocksWritten.Load(),
+		BlocksDeduplicated: s.blocksDeduped.Load(),
 		Conflicts:          s.conflicts.Load(),
 		Commits:            s.commits.Load(),
 	}

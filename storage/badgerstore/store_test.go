@@ -60,6 +60,26 @@ func TestOpenRefusesUnknownSchema(t *testing.T) {
 	}
 }
 
+func TestOpenRefusesSchemaV1(t *testing.T) {
+	dir := t.TempDir()
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatalf("badger.Open: %v", err)
+	}
+	if err := db.Update(func(txn *badger.Txn) error {
+		return txn.Set([]byte{prefixMeta, metaSchemaVersion}, binary.BigEndian.AppendUint32(nil, 1))
+	}); err != nil {
+		t.Fatalf("write version: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	_, err = Open(dir, Options{})
+	if err == nil || !strings.Contains(err.Error(), "schema version 1") || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("Open of a v1 directory: err = %v, want a refusal naming schema version 1 and the directory", err)
+	}
+}
+
 func TestStatsDoNotDoubleCountRetries(t *testing.T) {
 	s, err := Open(t.TempDir(), Options{NoSyncWrites: true})
 	if err != nil {
@@ -73,8 +93,8 @@ func TestStatsDoNotDoubleCountRetries(t *testing.T) {
 		}
 	}
 	st := s.Stats()
-	if st.SpansWritten != 64 || st.ChunksWritten != 16 || st.ChunksDeduplicated != 32 {
-		t.Fatalf("stats after 3 identical writes = %+v, want 64 spans, 16 chunks, 32 deduplicated", st)
+	if st.SpansWritten != 64 || st.BlocksWritten != 1 || st.BlocksDeduplicated != 2 {
+		t.Fatalf("stats after 3 identical writes = %+v, want 64 spans, 1 block, 2 deduplicated", st)
 	}
 	// The summary's span count was merged once.
 	id := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID()

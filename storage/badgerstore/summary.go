@@ -16,7 +16,7 @@ type summary struct {
 	rootSpanID       [8]byte // not stored: only breaks ties within one chunk
 	rootService      string
 	rootName         string
-	buckets          []uint32 // ascending, distinct
+	blocks           []blockRef // ascending, distinct
 	services         []serviceCount
 }
 
@@ -46,10 +46,10 @@ func (s *summary) addService(name string, spans, errs uint32) {
 	s.services[i].errors += errs
 }
 
-func (s *summary) addBucket(b uint32) {
-	i, found := slices.BinarySearch(s.buckets, b)
+func (s *summary) addBlock(r blockRef) {
+	i, found := slices.BinarySearchFunc(s.blocks, r, compareRef)
 	if !found {
-		s.buckets = slices.Insert(s.buckets, i, b)
+		s.blocks = slices.Insert(s.blocks, i, r)
 	}
 }
 
@@ -66,9 +66,9 @@ func (s *summary) offerRoot(start uint64, spanID [8]byte, service, name string) 
 	s.rootName = capName(name)
 }
 
-// merge adds chunk summary c into s. s may be empty (spans == 0 and no buckets).
+// merge adds block summary c into s. s may be empty (spans == 0 and no blocks).
 func (s *summary) merge(c *summary) {
-	if len(s.buckets) == 0 && s.spans == 0 {
+	if len(s.blocks) == 0 && s.spans == 0 {
 		s.minStart, s.maxEnd = c.minStart, c.maxEnd
 	} else {
 		s.minStart = min(s.minStart, c.minStart)
@@ -85,8 +85,8 @@ func (s *summary) merge(c *summary) {
 			s.rootName = c.rootName
 		}
 	}
-	for _, b := range c.buckets {
-		s.addBucket(b)
+	for _, r := range c.blocks {
+		s.addBlock(r)
 	}
 	for _, sc := range c.services {
 		s.addService(sc.name, sc.spans, sc.errors)
@@ -94,37 +94,47 @@ func (s *summary) merge(c *summary) {
 }
 
 func (s *summary) reset() {
-	buckets, services := s.buckets[:0], s.services[:0]
-	*s = summary{buckets: buckets, services: services}
+	blocks, services := s.blocks[:0], s.services[:0]
+	*s = summary{blocks: blocks, services: services}
 }
 
-func appendStr16(dst []byte, s string) []byte {
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
+func appendStr(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
+}
+
+func sub0(a, b uint64) uint64 {
+	if a < b {
+		return 0
+	}
+	return a - b
 }
 
 func (s *summary) appendTo(dst []byte) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, s.minStart)
-	dst = binary.BigEndian.AppendUint64(dst, s.maxEnd)
-	dst = binary.BigEndian.AppendUint32(dst, s.spans)
-	dst = binary.BigEndian.AppendUint32(dst, s.errors)
+	dst = binary.AppendUvarint(dst, sub0(s.maxEnd, s.minStart))
+	dst = binary.AppendUvarint(dst, uint64(s.spans))
+	dst = binary.AppendUvarint(dst, uint64(s.errors))
 	var flags byte
+	var root uint64
 	if s.hasRoot {
 		flags |= 1
+		root = sub0(s.rootStart, s.minStart)
 	}
 	dst = append(dst, flags)
-	dst = binary.BigEndian.AppendUint64(dst, s.rootStart)
-	dst = appendStr16(dst, s.rootService)
-	dst = appendStr16(dst, s.rootName)
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s.buckets)))
-	for _, b := range s.buckets {
-		dst = binary.BigEndian.AppendUint32(dst, b)
+	dst = binary.AppendUvarint(dst, root)
+	dst = appendStr(dst, s.rootService)
+	dst = appendStr(dst, s.rootName)
+	dst = binary.AppendUvarint(dst, uint64(len(s.blocks)))
+	for _, r := range s.blocks {
+		dst = binary.BigEndian.AppendUint32(dst, r.bucket)
+		dst = binary.BigEndian.AppendUint64(dst, r.hash)
 	}
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s.services)))
+	dst = binary.AppendUvarint(dst, uint64(len(s.services)))
 	for _, sc := range s.services {
-		dst = appendStr16(dst, sc.name)
-		dst = binary.BigEndian.AppendUint32(dst, sc.spans)
-		dst = binary.BigEndian.AppendUint32(dst, sc.errors)
+		dst = appendStr(dst, sc.name)
+		dst = binary.AppendUvarint(dst, uint64(sc.spans))
+		dst = binary.AppendUvarint(dst, uint64(sc.errors))
 	}
 	return dst
 }
@@ -153,11 +163,17 @@ func (r *byteReader) u8() byte {
 	return 0
 }
 
-func (r *byteReader) u16() uint16 {
-	if v := r.take(2); v != nil {
-		return binary.BigEndian.Uint16(v)
+func (r *byteReader) uvarint() uint64 {
+	if r.bad {
+		return 0
 	}
-	return 0
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.bad = true
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
 }
 
 func (r *byteReader) u32() uint32 {
@@ -174,9 +190,13 @@ func (r *byteReader) u64() uint64 {
 	return 0
 }
 
-func (r *byteReader) str16() string {
-	n := int(r.u16())
-	return string(r.take(n))
+func (r *byteReader) str() string {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.bad = true
+		return ""
+	}
+	return string(r.take(int(n)))
 }
 
 // decode parses a stored summary; strings are copied, so b may be reused.
@@ -184,21 +204,30 @@ func (s *summary) decode(b []byte) error {
 	s.reset()
 	r := byteReader{b: b}
 	s.minStart = r.u64()
-	s.maxEnd = r.u64()
-	s.spans = r.u32()
-	s.errors = r.u32()
+	s.maxEnd = s.minStart + r.uvarint()
+	s.spans = uint32(r.uvarint())
+	s.errors = uint32(r.uvarint())
 	s.hasRoot = r.u8()&1 != 0
-	s.rootStart = r.u64()
-	s.rootService = r.str16()
-	s.rootName = r.str16()
-	nb := int(r.u16())
-	for i := 0; i < nb && !r.bad; i++ {
-		s.buckets = append(s.buckets, r.u32())
+	root := r.uvarint()
+	if s.hasRoot {
+		s.rootStart = s.minStart + root
 	}
-	ns := int(r.u16())
-	for i := 0; i < ns && !r.bad; i++ {
-		name := r.str16()
-		s.services = append(s.services, serviceCount{name: name, spans: r.u32(), errors: r.u32()})
+	s.rootService = r.str()
+	s.rootName = r.str()
+	nb := r.uvarint()
+	if nb > uint64(len(r.b))/12 {
+		r.bad = true
+	}
+	for i := uint64(0); i < nb && !r.bad; i++ {
+		s.blocks = append(s.blocks, blockRef{bucket: r.u32(), hash: r.u64()})
+	}
+	ns := r.uvarint()
+	if ns > uint64(len(r.b)) {
+		r.bad = true
+	}
+	for i := uint64(0); i < ns && !r.bad; i++ {
+		name := r.str()
+		s.services = append(s.services, serviceCount{name: name, spans: uint32(r.uvarint()), errors: uint32(r.uvarint())})
 	}
 	if r.bad {
 		return errShortSummary

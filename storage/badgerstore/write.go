@@ -1,6 +1,7 @@
 package badgerstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -17,14 +18,17 @@ import (
 	"github.com/spoortrace/spoor/storage"
 )
 
-// maxChunkSpans splits one trace's spans of a huge batch into several chunks, so that
-// a chunk with its index entries always fits in one Badger transaction.
-const maxChunkSpans = 2048
-
 // maxConflictRetries bounds retries of a transaction that lost an optimistic race on a
-// trace summary; each retry re-reads the summary, so it converges quickly.
+// trace summary; each retry re-reads the summaries, so it converges quickly.
 const maxConflictRetries = 64
 
+// Size estimates for splitting a batch before Badger refuses its transaction.
+const (
+	entryOverhead   = 24  // Badger's per-entry meta, version and bookkeeping
+	summaryEstimate = 160 // a merged summary value, generously
+)
+
+// spanRef locates a span in a ptrace.Traces; gid numbers its trace in the batch.
 type spanRef struct {
 	gid, rs, ss, sp int32
 }
@@ -39,27 +43,15 @@ type fieldEntry struct {
 	first, last uint64
 }
 
+// batchPost is one (field, bucket, trace) of a batch before grouping into postings.
+type batchPost struct {
+	hash        uint64
+	bucket      uint32
+	row         uint32
+	first, last uint64
+}
+
 const linearFields = 32
-
-// chunkPlan is everything one trace chunk writes, prepared outside the transaction.
-type chunkPlan struct {
-	traceID          pcommon.TraceID
-	sum              summary
-	arena            []byte // chunk key, summary key, index keys and values
-	chunkKey, sumKey []byte
-	value            []byte
-	index            [][2][]byte // key, value
-	dup              bool
-}
-
-func (p *chunkPlan) estimate() (size, count int64) {
-	const overhead = 24 // Badger's per-entry meta, version and bookkeeping
-	size = int64(len(p.chunkKey)+len(p.value)+len(p.sumKey)+256) + 2*overhead
-	for _, kv := range p.index {
-		size += int64(len(kv[0])+len(kv[1])) + overhead
-	}
-	return size, int64(len(p.index) + 2)
-}
 
 type catalogEntry struct {
 	key     []byte
@@ -70,16 +62,29 @@ type catalogEntry struct {
 
 // writeScratch is reused across batches to keep per-span work free of allocations.
 type writeScratch struct {
-	refs      []spanRef
-	groups    map[pcommon.TraceID]int32
-	ids       []pcommon.TraceID
-	flist     []fieldEntry
-	fields    map[fieldKey]int
-	resHash   []uint64
-	scopeHash []uint64
-	h         fieldHasher
-	seenSvc   map[string]struct{}
-	seenOp    map[opKey]struct{}
+	refs   []spanRef
+	groups map[pcommon.TraceID]int32
+	rows   []tableRow // per trace (gid)
+	sums   []summary  // per trace (gid)
+	flist  []fieldEntry
+	fields map[fieldKey]int
+	posts  []batchPost
+	ents   []postingEntry
+
+	resService  []string // per resource
+	resSvcHash  []uint64 // per resource
+	resOff      []int32  // per resource, into hashes; len = resources + 1
+	scopeFirst  []int32  // per resource, its first scope's number
+	scopeOff    []int32  // per scope, into hashes; len = scopes + 1
+	hashes      []uint64 // indexable attribute hashes of resources, then of scopes
+	h           fieldHasher
+	seenSvc     map[string]struct{}
+	seenOp      map[opKey]struct{}
+	arena       []byte
+	sumBuf      []byte
+	sumOff      []int
+	stored      summary
+	badgerEntry []badger.Entry
 }
 
 var scratchPool = sync.Pool{New: func() any {
@@ -91,13 +96,26 @@ var scratchPool = sync.Pool{New: func() any {
 	}
 }}
 
+// valuePool holds compressed block buffers; Badger copies values at commit.
+var valuePool = sync.Pool{New: func() any { return new([]byte) }}
+
 func (w *writeScratch) release() {
 	clear(w.groups)
 	clear(w.fields)
 	clear(w.seenSvc)
 	clear(w.seenOp)
+	clear(w.resService) // do not keep the caller's strings alive
 	w.refs = w.refs[:0]
-	w.ids = w.ids[:0]
+	w.rows = w.rows[:0]
+	w.posts = w.posts[:0]
+	w.resService = w.resService[:0]
+	for i := range w.sums {
+		w.sums[i].reset()
+		w.sums[i].rootService, w.sums[i].rootName = "", ""
+		clear(w.sums[i].services[:cap(w.sums[i].services)])
+	}
+	clear(w.stored.services[:cap(w.stored.services)])
+	clear(w.badgerEntry)
 	scratchPool.Put(w)
 }
 
@@ -115,6 +133,8 @@ func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 
 	// Validate everything before preparing anything, so bad input stores nothing.
 	rss := td.ResourceSpans()
+	var lastID pcommon.TraceID
+	lastGid := int32(-1)
 	for i := 0; i < rss.Len(); i++ {
 		sss := rss.At(i).ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
@@ -129,11 +149,16 @@ func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 				if spanID := sp.SpanID(); spanID.IsEmpty() {
 					return &storage.InvalidInputError{Reason: fmt.Sprintf("span %q of trace %s has an all-zero span ID", sp.Name(), hex.EncodeToString(id[:]))}
 				}
-				gid, ok := w.groups[id]
-				if !ok {
-					gid = int32(len(w.ids))
-					w.groups[id] = gid
-					w.ids = append(w.ids, id)
+				gid := lastGid
+				if gid < 0 || id != lastID {
+					var ok bool
+					gid, ok = w.groups[id]
+					if !ok {
+						gid = int32(len(w.rows))
+						w.groups[id] = gid
+						w.rows = append(w.rows, tableRow{id: id})
+					}
+					lastID, lastGid = id, gid
 				}
 				w.refs = append(w.refs, spanRef{gid: gid, rs: int32(i), ss: int32(j), sp: int32(k)})
 			}
@@ -145,39 +170,506 @@ func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("write traces: %w", err)
 	}
-	slices.SortStableFunc(w.refs, func(a, b spanRef) int { return int(a.gid - b.gid) })
-
 	now := time.Now()
-	plans := make([]*chunkPlan, 0, len(w.ids))
 	catalog := s.collectCatalog(w, td, now)
-	for start := 0; start < len(w.refs); {
-		end := start + 1
-		for end < len(w.refs) && w.refs[end].gid == w.refs[start].gid && end-start < maxChunkSpans {
-			end++
-		}
-		p, err := s.planChunk(w, td, w.refs[start:end])
-		if err != nil {
-			return err
-		}
-		plans = append(plans, p)
-		start = end
-	}
-	if err := s.commitPlans(ctx, plans, catalog, s.expiresAt(now)); err != nil {
+	if err := s.writeBlock(ctx, w, td, catalog, now); err != nil {
 		return err
 	}
-	var spans, chunks, dups int64
-	for _, p := range plans {
-		if p.dup {
-			dups++
-			continue
-		}
-		chunks++
-		spans += int64(p.sum.spans)
-	}
-	s.spansWritten.Add(spans)
-	s.chunksWritten.Add(chunks)
-	s.chunksDeduped.Add(dups)
 	s.rememberCatalog(catalog, now)
+	return nil
+}
+
+// writeBlock plans, encodes and commits td as one block, or splits it when it does not
+// fit in one transaction.
+func (s *Store) writeBlock(ctx context.Context, w *writeScratch, td ptrace.Traces, catalog []catalogEntry, now time.Time) error {
+	s.planFields(w, td)
+	est, count := w.estimate()
+	maxSize, maxCount := s.db.MaxBatchSize()*7/10, s.db.MaxBatchCount()*7/10
+	if (est > maxSize || count > maxCount) && len(w.refs) > 1 {
+		parts := int(max((est+maxSize-1)/maxSize, (count+maxCount-1)/maxCount))
+		return s.writeSplit(ctx, w, td, catalog, max(parts, 2))
+	}
+
+	// The batch as it came, marshaled once: td is read-only and may be shared.
+	var m ptrace.ProtoMarshaler
+	raw, err := m.MarshalTraces(td)
+	if err != nil {
+		return fmt.Errorf("encode block: %w", err)
+	}
+	ref := blockRef{hash: xxhash.Sum64(raw)}
+	var latest uint64
+	for _, r := range w.rows {
+		latest = max(latest, r.maxStart)
+	}
+	ref.bucket = bucketOf(latest)
+	bufp := valuePool.Get().(*[]byte)
+	value := s.enc.EncodeAll(raw, append((*bufp)[:0], codecZstdProto))
+	defer func() {
+		*bufp = value[:0]
+		valuePool.Put(bufp)
+	}()
+	p := w.buildPlan(ref, value)
+
+	err = s.commit(ctx, w, p, catalog, s.expiresAt(now))
+	if errors.Is(err, badger.ErrTxnTooBig) && len(w.refs) > 1 {
+		return s.writeSplit(ctx, w, td, catalog, 2)
+	}
+	if err != nil {
+		return err
+	}
+	if p.dup {
+		s.blocksDeduped.Add(1)
+		return nil
+	}
+	s.blocksWritten.Add(1)
+	s.spansWritten.Add(int64(len(w.refs)))
+	return nil
+}
+
+// planFields computes, per trace, its summary, its table row and its index fields.
+func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
+	slices.SortStableFunc(w.refs, func(a, b spanRef) int { return int(a.gid - b.gid) })
+	w.prepareResources(td)
+	if n := len(w.rows); cap(w.sums) < n {
+		w.sums = append(w.sums[:cap(w.sums)], make([]summary, n-cap(w.sums))...)
+	}
+	w.sums = w.sums[:len(w.rows)]
+	w.posts = w.posts[:0]
+	allHash := w.h.all()
+	rss := td.ResourceSpans()
+	for start := 0; start < len(w.refs); {
+		gid := w.refs[start].gid
+		end := start + 1
+		for end < len(w.refs) && w.refs[end].gid == gid {
+			end++
+		}
+		sum := &w.sums[gid]
+		sum.reset()
+		w.flist = w.flist[:0]
+		if len(w.fields) > 0 {
+			clear(w.fields)
+		}
+		var (
+			curRS, curSS        int32 = -1, -1
+			spans               ptrace.SpanSlice
+			service, lastName   string
+			svcHash, opHash     uint64
+			svcSpans, svcErrors uint32
+			maxStart            uint64
+			resH, scopeH        []uint64
+		)
+		flushService := func() {
+			if svcSpans > 0 {
+				sum.addService(service, svcSpans, svcErrors)
+			}
+			svcSpans, svcErrors = 0, 0
+		}
+		for i, r := range w.refs[start:end] {
+			if r.rs != curRS {
+				flushService()
+				curRS, curSS = r.rs, -1
+				service, svcHash = w.resService[r.rs], w.resSvcHash[r.rs]
+				resH = w.hashes[w.resOff[r.rs]:w.resOff[r.rs+1]]
+				lastName, opHash = "", 0
+			}
+			if r.ss != curSS {
+				curSS = r.ss
+				spans = rss.At(int(r.rs)).ScopeSpans().At(int(r.ss)).Spans()
+				sc := w.scopeFirst[r.rs] + r.ss
+				scopeH = w.hashes[w.scopeOff[sc]:w.scopeOff[sc+1]]
+			}
+			sp := spans.At(int(r.sp))
+			st, en := uint64(sp.StartTimestamp()), uint64(sp.EndTimestamp())
+			b := bucketOf(st)
+			if i == 0 {
+				sum.minStart, sum.maxEnd, maxStart = st, en, st
+			} else {
+				sum.minStart = min(sum.minStart, st)
+				sum.maxEnd = max(sum.maxEnd, en)
+				maxStart = max(maxStart, st)
+			}
+			sum.spans++
+			svcSpans++
+			if sp.Status().Code() == ptrace.StatusCodeError {
+				sum.errors++
+				svcErrors++
+			}
+			name := sp.Name()
+			if sp.ParentSpanID().IsEmpty() {
+				sum.offerRoot(st, sp.SpanID(), service, name)
+			}
+			w.addField(allHash, b, st)
+			if service != "" {
+				w.addField(svcHash, b, st)
+				if opHash == 0 || name != lastName {
+					lastName, opHash = name, w.h.operation(service, name)
+				}
+				w.addField(opHash, b, st)
+			}
+			for _, h := range resH {
+				w.addField(h, b, st)
+			}
+			for _, h := range scopeH {
+				w.addField(h, b, st)
+			}
+			w.addAttrFields(sp.Attributes(), b, st)
+			if evs := sp.Events(); evs.Len() > 0 {
+				for e := 0; e < evs.Len(); e++ {
+					w.addAttrFields(evs.At(e).Attributes(), b, st)
+				}
+			}
+			if links := sp.Links(); links.Len() > 0 {
+				for l := 0; l < links.Len(); l++ {
+					w.addAttrFields(links.At(l).Attributes(), b, st)
+				}
+			}
+		}
+		flushService()
+		w.rows[gid].minStart, w.rows[gid].maxStart = sum.minStart, maxStart
+		for _, f := range w.flist {
+			w.posts = append(w.posts, batchPost{hash: f.k.hash, bucket: f.k.bucket, row: uint32(gid), first: f.first, last: f.last})
+		}
+		start = end
+	}
+	slices.SortFunc(w.posts, func(a, b batchPost) int {
+		if c := cmp.Compare(a.bucket, b.bucket); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.hash, b.hash); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.row, b.row)
+	})
+}
+
+// prepareResources hashes every resource's and scope's indexable attributes once.
+func (w *writeScratch) prepareResources(td ptrace.Traces) {
+	w.hashes = w.hashes[:0]
+	w.resOff, w.scopeOff, w.scopeFirst = w.resOff[:0], w.scopeOff[:0], w.scopeFirst[:0]
+	w.resService, w.resSvcHash = w.resService[:0], w.resSvcHash[:0]
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		res := rss.At(i).Resource()
+		svc := serviceOf(res)
+		w.resService = append(w.resService, svc)
+		w.resSvcHash = append(w.resSvcHash, w.h.service(svc))
+		w.resOff = append(w.resOff, int32(len(w.hashes)))
+		w.hashes = w.attrHashes(w.hashes, res.Attributes())
+	}
+	w.resOff = append(w.resOff, int32(len(w.hashes)))
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		w.scopeFirst = append(w.scopeFirst, int32(len(w.scopeOff)))
+		for j := 0; j < sss.Len(); j++ {
+			w.scopeOff = append(w.scopeOff, int32(len(w.hashes)))
+			w.hashes = w.attrHashes(w.hashes, sss.At(j).Scope().Attributes())
+		}
+	}
+	w.scopeOff = append(w.scopeOff, int32(len(w.hashes)))
+}
+
+// addField notes that a span starting at start in bucket b carries field hash. Traces
+// carry few distinct fields (telemetrygen: 14), so a linear scan of a small slice beats
+// hashing into a map; the map takes over for unusual traces.
+func (w *writeScratch) addField(hash uint64, b uint32, start uint64) {
+	k := fieldKey{hash: hash, bucket: b}
+	i := -1
+	if len(w.flist) <= linearFields {
+		for j := range w.flist {
+			if w.flist[j].k == k {
+				i = j
+				break
+			}
+		}
+	} else {
+		if len(w.fields) == 0 {
+			for j, e := range w.flist {
+				w.fields[e.k] = j
+			}
+		}
+		if j, ok := w.fields[k]; ok {
+			i = j
+		}
+	}
+	if i < 0 {
+		w.flist = append(w.flist, fieldEntry{k: k, first: start, last: start})
+		if len(w.fields) > 0 {
+			w.fields[k] = len(w.flist) - 1
+		}
+		return
+	}
+	f := &w.flist[i]
+	f.first = min(f.first, start)
+	f.last = max(f.last, start)
+}
+
+// attrHashes appends the index hashes of the indexable attributes of m.
+func (w *writeScratch) attrHashes(dst []uint64, m pcommon.Map) []uint64 {
+	for k, v := range m.All() {
+		if str, ok := indexableValue(v); ok {
+			dst = append(dst, w.h.attribute(k, str))
+		}
+	}
+	return dst
+}
+
+func (w *writeScratch) addAttrFields(m pcommon.Map, b uint32, start uint64) {
+	for k, v := range m.All() {
+		if str, ok := indexableValue(v); ok {
+			w.addField(w.h.attribute(k, str), b, start)
+		}
+	}
+}
+
+// indexableValue returns v as a string when it is short enough to index, checking
+// lengths before formatting where the type allows.
+func indexableValue(v pcommon.Value) (string, bool) {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		str := v.Str()
+		return str, len(str) <= maxIndexedValue
+	case pcommon.ValueTypeBytes:
+		if v.Bytes().Len()*4/3 > maxIndexedValue {
+			return "", false
+		}
+	case pcommon.ValueTypeEmpty:
+		return "", true
+	}
+	str := v.AsString()
+	return str, len(str) <= maxIndexedValue
+}
+
+// estimate is the transaction size and entry count of the planned block.
+func (w *writeScratch) estimate() (size, count int64) {
+	postings := int64(0)
+	for i := range w.posts {
+		if i == 0 || w.posts[i].hash != w.posts[i-1].hash || w.posts[i].bucket != w.posts[i-1].bucket {
+			postings++
+		}
+	}
+	traces := int64(len(w.rows))
+	size = traces*(summaryKeyLen+summaryEstimate+entryOverhead) +
+		postings*(postingKeyLen+16+entryOverhead) + int64(len(w.posts))*8 +
+		2*(blockKeyLen+12+entryOverhead) + min(traces*20, valueThreshold)
+	return size, traces + postings + 2
+}
+
+// writeSplit writes td as parts blocks of whole traces (of contiguous spans, for a
+// trace too big alone). Only this rare path copies spans.
+func (s *Store) writeSplit(ctx context.Context, w *writeScratch, td ptrace.Traces, catalog []catalogEntry, parts int) error {
+	target := max(1, (len(w.refs)+parts-1)/parts)
+	rss := td.ResourceSpans()
+	for start := 0; start < len(w.refs); {
+		end := start + 1
+		for end < len(w.refs) {
+			n := end - start
+			if n >= 2*target || (n >= target && w.refs[end].gid != w.refs[end-1].gid) {
+				break
+			}
+			end++
+		}
+		part := ptrace.NewTraces()
+		var (
+			curRS, curSS int32 = -1, -1
+			dstRS        ptrace.ResourceSpans
+			dstSpans     ptrace.SpanSlice
+		)
+		for _, r := range w.refs[start:end] {
+			if r.rs != curRS {
+				rs := rss.At(int(r.rs))
+				dstRS = part.ResourceSpans().AppendEmpty()
+				rs.Resource().CopyTo(dstRS.Resource())
+				dstRS.SetSchemaUrl(rs.SchemaUrl())
+				curRS, curSS = r.rs, -1
+			}
+			if r.ss != curSS {
+				ss := rss.At(int(r.rs)).ScopeSpans().At(int(r.ss))
+				dstSS := dstRS.ScopeSpans().AppendEmpty()
+				ss.Scope().CopyTo(dstSS.Scope())
+				dstSS.SetSchemaUrl(ss.SchemaUrl())
+				dstSpans = dstSS.Spans()
+				curSS = r.ss
+			}
+			rss.At(int(r.rs)).ScopeSpans().At(int(r.ss)).Spans().At(int(r.sp)).CopyTo(dstSpans.AppendEmpty())
+		}
+		if err := s.writePart(ctx, part, catalog); err != nil {
+			return err
+		}
+		catalog = nil
+		start = end
+	}
+	return nil
+}
+
+// writePart writes one already validated part of a split batch.
+func (s *Store) writePart(ctx context.Context, td ptrace.Traces, catalog []catalogEntry) error {
+	w := scratchPool.Get().(*writeScratch)
+	defer w.release()
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				id := spans.At(k).TraceID()
+				gid, ok := w.groups[id]
+				if !ok {
+					gid = int32(len(w.rows))
+					w.groups[id] = gid
+					w.rows = append(w.rows, tableRow{id: id})
+				}
+				w.refs = append(w.refs, spanRef{gid: gid, rs: int32(i), ss: int32(j), sp: int32(k)})
+			}
+		}
+	}
+	return s.writeBlock(ctx, w, td, catalog, time.Now())
+}
+
+// blockPlan is everything one block writes, prepared outside the transaction. Its
+// slices point into the scratch arena.
+type blockPlan struct {
+	ref                blockRef
+	blockKey, tableKey []byte
+	value, table       []byte
+	posts              [][2][]byte // key, value
+	sumKeys            [][]byte    // per trace (gid)
+	dup                bool
+}
+
+func (w *writeScratch) buildPlan(ref blockRef, value []byte) *blockPlan {
+	p := &blockPlan{ref: ref, value: value}
+	a := w.arena[:0]
+	a = appendBlockKey(a, prefixBlock, ref)
+	a = appendBlockKey(a, prefixTable, ref)
+	a = appendTable(a, w.rows)
+	tableEnd := len(a)
+	type span struct{ k0, k1, v1 int }
+	offs := make([]span, 0, 32)
+	for i := 0; i < len(w.posts); {
+		j := i + 1
+		last := w.posts[i].last
+		for j < len(w.posts) && w.posts[j].hash == w.posts[i].hash && w.posts[j].bucket == w.posts[i].bucket {
+			last = max(last, w.posts[j].last)
+			j++
+		}
+		w.ents = w.ents[:0]
+		for _, bp := range w.posts[i:j] {
+			w.ents = append(w.ents, postingEntry{row: bp.row, first: bp.first, last: bp.last})
+		}
+		k0 := len(a)
+		a = appendPostingKey(a, w.posts[i].bucket, w.posts[i].hash, last, ref.hash)
+		k1 := len(a)
+		a = appendPosting(a, ref.bucket-w.posts[i].bucket, w.ents, w.rows)
+		offs = append(offs, span{k0, k1, len(a)})
+		i = j
+	}
+	sumStart := len(a)
+	for _, r := range w.rows {
+		a = appendSummaryKey(a, r.id)
+	}
+	w.arena = a
+	p.blockKey = a[0:blockKeyLen:blockKeyLen]
+	p.tableKey = a[blockKeyLen : 2*blockKeyLen : 2*blockKeyLen]
+	p.table = a[2*blockKeyLen : tableEnd : tableEnd]
+	p.posts = make([][2][]byte, len(offs))
+	for i, o := range offs {
+		p.posts[i] = [2][]byte{a[o.k0:o.k1:o.k1], a[o.k1:o.v1:o.v1]}
+	}
+	p.sumKeys = make([][]byte, len(w.rows))
+	for i := range w.rows {
+		off := sumStart + i*summaryKeyLen
+		p.sumKeys[i] = a[off : off+summaryKeyLen : off+summaryKeyLen]
+	}
+	for i := range w.sums {
+		w.sums[i].blocks = append(w.sums[i].blocks[:0], ref)
+	}
+	return p
+}
+
+// commit writes the plan in one transaction, retrying lost optimistic races.
+func (s *Store) commit(ctx context.Context, w *writeScratch, p *blockPlan, catalog []catalogEntry, exp uint64) error {
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("write traces: %w", err)
+		}
+		err := s.db.Update(func(txn *badger.Txn) error { return s.apply(txn, w, p, catalog, exp) })
+		switch {
+		case err == nil:
+			s.commits.Add(1)
+			return nil
+		case errors.Is(err, badger.ErrConflict) && attempt < maxConflictRetries:
+			s.conflicts.Add(1)
+			continue
+		case errors.Is(err, badger.ErrTxnTooBig):
+			return err
+		default:
+			return fmt.Errorf("commit block of %d traces: %w", len(w.rows), err)
+		}
+	}
+}
+
+func (s *Store) apply(txn *badger.Txn, w *writeScratch, p *blockPlan, catalog []catalogEntry, exp uint64) error {
+	n := len(catalog)
+	if cap(w.badgerEntry) < n+2+len(p.posts)+len(w.rows) {
+		w.badgerEntry = make([]badger.Entry, 0, n+2+len(p.posts)+len(w.rows))
+	}
+	ents := w.badgerEntry[:0]
+	set := func(k, v []byte) error {
+		ents = append(ents, badger.Entry{Key: k, Value: v, ExpiresAt: exp})
+		return txn.SetEntry(&ents[len(ents)-1])
+	}
+	for _, c := range catalog {
+		if err := set(c.key, nil); err != nil {
+			return err
+		}
+	}
+	p.dup = false
+	_, err := txn.Get(p.blockKey)
+	if err == nil {
+		// Identical block already stored with its table, postings and summaries: a retry.
+		p.dup = true
+		return nil
+	}
+	if !errors.Is(err, badger.ErrKeyNotFound) {
+		return fmt.Errorf("read block %x: %w", p.blockKey, err)
+	}
+	if err := set(p.blockKey, p.value); err != nil {
+		return err
+	}
+	if err := set(p.tableKey, p.table); err != nil {
+		return err
+	}
+	for _, kv := range p.posts {
+		if err := set(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	buf, offs := w.sumBuf[:0], w.sumOff[:0]
+	stored := &w.stored
+	for i := range w.rows {
+		item, err := txn.Get(p.sumKeys[i])
+		switch {
+		case err == nil:
+			if err := item.Value(stored.decode); err != nil {
+				return fmt.Errorf("read summary of trace %s: %w", hex.EncodeToString(w.rows[i].id[:]), err)
+			}
+			stored.merge(&w.sums[i])
+			buf = stored.appendTo(buf)
+		case errors.Is(err, badger.ErrKeyNotFound):
+			buf = w.sums[i].appendTo(buf)
+		default:
+			return fmt.Errorf("read summary of trace %s: %w", hex.EncodeToString(w.rows[i].id[:]), err)
+		}
+		offs = append(offs, len(buf))
+	}
+	w.sumBuf, w.sumOff = buf, offs
+	prev := 0
+	for i, end := range offs {
+		if err := set(p.sumKeys[i], buf[prev:end:end]); err != nil {
+			return err
+		}
+		prev = end
+	}
 	return nil
 }
 
@@ -201,6 +693,7 @@ func (s *Store) collectCatalog(w *writeScratch, td ptrace.Traces, now time.Time)
 				out = append(out, catalogEntry{key: appendServiceKey(nil, svc), service: svc})
 			}
 		}
+		var last opKey
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			spans := sss.At(j).Spans()
@@ -210,6 +703,10 @@ func (s *Store) collectCatalog(w *writeScratch, td ptrace.Traces, now time.Time)
 					continue
 				}
 				op := opKey{service: svc, name: sp.Name(), kind: byte(sp.Kind())}
+				if op == last {
+					continue // the common case: a run of spans of one operation
+				}
+				last = op
 				if _, seen := w.seenOp[op]; seen {
 					continue
 				}
@@ -241,285 +738,3 @@ func (s *Store) rememberCatalog(entries []catalogEntry, now time.Time) {
 }
 
 func clone(s string) string { return string([]byte(s)) }
-
-// planChunk encodes one trace chunk and computes its summary and index entries.
-func (s *Store) planChunk(w *writeScratch, td ptrace.Traces, refs []spanRef) (*chunkPlan, error) {
-	p := &chunkPlan{traceID: w.ids[refs[0].gid]}
-	chunk := ptrace.NewTraces()
-	var (
-		curRS, curSS        int32 = -1, -1
-		dstSpans            ptrace.SpanSlice
-		dstRS               ptrace.ResourceSpans
-		service             string
-		svcSpans, svcErrors uint32
-		svcHash             uint64
-		first               = true
-	)
-	allHash := w.h.all()
-	w.flist = w.flist[:0]
-	clear(w.fields)
-	// Chunks carry few distinct fields (telemetrygen: 14), so a linear scan of a small
-	// slice beats hashing into a map; the map takes over for unusual chunks.
-	addField := func(hash uint64, b uint32, start uint64) {
-		k := fieldKey{hash: hash, bucket: b}
-		i := -1
-		if len(w.flist) <= linearFields {
-			for j := range w.flist {
-				if w.flist[j].k == k {
-					i = j
-					break
-				}
-			}
-		} else {
-			if len(w.fields) == 0 {
-				for j, e := range w.flist {
-					w.fields[e.k] = j
-				}
-			}
-			if j, ok := w.fields[k]; ok {
-				i = j
-			}
-		}
-		if i < 0 {
-			w.flist = append(w.flist, fieldEntry{k: k, first: start, last: start})
-			if len(w.fields) > 0 {
-				w.fields[k] = len(w.flist) - 1
-			}
-			return
-		}
-		f := &w.flist[i]
-		f.first = min(f.first, start)
-		f.last = max(f.last, start)
-	}
-	flushService := func() {
-		if svcSpans > 0 {
-			p.sum.addService(service, svcSpans, svcErrors)
-		}
-		svcSpans, svcErrors = 0, 0
-	}
-	rss := td.ResourceSpans()
-	for _, r := range refs {
-		if r.rs != curRS {
-			flushService()
-			rs := rss.At(int(r.rs))
-			dstRS = chunk.ResourceSpans().AppendEmpty()
-			rs.Resource().CopyTo(dstRS.Resource())
-			dstRS.SetSchemaUrl(rs.SchemaUrl())
-			service = serviceOf(rs.Resource())
-			svcHash = w.h.service(service)
-			w.resHash = s.attrHashes(w, w.resHash[:0], rs.Resource().Attributes())
-			curRS, curSS = r.rs, -1
-		}
-		if r.ss != curSS {
-			ss := rss.At(int(r.rs)).ScopeSpans().At(int(r.ss))
-			dstSS := dstRS.ScopeSpans().AppendEmpty()
-			ss.Scope().CopyTo(dstSS.Scope())
-			dstSS.SetSchemaUrl(ss.SchemaUrl())
-			dstSpans = dstSS.Spans()
-			w.scopeHash = s.attrHashes(w, w.scopeHash[:0], ss.Scope().Attributes())
-			curSS = r.ss
-		}
-		sp := rss.At(int(r.rs)).ScopeSpans().At(int(r.ss)).Spans().At(int(r.sp))
-		sp.CopyTo(dstSpans.AppendEmpty())
-
-		start, end := uint64(sp.StartTimestamp()), uint64(sp.EndTimestamp())
-		b := bucketOf(start)
-		if first {
-			p.sum.minStart, p.sum.maxEnd = start, end
-			first = false
-		} else {
-			p.sum.minStart = min(p.sum.minStart, start)
-			p.sum.maxEnd = max(p.sum.maxEnd, end)
-		}
-		p.sum.spans++
-		svcSpans++
-		if sp.Status().Code() == ptrace.StatusCodeError {
-			p.sum.errors++
-			svcErrors++
-		}
-		if sp.ParentSpanID().IsEmpty() {
-			p.sum.offerRoot(start, sp.SpanID(), service, sp.Name())
-		}
-		p.sum.addBucket(b)
-
-		addField(allHash, b, start)
-		if service != "" {
-			addField(svcHash, b, start)
-			addField(w.h.operation(service, sp.Name()), b, start)
-		}
-		for _, h := range w.resHash {
-			addField(h, b, start)
-		}
-		for _, h := range w.scopeHash {
-			addField(h, b, start)
-		}
-		s.addAttrFields(w, sp.Attributes(), b, start, addField)
-		evs := sp.Events()
-		for i := 0; i < evs.Len(); i++ {
-			s.addAttrFields(w, evs.At(i).Attributes(), b, start, addField)
-		}
-		links := sp.Links()
-		for i := 0; i < links.Len(); i++ {
-			s.addAttrFields(w, links.At(i).Attributes(), b, start, addField)
-		}
-	}
-	flushService()
-
-	var m ptrace.ProtoMarshaler
-	raw, err := m.MarshalTraces(chunk)
-	if err != nil {
-		return nil, fmt.Errorf("encode chunk of trace %s: %w", hex.EncodeToString(p.traceID[:]), err)
-	}
-	hash := xxhash.Sum64(raw)
-	value := make([]byte, 1, 1+len(raw)/3+64)
-	value[0] = codecZstdProto
-	p.value = s.enc.EncodeAll(raw, value)
-
-	chunkBucket := bucketOf(p.sum.minStart)
-	p.arena = make([]byte, 0, chunkKeyLen+summaryKeyLen+len(w.flist)*(indexKeyLen+8))
-	p.arena = appendChunkKey(p.arena, chunkBucket, p.traceID, hash)
-	p.chunkKey = p.arena[:chunkKeyLen:chunkKeyLen]
-	p.arena = appendSummaryKey(p.arena, p.traceID)
-	p.sumKey = p.arena[chunkKeyLen : chunkKeyLen+summaryKeyLen : chunkKeyLen+summaryKeyLen]
-	p.index = make([][2][]byte, 0, len(w.flist))
-	for _, f := range w.flist {
-		off := len(p.arena)
-		p.arena = appendIndexKey(p.arena, f.k.bucket, f.k.hash, f.first, p.traceID)
-		p.arena = appendU64(p.arena, f.last)
-		p.index = append(p.index, [2][]byte{
-			p.arena[off : off+indexKeyLen : off+indexKeyLen],
-			p.arena[off+indexKeyLen : off+indexKeyLen+8 : off+indexKeyLen+8],
-		})
-	}
-	return p, nil
-}
-
-// attrHashes appends the index hashes of the indexable attributes of m.
-func (s *Store) attrHashes(w *writeScratch, dst []uint64, m pcommon.Map) []uint64 {
-	for k, v := range m.All() {
-		if str, ok := indexableValue(v); ok {
-			dst = append(dst, w.h.attribute(k, str))
-		}
-	}
-	return dst
-}
-
-func (s *Store) addAttrFields(w *writeScratch, m pcommon.Map, b uint32, start uint64, add func(uint64, uint32, uint64)) {
-	for k, v := range m.All() {
-		if str, ok := indexableValue(v); ok {
-			add(w.h.attribute(k, str), b, start)
-		}
-	}
-}
-
-// indexableValue returns v as a string when it is short enough to index, checking
-// lengths before formatting where the type allows.
-func indexableValue(v pcommon.Value) (string, bool) {
-	switch v.Type() {
-	case pcommon.ValueTypeStr:
-		str := v.Str()
-		return str, len(str) <= maxIndexedValue
-	case pcommon.ValueTypeBytes:
-		if v.Bytes().Len()*4/3 > maxIndexedValue {
-			return "", false
-		}
-	case pcommon.ValueTypeEmpty:
-		return "", true
-	}
-	str := v.AsString()
-	return str, len(str) <= maxIndexedValue
-}
-
-// commitPlans writes the plans in as few transactions as fit, never splitting a plan.
-func (s *Store) commitPlans(ctx context.Context, plans []*chunkPlan, catalog []catalogEntry, exp uint64) error {
-	maxSize, maxCount := s.db.MaxBatchSize()*7/10, s.db.MaxBatchCount()*7/10
-	var size, count int64
-	start := 0
-	for i, p := range plans {
-		ps, pc := p.estimate()
-		if i > start && (size+ps > maxSize || count+pc > maxCount) {
-			if err := s.commitGroup(ctx, plans[start:i], catalog, exp); err != nil {
-				return err
-			}
-			catalog = nil
-			start, size, count = i, 0, 0
-		}
-		size += ps
-		count += pc
-	}
-	return s.commitGroup(ctx, plans[start:], catalog, exp)
-}
-
-// commitGroup commits plans in one transaction, retrying lost optimistic races, and
-// halving the group when Badger finds it too big after all.
-func (s *Store) commitGroup(ctx context.Context, plans []*chunkPlan, catalog []catalogEntry, exp uint64) error {
-	for attempt := 0; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("write traces: %w", err)
-		}
-		err := s.db.Update(func(txn *badger.Txn) error { return s.applyGroup(txn, plans, catalog, exp) })
-		switch {
-		case err == nil:
-			s.commits.Add(1)
-			return nil
-		case errors.Is(err, badger.ErrConflict) && attempt < maxConflictRetries:
-			s.conflicts.Add(1)
-			continue
-		case errors.Is(err, badger.ErrTxnTooBig) && len(plans) > 1:
-			half := len(plans) / 2
-			if err := s.commitGroup(ctx, plans[:half], catalog, exp); err != nil {
-				return err
-			}
-			return s.commitGroup(ctx, plans[half:], nil, exp)
-		default:
-			return fmt.Errorf("commit %d trace chunks: %w", len(plans), err)
-		}
-	}
-}
-
-func (s *Store) applyGroup(txn *badger.Txn, plans []*chunkPlan, catalog []catalogEntry, exp uint64) error {
-	var stored summary
-	for _, p := range plans {
-		p.dup = false
-		_, err := txn.Get(p.chunkKey)
-		if err == nil {
-			// Identical chunk already stored with its summary and index: a retry.
-			p.dup = true
-			continue
-		}
-		if !errors.Is(err, badger.ErrKeyNotFound) {
-			return fmt.Errorf("read chunk of trace %s: %w", hex.EncodeToString(p.traceID[:]), err)
-		}
-		stored.reset()
-		item, err := txn.Get(p.sumKey)
-		switch {
-		case err == nil:
-			if err := item.Value(stored.decode); err != nil {
-				return fmt.Errorf("read summary of trace %s: %w", hex.EncodeToString(p.traceID[:]), err)
-			}
-		case !errors.Is(err, badger.ErrKeyNotFound):
-			return fmt.Errorf("read summary of trace %s: %w", hex.EncodeToString(p.traceID[:]), err)
-		}
-		stored.merge(&p.sum)
-		sumValue := stored.appendTo(make([]byte, 0, 64+16*len(stored.services)+4*len(stored.buckets)))
-		if err := txn.SetEntry(&badger.Entry{Key: p.sumKey, Value: sumValue, ExpiresAt: exp}); err != nil {
-			return err
-		}
-		if err := txn.SetEntry(&badger.Entry{Key: p.chunkKey, Value: p.value, ExpiresAt: exp}); err != nil {
-			return err
-		}
-		entries := make([]badger.Entry, len(p.index))
-		for i, kv := range p.index {
-			entries[i] = badger.Entry{Key: kv[0], Value: kv[1], ExpiresAt: exp}
-			if err := txn.SetEntry(&entries[i]); err != nil {
-				return err
-			}
-		}
-	}
-	for _, c := range catalog {
-		if err := txn.SetEntry(&badger.Entry{Key: c.key, ExpiresAt: exp}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
