@@ -15,6 +15,7 @@ import (
 	zipkinthrift "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/zipkin/zipkinthriftconverter"
 	zipkin "github.com/openzipkin/zipkin-go"
 	zipkinmodel "github.com/openzipkin/zipkin-go/model"
+	zipkinproto "github.com/openzipkin/zipkin-go/proto/zipkin_proto3"
 	zipkinhttp "github.com/openzipkin/zipkin-go/reporter/http"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -52,7 +53,9 @@ func TestIngestRoundTrip(t *testing.T) {
 			return otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(s.ep.OTLPHTTP), otlptracehttp.WithInsecure(),
 				otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
 		}),
-		sendZipkinGo(t, s, base),
+		sendZipkinGo(t, s, base, "zipkin-go", "rt-zipkin-go"),
+		sendZipkinGo(t, s, base, "zipkin-go-proto", "rt-zipkin-proto", zipkinhttp.Serializer(zipkinproto.SpanSerializer{})),
+		sendOTLPJSON(t, s, base),
 		sendZipkinV1JSON(t, s, base),
 		sendZipkinV1Thrift(t, s, base),
 	}
@@ -85,7 +88,7 @@ func TestIngestRoundTrip(t *testing.T) {
 	}
 	var services jaegerEnvelope[[]string]
 	s2.getJSON("/api/services", &services)
-	for _, want := range []string{"rt-otlp-grpc", "rt-otlp-http", "rt-zipkin-go", "rt-zipkin-v1-json", "rt-zipkin-v1-thrift"} {
+	for _, want := range []string{"rt-otlp-grpc", "rt-otlp-http", "rt-otlp-json", "rt-zipkin-go", "rt-zipkin-proto", "rt-zipkin-v1-json", "rt-zipkin-v1-thrift"} {
 		if !contains(services.Data, want) {
 			t.Errorf("after restart: /api/services = %v, missing %s", services.Data, want)
 		}
@@ -218,10 +221,10 @@ func sendOTLP(t *testing.T, proto string, base time.Time, newExporter func(conte
 
 // sendZipkinGo sends a server span and a client child with zipkin-go's HTTP reporter
 // (Zipkin v2 JSON).
-func sendZipkinGo(t *testing.T, s *spoor, base time.Time) sentTrace {
+func sendZipkinGo(t *testing.T, s *spoor, base time.Time, name, service string, opts ...zipkinhttp.ReporterOption) sentTrace {
 	t.Helper()
-	rep := zipkinhttp.NewReporter("http://"+s.ep.Zipkin+"/api/v2/spans", zipkinhttp.BatchInterval(50*time.Millisecond))
-	ep, err := zipkin.NewEndpoint("rt-zipkin-go", "127.0.0.1:8080")
+	rep := zipkinhttp.NewReporter("http://"+s.ep.Zipkin+"/api/v2/spans", append(opts, zipkinhttp.BatchInterval(50*time.Millisecond))...)
+	ep, err := zipkin.NewEndpoint(service, "127.0.0.1:8080")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +249,7 @@ func sendZipkinGo(t *testing.T, s *spoor, base time.Time) sentTrace {
 		t.Fatalf("flush zipkin-go reporter: %v", err)
 	}
 	rc, cc := root.Context(), child.Context()
-	return sentTrace{name: "zipkin-go", traceID: rc.TraceID.String(), check: func(t *testing.T, tr jaegerTrace) {
+	return sentTrace{name: name, traceID: rc.TraceID.String(), check: func(t *testing.T, tr jaegerTrace) {
 		if len(tr.Spans) != 2 {
 			t.Fatalf("got %d spans, want 2: %+v", len(tr.Spans), tr.Spans)
 		}
@@ -270,7 +273,7 @@ func sendZipkinGo(t *testing.T, s *spoor, base time.Time) sentTrace {
 		if len(c.References) != 1 || c.References[0].RefType != "CHILD_OF" || c.References[0].SpanID != rc.ID.String() {
 			t.Errorf("child references = %+v, want CHILD_OF %s", c.References, rc.ID)
 		}
-		wantEq(t, "process", tr.Processes[r.ProcessID].ServiceName, "rt-zipkin-go")
+		wantEq(t, "process", tr.Processes[r.ProcessID].ServiceName, service)
 	}}
 }
 
@@ -371,4 +374,31 @@ func wantTag(t *testing.T, tags []jaegerKV, key string, want any) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("tag %q = %#v, want %#v", key, got, want)
 	}
+}
+
+// sendOTLPJSON POSTs an OTLP/HTTP JSON request, as browser and curl users send them.
+func sendOTLPJSON(t *testing.T, s *spoor, base time.Time) sentTrace {
+	t.Helper()
+	const traceID, spanID = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
+	start := base.UnixNano()
+	body := fmt.Sprintf(`{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"rt-otlp-json"}}]},
+"scopeSpans":[{"scope":{"name":"curl"},"spans":[{"traceId":%q,"spanId":%q,"name":"GET /json","kind":2,
+"startTimeUnixNano":"%d","endTimeUnixNano":"%d","attributes":[{"key":"n","value":{"intValue":"7"}}],
+"status":{"code":2,"message":"boom"}}]}]}]}`, traceID, spanID, start, start+2500000)
+	status, msg := post(t, "http://"+s.ep.OTLPHTTP+"/v1/traces", "application/json", "", []byte(body))
+	if status != http.StatusOK {
+		t.Fatalf("POST OTLP JSON = %d %s", status, msg)
+	}
+	return sentTrace{name: "otlp-json", traceID: traceID, check: func(t *testing.T, tr jaegerTrace) {
+		sp := tr.span(t, spanID)
+		wantEq(t, "operationName", sp.OperationName, "GET /json")
+		wantEq(t, "startTime", sp.StartTime, base.UnixMicro())
+		wantEq(t, "duration", sp.Duration, int64(2500))
+		wantTag(t, sp.Tags, "span.kind", "server")
+		wantTag(t, sp.Tags, "n", float64(7))
+		wantTag(t, sp.Tags, "error", true)
+		wantTag(t, sp.Tags, "otel.status_description", "boom")
+		wantTag(t, sp.Tags, "otel.scope.name", "curl")
+		wantEq(t, "process", tr.Processes[sp.ProcessID].ServiceName, "rt-otlp-json")
+	}}
 }
