@@ -483,3 +483,132 @@ func testConcurrency(t *testing.T, open Opener) {
 		t.Fatalf("FindTraceIDs after concurrent writes = %v, %v", idStrings(ids), err)
 	}
 }
+
+// testSharedBatches interleaves matching and non-matching traces in the same batches,
+// so that a store keeping batches together (one block and one index posting per batch)
+// must still return exactly the matching traces, newest first, at every limit.
+func testSharedBatches(t *testing.T, open Opener) {
+	s := openFresh(t, open)
+	base := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	var batches [3][]spanSpec
+	add := func(b int, n uint64, start time.Time, pick string) {
+		id := traceID(n)
+		batches[b] = append(batches[b],
+			spanSpec{trace: id, id: 1, service: "blocks-svc", name: "root", kind: ptrace.SpanKindServer, start: start, duration: time.Second},
+			// The child, which carries the searched attribute, starts 30 minutes after
+			// its root: trace order (by earliest start) differs from span order.
+			spanSpec{trace: id, id: 2, parent: 1, service: "blocks-svc", name: "child", kind: ptrace.SpanKindClient,
+				start: start.Add(30 * time.Minute), duration: time.Millisecond, attrs: map[string]string{"pick": pick}})
+	}
+	var matching []uint64
+	for n := uint64(0); n < 18; n++ {
+		pick := "no"
+		if n%4 == 1 {
+			pick = "yes"
+			matching = append(matching, n)
+		}
+		add(int(n%3), 1000+n, base.Add(time.Duration(n)*time.Minute), pick)
+	}
+	// A matching trace in another batch starting exactly when trace 1013 starts: the
+	// tie goes to the lower trace ID (1013).
+	add(2, 2000, base.Add(13*time.Minute), "yes")
+	for _, b := range batches {
+		mustWrite(t, s, batch(b...))
+	}
+	want := []pcommon.TraceID{traceID(1017), traceID(1013), traceID(2000), traceID(1009), traceID(1005), traceID(1001)}
+	if len(matching) != 5 {
+		t.Fatalf("BUG: %d matching traces", len(matching))
+	}
+	queries := []storage.TraceQuery{
+		{Attributes: map[string]string{"pick": "yes"}},
+		{ServiceName: "blocks-svc", Attributes: map[string]string{"pick": "yes"}},
+		{ServiceName: "blocks-svc", OperationName: "child", Attributes: map[string]string{"pick": "yes"}},
+	}
+	for qi, q := range queries {
+		for _, limit := range []int{1, 2, 3, 0} {
+			q.Limit = limit
+			got, err := s.FindTraceIDs(context.Background(), q)
+			if err != nil {
+				t.Fatalf("query %d limit %d: FindTraceIDs: %v", qi, limit, err)
+			}
+			n := limit
+			if n == 0 {
+				n = len(want)
+			}
+			if !slices.Equal(got, want[:n]) {
+				t.Fatalf("query %d limit %d: got %v, want %v", qi, limit, idStrings(got), idStrings(want[:n]))
+			}
+		}
+	}
+	// The non-matching traces of the same batches are still found by their own value.
+	got, err := s.FindTraceIDs(context.Background(), storage.TraceQuery{Attributes: map[string]string{"pick": "no"}, Limit: 2})
+	if err != nil || !slices.Equal(got, []pcommon.TraceID{traceID(1016), traceID(1015)}) {
+		t.Fatalf("pick=no limit 2: got %v, %v; want [1016 1015]", idStrings(got), err)
+	}
+	// A window that holds only the children of traces 1008..1012 (starts 38..42 min).
+	got, err = s.FindTraceIDs(context.Background(), storage.TraceQuery{Attributes: map[string]string{"pick": "yes"},
+		StartTimeMin: base.Add(38 * time.Minute), StartTimeMax: base.Add(42 * time.Minute)})
+	if err != nil || !slices.Equal(got, []pcommon.TraceID{traceID(1009)}) {
+		t.Fatalf("window: got %v, %v; want [1009]", idStrings(got), err)
+	}
+	// FindTraces returns each matching trace whole, and only its own spans.
+	traces, err := s.FindTraces(context.Background(), storage.TraceQuery{Attributes: map[string]string{"pick": "yes"}, Limit: 3})
+	if err != nil || len(traces) != 3 {
+		t.Fatalf("FindTraces: %d traces, %v; want 3", len(traces), err)
+	}
+	for i, td := range traces {
+		if td.SpanCount() != 2 {
+			t.Fatalf("FindTraces[%d] has %d spans, want 2: %v", i, td.SpanCount(), spanKeys(td))
+		}
+		rss := td.ResourceSpans()
+		for j := 0; j < rss.Len(); j++ {
+			if id := rss.At(j).ScopeSpans().At(0).Spans().At(0).TraceID(); id != want[i] {
+				t.Fatalf("FindTraces[%d] holds a span of trace %v, want only %v", i, idStrings([]pcommon.TraceID{id}), idStrings(want[i:i+1]))
+			}
+		}
+	}
+}
+
+// testTraceInThreeBatches spreads one trace over three batches that also carry other
+// traces, and retries two of them (one identically, one re-shaped).
+func testTraceInThreeBatches(t *testing.T, open Opener) {
+	s := openFresh(t, open)
+	id := traceID(3000)
+	base := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+	mine := []spanSpec{
+		{trace: id, id: 1, service: "three-a", name: "root", kind: ptrace.SpanKindServer, start: base, duration: 3 * time.Hour},
+		{trace: id, id: 2, parent: 1, service: "three-a", name: "db", kind: ptrace.SpanKindClient, start: base.Add(time.Millisecond), duration: time.Millisecond},
+		{trace: id, id: 3, parent: 1, service: "three-b", name: "work", kind: ptrace.SpanKindServer, start: base.Add(time.Second), duration: time.Second},
+		{trace: id, id: 4, parent: 3, service: "three-b", name: "cache", kind: ptrace.SpanKindClient, start: base.Add(2 * time.Second), duration: time.Millisecond},
+		// Two hours later, in another time bucket.
+		{trace: id, id: 5, parent: 1, service: "three-c", name: "late", kind: ptrace.SpanKindConsumer, start: base.Add(2 * time.Hour), duration: time.Millisecond},
+	}
+	other := func(n uint64, start time.Time) spanSpec {
+		return spanSpec{trace: traceID(n), id: 1, service: "three-other", name: "noise", start: start, duration: time.Millisecond}
+	}
+	b1 := batch(other(3001, base), mine[0], other(3002, base), mine[1])
+	b2 := batch(mine[2], other(3003, base.Add(time.Second)), mine[3])
+	b3 := batch(other(3004, base.Add(2*time.Hour)), mine[4])
+	mustWrite(t, s, b1)
+	mustWrite(t, s, b2)
+	mustWrite(t, s, b3)
+	mustWrite(t, s, b2)                                // identical retry
+	mustWrite(t, s, batch(mine[1], other(3005, base))) // re-shaped retry of one span
+	got, err := s.GetTrace(context.Background(), id)
+	if err != nil {
+		t.Fatalf("GetTrace: %v", err)
+	}
+	if want := spanKeys(batch(mine...)); !slices.Equal(spanKeys(got), want) {
+		t.Fatalf("GetTrace\n got %v\nwant %v", spanKeys(got), want)
+	}
+	for _, n := range []uint64{3001, 3003, 3004, 3005} {
+		td, err := s.GetTrace(context.Background(), traceID(n))
+		if err != nil || td.SpanCount() != 1 {
+			t.Fatalf("GetTrace(other %d): %d spans, %v; want 1", n, td.SpanCount(), err)
+		}
+	}
+	ids, err := s.FindTraceIDs(context.Background(), storage.TraceQuery{ServiceName: "three-c"})
+	if err != nil || !slices.Equal(ids, []pcommon.TraceID{id}) {
+		t.Fatalf("FindTraceIDs(three-c) = %v, %v", idStrings(ids), err)
+	}
+}

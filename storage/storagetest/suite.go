@@ -33,6 +33,8 @@ func RunAll(t *testing.T, open Opener) {
 		{"RoundTrip", testRoundTrip},
 		{"Idempotent", testIdempotent},
 		{"TraceInSeveralBatches", testSeveralBatches},
+		{"TraceInThreeMixedBatches", testTraceInThreeBatches},
+		{"SearchInSharedBatches", testSharedBatches},
 		{"ServicesAndOperations", testServicesAndOperations},
 		{"NewestFirstAndLimit", testNewestFirstAndLimit},
 		{"TimeRangeAndDuration", testTimeRangeAndDuration},
