@@ -1,7 +1,6 @@
 package badgerstore
 
 import (
-	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -43,10 +42,10 @@ type fieldEntry struct {
 	first, last uint64
 }
 
-// batchPost is one (field, bucket, trace) of a batch before grouping into postings.
+// batchPost is one (field, bucket, trace) of a batch before grouping into postings;
+// group numbers its (field, bucket).
 type batchPost struct {
-	hash        uint64
-	bucket      uint32
+	group       int32
 	row         uint32
 	first, last uint64
 }
@@ -68,8 +67,16 @@ type writeScratch struct {
 	sums   []summary  // per trace (gid)
 	flist  []fieldEntry
 	fields map[fieldKey]int
-	posts  []batchPost
+	posts  []batchPost // grouped by (field, bucket), rows ascending within a group
+	tmp    []batchPost
 	ents   []postingEntry
+	gkeys  []fieldKey         // per group
+	gcount []int32            // per group, then its offset into posts
+	gmap   map[fieldKey]int32 // fieldKey → group
+	// The previous trace's fields and their groups: traces of a batch usually carry
+	// the same fields in the same order, which then need no map lookup.
+	prevKeys   []fieldKey
+	prevGroups []int32
 
 	resService  []string // per resource
 	resSvcHash  []uint64 // per resource
@@ -91,6 +98,7 @@ var scratchPool = sync.Pool{New: func() any {
 	return &writeScratch{
 		groups:  map[pcommon.TraceID]int32{},
 		fields:  map[fieldKey]int{},
+		gmap:    map[fieldKey]int32{},
 		seenSvc: map[string]struct{}{},
 		seenOp:  map[opKey]struct{}{},
 	}
@@ -102,6 +110,7 @@ var valuePool = sync.Pool{New: func() any { return new([]byte) }}
 func (w *writeScratch) release() {
 	clear(w.groups)
 	clear(w.fields)
+	clear(w.gmap)
 	clear(w.seenSvc)
 	clear(w.seenOp)
 	clear(w.resService) // do not keep the caller's strings alive
@@ -234,7 +243,9 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 		w.sums = append(w.sums[:cap(w.sums)], make([]summary, n-cap(w.sums))...)
 	}
 	w.sums = w.sums[:len(w.rows)]
-	w.posts = w.posts[:0]
+	w.tmp, w.gkeys, w.gcount = w.tmp[:0], w.gkeys[:0], w.gcount[:0]
+	w.prevKeys, w.prevGroups = w.prevKeys[:0], w.prevGroups[:0]
+	clear(w.gmap)
 	allHash := w.h.all()
 	rss := td.ResourceSpans()
 	for start := 0; start < len(w.refs); {
@@ -326,20 +337,42 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 		}
 		flushService()
 		w.rows[gid].minStart, w.rows[gid].maxStart = sum.minStart, maxStart
+		for i, f := range w.flist {
+			var g int32
+			if i < len(w.prevKeys) && w.prevKeys[i] == f.k {
+				g = w.prevGroups[i]
+			} else {
+				var ok bool
+				if g, ok = w.gmap[f.k]; !ok {
+					g = int32(len(w.gkeys))
+					w.gmap[f.k] = g
+					w.gkeys = append(w.gkeys, f.k)
+					w.gcount = append(w.gcount, 0)
+				}
+			}
+			w.gcount[g]++
+			w.tmp = append(w.tmp, batchPost{group: g, row: uint32(gid), first: f.first, last: f.last})
+		}
+		w.prevKeys, w.prevGroups = w.prevKeys[:0], w.prevGroups[:0]
 		for _, f := range w.flist {
-			w.posts = append(w.posts, batchPost{hash: f.k.hash, bucket: f.k.bucket, row: uint32(gid), first: f.first, last: f.last})
+			w.prevKeys = append(w.prevKeys, f.k)
+		}
+		for _, bp := range w.tmp[len(w.tmp)-len(w.flist):] {
+			w.prevGroups = append(w.prevGroups, bp.group)
 		}
 		start = end
 	}
-	slices.SortFunc(w.posts, func(a, b batchPost) int {
-		if c := cmp.Compare(a.bucket, b.bucket); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.hash, b.hash); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.row, b.row)
-	})
+	// Counting sort by group; stable, so rows stay ascending within a group.
+	off := int32(0)
+	for g, c := range w.gcount {
+		w.gcount[g] = off
+		off += c
+	}
+	w.posts = slices.Grow(w.posts[:0], len(w.tmp))[:len(w.tmp)]
+	for _, bp := range w.tmp {
+		w.posts[w.gcount[bp.group]] = bp
+		w.gcount[bp.group]++
+	}
 }
 
 // prepareResources hashes every resource's and scope's indexable attributes once.
@@ -441,12 +474,7 @@ func indexableValue(v pcommon.Value) (string, bool) {
 
 // estimate is the transaction size and entry count of the planned block.
 func (w *writeScratch) estimate() (size, count int64) {
-	postings := int64(0)
-	for i := range w.posts {
-		if i == 0 || w.posts[i].hash != w.posts[i-1].hash || w.posts[i].bucket != w.posts[i-1].bucket {
-			postings++
-		}
-	}
+	postings := int64(len(w.gkeys))
 	traces := int64(len(w.rows))
 	size = traces*(summaryKeyLen+summaryEstimate+entryOverhead) +
 		postings*(postingKeyLen+16+entryOverhead) + int64(len(w.posts))*8 +
@@ -548,18 +576,19 @@ func (w *writeScratch) buildPlan(ref blockRef, value []byte) *blockPlan {
 	for i := 0; i < len(w.posts); {
 		j := i + 1
 		last := w.posts[i].last
-		for j < len(w.posts) && w.posts[j].hash == w.posts[i].hash && w.posts[j].bucket == w.posts[i].bucket {
+		for j < len(w.posts) && w.posts[j].group == w.posts[i].group {
 			last = max(last, w.posts[j].last)
 			j++
 		}
+		k := w.gkeys[w.posts[i].group]
 		w.ents = w.ents[:0]
 		for _, bp := range w.posts[i:j] {
 			w.ents = append(w.ents, postingEntry{row: bp.row, first: bp.first, last: bp.last})
 		}
 		k0 := len(a)
-		a = appendPostingKey(a, w.posts[i].bucket, w.posts[i].hash, last, ref.hash)
+		a = appendPostingKey(a, k.bucket, k.hash, last, ref.hash)
 		k1 := len(a)
-		a = appendPosting(a, ref.bucket-w.posts[i].bucket, w.ents, w.rows)
+		a = appendPosting(a, ref.bucket-k.bucket, w.ents, w.rows)
 		offs = append(offs, span{k0, k1, len(a)})
 		i = j
 	}
