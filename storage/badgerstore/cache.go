@@ -51,7 +51,7 @@ func newDecodedBlock(td ptrace.Traces, rawLen int) *decodedBlock {
 		sorted[next[r.gid]] = r
 		next[r.gid]++
 	}
-	b := &decodedBlock{td: td, traces: make(map[pcommon.TraceID][]spanRef, len(gids)), size: 3 * int64(rawLen)}
+	b := &decodedBlock{td: td, traces: make(map[pcommon.TraceID][]spanRef, len(gids)), size: 6 * int64(rawLen)}
 	for id, g := range gids {
 		b.traces[id] = sorted[offs[g]:offs[g+1]:offs[g+1]]
 	}

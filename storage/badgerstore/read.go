@@ -26,7 +26,9 @@ func (s *Store) GetTrace(ctx context.Context, traceID pcommon.TraceID) (ptrace.T
 		if err != nil || !ok {
 			return err
 		}
-		parts, err := s.traceParts(ctx, txn, traceID, &sum, nil)
+		// A lone GetTrace reads from the cache but does not fill it: random trace
+		// lookups would only churn it and grow the heap the GC scans.
+		parts, err := s.traceParts(ctx, txn, traceID, &sum, nil, false)
 		if err != nil || len(parts) == 0 {
 			return err
 		}
@@ -65,13 +67,14 @@ type tracePart struct {
 }
 
 // traceParts appends the trace's spans in each block its summary lists, read in txn (the
-// summary's snapshot). A block that expired before its summary is skipped.
-func (s *Store) traceParts(ctx context.Context, txn *badger.Txn, traceID pcommon.TraceID, sum *summary, dst []tracePart) ([]tracePart, error) {
+// summary's snapshot). A block that expired before its summary is skipped. fill says
+// whether blocks decoded here enter the cache.
+func (s *Store) traceParts(ctx context.Context, txn *badger.Txn, traceID pcommon.TraceID, sum *summary, dst []tracePart, fill bool) ([]tracePart, error) {
 	for _, ref := range sum.blocks {
 		if err := ctx.Err(); err != nil {
 			return dst, fmt.Errorf("read trace %s: %w", hex.EncodeToString(traceID[:]), err)
 		}
-		blk, err := s.block(txn, ref)
+		blk, err := s.block(txn, ref, fill)
 		if err != nil {
 			return dst, fmt.Errorf("read trace %s: %w", hex.EncodeToString(traceID[:]), err)
 		}
@@ -86,7 +89,7 @@ func (s *Store) traceParts(ctx context.Context, txn *badger.Txn, traceID pcommon
 }
 
 // block returns the decoded block, from the cache or from txn; nil when it is not stored.
-func (s *Store) block(txn *badger.Txn, ref blockRef) (*decodedBlock, error) {
+func (s *Store) block(txn *badger.Txn, ref blockRef, fill bool) (*decodedBlock, error) {
 	if blk := s.cache.get(ref); blk != nil {
 		return blk, nil
 	}
@@ -106,7 +109,9 @@ func (s *Store) block(txn *badger.Txn, ref blockRef) (*decodedBlock, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("read block %x: %w", key, err)
 	}
-	s.cache.put(ref, blk)
+	if fill {
+		s.cache.put(ref, blk)
+	}
 	return blk, nil
 }
 

@@ -147,7 +147,7 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, keepTraces bool)
 			if !found {
 				continue
 			}
-			if parts, err = s.traceParts(ctx, txn, matches[i].id, &sum, parts[:0]); err != nil {
+			if parts, err = s.traceParts(ctx, txn, matches[i].id, &sum, parts[:0], true); err != nil {
 				return err
 			}
 			matches[i].td = copyTrace(parts)
@@ -284,7 +284,7 @@ func (s *Store) verify(ctx context.Context, txn *badger.Txn, id pcommon.TraceID,
 			return parts, false, nil
 		}
 	}
-	parts, err = s.traceParts(ctx, txn, id, sum, parts)
+	parts, err = s.traceParts(ctx, txn, id, sum, parts, true)
 	if err != nil {
 		return parts, false, err
 	}

@@ -38,7 +38,8 @@ type Options struct {
 	BlockCacheSize int64
 	IndexCacheSize int64
 	// DecodedBlockCacheSize bounds the readers' cache of decoded blocks (default
-	// 32 MiB, counted as 3 × their uncompressed size).
+	// 32 MiB of heap, counted as 6 × their uncompressed size: measured 5.2 × for
+	// telemetrygen batches).
 	DecodedBlockCacheSize int64
 	// Logger receives Badger's messages; nil silences them.
 	Logger *zap.Logger

@@ -2,6 +2,8 @@ package badgerstore
 
 import (
 	"context"
+	"encoding/binary"
+	"slices"
 	"testing"
 	"time"
 
@@ -53,35 +55,51 @@ func BenchmarkWriteTraces(b *testing.B) {
 	}
 }
 
-// BenchmarkGetTrace reads one 4-span trace out of 100 000 spans.
+// BenchmarkGetTrace reads one 5-span trace (1 root + 4 children) out of 200 blocks of
+// 512 spans, with the decoded-block cache disabled (every read decodes its block) and
+// with the default cache, and reports the 99th percentile latency.
 func BenchmarkGetTrace(b *testing.B) {
-	s, err := Open(b.TempDir(), Options{NoSyncWrites: true})
-	if err != nil {
-		b.Fatalf("Open: %v", err)
-	}
-	defer s.Close()
-	start := time.Now().Add(-time.Hour)
-	const batches = 200
-	for i := 0; i < batches; i++ {
-		if err := s.WriteTraces(context.Background(), telemetrygenBatch(uint64(i)+1, 512, 4, start)); err != nil {
-			b.Fatalf("WriteTraces: %v", err)
-		}
-	}
-	ids := make([]pcommon.TraceID, 0, 1024)
-	for i := 0; i < 1024; i++ {
-		td := telemetrygenBatch(uint64(i%batches)+1, 4*(i%128+1), 4, start)
-		spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
-		ids = append(ids, spans.At(spans.Len()-1).TraceID())
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		td, err := s.GetTrace(context.Background(), ids[i%len(ids)])
-		if err != nil {
-			b.Fatalf("GetTrace: %v", err)
-		}
-		if td.SpanCount() != 4 {
-			b.Fatalf("got %d spans", td.SpanCount())
-		}
+	for _, c := range []struct {
+		name  string
+		cache int64
+	}{{"uncached", 1}, {"cached", 0}} {
+		b.Run(c.name, func(b *testing.B) {
+			s, err := Open(b.TempDir(), Options{NoSyncWrites: true, DecodedBlockCacheSize: c.cache})
+			if err != nil {
+				b.Fatalf("Open: %v", err)
+			}
+			defer s.Close()
+			start := time.Now().Add(-time.Hour)
+			const batches, perTrace = 200, 5
+			for i := 0; i < batches; i++ {
+				if err := s.WriteTraces(context.Background(), telemetrygenBatch(uint64(i)+1, 512, perTrace, start)); err != nil {
+					b.Fatalf("WriteTraces: %v", err)
+				}
+			}
+			ids := make([]pcommon.TraceID, 0, 1024)
+			for i := 0; i < 1024; i++ {
+				var id pcommon.TraceID
+				binary.BigEndian.PutUint64(id[:8], uint64(i*7919%batches)+1)
+				binary.BigEndian.PutUint64(id[8:], uint64(i%(512/perTrace))+1)
+				ids = append(ids, id)
+			}
+			lat := make([]time.Duration, 0, b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				td, err := s.GetTrace(context.Background(), ids[i%len(ids)])
+				lat = append(lat, time.Since(t0))
+				if err != nil {
+					b.Fatalf("GetTrace: %v", err)
+				}
+				if td.SpanCount() != perTrace {
+					b.Fatalf("got %d spans", td.SpanCount())
+				}
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		})
 	}
 }
