@@ -37,9 +37,10 @@ const (
 	// maxNameLen caps service and span names in catalogs and summaries.
 	maxNameLen = 1024
 
-	blockKeyLen   = 1 + 4 + 8
-	summaryKeyLen = 1 + 16
-	postingKeyLen = 1 + 4 + 8 + 8 + 8
+	blockKeyLen      = 1 + 4 + 8
+	summaryPrefixLen = 1 + 16
+	summaryKeyLen    = summaryPrefixLen + 8
+	postingKeyLen    = 1 + 4 + 8 + 8 + 8
 	// valueThreshold sends blocks (and big trace tables) to Badger's value log, written
 	// once, instead of through every LSM compaction.
 	valueThreshold = 1 << 10
@@ -81,7 +82,14 @@ func appendBlockKey(dst []byte, prefix byte, r blockRef) []byte {
 	return binary.BigEndian.AppendUint64(dst, r.hash)
 }
 
-func appendSummaryKey(dst []byte, id pcommon.TraceID) []byte {
+// appendSummaryKey is the key of one summary fragment: a trace's spans in one block.
+func appendSummaryKey(dst []byte, id pcommon.TraceID, blockHash uint64) []byte {
+	dst = appendSummaryPrefix(dst, id)
+	return binary.BigEndian.AppendUint64(dst, blockHash)
+}
+
+// appendSummaryPrefix is the prefix of every summary fragment of a trace.
+func appendSummaryPrefix(dst []byte, id pcommon.TraceID) []byte {
 	dst = append(dst, prefixSummary)
 	return append(dst, id[:]...)
 }

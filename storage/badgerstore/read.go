@@ -44,20 +44,32 @@ func (s *Store) GetTrace(ctx context.Context, traceID pcommon.TraceID) (ptrace.T
 	return td, nil
 }
 
-// readSummary fills sum; found is false when the trace has no summary.
+// readSummary merges the trace's summary fragments, one per block holding its spans,
+// into sum; found is false when the trace has none.
 func readSummary(txn *badger.Txn, traceID pcommon.TraceID, sum *summary) (bool, error) {
-	var key [summaryKeyLen]byte
-	item, err := txn.Get(appendSummaryKey(key[:0], traceID))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
+	var prefix [summaryPrefixLen]byte
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = appendSummaryPrefix(prefix[:0], traceID)
+	opts.PrefetchValues = false
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	found := false
+	var frag summary
+	for it.Rewind(); it.Valid(); it.Next() {
+		dst := sum
+		if found {
+			frag.reset()
+			dst = &frag
+		}
+		if err := it.Item().Value(dst.decode); err != nil {
+			return false, fmt.Errorf("read summary of trace %s: %w", hex.EncodeToString(traceID[:]), err)
+		}
+		if found {
+			sum.merge(&frag)
+		}
+		found = true
 	}
-	if err != nil {
-		return false, fmt.Errorf("read summary of trace %s: %w", hex.EncodeToString(traceID[:]), err)
-	}
-	if err := item.Value(sum.decode); err != nil {
-		return false, fmt.Errorf("read summary of trace %s: %w", hex.EncodeToString(traceID[:]), err)
-	}
-	return true, nil
+	return found, nil
 }
 
 // tracePart is the spans of one trace in one decoded block.
