@@ -91,6 +91,9 @@ type writeScratch struct {
 	sumBuf      []byte
 	sumOff      []int
 	badgerEntry []badger.Entry
+	// prevAttrs holds strings of the batch being written; release clears it so the
+	// pool keeps no reference into a caller's spans.
+	prevAttrs []attrHash
 }
 
 var scratchPool = sync.Pool{New: func() any {
@@ -123,6 +126,8 @@ func (w *writeScratch) release() {
 		clear(w.sums[i].services[:cap(w.sums[i].services)])
 	}
 	clear(w.badgerEntry)
+	clear(w.prevAttrs)
+	w.prevAttrs = w.prevAttrs[:0]
 	scratchPool.Put(w)
 }
 
@@ -321,7 +326,7 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 			for _, h := range scopeH {
 				w.addField(h, b, st)
 			}
-			w.addAttrFields(sp.Attributes(), b, st)
+			w.addSpanAttrFields(sp.Attributes(), b, st)
 			if evs := sp.Events(); evs.Len() > 0 {
 				for e := 0; e < evs.Len(); e++ {
 					w.addAttrFields(evs.At(e).Attributes(), b, st)
@@ -442,6 +447,39 @@ func (w *writeScratch) attrHashes(dst []uint64, m pcommon.Map) []uint64 {
 		}
 	}
 	return dst
+}
+
+// addSpanAttrFields is addAttrFields for span attributes, which mostly repeat from one
+// span to the next (same keys in the same order, many equal values): an attribute equal
+// to the previous span's at the same position reuses its hash, and comparing two short
+// strings costs a fraction of hashing them.
+func (w *writeScratch) addSpanAttrFields(m pcommon.Map, b uint32, start uint64) {
+	i := 0
+	for k, v := range m.All() {
+		str, ok := indexableValue(v)
+		if !ok {
+			i++
+			continue
+		}
+		if i < len(w.prevAttrs) && w.prevAttrs[i].key == k && w.prevAttrs[i].value == str {
+			w.addField(w.prevAttrs[i].hash, b, start)
+		} else {
+			h := w.h.attribute(k, str)
+			if i < len(w.prevAttrs) {
+				w.prevAttrs[i] = attrHash{key: k, value: str, hash: h}
+			} else {
+				w.prevAttrs = append(w.prevAttrs, attrHash{key: k, value: str, hash: h})
+			}
+			w.addField(h, b, start)
+		}
+		i++
+	}
+}
+
+// attrHash remembers an attribute's field hash for the next span.
+type attrHash struct {
+	key, value string
+	hash       uint64
 }
 
 func (w *writeScratch) addAttrFields(m pcommon.Map, b uint32, start uint64) {
