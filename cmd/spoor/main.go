@@ -9,6 +9,10 @@ import (
 )
 
 func main() {
+	if err := applyMemoryLimit(); err != nil {
+		fmt.Fprintln(os.Stderr, "spoor:", err)
+		os.Exit(2)
+	}
 	if err := exportMetricsEndpoint(); err != nil {
 		fmt.Fprintln(os.Stderr, "spoor:", err)
 		os.Exit(2)

@@ -34,6 +34,7 @@ func main() {
 	flag.Float64Var(&o.rate, "rate", 250, "traces per second per telemetrygen worker (0: unthrottled, which on 2 cores starves spoor of CPU)")
 	flag.IntVar(&o.childSpans, "child-spans", 4, "child spans per trace")
 	flag.IntVar(&o.lookups, "lookups", 1000, "trace-by-ID lookups")
+	flag.IntVar(&o.replayStreams, "replay-streams", 8, "concurrent gRPC senders of the replay phase")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -47,6 +48,57 @@ type options struct {
 	workers, childSpans int
 	rate                float64
 	lookups             int
+	replayStreams       int
+}
+
+// meter measures spoor's side of one load phase.
+type meter struct {
+	pid        int
+	metricsURL string
+}
+
+type phase struct {
+	spans   float64
+	elapsed time.Duration
+	cpu     float64
+}
+
+// measure runs load and returns what spoor stored meanwhile, over the time spans kept
+// arriving, and the CPU time spoor spent.
+func (m meter) measure(load func() error) (phase, error) {
+	cpu0, err := cpuSeconds(m.pid)
+	if err != nil {
+		return phase{}, err
+	}
+	stored0, err := storedSpans(m.metricsURL)
+	if err != nil {
+		return phase{}, err
+	}
+	start := time.Now()
+	if err := load(); err != nil {
+		return phase{}, err
+	}
+	stored1, lastWrite, err := settle(m.metricsURL)
+	if err != nil {
+		return phase{}, err
+	}
+	cpu1, err := cpuSeconds(m.pid)
+	if err != nil {
+		return phase{}, err
+	}
+	p := phase{spans: stored1 - stored0, elapsed: lastWrite.Sub(start), cpu: cpu1 - cpu0}
+	if p.spans <= 0 {
+		return p, errors.New("spoor stored no spans")
+	}
+	return p, nil
+}
+
+func (p phase) print() {
+	fmt.Printf("  spans stored                 %12.0f\n", p.spans)
+	fmt.Printf("  stored spans/s               %12.0f\n", p.spans/p.elapsed.Seconds())
+	fmt.Printf("  spoor CPU s per 1M spans     %12.2f   (target ≤ 8; Jaeger v2 + Badger ≈ 20)\n", p.cpu/p.spans*1e6)
+	fmt.Printf("  spoor CPU cores busy         %12.2f\n", p.cpu/p.elapsed.Seconds())
+	fmt.Printf("  spans/s per spoor CPU core   %12.0f\n", p.spans/p.cpu)
 }
 
 func freeAddr() (string, error) {
@@ -94,48 +146,39 @@ func run(o options) error {
 	metricsURL := "http://" + addrs["SPOOR_METRICS_ENDPOINT"] + "/metrics"
 	pid := cmd.Process.Pid
 
-	cpu0, err := cpuSeconds(pid)
-	if err != nil {
-		return err
-	}
-	stored0, err := storedSpans(metricsURL)
-	if err != nil {
-		return err
-	}
-	gen := exec.Command(o.telemetrygen, "traces",
-		"--otlp-endpoint", addrs["SPOOR_OTLP_GRPC_ENDPOINT"], "--otlp-insecure",
-		"--workers", strconv.Itoa(o.workers), "--rate", strconv.FormatFloat(o.rate, 'f', -1, 64), "--duration", o.duration.String(),
-		"--child-spans", strconv.Itoa(o.childSpans), "--batch-size", "512",
-		"--allow-export-failures", "--service", "bench")
-	for i := 0; i < 10; i++ {
-		gen.Args = append(gen.Args, "--telemetry-attributes", fmt.Sprintf("attr%d=\"value-%d\"", i, i))
-	}
-	gen.Stdout, gen.Stderr = io.Discard, io.Discard
-	start := time.Now()
-	if err := gen.Run(); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			return fmt.Errorf("run telemetrygen: %w", err)
+	m := meter{pid: pid, metricsURL: metricsURL}
+	tg, err := m.measure(func() error {
+		gen := exec.Command(o.telemetrygen, "traces",
+			"--otlp-endpoint", addrs["SPOOR_OTLP_GRPC_ENDPOINT"], "--otlp-insecure",
+			"--workers", strconv.Itoa(o.workers), "--rate", strconv.FormatFloat(o.rate, 'f', -1, 64), "--duration", o.duration.String(),
+			"--child-spans", strconv.Itoa(o.childSpans), "--batch-size", "512",
+			"--allow-export-failures", "--service", "bench")
+		for i := 0; i < 10; i++ {
+			gen.Args = append(gen.Args, "--telemetry-attributes", fmt.Sprintf("attr%d=\"value-%d\"", i, i))
 		}
-	}
-	// Wait for in-flight exports to finish: the count must stop moving.
-	stored1, lastWrite, err := settle(metricsURL)
+		gen.Stdout, gen.Stderr = io.Discard, io.Discard
+		if err := gen.Run(); err != nil {
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				return fmt.Errorf("run telemetrygen: %w", err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (spoor log: %s)", err, logf.Name())
 	}
-	elapsed := lastWrite.Sub(start)
-	cpu1, err := cpuSeconds(pid)
+	rp, err := m.measure(func() error {
+		return replay(addrs["SPOOR_OTLP_GRPC_ENDPOINT"], o.replayStreams, o.duration, o.childSpans+1)
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (spoor log: %s)", err, logf.Name())
 	}
 	peakRSS, err := peakRSSBytes(pid)
 	if err != nil {
 		return err
 	}
-	spans := stored1 - stored0
-	if spans <= 0 {
-		return fmt.Errorf("spoor stored no spans (log: %s)", logf.Name())
-	}
+	spans := tg.spans + rp.spans
 
 	lat, err := traceByIDLatencies(query, o.lookups)
 	if err != nil {
@@ -153,14 +196,14 @@ func run(o options) error {
 		return err
 	}
 
-	cpu := cpu1 - cpu0
-	fmt.Printf("spoor end-to-end benchmark (telemetrygen v0.161.0 → OTLP gRPC, %d workers × %g traces/s, %d child spans, 10 span attributes, %v)\n",
+	fmt.Printf("spoor end-to-end benchmark (%d CPUs; figures counted on spoor's side: spans committed by its store)\n", numCPU())
+	fmt.Printf("phase 1: telemetrygen v0.161.0 → OTLP gRPC, %d workers × %g traces/s, %d child spans, 10 span attributes, %v\n",
 		o.workers, o.rate, o.childSpans, o.duration)
-	fmt.Printf("  spans stored                 %12.0f\n", spans)
-	fmt.Printf("  stored spans/s               %12.0f\n", spans/elapsed.Seconds())
-	fmt.Printf("  spoor CPU s per 1M spans     %12.2f   (target ≤ 8; Jaeger v2 + Badger ≈ 20)\n", cpu/spans*1e6)
-	fmt.Printf("  spoor CPU cores busy         %12.2f   (of %d)\n", cpu/elapsed.Seconds(), numCPU())
-	fmt.Printf("  spans/s per spoor CPU core   %12.0f\n", spans/cpu)
+	tg.print()
+	fmt.Printf("phase 2: in-process OTLP gRPC replayer (telemetrygen-shaped 512-span requests, fresh random trace IDs), %d streams, %v\n",
+		o.replayStreams, o.duration)
+	rp.print()
+	fmt.Printf("whole run\n")
 	fmt.Printf("  spoor peak RSS               %9.0f MiB\n", float64(peakRSS)/(1<<20))
 	fmt.Printf("  bytes on disk per span       %12.1f   (%0.1f MiB total)\n", float64(disk)/spans, float64(disk)/(1<<20))
 	fmt.Printf("  trace by ID p50 / p99        %8.2f ms / %.2f ms   (%d random stored traces)\n",

@@ -93,7 +93,7 @@ type writeScratch struct {
 	badgerEntry []badger.Entry
 	// prevAttrs holds strings of the batch being written; release clears it so the
 	// pool keeps no reference into a caller's spans.
-	prevAttrs []attrHash
+	prevAttrs, nextAttrs []attrHash
 }
 
 var scratchPool = sync.Pool{New: func() any {
@@ -126,8 +126,9 @@ func (w *writeScratch) release() {
 		clear(w.sums[i].services[:cap(w.sums[i].services)])
 	}
 	clear(w.badgerEntry)
-	clear(w.prevAttrs)
-	w.prevAttrs = w.prevAttrs[:0]
+	clear(w.prevAttrs[:cap(w.prevAttrs)])
+	clear(w.nextAttrs[:cap(w.nextAttrs)])
+	w.prevAttrs, w.nextAttrs = w.prevAttrs[:0], w.nextAttrs[:0]
 	scratchPool.Put(w)
 }
 
@@ -450,30 +451,38 @@ func (w *writeScratch) attrHashes(dst []uint64, m pcommon.Map) []uint64 {
 }
 
 // addSpanAttrFields is addAttrFields for span attributes, which mostly repeat from one
-// span to the next (same keys in the same order, many equal values): an attribute equal
-// to the previous span's at the same position reuses its hash, and comparing two short
-// strings costs a fraction of hashing them.
+// span to the next (the same keys, many equal values — though SDKs that keep them in a
+// Go map emit them in a different order each time): an attribute equal to one of the
+// previous span's reuses its hash, and comparing short strings costs a fraction of
+// hashing them.
 func (w *writeScratch) addSpanAttrFields(m pcommon.Map, b uint32, start uint64) {
+	prev := w.prevAttrs
+	next := w.nextAttrs[:0]
 	i := 0
 	for k, v := range m.All() {
 		str, ok := indexableValue(v)
 		if !ok {
-			i++
 			continue
 		}
-		if i < len(w.prevAttrs) && w.prevAttrs[i].key == k && w.prevAttrs[i].value == str {
-			w.addField(w.prevAttrs[i].hash, b, start)
+		h, found := uint64(0), false
+		if i < len(prev) && prev[i].key == k && prev[i].value == str {
+			h, found = prev[i].hash, true
 		} else {
-			h := w.h.attribute(k, str)
-			if i < len(w.prevAttrs) {
-				w.prevAttrs[i] = attrHash{key: k, value: str, hash: h}
-			} else {
-				w.prevAttrs = append(w.prevAttrs, attrHash{key: k, value: str, hash: h})
+			for j := range prev {
+				if prev[j].key == k && prev[j].value == str {
+					h, found = prev[j].hash, true
+					break
+				}
 			}
-			w.addField(h, b, start)
 		}
+		if !found {
+			h = w.h.attribute(k, str)
+		}
+		next = append(next, attrHash{key: k, value: str, hash: h})
+		w.addField(h, b, start)
 		i++
 	}
+	w.prevAttrs, w.nextAttrs = next, prev
 }
 
 // attrHash remembers an attribute's field hash for the next span.
