@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -26,20 +27,85 @@ func (s *Store) GetTrace(ctx context.Context, traceID pcommon.TraceID) (ptrace.T
 		if err != nil || !ok {
 			return err
 		}
-		// A lone GetTrace reads from the cache but does not fill it: random trace
-		// lookups would only churn it and grow the heap the GC scans.
-		parts, err := s.traceParts(ctx, txn, traceID, &sum, nil, false)
-		if err != nil || len(parts) == 0 {
-			return err
-		}
-		td, found = copyTrace(parts), true
-		return nil
+		td, found, err = s.readTrace(ctx, txn, traceID, &sum)
+		return err
 	})
 	if err != nil {
 		return ptrace.Traces{}, err
 	}
 	if !found {
 		return ptrace.Traces{}, storage.ErrTraceNotFound
+	}
+	return td, nil
+}
+
+// readTrace collects the trace's spans from the blocks its summary lists. A block a
+// search has decoded is read from the cache; any other is not decoded whole: only the
+// trace's own spans are cut out of its protobuf (filterTrace) and unmarshaled. A lone
+// GetTrace does not fill the cache: random lookups would only churn it.
+func (s *Store) readTrace(ctx context.Context, txn *badger.Txn, traceID pcommon.TraceID, sum *summary) (ptrace.Traces, bool, error) {
+	td := ptrace.NewTraces()
+	var parts []tracePart
+	raw := rawPool.Get().(*[]byte)
+	defer rawPool.Put(raw)
+	for _, ref := range sum.blocks {
+		if err := ctx.Err(); err != nil {
+			return td, false, fmt.Errorf("read trace %s: %w", hex.EncodeToString(traceID[:]), err)
+		}
+		if blk := s.cache.get(ref); blk != nil {
+			if refs := blk.traces[traceID]; len(refs) > 0 {
+				parts = append(parts, tracePart{blk: blk, refs: refs})
+			}
+			continue
+		}
+		var key [blockKeyLen]byte
+		item, err := txn.Get(appendBlockKey(key[:0], prefixBlock, ref))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			continue // dropped by retention before its summary fragment expired
+		}
+		if err != nil {
+			return td, false, fmt.Errorf("read block %x: %w", key, err)
+		}
+		var part ptrace.Traces
+		if err := item.Value(func(v []byte) error {
+			var err error
+			part, err = s.decodeTraceOfBlock(v, traceID, raw)
+			return err
+		}); err != nil {
+			return td, false, fmt.Errorf("read trace %s from block %x: %w", hex.EncodeToString(traceID[:]), key, err)
+		}
+		part.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+	}
+	if len(parts) > 0 {
+		copyTrace(parts).ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+	}
+	dedupeSpans(td)
+	return td, td.SpanCount() > 0, nil
+}
+
+// rawPool holds buffers for decompressed blocks that are read, not kept.
+var rawPool = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return &b }}
+
+// decodeTraceOfBlock decompresses a stored block into *raw and unmarshals only the
+// spans of traceID.
+func (s *Store) decodeTraceOfBlock(v []byte, traceID pcommon.TraceID, raw *[]byte) (ptrace.Traces, error) {
+	if len(v) == 0 || v[0] != codecZstdProto {
+		return ptrace.Traces{}, fmt.Errorf("unknown block codec (value starts %x)", v[:min(len(v), 1)])
+	}
+	b, err := s.dec.DecodeAll(v[1:], (*raw)[:0])
+	if err != nil {
+		return ptrace.Traces{}, fmt.Errorf("decompress block: %w", err)
+	}
+	*raw = b
+	// A fresh buffer for what is unmarshaled: the pooled one is reused at once.
+	only, _, err := filterTrace(nil, b, traceID)
+	if err != nil {
+		return ptrace.Traces{}, err
+	}
+	var u ptrace.ProtoUnmarshaler
+	td, err := u.UnmarshalTraces(only)
+	if err != nil {
+		return ptrace.Traces{}, fmt.Errorf("decode spans of the trace: %w", err)
 	}
 	return td, nil
 }

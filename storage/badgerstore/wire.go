@@ -1,0 +1,124 @@
+package badgerstore
+
+import (
+	"bytes"
+	"errors"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// OTLP field numbers (opentelemetry/proto/trace/v1/trace.proto) that filterTrace walks.
+const (
+	fieldTracesDataResourceSpans protowire.Number = 1 // TracesData.resource_spans
+	fieldResourceSpansScopeSpans protowire.Number = 2 // ResourceSpans.scope_spans
+	fieldScopeSpansSpans         protowire.Number = 2 // ScopeSpans.spans
+	fieldSpanTraceID             protowire.Number = 1 // Span.trace_id
+)
+
+var errBadBlockProto = errors.New("block is not a well-formed OTLP TracesData")
+
+// filterTrace copies from the protobuf encoding of an OTLP TracesData (a block) only
+// the spans of one trace, with their resources and scopes and every other field
+// unchanged, and appends the result — again a TracesData — to dst.
+//
+// Unmarshaling a whole 512-span block to read one trace of 5 spans cost about 1 ms
+// (pdata builds every span); stepping over the other spans' bytes costs a few
+// microseconds, and only the trace's own spans are unmarshaled.
+func filterTrace(dst, raw []byte, id pcommon.TraceID) ([]byte, int, error) {
+	spans := 0
+	var rsBuf, ssBuf []byte
+	for b := raw; len(b) > 0; {
+		num, typ, rs, n := consumeField(b)
+		if n < 0 {
+			return dst, 0, errBadBlockProto
+		}
+		b = b[n:]
+		if num != fieldTracesDataResourceSpans || typ != protowire.BytesType {
+			continue // nothing else in a TracesData concerns one trace
+		}
+		rsBuf = rsBuf[:0]
+		kept := 0
+		for r := rs; len(r) > 0; {
+			num, typ, ss, n := consumeField(r)
+			if n < 0 {
+				return dst, 0, errBadBlockProto
+			}
+			field := r[:n]
+			r = r[n:]
+			if num != fieldResourceSpansScopeSpans || typ != protowire.BytesType {
+				rsBuf = append(rsBuf, field...) // resource, schema URL: kept as they are
+				continue
+			}
+			ssBuf = ssBuf[:0]
+			matched := 0
+			for s := ss; len(s) > 0; {
+				num, typ, sp, n := consumeField(s)
+				if n < 0 {
+					return dst, 0, errBadBlockProto
+				}
+				field := s[:n]
+				s = s[n:]
+				if num != fieldScopeSpansSpans || typ != protowire.BytesType {
+					ssBuf = append(ssBuf, field...) // scope, schema URL
+					continue
+				}
+				ok, err := spanHasTraceID(sp, id)
+				if err != nil {
+					return dst, 0, err
+				}
+				if ok {
+					ssBuf = append(ssBuf, field...)
+					matched++
+				}
+			}
+			if matched > 0 {
+				rsBuf = protowire.AppendTag(rsBuf, fieldResourceSpansScopeSpans, protowire.BytesType)
+				rsBuf = protowire.AppendBytes(rsBuf, ssBuf)
+				kept += matched
+			}
+		}
+		if kept > 0 {
+			dst = protowire.AppendTag(dst, fieldTracesDataResourceSpans, protowire.BytesType)
+			dst = protowire.AppendBytes(dst, rsBuf)
+			spans += kept
+		}
+	}
+	return dst, spans, nil
+}
+
+// consumeField reads one field; for a length-delimited field, val is its content.
+func consumeField(b []byte) (protowire.Number, protowire.Type, []byte, int) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return 0, 0, nil, n
+	}
+	if typ == protowire.BytesType {
+		v, m := protowire.ConsumeBytes(b[n:])
+		if m < 0 {
+			return 0, 0, nil, m
+		}
+		return num, typ, v, n + m
+	}
+	m := protowire.ConsumeFieldValue(num, typ, b[n:])
+	if m < 0 {
+		return 0, 0, nil, m
+	}
+	return num, typ, nil, n + m
+}
+
+// spanHasTraceID reports whether an encoded Span has the trace ID. pdata writes the
+// trace ID first, so the loop almost always stops at the first field.
+func spanHasTraceID(sp []byte, id pcommon.TraceID) (bool, error) {
+	for len(sp) > 0 {
+		num, typ, v, n := consumeField(sp)
+		if n < 0 {
+			return false, errBadBlockProto
+		}
+		if num == fieldSpanTraceID && typ == protowire.BytesType {
+			return bytes.Equal(v, id[:]), nil
+		}
+		sp = sp[n:]
+	}
+	return false, nil
+}
