@@ -71,24 +71,138 @@ type Operation struct {
 }
 
 // TraceQuery selects traces. A trace matches when at least one of its spans satisfies
-// every condition that is set (the semantics of Jaeger's trace store):
+// every span-level condition that is set (the semantics of Jaeger's trace store), and the
+// trace as a whole satisfies every trace-level condition that is set.
+//
+// Span-level conditions, all on the same span:
 //   - ServiceName: the span's resource has service.name equal to it;
 //   - OperationName: the span's name equals it;
 //   - Attributes: for every key, the span, its resource, its scope, one of its events or
 //     one of its links has an attribute with that key whose value, written as a string
 //     (pcommon.Value.AsString), equals the wanted value;
+//   - AttributeFilters: every filter holds (see AttributeFilter), looked up in the same
+//     places as Attributes;
 //   - StartTimeMin/StartTimeMax: the span starts within [min, max] (zero = unbounded);
-//   - DurationMin/DurationMax: the span's duration is within [min, max] (zero = unbounded).
+//   - DurationMin/DurationMax: the span's duration is within [min, max] (zero = unbounded);
+//   - ErrorsOnly: the span's status code is Error. With no other span-level condition
+//     this is Jaeger users' "error traces": traces with at least one error span. With
+//     others, the error span must be one that satisfies them all (ServiceName "payments"
+//     and ErrorsOnly finds traces in which a payments span failed, not traces in which
+//     payments took part and something else failed; TraceErrorsOnly is that).
+//
+// Trace-level conditions, on the whole trace, independent of which span matched above:
+//   - TraceDurationMin/TraceDurationMax: the trace's duration, from its earliest span
+//     start to its latest span end, is within [min, max] (zero = unbounded). This is not
+//     a span's duration: a 2 s trace made of 10 ms spans has trace duration 2 s;
+//   - TraceErrorsOnly: at least one span of the trace, any span, has status Error.
+//
+// Results are ordered newest first: by trace start (earliest span start) descending,
+// then by trace ID ascending (bytewise), so that equal starts have a stable order.
 type TraceQuery struct {
-	ServiceName   string
-	OperationName string
-	Attributes    map[string]string
-	StartTimeMin  time.Time
-	StartTimeMax  time.Time
-	DurationMin   time.Duration
-	DurationMax   time.Duration
+	ServiceName      string
+	OperationName    string
+	Attributes       map[string]string
+	AttributeFilters []AttributeFilter
+	StartTimeMin     time.Time
+	StartTimeMax     time.Time
+	DurationMin      time.Duration
+	DurationMax      time.Duration
+	ErrorsOnly       bool
+
+	TraceDurationMin time.Duration
+	TraceDurationMax time.Duration
+	TraceErrorsOnly  bool
+
 	// Limit is the most traces returned; zero or less means DefaultLimit.
 	Limit int
+	// Cursor, when set, is a SearchResult.NextCursor of an earlier search with the same
+	// conditions: the search continues after the last trace that search returned (see
+	// Searcher). Malformed cursors are invalid input.
+	Cursor string
+}
+
+// AttributeFilter is one attribute condition on a span. The attribute matches a value
+// when the span, its resource, its scope, one of its events or one of its links has an
+// attribute Key whose value, written as a string (pcommon.Value.AsString), equals it.
+//   - Values set, Negate false: the attribute matches at least one of Values (OR);
+//   - Values set, Negate true: the attribute matches none of Values in any of those
+//     places; a span without the attribute at all satisfies it;
+//   - Values empty, Negate false: the attribute is present, with any value;
+//   - Values empty, Negate true: the attribute is absent from all of those places.
+type AttributeFilter struct {
+	Key    string
+	Values []string
+	Negate bool
+}
+
+// Searcher is a Reader that also pages through search results and returns trace
+// summaries. Stores that can offer it implement it; callers find it by type assertion.
+//
+// SearchTraces returns at most q.Limit matches of q, newest first, with their summaries,
+// and the spans of each trace when depth is WithSpans. NextCursor is set when the page is
+// full; passing it back as q.Cursor (with the same conditions; Limit may change) returns
+// the next page, and following it to the end returns every matching trace exactly once.
+// Pages after the first answer from the store as it was when the first page was read (a
+// snapshot): traces written, or spans added to stored traces, after the first page do
+// not appear in later pages, so nothing is returned twice or skipped because of them. A
+// trace that expires (retention) between pages is not returned.
+type Searcher interface {
+	SearchTraces(ctx context.Context, q TraceQuery, depth SearchDepth) (SearchResult, error)
+}
+
+// SearchDepth says how much of each matching trace SearchTraces returns.
+type SearchDepth uint8
+
+const (
+	// SummariesOnly returns summaries, never loading the spans it does not need to
+	// decide the match.
+	SummariesOnly SearchDepth = iota
+	// WithSpans also returns every span of each trace, read in the same snapshot.
+	WithSpans
+)
+
+// SearchResult is one page of a search.
+type SearchResult struct {
+	// Summaries has one entry per matching trace, in result order; never nil.
+	Summaries []TraceSummary
+	// Traces, with WithSpans only, holds the spans of Summaries[i]'s trace at index i.
+	Traces []ptrace.Traces
+	// NextCursor continues the search after this page; empty when the page was not full
+	// (nothing more matches). A full page may be followed by an empty one.
+	NextCursor string
+}
+
+// SummaryReader returns the summary of one stored trace.
+type SummaryReader interface {
+	// GetTraceSummary returns the trace's summary, or ErrTraceNotFound.
+	GetTraceSummary(ctx context.Context, traceID pcommon.TraceID) (TraceSummary, error)
+}
+
+// TraceSummary describes a trace without its spans. Counts are of stored spans: a
+// sender's retry that re-split a batch can make them count a span twice (an upper
+// bound), never less.
+type TraceSummary struct {
+	TraceID pcommon.TraceID
+	// HasRoot reports whether a root span (no parent) is stored; RootService and
+	// RootOperation are its service and name, empty when there is none. With several
+	// roots, the earliest wins.
+	HasRoot       bool
+	RootService   string
+	RootOperation string
+	// Start is the earliest span start; Duration runs from it to the latest span end.
+	Start      time.Time
+	Duration   time.Duration
+	SpanCount  int
+	ErrorCount int
+	// Services lists every service with spans in the trace, sorted by name.
+	Services []ServiceSummary
+}
+
+// ServiceSummary counts one service's spans in a trace.
+type ServiceSummary struct {
+	Name       string
+	SpanCount  int
+	ErrorCount int
 }
 
 // DefaultLimit is the number of traces a search returns when its query sets no limit.
