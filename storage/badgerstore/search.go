@@ -5,8 +5,10 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -17,14 +19,19 @@ import (
 	"github.com/spoortrace/spoor/storage"
 )
 
+var (
+	_ storage.Searcher      = (*Store)(nil)
+	_ storage.SummaryReader = (*Store)(nil)
+)
+
 // FindTraceIDs returns the IDs of the traces matching q, newest first.
 func (s *Store) FindTraceIDs(ctx context.Context, q storage.TraceQuery) ([]pcommon.TraceID, error) {
-	ms, err := s.find(ctx, q, false)
+	pg, err := s.find(ctx, q, false, false)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]pcommon.TraceID, len(ms))
-	for i, m := range ms {
+	ids := make([]pcommon.TraceID, len(pg.matches))
+	for i, m := range pg.matches {
 		ids[i] = m.id
 	}
 	return ids, nil
@@ -32,21 +39,117 @@ func (s *Store) FindTraceIDs(ctx context.Context, q storage.TraceQuery) ([]pcomm
 
 // FindTraces returns the traces matching q, newest first.
 func (s *Store) FindTraces(ctx context.Context, q storage.TraceQuery) ([]ptrace.Traces, error) {
-	ms, err := s.find(ctx, q, true)
+	pg, err := s.find(ctx, q, false, true)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]ptrace.Traces, len(ms))
-	for i, m := range ms {
+	out := make([]ptrace.Traces, len(pg.matches))
+	for i, m := range pg.matches {
 		out[i] = m.td
 	}
 	return out, nil
 }
 
+// SearchTraces returns one page of the traces matching q with their summaries (and
+// spans, with storage.WithSpans), and the cursor of the next page.
+func (s *Store) SearchTraces(ctx context.Context, q storage.TraceQuery, depth storage.SearchDepth) (storage.SearchResult, error) {
+	pg, err := s.find(ctx, q, true, depth == storage.WithSpans)
+	if err != nil {
+		return storage.SearchResult{}, err
+	}
+	res := storage.SearchResult{Summaries: make([]storage.TraceSummary, len(pg.matches)), NextCursor: pg.next}
+	if depth == storage.WithSpans {
+		res.Traces = make([]ptrace.Traces, len(pg.matches))
+	}
+	for i, m := range pg.matches {
+		res.Summaries[i] = m.summary
+		if depth == storage.WithSpans {
+			res.Traces[i] = m.td
+		}
+	}
+	return res, nil
+}
+
+// GetTraceSummary returns the merged summary of a stored trace.
+func (s *Store) GetTraceSummary(_ context.Context, traceID pcommon.TraceID) (storage.TraceSummary, error) {
+	var out storage.TraceSummary
+	var found bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		var sum summary
+		var err error
+		if found, err = readSummaryAsOf(txn, traceID, &sum, math.MaxUint64); err != nil || !found {
+			return err
+		}
+		out = exportSummary(traceID, &sum)
+		return nil
+	})
+	if err != nil {
+		return storage.TraceSummary{}, err
+	}
+	if !found {
+		return storage.TraceSummary{}, storage.ErrTraceNotFound
+	}
+	return out, nil
+}
+
+func exportSummary(id pcommon.TraceID, sum *summary) storage.TraceSummary {
+	ts := storage.TraceSummary{
+		TraceID:    id,
+		HasRoot:    sum.hasRoot,
+		Start:      time.Unix(0, int64(sum.minStart)).UTC(),
+		Duration:   time.Duration(sub0(sum.maxEnd, sum.minStart)),
+		SpanCount:  int(sum.spans),
+		ErrorCount: int(sum.errors),
+		Services:   make([]storage.ServiceSummary, len(sum.services)),
+	}
+	if sum.hasRoot {
+		ts.RootService, ts.RootOperation = sum.rootService, sum.rootName
+	}
+	for i, sc := range sum.services {
+		ts.Services[i] = storage.ServiceSummary{Name: sc.name, SpanCount: int(sc.spans), ErrorCount: int(sc.errors)}
+	}
+	return ts
+}
+
+// readSummaryAsOf merges the trace's summary fragments committed at or before Badger
+// version asOf (math.MaxUint64: all of them). Fragments are written once and never
+// rewritten (FORMAT.md), so skipping newer versions reads the summary as it was in the
+// snapshot asOf, which is what a cursor's later pages need.
+func readSummaryAsOf(txn *badger.Txn, traceID pcommon.TraceID, sum *summary, asOf uint64) (bool, error) {
+	var prefix [summaryPrefixLen]byte
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = appendSummaryPrefix(prefix[:0], traceID)
+	opts.PrefetchValues = false
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	found := false
+	var frag summary
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		if item.Version() > asOf {
+			continue
+		}
+		dst := sum
+		if found {
+			frag.reset()
+			dst = &frag
+		}
+		if err := item.Value(dst.decode); err != nil {
+			return false, fmt.Errorf("read summary of trace %s: %w", hex.EncodeToString(traceID[:]), err)
+		}
+		if found {
+			sum.merge(&frag)
+		}
+		found = true
+	}
+	return found, nil
+}
+
 type match struct {
-	id    pcommon.TraceID
-	start uint64
-	td    ptrace.Traces // set for FindTraces
+	id      pcommon.TraceID
+	start   uint64
+	summary storage.TraceSummary // set for SearchTraces
+	td      ptrace.Traces        // set when spans are loaded
 }
 
 // compareMatch orders newest first, then by trace ID ascending.
@@ -57,7 +160,7 @@ func compareMatch(a, b match) int {
 	return bytes.Compare(a.id[:], b.id[:])
 }
 
-func validateQuery(q storage.TraceQuery) error {
+func validateQuery(q *storage.TraceQuery) error {
 	if !q.StartTimeMin.IsZero() && !q.StartTimeMax.IsZero() && q.StartTimeMax.Before(q.StartTimeMin) {
 		return &storage.InvalidInputError{Reason: fmt.Sprintf("start time max %s is before min %s", q.StartTimeMax, q.StartTimeMin)}
 	}
@@ -66,6 +169,17 @@ func validateQuery(q storage.TraceQuery) error {
 	}
 	if q.DurationMax > 0 && q.DurationMax < q.DurationMin {
 		return &storage.InvalidInputError{Reason: fmt.Sprintf("duration max %s is less than min %s", q.DurationMax, q.DurationMin)}
+	}
+	if q.TraceDurationMin < 0 || q.TraceDurationMax < 0 {
+		return &storage.InvalidInputError{Reason: "negative trace duration bound"}
+	}
+	if q.TraceDurationMax > 0 && q.TraceDurationMax < q.TraceDurationMin {
+		return &storage.InvalidInputError{Reason: fmt.Sprintf("trace duration max %s is less than min %s", q.TraceDurationMax, q.TraceDurationMin)}
+	}
+	for i, f := range q.AttributeFilters {
+		if f.Key == "" {
+			return &storage.InvalidInputError{Reason: fmt.Sprintf("attribute filter %d has no key", i)}
+		}
 	}
 	return nil
 }
@@ -77,14 +191,16 @@ func unixNs(t time.Time) uint64 {
 	return uint64(t.UnixNano())
 }
 
-// drivingField picks the index to walk: the most selective field the query names.
-func drivingField(q storage.TraceQuery) uint64 {
+// drivingFields picks the index to walk: the most selective field the query names, or
+// for a query whose only indexable condition is an OR filter, the union of its values'
+// fields (walked merged, newest posting first).
+func drivingFields(q *storage.TraceQuery) []uint64 {
 	var h fieldHasher
 	switch {
 	case q.ServiceName != "" && q.OperationName != "":
-		return h.operation(q.ServiceName, q.OperationName)
+		return []uint64{h.operation(q.ServiceName, q.OperationName)}
 	case q.ServiceName != "":
-		return h.service(q.ServiceName)
+		return []uint64{h.service(q.ServiceName)}
 	}
 	keys := make([]string, 0, len(q.Attributes))
 	for k := range q.Attributes {
@@ -93,162 +209,259 @@ func drivingField(q storage.TraceQuery) uint64 {
 	slices.Sort(keys)
 	for _, k := range keys {
 		if v := q.Attributes[k]; len(v) <= maxIndexedValue {
-			return h.attribute(k, v)
+			return []uint64{h.attribute(k, v)}
 		}
 	}
-	return h.all()
+	var union []uint64
+	for _, f := range q.AttributeFilters {
+		if f.Negate || len(f.Values) == 0 || slices.ContainsFunc(f.Values, func(v string) bool { return len(v) > maxIndexedValue }) {
+			continue // NOT filters, presence tests and unindexed values are verified only
+		}
+		if len(f.Values) == 1 {
+			return []uint64{h.attribute(f.Key, f.Values[0])}
+		}
+		if union == nil || len(f.Values) < len(union) {
+			union = union[:0]
+			for _, v := range f.Values {
+				if fh := h.attribute(f.Key, v); !slices.Contains(union, fh) {
+					union = append(union, fh)
+				}
+			}
+		}
+	}
+	if union != nil {
+		return union
+	}
+	return []uint64{h.all()}
 }
 
-func (s *Store) find(ctx context.Context, q storage.TraceQuery, keepTraces bool) ([]match, error) {
-	if err := validateQuery(q); err != nil {
-		return nil, err
+// plan is a validated query with its derived bounds.
+type plan struct {
+	q     *storage.TraceQuery
+	limit int
+	// walkMin/walkMax bound the walk over span starts; spanMin/spanMax are the query's
+	// own span start window (0 and MaxUint64 when open), windowed whether it has one.
+	walkMin, walkMax uint64
+	spanMin, spanMax uint64
+	windowed         bool
+	fields           []uint64
+	// needSpans is set when a span-level condition cannot be decided from summaries and
+	// posting bounds alone.
+	needSpans bool
+	// asOf is the Badger version of the snapshot searched (FORMAT.md: Search, cursors);
+	// after, when set, is the cursor's position: only matches ordered after it count.
+	asOf  uint64
+	after *match
+}
+
+type page struct {
+	matches []match
+	next    string
+}
+
+func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepTraces bool) (page, error) {
+	if err := validateQuery(&q); err != nil {
+		return page{}, err
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = storage.DefaultLimit
+	p := plan{q: &q, limit: q.Limit, asOf: math.MaxUint64, spanMax: math.MaxUint64}
+	if p.limit <= 0 {
+		p.limit = storage.DefaultLimit
+	}
+	if q.Cursor != "" {
+		c, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return page{}, err
+		}
+		p.after, p.asOf = &match{id: c.id, start: c.start}, c.asOf
 	}
 	now := time.Now()
-	maxNs := unixNs(q.StartTimeMax)
+	p.walkMax = unixNs(q.StartTimeMax)
 	if q.StartTimeMax.IsZero() {
-		maxNs = unixNs(now.Add(bucketWidth))
+		p.walkMax = unixNs(now.Add(bucketWidth))
+	} else {
+		p.spanMax = p.walkMax
 	}
-	minNs := unixNs(q.StartTimeMin)
-	hiBucket := bucketOf(maxNs)
+	p.walkMin, p.spanMin = unixNs(q.StartTimeMin), unixNs(q.StartTimeMin)
+	p.windowed = p.spanMin > 0 || !q.StartTimeMax.IsZero()
+	p.needSpans = q.OperationName != "" || len(q.Attributes) > 0 || len(q.AttributeFilters) > 0 ||
+		q.DurationMin > 0 || q.DurationMax > 0 || len(q.ServiceName) > maxNameLen || (q.ErrorsOnly && p.windowed)
+	hiBucket := bucketOf(p.walkMax)
 	// Without a lower bound the walk stops at the oldest bucket retention keeps, and
 	// never walks more buckets than retention spans.
 	span := uint32(s.opts.Retention/bucketWidth) + 2
-	loBucket := bucketOf(minNs)
+	loBucket := bucketOf(p.walkMin)
 	if q.StartTimeMin.IsZero() {
 		loBucket = bucketOf(unixNs(now.Add(-s.opts.Retention - bucketWidth)))
 	}
 	if hiBucket > span && loBucket < hiBucket-span {
 		loBucket = hiBucket - span
 	}
-	if loBucket > hiBucket {
-		return []match{}, nil
-	}
-	field := drivingField(q)
+	p.fields = drivingFields(&q)
 
-	var matches []match
+	var pg page
 	err := s.db.View(func(txn *badger.Txn) error {
-		var err error
-		if matches, err = s.walk(ctx, txn, q, field, limit, minNs, maxNs, loBucket, hiBucket); err != nil || !keepTraces {
-			return err
+		if p.after == nil {
+			// The first page fixes the snapshot every later page reads.
+			p.asOf = txn.ReadTs()
 		}
-		// The page's traces, read in the same snapshot.
+		if loBucket <= hiBucket {
+			var err error
+			if pg.matches, err = s.walk(ctx, txn, &p, loBucket, hiBucket); err != nil {
+				return err
+			}
+		}
+		if len(pg.matches) == p.limit {
+			last := pg.matches[len(pg.matches)-1]
+			pg.next = encodeCursor(cursor{start: last.start, id: last.id, asOf: p.asOf})
+		}
+		if !summaries && !keepTraces {
+			return nil
+		}
+		// The page's summaries and traces, read in the same snapshot.
 		var sum summary
 		var parts []tracePart
-		for i := range matches {
-			matches[i].td = ptrace.NewTraces()
-			found, err := readSummary(txn, matches[i].id, &sum)
+		for i := range pg.matches {
+			m := &pg.matches[i]
+			m.td = ptrace.NewTraces()
+			found, err := readSummaryAsOf(txn, m.id, &sum, p.asOf)
 			if err != nil {
 				return err
 			}
 			if !found {
 				continue
 			}
-			if parts, err = s.traceParts(ctx, txn, matches[i].id, &sum, parts[:0], true); err != nil {
-				return err
+			if summaries {
+				m.summary = exportSummary(m.id, &sum)
 			}
-			matches[i].td = copyTrace(parts)
+			if keepTraces {
+				if parts, err = s.traceParts(ctx, txn, m.id, &sum, parts[:0], true); err != nil {
+					return err
+				}
+				m.td = copyTrace(parts)
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return page{}, err
 	}
-	if matches == nil {
-		matches = []match{}
+	if pg.matches == nil {
+		pg.matches = []match{}
 	}
-	return matches, nil
+	return pg, nil
 }
 
-// walk reverse-iterates the driving field's postings bucket by bucket and verifies
-// their traces until the page is full and nothing unseen can enter it.
-func (s *Store) walk(ctx context.Context, txn *badger.Txn, q storage.TraceQuery, field uint64, limit int,
-	minNs, maxNs uint64, loBucket, hiBucket uint32) ([]match, error) {
+// walk reverse-iterates the driving fields' postings bucket by bucket, newest posting
+// first across fields, and verifies their traces until the page is full and nothing
+// unseen can enter it.
+func (s *Store) walk(ctx context.Context, txn *badger.Txn, p *plan, loBucket, hiBucket uint32) ([]match, error) {
 	var matches []match
-	err := func() error {
-		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, PrefetchValues: false})
-		defer it.Close()
-		var (
-			seen    = make(map[pcommon.TraceID]struct{})
-			sum     summary
-			val     []byte
-			rows    []tableRow
-			entries []postingEntry
-			parts   []tracePart
-		)
-		prefix := make([]byte, 0, 13)
-		seek := make([]byte, 0, postingKeyLen)
-		// full reports whether the page is full of traces starting after ns: then no
-		// trace starting at or before ns can enter it (ties go to the lower trace ID).
-		full := func(ns uint64) bool { return len(matches) >= limit && matches[limit-1].start > ns }
-		for b := hiBucket; ; b-- {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("search traces: %w", err)
-			}
-			prefix = appendPostingPrefix(prefix[:0], b, field)
-			seek = append(append(seek[:0], prefix...), maxKeySuffix[:]...)
-			for it.Seek(seek); it.ValidForPrefix(prefix); it.Next() {
-				item := it.Item()
-				key := item.Key()
-				if len(key) != postingKeyLen {
-					return fmt.Errorf("posting key %x has length %d, want %d", key, len(key), postingKeyLen)
-				}
-				maxStart := binary.BigEndian.Uint64(key[13:21])
-				if maxStart < minNs || full(maxStart) {
-					return nil // every posting further down the walk is older
-				}
-				ref := blockRef{hash: binary.BigEndian.Uint64(key[21:29])}
-				var err error
-				if val, err = item.ValueCopy(val[:0]); err != nil {
-					return fmt.Errorf("read posting %x: %w", key, err)
-				}
-				delta, rest, err := postingBucketDelta(val)
-				if err != nil {
-					return fmt.Errorf("read posting %x: %w", key, err)
-				}
-				ref.bucket = b + delta
-				if rows, err = s.readTable(txn, ref, rows[:0]); err != nil {
-					return err
-				}
-				if entries, err = decodeEntries(rest, rows, entries[:0]); err != nil {
-					return fmt.Errorf("read posting %x: %w", key, err)
-				}
-				for _, e := range entries {
-					if e.last < minNs || e.first > maxNs || full(e.first) {
-						continue // no span of it carrying the field is in range, or it cannot enter the page
-					}
-					id := rows[e.row].id
-					if _, dup := seen[id]; dup {
-						continue
-					}
-					seen[id] = struct{}{}
-					var ok bool
-					parts, ok, err = s.verify(ctx, txn, id, q, &sum, parts[:0])
-					if err != nil {
-						return err
-					}
-					if !ok {
-						continue
-					}
-					m := match{id: id, start: sum.minStart}
-					i, _ := slices.BinarySearchFunc(matches, m, compareMatch)
-					if i < limit {
-						matches = slices.Insert(matches, i, m)
-						if len(matches) > limit {
-							matches = matches[:limit]
-						}
-					}
-				}
-			}
-			if b == loBucket || b == 0 {
-				return nil
-			}
+	its := make([]*badger.Iterator, len(p.fields))
+	for i := range its {
+		its[i] = txn.NewIterator(badger.IteratorOptions{Reverse: true, PrefetchValues: false})
+	}
+	defer func() {
+		for _, it := range its {
+			it.Close()
 		}
 	}()
-	return matches, err
+	var (
+		seen     = make(map[pcommon.TraceID]struct{})
+		sum      summary
+		val      []byte
+		rows     []tableRow
+		entries  []postingEntry
+		parts    []tracePart
+		prefixes = make([][]byte, len(p.fields))
+		seek     = make([]byte, 0, postingKeyLen)
+	)
+	// full reports whether the page is full of traces starting after ns: then no trace
+	// starting at or before ns can enter it (ties go to the lower trace ID).
+	full := func(ns uint64) bool { return len(matches) >= p.limit && matches[p.limit-1].start > ns }
+	for b := hiBucket; ; b-- {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("search traces: %w", err)
+		}
+		for i, f := range p.fields {
+			prefixes[i] = appendPostingPrefix(prefixes[i][:0], b, f)
+			seek = append(append(seek[:0], prefixes[i]...), maxKeySuffix[:]...)
+			its[i].Seek(seek)
+		}
+		for {
+			// The newest posting of any field: keys of a bucket sort by maxStart.
+			best := -1
+			for i, it := range its {
+				if !it.ValidForPrefix(prefixes[i]) {
+					continue
+				}
+				if key := it.Item().Key(); len(key) != postingKeyLen {
+					return nil, fmt.Errorf("posting key %x has length %d, want %d", key, len(key), postingKeyLen)
+				}
+				if best < 0 || bytes.Compare(it.Item().Key()[13:], its[best].Item().Key()[13:]) > 0 {
+					best = i
+				}
+			}
+			if best < 0 {
+				break
+			}
+			item := its[best].Item()
+			key := item.Key()
+			maxStart := binary.BigEndian.Uint64(key[13:21])
+			if maxStart < p.walkMin || full(maxStart) {
+				return matches, nil // every posting further down the walk is older
+			}
+			if item.Version() > p.asOf {
+				its[best].Next()
+				continue // written after the cursor's snapshot
+			}
+			ref := blockRef{hash: binary.BigEndian.Uint64(key[21:29])}
+			var err error
+			if val, err = item.ValueCopy(val[:0]); err != nil {
+				return nil, fmt.Errorf("read posting %x: %w", key, err)
+			}
+			delta, rest, err := postingBucketDelta(val)
+			if err != nil {
+				return nil, fmt.Errorf("read posting %x: %w", key, err)
+			}
+			ref.bucket = b + delta
+			if rows, err = s.readTable(txn, ref, rows[:0]); err != nil {
+				return nil, err
+			}
+			if entries, err = decodeEntries(rest, rows, entries[:0]); err != nil {
+				return nil, fmt.Errorf("read posting %x: %w", key, err)
+			}
+			its[best].Next()
+			for _, e := range entries {
+				if e.last < p.walkMin || e.first > p.walkMax || full(e.first) {
+					continue // no span of it carrying the field is in range, or it cannot enter the page
+				}
+				id := rows[e.row].id
+				if _, dup := seen[id]; dup {
+					continue
+				}
+				seen[id] = struct{}{}
+				var ok bool
+				parts, ok, err = s.verify(ctx, txn, id, p, e, &sum, parts[:0])
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					continue
+				}
+				m := match{id: id, start: sum.minStart}
+				i, _ := slices.BinarySearchFunc(matches, m, compareMatch)
+				if i < p.limit {
+					matches = slices.Insert(matches, i, m)
+					if len(matches) > p.limit {
+						matches = matches[:p.limit]
+					}
+				}
+			}
+		}
+		if b == loBucket || b == 0 {
+			return matches, nil
+		}
+	}
 }
 
 var maxKeySuffix = [postingKeyLen - 13]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
@@ -272,23 +485,50 @@ func (s *Store) readTable(txn *badger.Txn, ref blockRef, rows []tableRow) ([]tab
 	return rows, nil
 }
 
-// verify checks that one span of the trace satisfies the whole query; sum is left
-// holding the trace's summary.
-func (s *Store) verify(ctx context.Context, txn *badger.Txn, id pcommon.TraceID, q storage.TraceQuery, sum *summary, parts []tracePart) ([]tracePart, bool, error) {
-	found, err := readSummary(txn, id, sum)
+// verify decides whether the trace matches: trace-level conditions and the cursor from
+// its summary, span-level ones from the summary and the posting entry e when they
+// suffice, else from its spans. sum is left holding the trace's summary.
+func (s *Store) verify(ctx context.Context, txn *badger.Txn, id pcommon.TraceID, p *plan, e postingEntry, sum *summary, parts []tracePart) ([]tracePart, bool, error) {
+	found, err := readSummaryAsOf(txn, id, sum, p.asOf)
 	if err != nil || !found {
 		return parts, false, err
 	}
+	if p.after != nil && compareMatch(match{id: id, start: sum.minStart}, *p.after) <= 0 {
+		return parts, false, nil // returned by an earlier page
+	}
+	q := p.q
+	d := time.Duration(sub0(sum.maxEnd, sum.minStart))
+	if (q.TraceDurationMin > 0 && d < q.TraceDurationMin) || (q.TraceDurationMax > 0 && d > q.TraceDurationMax) {
+		return parts, false, nil
+	}
+	if (q.TraceErrorsOnly || q.ErrorsOnly) && sum.errors == 0 {
+		return parts, false, nil
+	}
+	var svc *serviceCount
 	if q.ServiceName != "" && len(q.ServiceName) <= maxNameLen {
-		if !slices.ContainsFunc(sum.services, func(c serviceCount) bool { return c.name == q.ServiceName }) {
+		i := slices.IndexFunc(sum.services, func(c serviceCount) bool { return c.name == q.ServiceName })
+		if i < 0 {
 			return parts, false, nil
 		}
+		svc = &sum.services[i]
+	}
+	if !p.needSpans {
+		// Only the service, the window and ErrorsOnly (without a window) remain, and the
+		// driving field is the service or every trace: e's bounds are starts of spans
+		// that satisfy the service condition.
+		if q.ErrorsOnly && svc != nil && svc.errors == 0 {
+			return parts, false, nil
+		}
+		if !p.windowed || (e.first >= p.spanMin && e.first <= p.spanMax) || (e.last >= p.spanMin && e.last <= p.spanMax) {
+			return parts, true, nil
+		}
+		// Spans before and after the window carry the field: is one inside it?
 	}
 	parts, err = s.traceParts(ctx, txn, id, sum, parts, true)
 	if err != nil {
 		return parts, false, err
 	}
-	return parts, traceMatches(parts, &q), nil
+	return parts, traceMatches(parts, q), nil
 }
 
 func traceMatches(parts []tracePart, q *storage.TraceQuery) bool {
@@ -321,6 +561,9 @@ func traceMatches(parts []tracePart, q *storage.TraceQuery) bool {
 			if q.OperationName != "" && sp.Name() != q.OperationName {
 				continue
 			}
+			if q.ErrorsOnly && sp.Status().Code() != ptrace.StatusCodeError {
+				continue
+			}
 			start, end := uint64(sp.StartTimestamp()), uint64(sp.EndTimestamp())
 			if (minNs > 0 && start < minNs) || (!q.StartTimeMax.IsZero() && start > maxNs) {
 				continue
@@ -332,7 +575,7 @@ func traceMatches(parts []tracePart, q *storage.TraceQuery) bool {
 			if (q.DurationMin > 0 && d < q.DurationMin) || (q.DurationMax > 0 && d > q.DurationMax) {
 				continue
 			}
-			if attributesMatch(q.Attributes, sp, rs.Resource(), ss.Scope()) {
+			if attributesMatch(q.Attributes, sp, rs.Resource(), ss.Scope()) && filtersHold(q.AttributeFilters, sp, rs.Resource(), ss.Scope()) {
 				return true
 			}
 		}
@@ -342,12 +585,55 @@ func traceMatches(parts []tracePart, q *storage.TraceQuery) bool {
 
 func attributesMatch(want map[string]string, sp ptrace.Span, res pcommon.Resource, scope pcommon.InstrumentationScope) bool {
 	for k, v := range want {
-		if !hasAttr(sp.Attributes(), k, v) && !hasAttr(res.Attributes(), k, v) && !hasAttr(scope.Attributes(), k, v) &&
-			!eventsHave(sp.Events(), k, v) && !linksHave(sp.Links(), k, v) {
+		if !anywhere(sp, res, scope, func(m pcommon.Map) bool { return hasAttr(m, k, v) }) {
 			return false
 		}
 	}
 	return true
+}
+
+// filtersHold reports whether the span satisfies every filter (storage.AttributeFilter).
+func filtersHold(fs []storage.AttributeFilter, sp ptrace.Span, res pcommon.Resource, scope pcommon.InstrumentationScope) bool {
+	for i := range fs {
+		f := &fs[i]
+		found := anywhere(sp, res, scope, func(m pcommon.Map) bool {
+			v, ok := m.Get(f.Key)
+			if !ok {
+				return false
+			}
+			if len(f.Values) == 0 {
+				return true
+			}
+			s := v.AsString()
+			if v.Type() == pcommon.ValueTypeStr {
+				s = v.Str()
+			}
+			return slices.Contains(f.Values, s)
+		})
+		if found == f.Negate {
+			return false
+		}
+	}
+	return true
+}
+
+// anywhere reports whether has holds for the attributes of the span, its resource, its
+// scope, one of its events or one of its links.
+func anywhere(sp ptrace.Span, res pcommon.Resource, scope pcommon.InstrumentationScope, has func(pcommon.Map) bool) bool {
+	if has(sp.Attributes()) || has(res.Attributes()) || has(scope.Attributes()) {
+		return true
+	}
+	for i := 0; i < sp.Events().Len(); i++ {
+		if has(sp.Events().At(i).Attributes()) {
+			return true
+		}
+	}
+	for i := 0; i < sp.Links().Len(); i++ {
+		if has(sp.Links().At(i).Attributes()) {
+			return true
+		}
+	}
+	return false
 }
 
 func hasAttr(m pcommon.Map, k, want string) bool {
@@ -359,22 +645,4 @@ func hasAttr(m pcommon.Map, k, want string) bool {
 		return v.Str() == want
 	}
 	return v.AsString() == want
-}
-
-func eventsHave(evs ptrace.SpanEventSlice, k, v string) bool {
-	for i := 0; i < evs.Len(); i++ {
-		if hasAttr(evs.At(i).Attributes(), k, v) {
-			return true
-		}
-	}
-	return false
-}
-
-func linksHave(links ptrace.SpanLinkSlice, k, v string) bool {
-	for i := 0; i < links.Len(); i++ {
-		if hasAttr(links.At(i).Attributes(), k, v) {
-			return true
-		}
-	}
-	return false
 }
