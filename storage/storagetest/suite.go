@@ -13,6 +13,8 @@ import (
 type Store interface {
 	storage.Writer
 	storage.Reader
+	storage.Searcher
+	storage.SummaryReader
 	Close() error
 }
 
@@ -42,6 +44,13 @@ func RunAll(t *testing.T, open Opener) {
 		{"Restart", testRestart},
 		{"InvalidInput", testInvalidInput},
 		{"Concurrency", testConcurrency},
+		{"TraceDuration", testTraceDuration},
+		{"ErrorsSpanAndTraceLevel", testErrors},
+		{"AttributeFiltersOrNot", testAttributeFilters},
+		{"TiesAndCursor", testTiesAndCursor},
+		{"PaginationWhileWriting", testPaginationWhileWriting},
+		{"LateBatchService", testLateBatchService},
+		{"WindowBetweenSpans", testWindowBetweenSpans},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
