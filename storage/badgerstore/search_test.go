@@ -1,0 +1,147 @@
+package badgerstore
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/spoortrace/spoor/storage"
+)
+
+// searchBatch is 64 traces of 8 spans in one batch; every 4th trace has an error span,
+// every trace lasts (i+1) ms in total.
+func searchBatch(n int, base time.Time) ptrace.Traces {
+	td := ptrace.NewTraces()
+	svcs := []string{"gw", "orders", "payments", "ledger"}
+	for s, svc := range svcs {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", svc)
+		spans := rs.ScopeSpans().AppendEmpty().Spans()
+		for i := range 64 {
+			var id pcommon.TraceID
+			id[0], id[1], id[15] = 0x77, byte(n), byte(i)
+			start := base.Add(time.Duration(i) * time.Second)
+			for k := range 2 {
+				sp := spans.AppendEmpty()
+				sp.SetTraceID(id)
+				sp.SetSpanID(pcommon.SpanID{byte(s), byte(k), 1})
+				if s+k > 0 {
+					sp.SetParentSpanID(pcommon.SpanID{0, 0, 1})
+				}
+				sp.SetName(fmt.Sprintf("%s-op", svc))
+				sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+				sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(i+1) * time.Millisecond)))
+				sp.Attributes().PutStr("shard", fmt.Sprint(i%8))
+				if svc == "payments" && k == 1 && i%4 == 0 {
+					sp.Status().SetCode(ptrace.StatusCodeError)
+				}
+			}
+		}
+	}
+	return td
+}
+
+func openSearchStore(tb testing.TB) *Store {
+	tb.Helper()
+	s, err := Open(tb.TempDir(), Options{NoSyncWrites: true})
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	base := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	for n := range 8 {
+		if err := s.WriteTraces(context.Background(), searchBatch(n, base.Add(time.Duration(n)*2*time.Minute))); err != nil {
+			tb.Fatalf("WriteTraces: %v", err)
+		}
+	}
+	return s
+}
+
+// TestSummaryOnlySearchLoadsNoBlock: trace duration, errors and service conditions are
+// answered from summaries; searches with them must not decode a block (searches put
+// every block they decode into the cache).
+func TestSummaryOnlySearchLoadsNoBlock(t *testing.T) {
+	s := openSearchStore(t)
+	for _, q := range []storage.TraceQuery{
+		{TraceDurationMin: 30 * time.Millisecond, Limit: 20},
+		{ServiceName: "payments", ErrorsOnly: true, Limit: 20},
+		{ServiceName: "ledger", TraceErrorsOnly: true, TraceDurationMax: 10 * time.Millisecond, Limit: 20},
+	} {
+		res, err := s.SearchTraces(context.Background(), q, storage.SummariesOnly)
+		if err != nil {
+			t.Fatalf("%+v: %v", q, err)
+		}
+		if len(res.Summaries) != 20 && q.TraceDurationMax == 0 {
+			t.Fatalf("%+v: %d results, want 20", q, len(res.Summaries))
+		}
+		if len(res.Summaries) == 0 {
+			t.Fatalf("%+v: no results", q)
+		}
+		if n := len(s.cache.byRef); n != 0 {
+			t.Fatalf("%+v decoded %d blocks", q, n)
+		}
+	}
+	// A span-level condition does load blocks: the check above can fail.
+	if _, err := s.FindTraceIDs(context.Background(), storage.TraceQuery{OperationName: "payments-op", ErrorsOnly: true, Limit: 5}); err != nil {
+		t.Fatalf("FindTraceIDs: %v", err)
+	}
+	if len(s.cache.byRef) == 0 {
+		t.Fatalf("a span-level search decoded no block")
+	}
+}
+
+func FuzzDecodeCursor(f *testing.F) {
+	f.Add(encodeCursor(cursor{start: 1, id: pcommon.TraceID{1}, asOf: 7}))
+	f.Add("")
+	f.Add("AQ")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := decodeCursor(s)
+		if err != nil {
+			if !storage.IsInvalidInput(err) {
+				t.Fatalf("decodeCursor(%q) error %v is not invalid input", s, err)
+			}
+			return
+		}
+		if again := encodeCursor(c); again != s {
+			t.Fatalf("decodeCursor(%q) then encode = %q", s, again)
+		}
+	})
+}
+
+// BenchmarkSearch compares a search answered from summaries with one that verifies spans,
+// and a later page through a cursor, over 512 traces of 8 spans.
+func BenchmarkSearch(b *testing.B) {
+	s := openSearchStore(b)
+	first, err := s.SearchTraces(context.Background(), storage.TraceQuery{ServiceName: "payments", Limit: 20}, storage.SummariesOnly)
+	if err != nil || first.NextCursor == "" {
+		b.Fatalf("first page: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		q    storage.TraceQuery
+	}{
+		{"summaries/trace-duration", storage.TraceQuery{TraceDurationMin: 30 * time.Millisecond, Limit: 20}},
+		{"summaries/service-errors", storage.TraceQuery{ServiceName: "payments", ErrorsOnly: true, Limit: 20}},
+		{"spans/operation-errors", storage.TraceQuery{ServiceName: "payments", OperationName: "payments-op", ErrorsOnly: true, Limit: 20}},
+		{"spans/or-filter", storage.TraceQuery{AttributeFilters: []storage.AttributeFilter{{Key: "shard", Values: []string{"1", "5"}}}, Limit: 20}},
+		{"cursor/page-2", storage.TraceQuery{ServiceName: "payments", Limit: 20, Cursor: first.NextCursor}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := s.SearchTraces(context.Background(), c.q, storage.SummariesOnly)
+				if err != nil || len(res.Summaries) != 20 {
+					b.Fatalf("%d results, %v", len(res.Summaries), err)
+				}
+			}
+		})
+	}
+}
