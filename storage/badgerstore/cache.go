@@ -67,6 +67,9 @@ type blockCache struct {
 	size  int64
 	order *list.List // of *cacheEntry, most recent first
 	byRef map[blockRef]*list.Element
+	// floor: blocks of buckets below it are being dropped by retention and are
+	// neither kept nor admitted, so a cached copy cannot outlive its block on disk.
+	floor uint32
 }
 
 type cacheEntry struct {
@@ -95,6 +98,9 @@ func (c *blockCache) put(ref blockRef, blk *decodedBlock) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if ref.bucket < c.floor {
+		return
+	}
 	if e, ok := c.byRef[ref]; ok {
 		c.order.MoveToFront(e)
 		return
@@ -107,5 +113,22 @@ func (c *blockCache) put(ref blockRef, blk *decodedBlock) {
 		c.order.Remove(e)
 		delete(c.byRef, ce.ref)
 		c.size -= ce.blk.size
+	}
+}
+
+// dropBelow evicts the blocks of every bucket below floor and refuses them from now on.
+func (c *blockCache) dropBelow(floor uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if floor <= c.floor {
+		return
+	}
+	c.floor = floor
+	for ref, e := range c.byRef {
+		if ref.bucket < floor {
+			c.order.Remove(e)
+			delete(c.byRef, ref)
+			c.size -= e.Value.(*cacheEntry).blk.size
+		}
 	}
 }

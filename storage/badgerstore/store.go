@@ -23,9 +23,22 @@ var (
 
 // Options configures a Store. The zero value of every field means its default.
 type Options struct {
-	// Retention is how long spans are kept (default 72h). Every key expires
-	// Retention plus one time bucket after it was written.
+	// Retention is how long spans are kept (default 72h). A background loop drops
+	// every time bucket whose spans are all older than Retention (retention.go); every
+	// key also expires Retention plus one time bucket after it was written.
 	Retention time.Duration
+	// RetentionInterval is how often the retention loop runs (default 5 minutes; it
+	// also runs once at Open).
+	RetentionInterval time.Duration
+	// MaxDiskBytes caps the bytes on disk (LSM + value log, as DiskSize counts them):
+	// past it, retention drops the oldest buckets early. Zero means no cap.
+	MaxDiskBytes int64
+	// Now is the retention loop's clock (default time.Now); tests move it forward
+	// instead of waiting hours.
+	Now func() time.Time
+	// ValueLogFileSize is the size of one Badger value-log file (default 256 MiB).
+	// Value-log GC reclaims whole files and never the newest one.
+	ValueLogFileSize int64
 	// SyncWrites makes every commit fsync before WriteTraces returns, so an
 	// acknowledged span survives a power loss. Default true; Badger groups concurrent
 	// commits into one fsync. Set NoSyncWrites to turn it off (tests, benchmarks).
@@ -43,6 +56,10 @@ type Options struct {
 	DecodedBlockCacheSize int64
 	// Logger receives Badger's messages; nil silences them.
 	Logger *zap.Logger
+
+	// retentionHook, when set, is called by a retention pass after each step (tests
+	// close the store in the middle of a pass).
+	retentionHook func(step string)
 }
 
 func (o *Options) setDefaults() {
@@ -64,6 +81,15 @@ func (o *Options) setDefaults() {
 	if o.DecodedBlockCacheSize <= 0 {
 		o.DecodedBlockCacheSize = 32 << 20
 	}
+	if o.RetentionInterval <= 0 {
+		o.RetentionInterval = defaultRetentionInterval
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.ValueLogFileSize <= 0 {
+		o.ValueLogFileSize = 256 << 20
+	}
 }
 
 // Stats are counters for metrics. They count since Open.
@@ -80,6 +106,16 @@ type Stats struct {
 	Conflicts int64
 	// Commits counts Badger transactions committed by WriteTraces.
 	Commits int64
+	// Retention: passes run, buckets dropped (by age or by the disk cap), bytes on
+	// disk the passes reclaimed (DiskSize before minus after, never negative), value-log
+	// files rewritten by GC, and the duration of the last pass and of the write stall of
+	// its DropPrefix calls.
+	RetentionPasses    int64
+	BucketsDropped     int64
+	BytesReclaimed     int64
+	ValueLogGCRewrites int64
+	LastRetentionPass  time.Duration
+	LastDropStall      time.Duration
 }
 
 // Store is the Badger trace store. It is safe for concurrent use.
@@ -97,6 +133,8 @@ type Store struct {
 	operations map[opKey]int64
 
 	spansWritten, blocksWritten, blocksDeduped, conflicts, commits atomic.Int64
+
+	retention retentionState
 
 	closeOnce sync.Once
 	closeErr  error
@@ -119,7 +157,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		WithNumLevelZeroTables(3).
 		WithNumLevelZeroTablesStall(8).
 		WithNumCompactors(2).
-		WithValueLogFileSize(256 << 20).
+		WithValueLogFileSize(opts.ValueLogFileSize).
 		WithValueThreshold(min(valueThreshold, opts.MemTableSize*15/100/2)).
 		WithMetricsEnabled(false).
 		WithLogger(nil)
@@ -135,6 +173,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := s.init(); err != nil {
 		return nil, errors.Join(fmt.Errorf("open trace store %q: %w", dir, err), s.closeDB())
 	}
+	s.startRetention()
 	return s, nil
 }
 
@@ -229,9 +268,11 @@ func (s *Store) loadCatalogs() error {
 	})
 }
 
-// Close closes the store. It is safe to call more than once.
+// Close stops the retention loop, waits for a retention pass in progress, and closes
+// the store. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopRetention()
 		s.closeErr = s.closeDB()
 	})
 	return s.closeErr
@@ -260,6 +301,12 @@ func (s *Store) Stats() Stats {
 		BlocksDeduplicated: s.blocksDeduped.Load(),
 		Conflicts:          s.conflicts.Load(),
 		Commits:            s.commits.Load(),
+		RetentionPasses:    s.retention.passes.Load(),
+		BucketsDropped:     s.retention.bucketsDropped.Load(),
+		BytesReclaimed:     s.retention.bytesReclaimed.Load(),
+		ValueLogGCRewrites: s.retention.gcRewrites.Load(),
+		LastRetentionPass:  time.Duration(s.retention.lastPass.Load()),
+		LastDropStall:      time.Duration(s.retention.lastStall.Load()),
 	}
 }
 

@@ -666,7 +666,11 @@ func (s *Store) commit(ctx context.Context, w *writeScratch, p *blockPlan, catal
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("write traces: %w", err)
 		}
+		// Retention's DropPrefix blocks Badger's writes, which would then fail with
+		// ErrBlockedWrites: the read lock makes a commit wait for the drop instead.
+		s.retention.dropMu.RLock()
 		err := s.db.Update(func(txn *badger.Txn) error { return s.apply(txn, w, p, catalog, exp) })
+		s.retention.dropMu.RUnlock()
 		switch {
 		case err == nil:
 			s.commits.Add(1)

@@ -15,6 +15,10 @@ type Config struct {
 	// SyncWrites makes every acknowledged write survive a power loss (fsync per group
 	// commit), not only a crash of the process. On by default.
 	SyncWrites bool `mapstructure:"sync_writes"`
+	// MaxDiskBytes caps the bytes the store takes on disk: past it, the oldest hours of
+	// traces are dropped before their retention ends. 0 means no cap. Leave room above
+	// it for one value-log file (256 MiB) and the memtables, which cannot be reclaimed.
+	MaxDiskBytes int64 `mapstructure:"max_disk_bytes"`
 }
 
 // Validate checks the configuration without touching the disk.
@@ -24,6 +28,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Retention < time.Minute {
 		return fmt.Errorf("retention %v is too short: it must be at least one minute", c.Retention)
+	}
+	if c.MaxDiskBytes < 0 {
+		return fmt.Errorf("max_disk_bytes %d is negative: use 0 for no cap", c.MaxDiskBytes)
 	}
 	return nil
 }

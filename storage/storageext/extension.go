@@ -36,6 +36,7 @@ func (e *Extension) Start(_ context.Context, _ component.Host) error {
 	st, err := badgerstore.Open(e.cfg.Directory, badgerstore.Options{
 		Retention:    e.cfg.Retention,
 		NoSyncWrites: !e.cfg.SyncWrites,
+		MaxDiskBytes: e.cfg.MaxDiskBytes,
 		Logger:       e.telemetry.Logger,
 	})
 	if err != nil {
@@ -104,11 +105,43 @@ func registerMetrics(m metric.Meter, st *badgerstore.Store) (metric.Registration
 	if err != nil {
 		return nil, fmt.Errorf("create storage spans counter: %w", err)
 	}
+	dropped, err := m.Int64ObservableCounter("spoor_storage_retention_buckets_dropped",
+		metric.WithDescription("Hour buckets of traces dropped by retention (expired, or over max_disk_bytes) since start."))
+	if err != nil {
+		return nil, fmt.Errorf("create retention buckets counter: %w", err)
+	}
+	reclaimed, err := m.Int64ObservableCounter("spoor_storage_retention_reclaimed_bytes",
+		metric.WithDescription("Bytes on disk that retention passes (bucket drops and value-log GC) gave back since start."),
+		metric.WithUnit("By"))
+	if err != nil {
+		return nil, fmt.Errorf("create retention reclaimed counter: %w", err)
+	}
+	passes, err := m.Int64ObservableCounter("spoor_storage_retention_passes",
+		metric.WithDescription("Retention passes run since start."))
+	if err != nil {
+		return nil, fmt.Errorf("create retention passes counter: %w", err)
+	}
+	passDur, err := m.Float64ObservableGauge("spoor_storage_retention_pass_duration",
+		metric.WithDescription("Duration of the last retention pass."), metric.WithUnit("s"))
+	if err != nil {
+		return nil, fmt.Errorf("create retention pass duration gauge: %w", err)
+	}
+	stall, err := m.Float64ObservableGauge("spoor_storage_retention_write_stall",
+		metric.WithDescription("Time the last retention pass held writes while dropping buckets."), metric.WithUnit("s"))
+	if err != nil {
+		return nil, fmt.Errorf("create retention write stall gauge: %w", err)
+	}
 	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		lsm, vlog := st.DiskSize()
 		o.ObserveInt64(disk, lsm, metric.WithAttributes(partLSM))
 		o.ObserveInt64(disk, vlog, metric.WithAttributes(partVlog))
-		o.ObserveInt64(spans, st.Stats().SpansWritten)
+		s := st.Stats()
+		o.ObserveInt64(spans, s.SpansWritten)
+		o.ObserveInt64(dropped, s.BucketsDropped)
+		o.ObserveInt64(reclaimed, s.BytesReclaimed)
+		o.ObserveInt64(passes, s.RetentionPasses)
+		o.ObserveFloat64(passDur, s.LastRetentionPass.Seconds())
+		o.ObserveFloat64(stall, s.LastDropStall.Seconds())
 		return nil
-	}, disk, spans)
+	}, disk, spans, dropped, reclaimed, passes, passDur, stall)
 }
