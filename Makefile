@@ -26,8 +26,9 @@ test: ## run every test (race detector on), installing what the tests need
 test-short: ## the tests without the race detector (faster)
 	$(GO) test -timeout 10m ./...
 
-bench: build tools ## end-to-end benchmark of bin/spoor driven by telemetrygen, plus Go micro-benchmarks
+bench: build tools ## end-to-end benchmark of bin/spoor (telemetrygen), the trace store on 5M spans, Go micro-benchmarks
 	$(GO) run ./internal/bench -spoor $(BIN) -telemetrygen $(GOBIN)/telemetrygen
+	$(GO) run ./internal/storebench -spans 5000000
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./storage/...
 
 tools: ## install telemetrygen (the load generator of make bench)

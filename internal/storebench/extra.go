@@ -2,6 +2,7 @@ package main
 
 import (
 	"math/rand/v2"
+	"time"
 
 	"github.com/spoortrace/spoor/storage"
 )
@@ -12,5 +13,15 @@ func extraSearches(w *workload, rng *rand.Rand) []struct {
 	name string
 	q    func() storage.TraceQuery
 } {
-	return nil
+	return []struct {
+		name string
+		q    func() storage.TraceQuery
+	}{
+		{"service + min trace duration (40 ms, ~1 in 8)", func() storage.TraceQuery {
+			return storage.TraceQuery{ServiceName: w.services[rng.IntN(len(w.services))], TraceDurationMin: 40 * time.Millisecond}
+		}},
+		{"service + errors only", func() storage.TraceQuery {
+			return storage.TraceQuery{ServiceName: w.services[rng.IntN(len(w.services))], ErrorsOnly: true}
+		}},
+	}
 }

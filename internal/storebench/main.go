@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 	"time"
@@ -31,6 +32,8 @@ func main() {
 	flag.IntVar(&o.queries, "queries", 200, "searches per kind")
 	flag.IntVar(&o.lookups, "lookups", 1000, "trace-by-ID lookups")
 	flag.StringVar(&o.dir, "dir", "", "store directory (default: a temporary one, removed after)")
+	flag.StringVar(&o.cpuprofile, "search-cpuprofile", "", "write a CPU profile of the search phase to this file")
+	flag.StringVar(&o.writeProfile, "write-cpuprofile", "", "write a CPU profile of the write phase to this file")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "storebench:", err)
@@ -40,7 +43,7 @@ func main() {
 
 type options struct {
 	spans, services, opsPerService, queries, lookups int
-	dir                                              string
+	dir, cpuprofile, writeProfile                    string
 }
 
 const (
@@ -181,6 +184,15 @@ func run(o options) error {
 		writeCPU  time.Duration
 		spans     int
 	)
+	if o.writeProfile != "" {
+		f, err := os.Create(o.writeProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	prev := runtime.GOMAXPROCS(1) // "on one core": Badger's own goroutines share it
 	for spans < o.spans {
 		var batches []ptrace.Traces
@@ -198,6 +210,9 @@ func run(o options) error {
 		writeCPU += cpuTime() - cpu0
 	}
 	runtime.GOMAXPROCS(prev)
+	if o.writeProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err := st.Close(); err != nil {
 		return err
 	}
@@ -244,6 +259,16 @@ func run(o options) error {
 		}},
 	}
 	kinds = append(kinds, extraSearches(w, rng)...)
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for _, k := range kinds {
 		lat := make([]time.Duration, 0, o.queries)
 		found := 0

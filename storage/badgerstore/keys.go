@@ -21,7 +21,7 @@ const (
 	metaSchemaVersion byte = 0x01
 	metaBucketWidth   byte = 0x02
 
-	schemaVersion uint32 = 2
+	schemaVersion uint32 = 3
 	bucketWidth          = time.Hour
 
 	codecZstdProto byte = 1
@@ -155,8 +155,12 @@ func (h *fieldHasher) operation(service, name string) uint64 {
 	return h.sum()
 }
 
-func (h *fieldHasher) attribute(key, value string) uint64 {
+// attribute is the field of an attribute on a span of service: scoped by service, as
+// Jaeger's tag index is, so that a search for a service and an attribute walks exactly
+// the traces with a span of that service carrying it.
+func (h *fieldHasher) attribute(service, key, value string) uint64 {
 	h.start(fieldAttribute)
+	h.str(service)
 	h.str(key)
 	h.str(value)
 	return h.sum()

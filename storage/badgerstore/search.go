@@ -192,16 +192,22 @@ func unixNs(t time.Time) uint64 {
 }
 
 // drivingFields picks the index to walk: the most selective field the query names, or
-// for a query whose only indexable condition is an OR filter, the union of its values'
-// fields (walked merged, newest posting first).
-func drivingFields(q *storage.TraceQuery) []uint64 {
+// the union of fields walked merged, newest posting first — the values of an OR filter,
+// or an attribute under every service when the query names none (attribute fields are
+// scoped by service). exact reports that the walked postings alone certify every
+// span-level condition on names and attributes, so that no span needs reading for them.
+func (s *Store) drivingFields(q *storage.TraceQuery) (fields []uint64, exact bool) {
 	var h fieldHasher
-	switch {
-	case q.ServiceName != "" && q.OperationName != "":
-		return []uint64{h.operation(q.ServiceName, q.OperationName)}
-	case q.ServiceName != "":
-		return []uint64{h.service(q.ServiceName)}
+	conditions := len(q.Attributes) + len(q.AttributeFilters)
+	if q.OperationName != "" {
+		conditions++
 	}
+	services := []string{q.ServiceName}
+	if q.ServiceName == "" {
+		services = s.catalogServices()
+	}
+	// An attribute equality first: searches name attributes to find rare things (an
+	// order, a user), and the field is scoped by the service anyway.
 	keys := make([]string, 0, len(q.Attributes))
 	for k := range q.Attributes {
 		keys = append(keys, k)
@@ -209,7 +215,10 @@ func drivingFields(q *storage.TraceQuery) []uint64 {
 	slices.Sort(keys)
 	for _, k := range keys {
 		if v := q.Attributes[k]; len(v) <= maxIndexedValue {
-			return []uint64{h.attribute(k, v)}
+			for _, svc := range services {
+				fields = append(fields, h.attribute(svc, k, v))
+			}
+			return fields, conditions == 1
 		}
 	}
 	var union []uint64
@@ -217,22 +226,40 @@ func drivingFields(q *storage.TraceQuery) []uint64 {
 		if f.Negate || len(f.Values) == 0 || slices.ContainsFunc(f.Values, func(v string) bool { return len(v) > maxIndexedValue }) {
 			continue // NOT filters, presence tests and unindexed values are verified only
 		}
-		if len(f.Values) == 1 {
-			return []uint64{h.attribute(f.Key, f.Values[0])}
-		}
-		if union == nil || len(f.Values) < len(union) {
+		if union == nil || len(f.Values)*len(services) < len(union) {
 			union = union[:0]
 			for _, v := range f.Values {
-				if fh := h.attribute(f.Key, v); !slices.Contains(union, fh) {
-					union = append(union, fh)
+				for _, svc := range services {
+					if fh := h.attribute(svc, f.Key, v); !slices.Contains(union, fh) {
+						union = append(union, fh)
+					}
 				}
 			}
 		}
 	}
 	if union != nil {
-		return union
+		return union, conditions == 1
 	}
-	return []uint64{h.all()}
+	switch {
+	case q.ServiceName != "" && q.OperationName != "":
+		return []uint64{h.operation(q.ServiceName, q.OperationName)}, conditions == 1
+	case q.ServiceName != "":
+		return []uint64{h.service(q.ServiceName)}, conditions == 0
+	}
+	return []uint64{h.all()}, conditions == 0
+}
+
+// catalogServices is every cataloged service, and the empty name of spans without one.
+func (s *Store) catalogServices() []string {
+	s.catalogMu.RLock()
+	defer s.catalogMu.RUnlock()
+	out := make([]string, 0, len(s.services)+1)
+	out = append(out, "")
+	for name := range s.services {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // plan is a validated query with its derived bounds.
@@ -283,8 +310,10 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 	}
 	p.walkMin, p.spanMin = unixNs(q.StartTimeMin), unixNs(q.StartTimeMin)
 	p.windowed = p.spanMin > 0 || !q.StartTimeMax.IsZero()
-	p.needSpans = q.OperationName != "" || len(q.Attributes) > 0 || len(q.AttributeFilters) > 0 ||
-		q.DurationMin > 0 || q.DurationMax > 0 || len(q.ServiceName) > maxNameLen || (q.ErrorsOnly && p.windowed)
+	fields, exact := s.drivingFields(&q)
+	named := q.OperationName != "" || len(q.Attributes) > 0 || len(q.AttributeFilters) > 0
+	p.needSpans = !exact || q.DurationMin > 0 || q.DurationMax > 0 || len(q.ServiceName) > maxNameLen ||
+		(q.ErrorsOnly && (p.windowed || named))
 	hiBucket := bucketOf(p.walkMax)
 	// Without a lower bound the walk stops at the oldest bucket retention keeps, and
 	// never walks more buckets than retention spans.
@@ -296,7 +325,7 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 	if hiBucket > span && loBucket < hiBucket-span {
 		loBucket = hiBucket - span
 	}
-	p.fields = drivingFields(&q)
+	p.fields = fields
 
 	var pg page
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -319,7 +348,6 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 		}
 		// The page's summaries and traces, read in the same snapshot.
 		var sum summary
-		var parts []tracePart
 		for i := range pg.matches {
 			m := &pg.matches[i]
 			m.td = ptrace.NewTraces()
@@ -334,10 +362,11 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 				m.summary = exportSummary(m.id, &sum)
 			}
 			if keepTraces {
-				if parts, err = s.traceParts(ctx, txn, m.id, &sum, parts[:0], true); err != nil {
+				// As GetTrace reads them: from blocks the walk decoded and cached, else cut
+				// out of their block without decoding it whole.
+				if m.td, _, err = s.readTrace(ctx, txn, m.id, &sum); err != nil {
 					return err
 				}
-				m.td = copyTrace(parts)
 			}
 		}
 		return nil
@@ -512,10 +541,14 @@ func (s *Store) verify(ctx context.Context, txn *badger.Txn, id pcommon.TraceID,
 		}
 		svc = &sum.services[i]
 	}
+	if q.ErrorsOnly && svc != nil && svc.errors == 0 {
+		return parts, false, nil // no span of the service failed: no need to read any
+	}
 	if !p.needSpans {
-		// Only the service, the window and ErrorsOnly (without a window) remain, and the
-		// driving field is the service or every trace: e's bounds are starts of spans
-		// that satisfy the service condition.
+		// Only the service, the window and ErrorsOnly (without a window or a named
+		// condition) remain, and the driving field is the service, every trace, or the
+		// one named condition itself under the service: e's bounds are starts of spans
+		// that satisfy every span condition but the window.
 		if q.ErrorsOnly && svc != nil && svc.errors == 0 {
 			return parts, false, nil
 		}

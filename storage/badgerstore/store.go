@@ -219,9 +219,9 @@ func (s *Store) checkSchema() error {
 		if err != nil {
 			return fmt.Errorf("read schema version: %w", err)
 		}
-		if len(v) == 4 && binary.BigEndian.Uint32(v) == 1 {
-			return fmt.Errorf("schema version 1 (per-trace chunks) is not readable by this Spoor, which reads version %d only "+
-				"and does not migrate: move the directory away or point Spoor at an empty one", schemaVersion)
+		if len(v) == 4 && binary.BigEndian.Uint32(v) < schemaVersion {
+			return fmt.Errorf("schema version %d (an earlier layout, FORMAT.md) is not readable by this Spoor, which reads version %d only "+
+				"and does not migrate: move the directory away or point Spoor at an empty one", binary.BigEndian.Uint32(v), schemaVersion)
 		}
 		if len(v) != 4 || binary.BigEndian.Uint32(v) != schemaVersion {
 			return fmt.Errorf("unknown schema version %x (this Spoor reads version %d)", v, schemaVersion)

@@ -94,6 +94,7 @@ type writeScratch struct {
 	// prevAttrs holds strings of the batch being written; release clears it so the
 	// pool keeps no reference into a caller's spans.
 	prevAttrs, nextAttrs []attrHash
+	prevService          string
 }
 
 var scratchPool = sync.Pool{New: func() any {
@@ -129,6 +130,7 @@ func (w *writeScratch) release() {
 	clear(w.prevAttrs[:cap(w.prevAttrs)])
 	clear(w.nextAttrs[:cap(w.nextAttrs)])
 	w.prevAttrs, w.nextAttrs = w.prevAttrs[:0], w.nextAttrs[:0]
+	w.prevService = ""
 	scratchPool.Put(w)
 }
 
@@ -327,15 +329,15 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 			for _, h := range scopeH {
 				w.addField(h, b, st)
 			}
-			w.addSpanAttrFields(sp.Attributes(), b, st)
+			w.addSpanAttrFields(service, sp.Attributes(), b, st)
 			if evs := sp.Events(); evs.Len() > 0 {
 				for e := 0; e < evs.Len(); e++ {
-					w.addAttrFields(evs.At(e).Attributes(), b, st)
+					w.addAttrFields(service, evs.At(e).Attributes(), b, st)
 				}
 			}
 			if links := sp.Links(); links.Len() > 0 {
 				for l := 0; l < links.Len(); l++ {
-					w.addAttrFields(links.At(l).Attributes(), b, st)
+					w.addAttrFields(service, links.At(l).Attributes(), b, st)
 				}
 			}
 		}
@@ -391,7 +393,7 @@ func (w *writeScratch) prepareResources(td ptrace.Traces) {
 		w.resService = append(w.resService, svc)
 		w.resSvcHash = append(w.resSvcHash, w.h.service(svc))
 		w.resOff = append(w.resOff, int32(len(w.hashes)))
-		w.hashes = w.attrHashes(w.hashes, res.Attributes())
+		w.hashes = w.attrHashes(w.hashes, svc, res.Attributes())
 	}
 	w.resOff = append(w.resOff, int32(len(w.hashes)))
 	for i := 0; i < rss.Len(); i++ {
@@ -399,7 +401,7 @@ func (w *writeScratch) prepareResources(td ptrace.Traces) {
 		w.scopeFirst = append(w.scopeFirst, int32(len(w.scopeOff)))
 		for j := 0; j < sss.Len(); j++ {
 			w.scopeOff = append(w.scopeOff, int32(len(w.hashes)))
-			w.hashes = w.attrHashes(w.hashes, sss.At(j).Scope().Attributes())
+			w.hashes = w.attrHashes(w.hashes, w.resService[i], sss.At(j).Scope().Attributes())
 		}
 	}
 	w.scopeOff = append(w.scopeOff, int32(len(w.hashes)))
@@ -441,10 +443,10 @@ func (w *writeScratch) addField(hash uint64, b uint32, start uint64) {
 }
 
 // attrHashes appends the index hashes of the indexable attributes of m.
-func (w *writeScratch) attrHashes(dst []uint64, m pcommon.Map) []uint64 {
+func (w *writeScratch) attrHashes(dst []uint64, service string, m pcommon.Map) []uint64 {
 	for k, v := range m.All() {
 		if str, ok := indexableValue(v); ok {
-			dst = append(dst, w.h.attribute(k, str))
+			dst = append(dst, w.h.attribute(service, k, str))
 		}
 	}
 	return dst
@@ -455,8 +457,12 @@ func (w *writeScratch) attrHashes(dst []uint64, m pcommon.Map) []uint64 {
 // Go map emit them in a different order each time): an attribute equal to one of the
 // previous span's reuses its hash, and comparing short strings costs a fraction of
 // hashing them.
-func (w *writeScratch) addSpanAttrFields(m pcommon.Map, b uint32, start uint64) {
+func (w *writeScratch) addSpanAttrFields(service string, m pcommon.Map, b uint32, start uint64) {
 	prev := w.prevAttrs
+	if service != w.prevService {
+		// Hashes are scoped by service: another service's are of no use.
+		prev, w.prevService = prev[:0], service
+	}
 	next := w.nextAttrs[:0]
 	i := 0
 	for k, v := range m.All() {
@@ -476,7 +482,7 @@ func (w *writeScratch) addSpanAttrFields(m pcommon.Map, b uint32, start uint64) 
 			}
 		}
 		if !found {
-			h = w.h.attribute(k, str)
+			h = w.h.attribute(service, k, str)
 		}
 		next = append(next, attrHash{key: k, value: str, hash: h})
 		w.addField(h, b, start)
@@ -491,10 +497,10 @@ type attrHash struct {
 	hash       uint64
 }
 
-func (w *writeScratch) addAttrFields(m pcommon.Map, b uint32, start uint64) {
+func (w *writeScratch) addAttrFields(service string, m pcommon.Map, b uint32, start uint64) {
 	for k, v := range m.All() {
 		if str, ok := indexableValue(v); ok {
-			w.addField(w.h.attribute(k, str), b, start)
+			w.addField(w.h.attribute(service, k, str), b, start)
 		}
 	}
 }
