@@ -184,3 +184,8 @@ func simpleTrace(id pcommon.TraceID, service, op string, start time.Time, dur ti
 	child.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(dur / 2)))
 	return td
 }
+
+// fixtureRetention keeps the fixtures' fixed 2026 timestamps inside the store's
+// retention: retention drops buckets by span time, at Open and every few minutes, so a
+// store with the default 72 h would drop them at a moment that depends on timing.
+const fixtureRetention = 20 * 365 * 24 * time.Hour

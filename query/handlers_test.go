@@ -35,7 +35,7 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T, opts Options) *testEnv {
 	t.Helper()
-	store, err := badgerstore.Open(t.TempDir(), badgerstore.Options{NoSyncWrites: true})
+	store, err := badgerstore.Open(t.TempDir(), badgerstore.Options{NoSyncWrites: true, Retention: fixtureRetention})
 	if err != nil {
 		t.Fatalf("open badger store: %v", err)
 	}
@@ -446,7 +446,7 @@ func TestRequestLimits(t *testing.T) {
 // Server() applies the header limit at the socket too: net/http cuts off a header flood
 // before any of it reaches a handler.
 func TestServerCutsOffHeaderFlood(t *testing.T) {
-	store, err := badgerstore.Open(t.TempDir(), badgerstore.Options{NoSyncWrites: true})
+	store, err := badgerstore.Open(t.TempDir(), badgerstore.Options{NoSyncWrites: true, Retention: fixtureRetention})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"testing"
@@ -36,32 +37,29 @@ type jaegerQuery struct {
 	ExpectedFixtures []string
 }
 
-// FixturesDir finds the Jaeger fixtures: $SPOOR_CONFORMANCE_DIR/jaeger if set, else
-// ../shared/conformance/jaeger beside the repository root (the directory with go.mod).
+// FixturesDir finds the Jaeger fixtures: $SPOOR_CONFORMANCE_DIR/jaeger if set, else the
+// copy in this package's testdata (copied unchanged from ../shared/conformance/jaeger,
+// with its README naming the source and licence), so a clean clone tests with them.
 func FixturesDir(t *testing.T) string {
 	t.Helper()
+	dir := filepath.Join(packageDir(t), "testdata", "jaeger")
 	if d := os.Getenv("SPOOR_CONFORMANCE_DIR"); d != "" {
-		return filepath.Join(d, "jaeger")
+		dir = filepath.Join(d, "jaeger")
 	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatalf("working directory: %v", err)
+	if _, err := os.Stat(filepath.Join(dir, "queries.json")); err != nil {
+		t.Fatalf("Jaeger conformance fixtures missing: %v", err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("no go.mod above the working directory: cannot locate the conformance fixtures")
-		}
-		dir = parent
+	return dir
+}
+
+// packageDir is this source file's directory, wherever the test runs from.
+func packageDir(t *testing.T) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot locate the storagetest package's source")
 	}
-	fixtures := filepath.Join(dir, "..", "shared", "conformance", "jaeger")
-	if _, err := os.Stat(filepath.Join(fixtures, "queries.json")); err != nil {
-		t.Fatalf("Jaeger conformance fixtures missing (set SPOOR_CONFORMANCE_DIR): %v", err)
-	}
-	return fixtures
+	return filepath.Dir(file)
 }
 
 // shiftTraces moves every timestamp of td by d.
