@@ -1,6 +1,7 @@
 package badgerstore
 
 import (
+	"math"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -110,32 +111,10 @@ func (s *Store) decodeTraceOfBlock(v []byte, traceID pcommon.TraceID, raw *[]byt
 	return td, nil
 }
 
-// readSummary merges the trace's summary fragments, one per block holding its spans,
-// into sum; found is false when the trace has none.
+// readSummary merges all the trace's summary fragments, one per block holding its
+// spans, into sum; found is false when the trace has none.
 func readSummary(txn *badger.Txn, traceID pcommon.TraceID, sum *summary) (bool, error) {
-	var prefix [summaryPrefixLen]byte
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = appendSummaryPrefix(prefix[:0], traceID)
-	opts.PrefetchValues = false
-	it := txn.NewIterator(opts)
-	defer it.Close()
-	found := false
-	var frag summary
-	for it.Rewind(); it.Valid(); it.Next() {
-		dst := sum
-		if found {
-			frag.reset()
-			dst = &frag
-		}
-		if err := it.Item().Value(dst.decode); err != nil {
-			return false, fmt.Errorf("read summary of trace %s: %w", hex.EncodeToString(traceID[:]), err)
-		}
-		if found {
-			sum.merge(&frag)
-		}
-		found = true
-	}
-	return found, nil
+	return readSummaryAsOf(txn, traceID, sum, math.MaxUint64)
 }
 
 // tracePart is the spans of one trace in one decoded block.

@@ -3,7 +3,6 @@ package storagetest
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,8 +14,6 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-
-	"github.com/spoortrace/spoor/storage"
 )
 
 // jaegerBase is the fixtures' reference time; the suite moves it to about an hour ago.
@@ -124,76 +121,17 @@ func tagString(v any) (string, error) {
 }
 
 func testJaegerFixtures(t *testing.T, open Opener) {
-	dir := FixturesDir(t)
+	fx := LoadJaegerFixtures(t)
 	s := openFresh(t, open)
-
-	offset := time.Now().Add(-time.Hour).Truncate(time.Minute).Sub(jaegerBase)
-	files, err := filepath.Glob(filepath.Join(dir, "traces", "*.json"))
-	if err != nil {
-		t.Fatalf("list fixtures: %v", err)
-	}
-	if len(files) != 32 {
-		t.Fatalf("found %d fixture traces in %s, want 32", len(files), dir)
-	}
-	fixtureIDs := map[string][]string{}
-	var u ptrace.JSONUnmarshaler
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatalf("read fixture: %v", err)
-		}
-		td, err := u.UnmarshalTraces(b)
-		if err != nil {
-			t.Fatalf("decode fixture %s: %v", f, err)
-		}
-		shiftTraces(td, offset)
-		name := filepath.Base(f)
-		fixtureIDs[name[:len(name)-len(".json")]] = traceIDsOf(td)
+	for name, td := range fx.Traces {
 		if err := s.WriteTraces(context.Background(), td); err != nil {
-			t.Fatalf("write fixture %s: %v", f, err)
+			t.Fatalf("write fixture %s: %v", name, err)
 		}
 	}
-
-	b, err := os.ReadFile(filepath.Join(dir, "queries.json"))
-	if err != nil {
-		t.Fatalf("read queries: %v", err)
-	}
-	var queries []jaegerQuery
-	if err := json.Unmarshal(b, &queries); err != nil {
-		t.Fatalf("decode queries: %v", err)
-	}
-	if len(queries) != 25 {
-		t.Fatalf("found %d queries, want 25", len(queries))
-	}
-	for _, jq := range queries {
-		t.Run(jq.Caption, func(t *testing.T) {
-			q := storage.TraceQuery{
-				ServiceName:   jq.Query.ServiceName,
-				OperationName: jq.Query.OperationName,
-				StartTimeMin:  jq.Query.StartTimeMin.Add(offset),
-				StartTimeMax:  jq.Query.StartTimeMax.Add(offset),
-				DurationMin:   jq.Query.DurationMin,
-				DurationMax:   jq.Query.DurationMax,
-				Limit:         jq.Query.NumTraces,
-			}
-			if len(jq.Query.Tags) > 0 {
-				q.Attributes = map[string]string{}
-				for k, v := range jq.Query.Tags {
-					str, err := tagString(v)
-					if err != nil {
-						t.Fatalf("tag %s: %v", k, err)
-					}
-					q.Attributes[k] = str
-				}
-			}
-			var want []string
-			for _, f := range jq.ExpectedFixtures {
-				ids, ok := fixtureIDs[f]
-				if !ok {
-					t.Fatalf("expected fixture %q not loaded", f)
-				}
-				want = append(want, ids...)
-			}
+	for _, c := range fx.Cases {
+		t.Run(c.Caption, func(t *testing.T) {
+			q := c.Query
+			want := slices.Clone(c.Want)
 			ids, err := s.FindTraceIDs(context.Background(), q)
 			if err != nil {
 				t.Fatalf("FindTraceIDs: %v", err)
