@@ -219,3 +219,23 @@ func IsInvalidInput(err error) bool {
 	var e *InvalidInputError
 	return errors.As(err, &e)
 }
+
+// DependencyReader returns the service dependency graph: calls from one service to
+// another, counted when the spans were written. Stores that can offer it implement it;
+// callers find it by type assertion.
+type DependencyReader interface {
+	// GetDependencies returns the links with calls in the time buckets that overlap
+	// [endTs-lookback, endTs], summed over those buckets, one link per (Parent, Child),
+	// sorted by Parent then Child. It never returns nil.
+	GetDependencies(ctx context.Context, endTs time.Time, lookback time.Duration) ([]DependencyLink, error)
+}
+
+// DependencyLink is one edge of the service graph: CallCount calls from spans of
+// Parent to spans of Child (or to an uninstrumented peer named by the caller), of which
+// ErrorCount had status Error on the called side.
+type DependencyLink struct {
+	Parent     string
+	Child      string
+	CallCount  uint64
+	ErrorCount uint64
+}

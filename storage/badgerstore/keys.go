@@ -17,6 +17,8 @@ const (
 	prefixPosting   byte = 0x10
 	prefixService   byte = 0x20
 	prefixOperation byte = 0x21
+	// prefixDependency is bucketed like the data families (retention drops it).
+	prefixDependency byte = 0x22
 
 	metaSchemaVersion byte = 0x01
 	metaBucketWidth   byte = 0x02

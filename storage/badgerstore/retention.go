@@ -34,7 +34,7 @@ const (
 )
 
 // bucketedPrefixes are the key families that start with prefix | bucket uint32.
-var bucketedPrefixes = [...]byte{prefixBlock, prefixTable, prefixPosting}
+var bucketedPrefixes = [...]byte{prefixBlock, prefixTable, prefixPosting, prefixDependency}
 
 var errStoreClosed = errors.New("trace store is closed")
 
@@ -256,6 +256,7 @@ func (s *Store) dropBuckets(ctx context.Context, buckets []uint32, res *passResu
 	if err != nil {
 		return fmt.Errorf("drop %d buckets %d..%d: %w", len(buckets), buckets[0], buckets[len(buckets)-1], err)
 	}
+	s.deps.dropBelow(buckets[len(buckets)-1] + 1)
 	res.buckets += len(buckets)
 	return nil
 }

@@ -54,6 +54,19 @@ type Options struct {
 	// 32 MiB of heap, counted as 6 × their uncompressed size: measured 5.2 × for
 	// telemetrygen batches).
 	DecodedBlockCacheSize int64
+	// DependencyWait is how long the dependency matcher keeps a span for its children
+	// and a child for its parent: between one and two DependencyWaits (default 15s).
+	// A client span with peer.service that no child answered within it counts as a call
+	// to that peer.
+	DependencyWait time.Duration
+	// DependencySpans and DependencyPending bound the matcher's two generations of
+	// recent spans (default 2^18 each) and of children waiting for their parent (2^17
+	// each); a full generation turns over early.
+	DependencySpans   int
+	DependencyPending int
+	// DependencyFlushInterval is how often dependency counts are written (default
+	// 10s); a crash loses at most the counts since the last flush.
+	DependencyFlushInterval time.Duration
 	// Logger receives Badger's messages; nil silences them.
 	Logger *zap.Logger
 
@@ -90,6 +103,18 @@ func (o *Options) setDefaults() {
 	if o.ValueLogFileSize <= 0 {
 		o.ValueLogFileSize = 256 << 20
 	}
+	if o.DependencyWait <= 0 {
+		o.DependencyWait = defaultDependencyWait
+	}
+	if o.DependencySpans <= 0 {
+		o.DependencySpans = defaultDependencySpans
+	}
+	if o.DependencyPending <= 0 {
+		o.DependencyPending = defaultDependencyPending
+	}
+	if o.DependencyFlushInterval <= 0 {
+		o.DependencyFlushInterval = defaultDependencyFlushInterval
+	}
 }
 
 // Stats are counters for metrics. They count since Open.
@@ -116,6 +141,16 @@ type Stats struct {
 	ValueLogGCRewrites int64
 	LastRetentionPass  time.Duration
 	LastDropStall      time.Duration
+	// Dependencies: child spans matched to their parent span (any service), child
+	// spans whose parent did not arrive within the wait (no edge), calls counted to
+	// uninstrumented peers (peer.service), calls not counted because a memory bound
+	// was reached, and flushes of the counts that succeeded and failed.
+	DependencyMatched       int64
+	DependencyUnmatched     int64
+	DependencyPeerCalls     int64
+	DependencyDropped       int64
+	DependencyFlushes       int64
+	DependencyFlushFailures int64
 }
 
 // Store is the Badger trace store. It is safe for concurrent use.
@@ -135,6 +170,7 @@ type Store struct {
 	spansWritten, blocksWritten, blocksDeduped, conflicts, commits atomic.Int64
 
 	retention retentionState
+	deps      depTracker
 
 	closeOnce sync.Once
 	closeErr  error
@@ -170,10 +206,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, dir: dir, opts: opts, services: map[string]int64{}, operations: map[opKey]int64{},
 		cache: newBlockCache(opts.DecodedBlockCacheSize)}
+	s.deps.init(&s.opts)
 	if err := s.init(); err != nil {
 		return nil, errors.Join(fmt.Errorf("open trace store %q: %w", dir, err), s.closeDB())
 	}
 	s.startRetention()
+	s.startDependencyFlusher()
 	return s, nil
 }
 
@@ -190,7 +228,10 @@ func (s *Store) init() error {
 	if err != nil {
 		return fmt.Errorf("zstd decoder: %w", err)
 	}
-	return s.loadCatalogs()
+	if err := s.loadCatalogs(); err != nil {
+		return err
+	}
+	return s.loadDependencies()
 }
 
 func (s *Store) checkSchema() error {
@@ -268,12 +309,14 @@ func (s *Store) loadCatalogs() error {
 	})
 }
 
-// Close stops the retention loop, waits for a retention pass in progress, and closes
-// the store. It is safe to call more than once.
+// Close flushes the dependency counts (counting client spans still waiting for an
+// answer as peer calls), stops the retention loop, waits for a retention pass in
+// progress, and closes the store. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		depErr := s.stopDependencies()
 		s.stopRetention()
-		s.closeErr = s.closeDB()
+		s.closeErr = errors.Join(depErr, s.closeDB())
 	})
 	return s.closeErr
 }
@@ -307,6 +350,13 @@ func (s *Store) Stats() Stats {
 		ValueLogGCRewrites: s.retention.gcRewrites.Load(),
 		LastRetentionPass:  time.Duration(s.retention.lastPass.Load()),
 		LastDropStall:      time.Duration(s.retention.lastStall.Load()),
+
+		DependencyMatched:       s.deps.matched.Load(),
+		DependencyUnmatched:     s.deps.unmatched.Load(),
+		DependencyPeerCalls:     s.deps.peerCalls.Load(),
+		DependencyDropped:       s.deps.dropped.Load(),
+		DependencyFlushes:       s.deps.flushes.Load(),
+		DependencyFlushFailures: s.deps.flushFailures.Load(),
 	}
 }
 

@@ -95,6 +95,8 @@ type writeScratch struct {
 	// pool keeps no reference into a caller's spans.
 	prevAttrs, nextAttrs []attrHash
 	prevService          string
+	deps                 []depRec // per span, for the dependency matcher
+	depSvc               []uint32 // per resource, interned service
 }
 
 var scratchPool = sync.Pool{New: func() any {
@@ -131,6 +133,8 @@ func (w *writeScratch) release() {
 	clear(w.nextAttrs[:cap(w.nextAttrs)])
 	w.prevAttrs, w.nextAttrs = w.prevAttrs[:0], w.nextAttrs[:0]
 	w.prevService = ""
+	clear(w.deps) // peer names point into the caller's spans
+	w.deps = w.deps[:0]
 	scratchPool.Put(w)
 }
 
@@ -238,6 +242,7 @@ func (s *Store) writeBlock(ctx context.Context, w *writeScratch, td ptrace.Trace
 	}
 	s.blocksWritten.Add(1)
 	s.spansWritten.Add(int64(len(w.refs)))
+	s.deps.observe(w, now)
 	return nil
 }
 
@@ -252,6 +257,7 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 	w.tmp, w.gkeys, w.gcount = w.tmp[:0], w.gkeys[:0], w.gcount[:0]
 	w.prevKeys, w.prevGroups = w.prevKeys[:0], w.prevGroups[:0]
 	clear(w.gmap)
+	w.deps = w.deps[:0]
 	allHash := w.h.all()
 	rss := td.ResourceSpans()
 	for start := 0; start < len(w.refs); {
@@ -311,6 +317,7 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 				sum.errors++
 				svcErrors++
 			}
+			w.addDepRec(sp, w.rows[gid].id, r.rs, b)
 			name := sp.Name()
 			if sp.ParentSpanID().IsEmpty() {
 				sum.offerRoot(st, sp.SpanID(), service, name)

@@ -37,6 +37,7 @@ type spanSpec struct {
 	duration time.Duration
 	attrs    map[string]string
 	isError  bool
+	peer     string // peer.service
 }
 
 // batch builds one ptrace.Traces, one resource per span (as some SDK exporters do) so
@@ -66,6 +67,9 @@ func batch(specs ...spanSpec) ptrace.Traces {
 		}
 		if s.isError {
 			sp.Status().SetCode(ptrace.StatusCodeError)
+		}
+		if s.peer != "" {
+			sp.Attributes().PutStr("peer.service", s.peer)
 		}
 	}
 	return td

@@ -15,6 +15,7 @@ type Store interface {
 	storage.Reader
 	storage.Searcher
 	storage.SummaryReader
+	storage.DependencyReader
 	Close() error
 }
 
@@ -51,6 +52,7 @@ func RunAll(t *testing.T, open Opener) {
 		{"PaginationWhileWriting", testPaginationWhileWriting},
 		{"LateBatchService", testLateBatchService},
 		{"WindowBetweenSpans", testWindowBetweenSpans},
+		{"Dependencies", testDependencies},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
