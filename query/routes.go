@@ -13,4 +13,5 @@ func (a *API) routes() {
 	api.GET("/operations", a.jaegerOperations)
 	api.GET("/traces", a.jaegerSearch)
 	api.GET("/traces/:traceID", a.jaegerTrace)
+	api.GET("/dependencies", a.jaegerDependencies)
 }
