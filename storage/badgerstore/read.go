@@ -1,11 +1,11 @@
 package badgerstore
 
 import (
-	"math"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
