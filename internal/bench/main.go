@@ -147,6 +147,7 @@ func run(o options) error {
 	pid := cmd.Process.Pid
 
 	m := meter{pid: pid, metricsURL: metricsURL}
+	mem := watchMemory(pid)
 	tg, err := m.measure(func() error {
 		gen := exec.Command(o.telemetrygen, "traces",
 			"--otlp-endpoint", addrs["SPOOR_OTLP_GRPC_ENDPOINT"], "--otlp-insecure",
@@ -204,7 +205,9 @@ func run(o options) error {
 		o.replayStreams, o.duration)
 	rp.print()
 	fmt.Printf("whole run\n")
-	fmt.Printf("  spoor peak RSS               %9.0f MiB\n", float64(peakRSS)/(1<<20))
+	anon, file := mem.peaks()
+	fmt.Printf("  spoor peak RSS               %9.0f MiB   (peaks sampled every 250 ms: anonymous %0.0f MiB — heap, Badger tables and caches; file-backed %0.0f MiB — Badger's memory-mapped files, page cache the kernel can reclaim)\n",
+		float64(peakRSS)/(1<<20), float64(anon)/(1<<20), float64(file)/(1<<20))
 	fmt.Printf("  bytes on disk per span       %12.1f   (%0.1f MiB total)\n", float64(disk)/spans, float64(disk)/(1<<20))
 	fmt.Printf("  trace by ID p50 / p99        %8.2f ms / %.2f ms   (%d random stored traces)\n",
 		ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), len(lat))
