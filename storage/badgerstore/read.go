@@ -194,30 +194,7 @@ func (s *Store) decodeBlock(v []byte) (*decodedBlock, error) {
 func copyTrace(parts []tracePart) ptrace.Traces {
 	td := ptrace.NewTraces()
 	for _, p := range parts {
-		rss := p.blk.td.ResourceSpans()
-		var (
-			curRS, curSS int32 = -1, -1
-			dstRS        ptrace.ResourceSpans
-			dstSpans     ptrace.SpanSlice
-		)
-		for _, r := range p.refs {
-			if r.rs != curRS {
-				rs := rss.At(int(r.rs))
-				dstRS = td.ResourceSpans().AppendEmpty()
-				rs.Resource().CopyTo(dstRS.Resource())
-				dstRS.SetSchemaUrl(rs.SchemaUrl())
-				curRS, curSS = r.rs, -1
-			}
-			if r.ss != curSS {
-				ss := rss.At(int(r.rs)).ScopeSpans().At(int(r.ss))
-				dstSS := dstRS.ScopeSpans().AppendEmpty()
-				ss.Scope().CopyTo(dstSS.Scope())
-				dstSS.SetSchemaUrl(ss.SchemaUrl())
-				dstSpans = dstSS.Spans()
-				curSS = r.ss
-			}
-			rss.At(int(r.rs)).ScopeSpans().At(int(r.ss)).Spans().At(int(r.sp)).CopyTo(dstSpans.AppendEmpty())
-		}
+		appendSpans(td, p.blk.td, p.refs)
 	}
 	dedupeSpans(td)
 	return td
@@ -314,4 +291,33 @@ func (s *Store) GetOperations(_ context.Context, q storage.OperationQuery) ([]st
 		return strings.Compare(a.SpanKind, b.SpanKind)
 	})
 	return out, nil
+}
+
+// appendSpans copies the spans refs points at in src, with their resources and scopes,
+// to dst. Runs of refs in the same resource and scope share one copy of them.
+func appendSpans(dst, src ptrace.Traces, refs []spanRef) {
+	rss := src.ResourceSpans()
+	var (
+		curRS, curSS int32 = -1, -1
+		dstRS        ptrace.ResourceSpans
+		dstSpans     ptrace.SpanSlice
+	)
+	for _, r := range refs {
+		if r.rs != curRS {
+			rs := rss.At(int(r.rs))
+			dstRS = dst.ResourceSpans().AppendEmpty()
+			rs.Resource().CopyTo(dstRS.Resource())
+			dstRS.SetSchemaUrl(rs.SchemaUrl())
+			curRS, curSS = r.rs, -1
+		}
+		if r.ss != curSS {
+			ss := rss.At(int(r.rs)).ScopeSpans().At(int(r.ss))
+			dstSS := dstRS.ScopeSpans().AppendEmpty()
+			ss.Scope().CopyTo(dstSS.Scope())
+			dstSS.SetSchemaUrl(ss.SchemaUrl())
+			dstSpans = dstSS.Spans()
+			curSS = r.ss
+		}
+		rss.At(int(r.rs)).ScopeSpans().At(int(r.ss)).Spans().At(int(r.sp)).CopyTo(dstSpans.AppendEmpty())
+	}
 }

@@ -544,7 +544,6 @@ func (w *writeScratch) estimate() (size, count int64) {
 // trace too big alone). Only this rare path copies spans.
 func (s *Store) writeSplit(ctx context.Context, w *writeScratch, td ptrace.Traces, catalog []catalogEntry, parts int) error {
 	target := max(1, (len(w.refs)+parts-1)/parts)
-	rss := td.ResourceSpans()
 	for start := 0; start < len(w.refs); {
 		end := start + 1
 		for end < len(w.refs) {
@@ -555,29 +554,7 @@ func (s *Store) writeSplit(ctx context.Context, w *writeScratch, td ptrace.Trace
 			end++
 		}
 		part := ptrace.NewTraces()
-		var (
-			curRS, curSS int32 = -1, -1
-			dstRS        ptrace.ResourceSpans
-			dstSpans     ptrace.SpanSlice
-		)
-		for _, r := range w.refs[start:end] {
-			if r.rs != curRS {
-				rs := rss.At(int(r.rs))
-				dstRS = part.ResourceSpans().AppendEmpty()
-				rs.Resource().CopyTo(dstRS.Resource())
-				dstRS.SetSchemaUrl(rs.SchemaUrl())
-				curRS, curSS = r.rs, -1
-			}
-			if r.ss != curSS {
-				ss := rss.At(int(r.rs)).ScopeSpans().At(int(r.ss))
-				dstSS := dstRS.ScopeSpans().AppendEmpty()
-				ss.Scope().CopyTo(dstSS.Scope())
-				dstSS.SetSchemaUrl(ss.SchemaUrl())
-				dstSpans = dstSS.Spans()
-				curSS = r.ss
-			}
-			rss.At(int(r.rs)).ScopeSpans().At(int(r.ss)).Spans().At(int(r.sp)).CopyTo(dstSpans.AppendEmpty())
-		}
+		appendSpans(part, td, w.refs[start:end])
 		if err := s.writePart(ctx, part, catalog); err != nil {
 			return err
 		}
