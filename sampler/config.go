@@ -1,0 +1,111 @@
+package sampler
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Mode is how the head sampler computes its threshold (REFERENCE.md §2).
+type Mode string
+
+const (
+	// Equalizing (the default) uses T = max(T_in, T_cfg): already-sampled traces at
+	// or below the configured probability pass one for one, the rest are brought down
+	// to it.
+	Equalizing Mode = "equalizing"
+	// Proportional multiplies the incoming probability by the configured one, so the
+	// stage's output volume is the configured fraction of its input volume.
+	Proportional Mode = "proportional"
+	// HashSeed is the contrib probabilistic_sampler's FNV-1a-32 14-bit decision, bit
+	// for bit, for tiers migrating from it. Prefer equalizing or proportional.
+	HashSeed Mode = "hash_seed"
+)
+
+// Config is the spoor_sampler processor's configuration.
+type Config struct {
+	// Mode is equalizing (default), proportional or hash_seed.
+	Mode Mode `mapstructure:"mode"`
+	// SamplingPercentage is the default rate, 0 to 100; 100 passes spans through.
+	SamplingPercentage float64 `mapstructure:"sampling_percentage"`
+	// SamplingPrecision is the number of hex digits of th written (1 to 14, default 4,
+	// as SDKs do); digits are added near 0% and 100% as the specification says.
+	SamplingPrecision int `mapstructure:"sampling_precision"`
+	// HashSeed seeds hash_seed mode; use the same seed on every node of a tier.
+	HashSeed uint32 `mapstructure:"hash_seed"`
+	// FailClosed (default true) drops, in hash_seed mode, spans whose tracestate
+	// already carries rv or th or cannot be read, as contrib does.
+	FailClosed bool `mapstructure:"fail_closed"`
+	// Services override the default rate per service (the resource's service.name)
+	// and, inside a service, per operation (the span name). See the package doc for
+	// which span's rate decides a trace.
+	Services []ServiceConfig `mapstructure:"services"`
+}
+
+// ServiceConfig is one service's rate and its operations' rates.
+type ServiceConfig struct {
+	Name string `mapstructure:"name"`
+	// Percentage is the service's rate; unset means the default rate.
+	Percentage *float64          `mapstructure:"percentage"`
+	Operations []OperationConfig `mapstructure:"operations"`
+}
+
+// OperationConfig is one operation's rate within its service.
+type OperationConfig struct {
+	Name       string  `mapstructure:"name"`
+	Percentage float64 `mapstructure:"percentage"`
+}
+
+func createDefaultConfig() *Config {
+	return &Config{
+		Mode:               Equalizing,
+		SamplingPercentage: 100,
+		SamplingPrecision:  DefaultPrecision,
+		FailClosed:         true,
+	}
+}
+
+// Validate checks the configuration without side effects.
+func (c *Config) Validate() error {
+	var errs []error
+	switch c.Mode {
+	case Equalizing, Proportional, HashSeed:
+	default:
+		errs = append(errs, fmt.Errorf("mode %q: want equalizing, proportional or hash_seed", c.Mode))
+	}
+	errs = append(errs, checkPercentage("sampling_percentage", c.SamplingPercentage))
+	if c.SamplingPrecision < 1 || c.SamplingPrecision > NumHexDigits {
+		errs = append(errs, fmt.Errorf("sampling_precision %d: want 1 to %d hex digits", c.SamplingPrecision, NumHexDigits))
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Services {
+		if s.Name == "" {
+			errs = append(errs, fmt.Errorf("services[%d]: name is empty", i))
+		}
+		if seen[s.Name] {
+			errs = append(errs, fmt.Errorf("services[%d]: service %q is listed twice", i, s.Name))
+		}
+		seen[s.Name] = true
+		if s.Percentage != nil {
+			errs = append(errs, checkPercentage(fmt.Sprintf("services[%d] (%s) percentage", i, s.Name), *s.Percentage))
+		}
+		ops := map[string]bool{}
+		for j, o := range s.Operations {
+			if o.Name == "" {
+				errs = append(errs, fmt.Errorf("services[%d].operations[%d]: name is empty", i, j))
+			}
+			if ops[o.Name] {
+				errs = append(errs, fmt.Errorf("services[%d].operations[%d]: operation %q is listed twice", i, j, o.Name))
+			}
+			ops[o.Name] = true
+			errs = append(errs, checkPercentage(fmt.Sprintf("services[%d].operations[%d] (%s) percentage", i, j, o.Name), o.Percentage))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkPercentage(what string, p float64) error {
+	if !(p >= 0 && p <= 100) {
+		return fmt.Errorf("%s %v: want 0 to 100", what, p)
+	}
+	return nil
+}

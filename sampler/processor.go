@@ -1,0 +1,202 @@
+package sampler
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/processor/processorhelper"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// serviceRates are one service's compiled rates.
+type serviceRates struct {
+	rate rate
+	ops  map[string]*rate
+}
+
+// headProcessor drops the spans of unsampled traces and writes th into the kept ones.
+type headProcessor struct {
+	head
+	def      rate
+	services map[string]*serviceRates
+	// overrides is set when any service or operation has its own rate: only then does a
+	// batch need the first pass that finds its traces' root spans.
+	overrides bool
+
+	spans, traces metric.Int64Counter
+	erased        metric.Int64Counter
+	attrs         [numPolicies][2]metric.AddOption // [policy][kept]
+	rootPool      sync.Pool                        // *map[pcommon.TraceID]*rate
+}
+
+func newHeadProcessor(cfg *Config, mp metric.MeterProvider) (*headProcessor, error) {
+	p := &headProcessor{
+		head:     head{mode: cfg.Mode, precision: cfg.SamplingPrecision, seed: cfg.HashSeed, failClosed: cfg.FailClosed},
+		services: map[string]*serviceRates{},
+	}
+	var err error
+	if p.def, err = compileRate(cfg.Mode, cfg.SamplingPercentage, cfg.SamplingPrecision); err != nil {
+		return nil, fmt.Errorf("sampling_percentage: %w", err)
+	}
+	for _, s := range cfg.Services {
+		sr := &serviceRates{rate: p.def, ops: map[string]*rate{}}
+		if s.Percentage != nil {
+			if sr.rate, err = compileRate(cfg.Mode, *s.Percentage, cfg.SamplingPrecision); err != nil {
+				return nil, fmt.Errorf("service %q: %w", s.Name, err)
+			}
+		}
+		for _, o := range s.Operations {
+			r, err := compileRate(cfg.Mode, o.Percentage, cfg.SamplingPrecision)
+			if err != nil {
+				return nil, fmt.Errorf("service %q operation %q: %w", s.Name, o.Name, err)
+			}
+			sr.ops[o.Name] = &r
+		}
+		p.services[s.Name] = sr
+		p.overrides = true
+	}
+	p.rootPool.New = func() any { m := map[pcommon.TraceID]*rate{}; return &m }
+
+	m := mp.Meter("github.com/spoortrace/spoor/sampler")
+	if p.spans, err = m.Int64Counter("spoor_sampler_spans",
+		metric.WithDescription("Spans the head sampler kept or dropped, by mode, policy (where the randomness came from, or why the span was refused) and sampled.")); err != nil {
+		return nil, fmt.Errorf("create spans counter: %w", err)
+	}
+	if p.traces, err = m.Int64Counter("spoor_sampler_traces",
+		metric.WithDescription("Traces the head sampler kept or dropped, counted on their root span (one per trace however its spans are batched), by mode, policy and sampled.")); err != nil {
+		return nil, fmt.Errorf("create traces counter: %w", err)
+	}
+	if p.erased, err = m.Int64Counter("spoor_sampler_erased_thresholds",
+		metric.WithDescription("Spans whose incoming th was inconsistent with their randomness or unreadable, and was erased.")); err != nil {
+		return nil, fmt.Errorf("create erased thresholds counter: %w", err)
+	}
+	for pol := range numPolicies {
+		for kept := range 2 {
+			p.attrs[pol][kept] = metric.WithAttributeSet(attribute.NewSet(
+				attribute.String("mode", string(cfg.Mode)),
+				attribute.String("policy", policyNames[pol]),
+				attribute.Bool("sampled", kept == 1)))
+		}
+	}
+	return p, nil
+}
+
+// rateOf is the rate of a span of service svc (nil: the default) named op.
+func rateOf(svc *serviceRates, def *rate, op string) *rate {
+	if svc == nil {
+		return def
+	}
+	if r, ok := svc.ops[op]; ok {
+		return r
+	}
+	return &svc.rate
+}
+
+func (p *headProcessor) serviceOf(rs ptrace.ResourceSpans) *serviceRates {
+	if !p.overrides {
+		return nil
+	}
+	v, ok := rs.Resource().Attributes().Get("service.name")
+	if !ok || v.Type() != pcommon.ValueTypeStr {
+		return nil
+	}
+	return p.services[v.Str()]
+}
+
+type counts struct {
+	spans, traces [numPolicies][2]int64
+	erased        int64
+}
+
+// processTraces decides every span. Which rate applies: the rate of the trace's root
+// span (its service and operation) when the root is in this batch, else the span's own
+// service and operation (see doc.go for why, and what it costs).
+func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
+	var roots map[pcommon.TraceID]*rate
+	if p.overrides {
+		mp := p.rootPool.Get().(*map[pcommon.TraceID]*rate)
+		defer func() { clear(*mp); p.rootPool.Put(mp) }()
+		roots = *mp
+		p.findRoots(td, roots)
+	}
+	var c counts
+	var scratch [512]byte
+	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
+		svc := p.serviceOf(rs)
+		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
+			ss.Spans().RemoveIf(func(sp ptrace.Span) bool {
+				tid := sp.TraceID()
+				r := &p.def
+				if p.overrides {
+					if rr, ok := roots[tid]; ok {
+						r = rr
+					} else {
+						r = rateOf(svc, &p.def, sp.Name())
+					}
+				}
+				d := p.decide(tid, sp.TraceState().AsRaw(), r, scratch[:0])
+				kept := 0
+				if d.keep {
+					kept = 1
+				}
+				c.spans[d.policy][kept]++
+				if sp.ParentSpanID().IsEmpty() {
+					c.traces[d.policy][kept]++
+				}
+				if d.erased {
+					c.erased++
+				}
+				if d.keep && d.rewrite {
+					sp.TraceState().FromRaw(d.ts)
+				}
+				return !d.keep
+			})
+			return ss.Spans().Len() == 0
+		})
+		return rs.ScopeSpans().Len() == 0
+	})
+	p.record(ctx, &c)
+	if td.ResourceSpans().Len() == 0 {
+		return td, processorhelper.ErrSkipProcessingData
+	}
+	return td, nil
+}
+
+func (p *headProcessor) findRoots(td ptrace.Traces, roots map[pcommon.TraceID]*rate) {
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		svc := p.serviceOf(rss.At(i))
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				if sp := spans.At(k); sp.ParentSpanID().IsEmpty() {
+					roots[sp.TraceID()] = rateOf(svc, &p.def, sp.Name())
+				}
+			}
+		}
+	}
+}
+
+// record adds a batch's counts once, not once per span: the per-span cost stays an
+// array increment.
+func (p *headProcessor) record(ctx context.Context, c *counts) {
+	for pol := range numPolicies {
+		for kept := range 2 {
+			if n := c.spans[pol][kept]; n != 0 {
+				p.spans.Add(ctx, n, p.attrs[pol][kept])
+			}
+			if n := c.traces[pol][kept]; n != 0 {
+				p.traces.Add(ctx, n, p.attrs[pol][kept])
+			}
+		}
+	}
+	if c.erased != 0 {
+		p.erased.Add(ctx, c.erased, metric.WithAttributeSet(attribute.NewSet(attribute.String("mode", string(p.mode)))))
+	}
+}
+
