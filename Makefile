@@ -30,6 +30,7 @@ bench: build tools ## end-to-end benchmark of bin/spoor (telemetrygen), the trac
 	$(GO) run ./internal/bench -spoor $(BIN) -telemetrygen $(GOBIN)/telemetrygen
 	$(GO) run ./internal/storebench -spans 5000000
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./storage/...
+	$(GO) test -run '^$$' -bench . -benchmem ./sampler/...
 
 tools: ## install telemetrygen (the load generator of make bench)
 	@test -x $(GOBIN)/telemetrygen || $(GO) install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$(TELEMETRYGEN_VERSION)

@@ -199,4 +199,3 @@ func (p *headProcessor) record(ctx context.Context, c *counts) {
 		p.erased.Add(ctx, c.erased, metric.WithAttributeSet(attribute.NewSet(attribute.String("mode", string(p.mode)))))
 	}
 }
-

@@ -478,7 +478,9 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.Services = []ServiceConfig{{Name: ""}} },
 		func(c *Config) { c.Services = []ServiceConfig{{Name: "a"}, {Name: "a"}} },
 		func(c *Config) { c.Services = []ServiceConfig{{Name: "a", Percentage: &neg}} },
-		func(c *Config) { c.Services = []ServiceConfig{{Name: "a", Operations: []OperationConfig{{Name: "x", Percentage: 200}}}} },
+		func(c *Config) {
+			c.Services = []ServiceConfig{{Name: "a", Operations: []OperationConfig{{Name: "x", Percentage: 200}}}}
+		},
 	} {
 		cfg := createDefaultConfig()
 		c(cfg)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spoortrace/spoor/ingest"
 	"github.com/spoortrace/spoor/query/queryext"
+	"github.com/spoortrace/spoor/sampler"
 	"github.com/spoortrace/spoor/storage/storageexporter"
 	"github.com/spoortrace/spoor/storage/storageext"
 )
@@ -21,7 +22,7 @@ import (
 // components lists every component compiled into spoor.
 func components() (otelcol.Factories, error) {
 	receivers, err1 := otelcol.MakeFactoryMap[receiver.Factory](ingest.ReceiverFactories()...)
-	processors, err2 := otelcol.MakeFactoryMap[processor.Factory](ingest.ProcessorFactories()...)
+	processors, err2 := otelcol.MakeFactoryMap[processor.Factory](append(ingest.ProcessorFactories(), sampler.NewFactory())...)
 	exporters, err3 := otelcol.MakeFactoryMap[exporter.Factory](storageexporter.NewFactory())
 	extensions, err4 := otelcol.MakeFactoryMap[extension.Factory](
 		storageext.NewFactory(),
