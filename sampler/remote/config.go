@@ -1,0 +1,42 @@
+package remote
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/collector/config/confighttp"
+)
+
+// Config configures the sampling strategies server.
+type Config struct {
+	// ServerConfig is the HTTP server: endpoint, TLS, CORS, limits.
+	confighttp.ServerConfig `mapstructure:",squash"`
+	// StrategiesFile is a strategies file in Jaeger's format. Empty: every service gets
+	// probabilistic sampling at DefaultSamplingPercentage.
+	StrategiesFile string `mapstructure:"strategies_file"`
+	// ReloadInterval is how often the strategies file's modification time and size are
+	// checked; a change re-reads it. Zero turns reloading off.
+	ReloadInterval time.Duration `mapstructure:"reload_interval"`
+	// DefaultSamplingPercentage (0–100) is the rate of services the file does not name,
+	// and of every service without a file. The default config feeds it from
+	// SPOOR_SAMPLING_PERCENTAGE, so that SDKs sample at the head sampler's rate.
+	DefaultSamplingPercentage float64 `mapstructure:"default_sampling_percentage"`
+	// NumericStrategyType writes strategyType as the enum's number (0, 1) instead of its
+	// name ("PROBABILISTIC", "RATE_LIMITING"), for old SDKs that decode it as an integer.
+	NumericStrategyType bool `mapstructure:"numeric_strategy_type"`
+}
+
+// Validate checks the configuration. The strategies file itself is read and checked by Start.
+func (c *Config) Validate() error {
+	if c.NetAddr.Endpoint == "" {
+		return errors.New("endpoint must be set")
+	}
+	if c.ReloadInterval < 0 {
+		return fmt.Errorf("reload_interval must not be negative, got %s", c.ReloadInterval)
+	}
+	if !(c.DefaultSamplingPercentage >= 0 && c.DefaultSamplingPercentage <= 100) {
+		return fmt.Errorf("default_sampling_percentage must be between 0 and 100, got %v", c.DefaultSamplingPercentage)
+	}
+	return nil
+}

@@ -1,0 +1,11 @@
+// Package remote is the spoor_sampling_strategies collector extension: it serves
+// Jaeger-compatible remote sampling strategies over HTTP (SPOOR_SAMPLING_ENDPOINT,
+// :5778 by convention), so that SDKs configured with a Jaeger remote sampler (for
+// example go.opentelemetry.io/contrib/samplers/jaegerremote) fetch their rates from Spoor.
+//
+// It answers GET /?service=NAME and GET /sampling?service=NAME with the proto-JSON of
+// jaeger.api_v2.SamplingStrategyResponse. Strategies come from a file in Jaeger's
+// strategies file format, validated at start and re-read when it changes (a bad edit is
+// logged and the last good version keeps being served); without a file every service
+// gets probabilistic sampling at the same percentage as Spoor's head sampler.
+package remote
