@@ -28,6 +28,7 @@ type Extension struct {
 	mu      sync.Mutex
 	handler *handler
 	server  *http.Server
+	addr    string        // where it listens, for tests that bind port 0
 	done    chan struct{} // closed when the server and the reload loop have stopped
 	stop    chan struct{} // closed to stop the reload loop
 }
@@ -83,6 +84,7 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 		return fmt.Errorf("create sampling strategies server: %w", err)
 	}
 	e.handler, e.server, e.stop, e.done = h, srv, make(chan struct{}), make(chan struct{})
+	e.addr = ln.Addr().String()
 	e.telemetry.Logger.Info("Remote sampling strategies listening",
 		zap.String("endpoint", ln.Addr().String()), zap.String("strategies_file", e.cfg.StrategiesFile))
 
@@ -96,9 +98,10 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	}()
 	if e.cfg.StrategiesFile != "" && e.cfg.ReloadInterval > 0 {
 		wg.Add(1)
+		stop := e.stop
 		go func() {
 			defer wg.Done()
-			e.reloadLoop(h, version, e.stop)
+			e.reloadLoop(h, version, stop)
 		}()
 	}
 	done := e.done
