@@ -15,6 +15,7 @@ import (
 	"github.com/spoortrace/spoor/ingest"
 	"github.com/spoortrace/spoor/query/queryext"
 	"github.com/spoortrace/spoor/sampler"
+	"github.com/spoortrace/spoor/sampler/remote"
 	"github.com/spoortrace/spoor/storage/storageexporter"
 	"github.com/spoortrace/spoor/storage/storageext"
 )
@@ -28,6 +29,7 @@ func components() (otelcol.Factories, error) {
 		storageext.NewFactory(),
 		queryext.NewFactory(),
 		ingest.NewExtensionFactory(),
+		remote.NewFactory(),
 		// Not in the default config; `--set` or a config file turns it on for profiling.
 		pprofextension.NewFactory(),
 	)

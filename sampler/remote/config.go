@@ -10,8 +10,10 @@ import (
 
 // Config configures the sampling strategies server.
 type Config struct {
-	// ServerConfig is the HTTP server: endpoint, TLS, CORS, limits.
-	confighttp.ServerConfig `mapstructure:",squash"`
+	// ServerConfig is the HTTP server: endpoint, TLS, CORS, limits. A named field, not an
+	// embedded one: embedding would promote ServerConfig's Unmarshal to Config, and the
+	// collector would then decode the server's keys only, silently dropping ours.
+	ServerConfig confighttp.ServerConfig `mapstructure:",squash"`
 	// StrategiesFile is a strategies file in Jaeger's format. Empty: every service gets
 	// probabilistic sampling at DefaultSamplingPercentage.
 	StrategiesFile string `mapstructure:"strategies_file"`
@@ -29,7 +31,7 @@ type Config struct {
 
 // Validate checks the configuration. The strategies file itself is read and checked by Start.
 func (c *Config) Validate() error {
-	if c.NetAddr.Endpoint == "" {
+	if c.ServerConfig.NetAddr.Endpoint == "" {
 		return errors.New("endpoint must be set")
 	}
 	if c.ReloadInterval < 0 {

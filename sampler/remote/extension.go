@@ -74,11 +74,11 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	}
 	h := newHandler(e.requests, newServed(strats, e.cfg.NumericStrategyType))
 
-	ln, err := e.cfg.ToListener(ctx)
+	ln, err := e.cfg.ServerConfig.ToListener(ctx)
 	if err != nil {
-		return fmt.Errorf("listen for sampling strategy requests on %s: %w", e.cfg.NetAddr.Endpoint, err)
+		return fmt.Errorf("listen for sampling strategy requests on %s: %w", e.cfg.ServerConfig.NetAddr.Endpoint, err)
 	}
-	srv, err := e.cfg.ToServer(ctx, host.GetExtensions(), e.telemetry, h)
+	srv, err := e.cfg.ServerConfig.ToServer(ctx, host.GetExtensions(), e.telemetry, h)
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("create sampling strategies server: %w", err)

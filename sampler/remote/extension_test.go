@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -28,7 +29,7 @@ type testServer struct {
 func startTestServer(t *testing.T, edit func(*Config)) *testServer {
 	t.Helper()
 	cfg := createDefaultConfig().(*Config)
-	cfg.NetAddr.Endpoint = "127.0.0.1:0"
+	cfg.ServerConfig.NetAddr.Endpoint = "127.0.0.1:0"
 	if edit != nil {
 		edit(cfg)
 	}
@@ -308,7 +309,7 @@ func TestStartRefusesBadFile(t *testing.T) {
 		filepath.Join(dir, "none.json"): "open sampling strategies file",
 	} {
 		cfg := createDefaultConfig().(*Config)
-		cfg.NetAddr.Endpoint = "127.0.0.1:0"
+		cfg.ServerConfig.NetAddr.Endpoint = "127.0.0.1:0"
 		cfg.StrategiesFile = file
 		ext, err := newExtension(cfg, componenttest.NewNopTelemetrySettings())
 		if err != nil {
@@ -327,7 +328,7 @@ func TestStartRefusesBadFile(t *testing.T) {
 func TestStartRefusesBusyPort(t *testing.T) {
 	s := startTestServer(t, nil)
 	cfg := createDefaultConfig().(*Config)
-	cfg.NetAddr.Endpoint = s.ext.addr
+	cfg.ServerConfig.NetAddr.Endpoint = s.ext.addr
 	ext, err := newExtension(cfg, componenttest.NewNopTelemetrySettings())
 	if err != nil {
 		t.Fatal(err)
@@ -340,7 +341,7 @@ func TestStartRefusesBusyPort(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := createDefaultConfig().(*Config)
-	cfg.NetAddr.Endpoint = "127.0.0.1:0"
+	cfg.ServerConfig.NetAddr.Endpoint = "127.0.0.1:0"
 	cfg.StrategiesFile = "testdata/strategies.json"
 	cfg.ReloadInterval = time.Millisecond
 	ext, err := newExtension(cfg, componenttest.NewNopTelemetrySettings())
@@ -374,7 +375,7 @@ func TestConfigValidate(t *testing.T) {
 		edit func(*Config)
 		want string
 	}{
-		{func(c *Config) { c.NetAddr.Endpoint = "" }, "endpoint must be set"},
+		{func(c *Config) { c.ServerConfig.NetAddr.Endpoint = "" }, "endpoint must be set"},
 		{func(c *Config) { c.ReloadInterval = -time.Second }, "reload_interval must not be negative"},
 		{func(c *Config) { c.DefaultSamplingPercentage = 100.5 }, "default_sampling_percentage must be between 0 and 100"},
 		{func(c *Config) { c.DefaultSamplingPercentage = -1 }, "default_sampling_percentage must be between 0 and 100"},
@@ -390,7 +391,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("default config: %v", err)
 	}
-	if cfg.NetAddr.Endpoint != "localhost:5778" || cfg.DefaultSamplingPercentage != 100 || cfg.StrategiesFile != "" {
+	if cfg.ServerConfig.NetAddr.Endpoint != "localhost:5778" || cfg.DefaultSamplingPercentage != 100 || cfg.StrategiesFile != "" {
 		t.Errorf("default config %+v", cfg)
 	}
 }
@@ -398,3 +399,23 @@ func TestConfigValidate(t *testing.T) {
 func attributeKey(k string) attribute.Key { return attribute.Key(k) }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// Every key reaches Config through the collector's own decoding (confighttp's
+// Unmarshal must not swallow the extension's keys).
+func TestConfigUnmarshal(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	conf := confmap.NewFromStringMap(map[string]any{
+		"endpoint":                    "127.0.0.1:1234",
+		"strategies_file":             "/etc/strategies.json",
+		"reload_interval":             "30s",
+		"default_sampling_percentage": 12.5,
+		"numeric_strategy_type":       true,
+	})
+	if err := conf.Unmarshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ServerConfig.NetAddr.Endpoint != "127.0.0.1:1234" || cfg.StrategiesFile != "/etc/strategies.json" ||
+		cfg.ReloadInterval != 30*time.Second || cfg.DefaultSamplingPercentage != 12.5 || !cfg.NumericStrategyType {
+		t.Errorf("unmarshalled %+v", cfg)
+	}
+}
