@@ -51,13 +51,13 @@ func runMain(m *testing.M) int {
 
 // endpoints are the loopback addresses one spoor process listens on.
 type endpoints struct {
-	OTLPGRPC, OTLPHTTP, Zipkin, Query, Metrics string
+	OTLPGRPC, OTLPHTTP, Zipkin, Query, Metrics, Sampling string
 }
 
 func freeEndpoints(t *testing.T) endpoints {
 	t.Helper()
-	addrs := make([]string, 5)
-	lns := make([]net.Listener, 5)
+	addrs := make([]string, 6)
+	lns := make([]net.Listener, 6)
 	for i := range addrs {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -68,7 +68,7 @@ func freeEndpoints(t *testing.T) endpoints {
 	for _, ln := range lns {
 		ln.Close()
 	}
-	return endpoints{OTLPGRPC: addrs[0], OTLPHTTP: addrs[1], Zipkin: addrs[2], Query: addrs[3], Metrics: addrs[4]}
+	return endpoints{OTLPGRPC: addrs[0], OTLPHTTP: addrs[1], Zipkin: addrs[2], Query: addrs[3], Metrics: addrs[4], Sampling: addrs[5]}
 }
 
 func (ep endpoints) env(dataDir string) []string {
@@ -79,6 +79,7 @@ func (ep endpoints) env(dataDir string) []string {
 		"SPOOR_ZIPKIN_ENDPOINT=" + ep.Zipkin,
 		"SPOOR_QUERY_ENDPOINT=" + ep.Query,
 		"SPOOR_METRICS_ENDPOINT=" + ep.Metrics,
+		"SPOOR_SAMPLING_ENDPOINT=" + ep.Sampling,
 	}
 }
 

@@ -1,0 +1,93 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func getBody(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read %s: %v", url, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// TestSamplingStrategies checks that the binary serves Jaeger remote sampling
+// strategies on SPOOR_SAMPLING_ENDPOINT: the head sampler's percentage without a file,
+// a strategies file's when SPOOR_SAMPLING_STRATEGIES_FILE names one.
+func TestSamplingStrategies(t *testing.T) {
+	s := startSpoor(t, t.TempDir(), "SPOOR_SAMPLING_PERCENTAGE=25")
+	want := `{"strategyType":"PROBABILISTIC","probabilisticSampling":{"samplingRate":0.25}}`
+	for _, path := range []string{"/sampling?service=x", "/?service=x"} {
+		if status, body := getBody(t, "http://"+s.ep.Sampling+path); status != http.StatusOK || body != want {
+			t.Errorf("GET %s: %d %s, want 200 %s", path, status, body, want)
+		}
+	}
+	if status, body := getBody(t, "http://"+s.ep.Sampling+"/sampling"); status != http.StatusBadRequest || !strings.Contains(body, "'service' parameter") {
+		t.Errorf("GET /sampling without service: %d %s, want 400 with a reason", status, body)
+	}
+	if m := s.metrics(); !strings.Contains(m, "spoor_sampling_strategy_requests") {
+		t.Errorf("/metrics lacks spoor_sampling_strategy_requests")
+	}
+	s.stop()
+
+	file := filepath.Join(t.TempDir(), "strategies.json")
+	if err := writeFile(file, `{"default_strategy":{"type":"probabilistic","param":0.5},
+		"service_strategies":[{"service":"x","type":"ratelimiting","param":42}]}`); err != nil {
+		t.Fatal(err)
+	}
+	s = startSpoor(t, t.TempDir(), "SPOOR_SAMPLING_STRATEGIES_FILE="+file)
+	for service, want := range map[string]string{
+		"x": `{"strategyType":"RATE_LIMITING","rateLimitingSampling":{"maxTracesPerSecond":42}}`,
+		"y": `{"strategyType":"PROBABILISTIC","probabilisticSampling":{"samplingRate":0.5}}`,
+	} {
+		if status, body := getBody(t, "http://"+s.ep.Sampling+"/sampling?service="+service); status != http.StatusOK || body != want {
+			t.Errorf("service %s: %d %s, want 200 %s", service, status, body, want)
+		}
+	}
+}
+
+// TestSamplingStrategiesBadFile checks that spoor refuses to start on an invalid
+// strategies file, saying why.
+func TestSamplingStrategiesBadFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "strategies.json")
+	if err := writeFile(file, `{"default_strategy":{"type":"ratelimiting","param":40000}}`); err != nil {
+		t.Fatal(err)
+	}
+	out := runSpoorUntilExit(t, "SPOOR_SAMPLING_STRATEGIES_FILE="+file)
+	if !strings.Contains(out, "ratelimiting param is whole traces per second between 0 and 32767") {
+		t.Errorf("spoor's output does not say why the file is bad:\n%s", out)
+	}
+}
+
+// runSpoorUntilExit runs spoor on fresh ports with extraEnv, expects it to exit with an
+// error within a minute, and returns its output.
+func runSpoorUntilExit(t *testing.T, extraEnv ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, spoorBin)
+	cmd.Env = append(append(os.Environ(), freeEndpoints(t).env(t.TempDir())...), extraEnv...)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("spoor still running after a minute:\n%s", out)
+	}
+	if err == nil {
+		t.Fatalf("spoor exited cleanly, want an error:\n%s", out)
+	}
+	return string(out)
+}
