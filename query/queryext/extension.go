@@ -58,11 +58,11 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	mux.Handle("/healthz", api.Handler())
 	mux.Handle("/", web.Handler())
 
-	ln, err := e.cfg.ToListener(ctx)
+	ln, err := e.cfg.ServerConfig.ToListener(ctx)
 	if err != nil {
-		return fmt.Errorf("listen for queries on %s: %w", e.cfg.NetAddr.Endpoint, err)
+		return fmt.Errorf("listen for queries on %s: %w", e.cfg.ServerConfig.NetAddr.Endpoint, err)
 	}
-	srv, err := e.cfg.ToServer(ctx, host.GetExtensions(), e.telemetry, mux)
+	srv, err := e.cfg.ServerConfig.ToServer(ctx, host.GetExtensions(), e.telemetry, mux)
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("create query server: %w", err)
