@@ -3,6 +3,8 @@ package sampler
 import (
 	"errors"
 	"fmt"
+	"regexp"
+	"time"
 )
 
 // Mode is how the head sampler computes its threshold (REFERENCE.md §2).
@@ -39,6 +41,44 @@ type Config struct {
 	// and, inside a service, per operation (the span name). See the package doc for
 	// which span's rate decides a trace.
 	Services []ServiceConfig `mapstructure:"services"`
+	// Tail keeps whole traces that head sampling would drop when one of their spans
+	// errs, is slow or matches an attribute rule (see doc.go).
+	Tail TailConfig `mapstructure:"tail"`
+}
+
+// TailConfig is the tail stage of the sampler.
+type TailConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// DecisionWait is how long the spans of a trace that head sampling dropped are held
+	// waiting for a span that matches a policy, counted from the trace's first such span.
+	DecisionWait time.Duration `mapstructure:"decision_wait"`
+	// MaxTraces and MaxSpans cap what is held while deciding; beyond them the oldest
+	// held traces get their head decision (they are dropped) and are counted.
+	MaxTraces int `mapstructure:"max_traces"`
+	MaxSpans  int `mapstructure:"max_spans"`
+	// DecisionCache is how many recent decisions are remembered so that a span arriving
+	// after its trace's decision follows it (0: none are).
+	DecisionCache int            `mapstructure:"decision_cache"`
+	Policies      PoliciesConfig `mapstructure:"policies"`
+}
+
+// PoliciesConfig says which traces the tail stage keeps. Any one match keeps the trace.
+type PoliciesConfig struct {
+	// Errors keeps a trace when any of its spans has status Error.
+	Errors bool `mapstructure:"errors"`
+	// LatencyThreshold (0: off) keeps a trace when any of its spans lasts at least this
+	// long, or its held spans together cover at least this long.
+	LatencyThreshold time.Duration `mapstructure:"latency_threshold"`
+	// Attributes keep a trace when any span, or its resource, has a matching attribute.
+	Attributes []AttributeRule `mapstructure:"attributes"`
+}
+
+// AttributeRule matches an attribute named Key whose value, as a string, equals Value or
+// matches the regular expression Regex (exactly one of the two is set).
+type AttributeRule struct {
+	Key   string `mapstructure:"key"`
+	Value string `mapstructure:"value"`
+	Regex string `mapstructure:"regex"`
 }
 
 // ServiceConfig is one service's rate and its operations' rates.
@@ -61,6 +101,13 @@ func createDefaultConfig() *Config {
 		SamplingPercentage: 100,
 		SamplingPrecision:  DefaultPrecision,
 		FailClosed:         true,
+		Tail: TailConfig{
+			DecisionWait:  5 * time.Second,
+			MaxTraces:     50_000,
+			MaxSpans:      500_000,
+			DecisionCache: 100_000,
+			Policies:      PoliciesConfig{Errors: true},
+		},
 	}
 }
 
@@ -98,6 +145,45 @@ func (c *Config) Validate() error {
 			}
 			ops[o.Name] = true
 			errs = append(errs, checkPercentage(fmt.Sprintf("services[%d].operations[%d] (%s) percentage", i, j, o.Name), o.Percentage))
+		}
+	}
+	if c.Tail.Enabled {
+		errs = append(errs, c.Tail.validate())
+	}
+	return errors.Join(errs...)
+}
+
+func (t *TailConfig) validate() error {
+	var errs []error
+	if t.DecisionWait <= 0 {
+		errs = append(errs, fmt.Errorf("tail.decision_wait %v: want more than 0", t.DecisionWait))
+	}
+	if t.MaxTraces <= 0 {
+		errs = append(errs, fmt.Errorf("tail.max_traces %d: want more than 0", t.MaxTraces))
+	}
+	if t.MaxSpans <= 0 {
+		errs = append(errs, fmt.Errorf("tail.max_spans %d: want more than 0", t.MaxSpans))
+	}
+	if t.DecisionCache < 0 {
+		errs = append(errs, fmt.Errorf("tail.decision_cache %d: want 0 or more", t.DecisionCache))
+	}
+	if t.Policies.LatencyThreshold < 0 {
+		errs = append(errs, fmt.Errorf("tail.policies.latency_threshold %v: want 0 (off) or more", t.Policies.LatencyThreshold))
+	}
+	if !t.Policies.Errors && t.Policies.LatencyThreshold == 0 && len(t.Policies.Attributes) == 0 {
+		errs = append(errs, errors.New("tail: enabled without any policy (errors, latency_threshold, attributes)"))
+	}
+	for i, a := range t.Policies.Attributes {
+		if a.Key == "" {
+			errs = append(errs, fmt.Errorf("tail.policies.attributes[%d]: key is empty", i))
+		}
+		if (a.Value == "") == (a.Regex == "") {
+			errs = append(errs, fmt.Errorf("tail.policies.attributes[%d] (%s): want exactly one of value and regex", i, a.Key))
+		}
+		if a.Regex != "" {
+			if _, err := regexp.Compile(a.Regex); err != nil {
+				errs = append(errs, fmt.Errorf("tail.policies.attributes[%d] (%s) regex: %w", i, a.Key, err))
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -24,8 +24,11 @@ func createTraces(ctx context.Context, set processor.Settings, cfg component.Con
 	if err != nil {
 		return nil, fmt.Errorf("create %s processor: %w", Type, err)
 	}
-	t, err := processorhelper.NewTraces(ctx, set, cfg, next, p.processTraces,
-		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: true}))
+	opts := []processorhelper.Option{processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: true})}
+	if p.tail != nil {
+		opts = append(opts, processorhelper.WithStart(p.tail.start), processorhelper.WithShutdown(p.tail.shutdown))
+	}
+	t, err := processorhelper.NewTraces(ctx, set, cfg, next, p.processTraces, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("create %s processor: %w", Type, err)
 	}

@@ -31,6 +31,10 @@ type headProcessor struct {
 	erased        metric.Int64Counter
 	attrs         [numPolicies][2]metric.AddOption // [policy][kept]
 	rootPool      sync.Pool                        // *map[pcommon.TraceID]*rate
+
+	// tail, when enabled, holds the spans head sampling drops until their trace is
+	// decided by the tail policies (tail.go).
+	tail *tailStage
 }
 
 func newHeadProcessor(cfg *Config, mp metric.MeterProvider) (*headProcessor, error) {
@@ -73,6 +77,11 @@ func newHeadProcessor(cfg *Config, mp metric.MeterProvider) (*headProcessor, err
 	if p.erased, err = m.Int64Counter("spoor_sampler_erased_thresholds",
 		metric.WithDescription("Spans whose incoming th was inconsistent with their randomness or unreadable, and was erased.")); err != nil {
 		return nil, fmt.Errorf("create erased thresholds counter: %w", err)
+	}
+	if cfg.Tail.Enabled {
+		if p.tail, err = newTailStage(&cfg.Tail, m); err != nil {
+			return nil, err
+		}
 	}
 	for pol := range numPolicies {
 		for kept := range 2 {
@@ -125,9 +134,16 @@ func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 	}
 	var c counts
 	var scratch [512]byte
+	var tb *tailBatch
+	if p.tail != nil {
+		tb = p.tail.begin(td)
+	}
 	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
 		svc := p.serviceOf(rs)
 		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
+			if tb != nil {
+				tb.scopeSpans(rs, ss)
+			}
 			ss.Spans().RemoveIf(func(sp ptrace.Span) bool {
 				tid := sp.TraceID()
 				r := &p.def
@@ -138,7 +154,8 @@ func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 						r = rateOf(svc, &p.def, sp.Name())
 					}
 				}
-				d := p.decide(tid, sp.TraceState().AsRaw(), r, scratch[:0])
+				raw := sp.TraceState().AsRaw()
+				d := p.decide(tid, raw, r, scratch[:0])
 				kept := 0
 				if d.keep {
 					kept = 1
@@ -150,6 +167,10 @@ func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 				if d.erased {
 					c.erased++
 				}
+				if tb != nil && !tid.IsEmpty() {
+					// d.ts is a constant or a fresh string: scratch is free again.
+					return tb.span(sp, tid, raw, &d, scratch[:0])
+				}
 				if d.keep && d.rewrite {
 					sp.TraceState().FromRaw(d.ts)
 				}
@@ -159,6 +180,9 @@ func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 		})
 		return rs.ScopeSpans().Len() == 0
 	})
+	if tb != nil {
+		tb.end(ctx, td)
+	}
 	p.record(ctx, &c)
 	if td.ResourceSpans().Len() == 0 {
 		return td, processorhelper.ErrSkipProcessingData

@@ -1,0 +1,585 @@
+package sampler
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// tailPolicy is what decided a trace in the tail stage.
+type tailPolicy uint8
+
+const (
+	tailNone      tailPolicy = iota // no policy matched: the head decision stands
+	tailError                       // a span has status Error
+	tailLatency                     // a span, or the held spans together, last long enough
+	tailAttribute                   // an attribute rule matched
+	numTailPolicies
+)
+
+// decidedHere marks, in a batch's matched map, a trace this batch decided to keep: its
+// other spans in the batch are kept as part of the decision, not as late spans.
+const decidedHere tailPolicy = 0x80
+
+var tailPolicyNames = [numTailPolicies]string{"none", "error", "latency", "attribute"}
+
+// degradeReason is why held spans got their head decision without waiting.
+type degradeReason uint8
+
+const (
+	degradeMaxTraces degradeReason = iota
+	degradeMaxSpans
+	degradeShutdown
+	numDegradeReasons
+)
+
+var degradeReasonNames = [numDegradeReasons]string{"max_traces", "max_spans", "shutdown"}
+
+type attrRule struct {
+	key, value string
+	re         *regexp.Regexp
+}
+
+func (r *attrRule) matches(attrs pcommon.Map) bool {
+	v, ok := attrs.Get(r.key)
+	if !ok {
+		return false
+	}
+	var s string
+	if v.Type() == pcommon.ValueTypeStr {
+		s = v.Str() // the common case, without the copy AsString makes
+	} else {
+		s = v.AsString()
+	}
+	if r.re != nil {
+		return r.re.MatchString(s)
+	}
+	return s == r.value
+}
+
+// policies are the compiled tail policies.
+type policies struct {
+	errors  bool
+	latency uint64 // nanoseconds; 0 is off
+	attrs   []attrRule
+}
+
+func spanDuration(sp ptrace.Span) uint64 {
+	if s, e := sp.StartTimestamp(), sp.EndTimestamp(); e > s {
+		return uint64(e - s)
+	}
+	return 0
+}
+
+// match is the first policy that sp matches; resource says whether its resource's
+// attributes already matched a rule.
+func (p *policies) match(sp ptrace.Span, resource bool) tailPolicy {
+	if p.errors && sp.Status().Code() == ptrace.StatusCodeError {
+		return tailError
+	}
+	if p.latency != 0 && spanDuration(sp) >= p.latency {
+		return tailLatency
+	}
+	if resource {
+		return tailAttribute
+	}
+	for i := range p.attrs {
+		if p.attrs[i].matches(sp.Attributes()) {
+			return tailAttribute
+		}
+	}
+	return tailNone
+}
+
+func (p *policies) matchResource(rs ptrace.ResourceSpans) bool {
+	for i := range p.attrs {
+		if p.attrs[i].matches(rs.Resource().Attributes()) {
+			return true
+		}
+	}
+	return false
+}
+
+// pendingTrace is a trace whose head-dropped spans are held until a policy matches or
+// its decision wait ends.
+type pendingTrace struct {
+	tid      pcommon.TraceID
+	deadline int64 // unix nanoseconds
+	td       ptrace.Traces
+	spans    int
+	// cur is where this trace's spans of the scope being walked go, valid while
+	// curScope is that scope's serial: one resource and scope copy per trace per scope
+	// per batch, not one per span.
+	cur      ptrace.SpanSlice
+	curScope uint64
+	minStart pcommon.Timestamp
+	maxEnd   pcommon.Timestamp
+	gone     bool // decided or degraded; the queue skips it
+}
+
+// decisionCache remembers the last n decisions (trace ID → policy, tailNone meaning
+// "the head decision"), in a ring so that its size never exceeds n.
+type decisionCache struct {
+	m    map[pcommon.TraceID]tailPolicy
+	ring []pcommon.TraceID
+	next int
+	full bool
+}
+
+func newDecisionCache(n int) decisionCache {
+	return decisionCache{m: map[pcommon.TraceID]tailPolicy{}, ring: make([]pcommon.TraceID, n)}
+}
+
+func (c *decisionCache) get(tid pcommon.TraceID) (tailPolicy, bool) {
+	p, ok := c.m[tid]
+	return p, ok
+}
+
+func (c *decisionCache) put(tid pcommon.TraceID, p tailPolicy) {
+	if len(c.ring) == 0 {
+		return
+	}
+	if _, ok := c.m[tid]; ok {
+		c.m[tid] = p
+		return
+	}
+	if c.full {
+		delete(c.m, c.ring[c.next])
+	}
+	c.ring[c.next] = tid
+	c.m[tid] = p
+	if c.next++; c.next == len(c.ring) {
+		c.next, c.full = 0, true
+	}
+}
+
+// tailStage holds the spans head sampling dropped until their trace is decided. Every
+// field below mu is guarded by it.
+type tailStage struct {
+	pol       policies
+	wait      time.Duration
+	maxTraces int
+	maxSpans  int
+	now       func() time.Time // a field so that tests drive the clock
+
+	mu      sync.Mutex
+	pending map[pcommon.TraceID]*pendingTrace
+	// queue is the pending traces oldest first (with gone ones not yet skipped); it is
+	// compacted when the gone ones outnumber the live ones, so it stays under twice
+	// max_traces.
+	queue       []*pendingTrace
+	qHead       int
+	nGone       int
+	spans       int
+	scopeSerial uint64
+	cache       decisionCache
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	traces, keptSpans   metric.Int64Counter
+	degTraces, degSpans metric.Int64Counter
+	late                metric.Int64Counter
+	bufSpans, bufTraces metric.Int64UpDownCounter
+	polAttrs            [numTailPolicies]metric.AddOption
+	spanAttrs           [numTailPolicies]metric.AddOption // sampled is policy != none
+	degAttrs            [numDegradeReasons]metric.AddOption
+	lateAttrs           [2]metric.AddOption
+}
+
+func newTailStage(cfg *TailConfig, m metric.Meter) (*tailStage, error) {
+	t := &tailStage{
+		pol:       policies{errors: cfg.Policies.Errors, latency: uint64(cfg.Policies.LatencyThreshold)},
+		wait:      cfg.DecisionWait,
+		maxTraces: cfg.MaxTraces,
+		maxSpans:  cfg.MaxSpans,
+		now:       time.Now,
+		pending:   map[pcommon.TraceID]*pendingTrace{},
+		cache:     newDecisionCache(cfg.DecisionCache),
+	}
+	for i, a := range cfg.Policies.Attributes {
+		r := attrRule{key: a.Key, value: a.Value}
+		if a.Regex != "" {
+			re, err := regexp.Compile(a.Regex)
+			if err != nil {
+				return nil, fmt.Errorf("tail.policies.attributes[%d] (%s) regex: %w", i, a.Key, err)
+			}
+			r.re = re
+		}
+		t.pol.attrs = append(t.pol.attrs, r)
+	}
+	var err error
+	counter := func(dst *metric.Int64Counter, name, desc string) {
+		if err == nil {
+			if *dst, err = m.Int64Counter(name, metric.WithDescription(desc)); err != nil {
+				err = fmt.Errorf("create %s counter: %w", name, err)
+			}
+		}
+	}
+	counter(&t.traces, "spoor_sampler_tail_traces",
+		"Traces the tail stage decided, by policy: the policy that kept them (error, latency, attribute), or none when the decision wait ended without a match and the head decision stood.")
+	counter(&t.keptSpans, "spoor_sampler_tail_spans",
+		"Spans head sampling dropped that the tail stage held, by policy and sampled: kept because their trace matched a policy, or dropped when the wait ended with none.")
+	counter(&t.degTraces, "spoor_sampler_tail_degraded_traces",
+		"Held traces given their head decision (dropped) without waiting, by reason: max_traces, max_spans or shutdown.")
+	counter(&t.degSpans, "spoor_sampler_tail_degraded_spans",
+		"Head-dropped spans given their head decision (dropped) without waiting, by reason: max_traces, max_spans or shutdown.")
+	counter(&t.late, "spoor_sampler_tail_late_spans",
+		"Head-dropped spans that arrived after their trace's decision and followed it, by sampled.")
+	if err != nil {
+		return nil, err
+	}
+	if t.bufSpans, err = m.Int64UpDownCounter("spoor_sampler_tail_buffered_spans",
+		metric.WithDescription("Spans held while their trace is decided.")); err != nil {
+		return nil, fmt.Errorf("create buffered spans gauge: %w", err)
+	}
+	if t.bufTraces, err = m.Int64UpDownCounter("spoor_sampler_tail_buffered_traces",
+		metric.WithDescription("Traces with spans held while they are decided.")); err != nil {
+		return nil, fmt.Errorf("create buffered traces gauge: %w", err)
+	}
+	for p := range numTailPolicies {
+		t.polAttrs[p] = metric.WithAttributeSet(attribute.NewSet(attribute.String("policy", tailPolicyNames[p])))
+		t.spanAttrs[p] = metric.WithAttributeSet(attribute.NewSet(
+			attribute.String("policy", tailPolicyNames[p]), attribute.Bool("sampled", p != tailNone)))
+	}
+	for r := range numDegradeReasons {
+		t.degAttrs[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", degradeReasonNames[r])))
+	}
+	for s := range 2 {
+		t.lateAttrs[s] = metric.WithAttributeSet(attribute.NewSet(attribute.Bool("sampled", s == 1)))
+	}
+	return t, nil
+}
+
+// tailCounts are one batch's or one sweep's tail figures, recorded once outside the lock.
+type tailCounts struct {
+	traces, spans       [numTailPolicies]int64
+	degTraces, degSpans [numDegradeReasons]int64
+	late                [2]int64
+	bufSpans, bufTraces int64 // deltas
+}
+
+func (t *tailStage) record(ctx context.Context, c *tailCounts) {
+	for p := range numTailPolicies {
+		if c.traces[p] != 0 {
+			t.traces.Add(ctx, c.traces[p], t.polAttrs[p])
+		}
+		if c.spans[p] != 0 {
+			t.keptSpans.Add(ctx, c.spans[p], t.spanAttrs[p])
+		}
+	}
+	for r := range numDegradeReasons {
+		if c.degTraces[r] != 0 {
+			t.degTraces.Add(ctx, c.degTraces[r], t.degAttrs[r])
+		}
+		if c.degSpans[r] != 0 {
+			t.degSpans.Add(ctx, c.degSpans[r], t.degAttrs[r])
+		}
+	}
+	for s := range 2 {
+		if c.late[s] != 0 {
+			t.late.Add(ctx, c.late[s], t.lateAttrs[s])
+		}
+	}
+	if c.bufSpans != 0 {
+		t.bufSpans.Add(ctx, c.bufSpans)
+	}
+	if c.bufTraces != 0 {
+		t.bufTraces.Add(ctx, c.bufTraces)
+	}
+}
+
+// start runs the decision wait timer: a sweep every tenth of the wait (10 ms to 1 s),
+// so a trace is decided at most a tenth late.
+func (t *tailStage) start(context.Context, component.Host) error {
+	if t.cancel != nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.cancel = cancel
+	every := min(max(t.wait/10, 10*time.Millisecond), time.Second)
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				t.sweep(ctx)
+			}
+		}
+	}()
+	return nil
+}
+
+// shutdown stops the timer and drops every held span, counted: they are spans head
+// sampling dropped and no policy has matched, so dropping them is their head decision.
+func (t *tailStage) shutdown(ctx context.Context) error {
+	if t.cancel != nil {
+		t.cancel()
+	}
+	t.wg.Wait()
+	var c tailCounts
+	t.mu.Lock()
+	for t.evictOldest(degradeShutdown, &c) != nil {
+	}
+	t.mu.Unlock()
+	t.record(ctx, &c)
+	return nil
+}
+
+// sweep ends the wait of every trace whose deadline has passed: no policy matched, so
+// the head decision stands and its held spans are dropped.
+func (t *tailStage) sweep(ctx context.Context) {
+	now := t.now().UnixNano()
+	var c tailCounts
+	t.mu.Lock()
+	for {
+		pt := t.oldest()
+		if pt == nil || pt.deadline > now {
+			break
+		}
+		t.remove(pt, &c)
+		t.cache.put(pt.tid, tailNone)
+		c.traces[tailNone]++
+		c.spans[tailNone] += int64(pt.spans)
+	}
+	t.mu.Unlock()
+	t.record(ctx, &c)
+}
+
+// oldest is the oldest live pending trace, skipping gone ones.
+func (t *tailStage) oldest() *pendingTrace {
+	for t.qHead < len(t.queue) && t.queue[t.qHead].gone {
+		t.queue[t.qHead] = nil
+		t.qHead++
+		t.nGone--
+	}
+	if t.qHead == len(t.queue) {
+		t.queue, t.qHead = t.queue[:0], 0
+		return nil
+	}
+	return t.queue[t.qHead]
+}
+
+// remove takes pt out of the pending set; its spans are the caller's.
+func (t *tailStage) remove(pt *pendingTrace, c *tailCounts) {
+	delete(t.pending, pt.tid)
+	pt.gone = true
+	t.nGone++
+	t.spans -= pt.spans
+	c.bufSpans -= int64(pt.spans)
+	c.bufTraces--
+	if live := len(t.queue) - t.qHead - t.nGone; t.nGone > live+64 {
+		q := t.queue[:0]
+		for _, p := range t.queue[t.qHead:] {
+			if !p.gone {
+				q = append(q, p)
+			}
+		}
+		clear(t.queue[len(q):])
+		t.queue, t.qHead, t.nGone = q, 0, 0
+	}
+}
+
+// evictOldest gives the oldest pending trace its head decision (its held spans are
+// dropped) and remembers that, so its later spans get the head decision too.
+func (t *tailStage) evictOldest(why degradeReason, c *tailCounts) *pendingTrace {
+	pt := t.oldest()
+	if pt == nil {
+		return nil
+	}
+	t.remove(pt, c)
+	t.cache.put(pt.tid, tailNone)
+	c.degTraces[why]++
+	c.degSpans[why] += int64(pt.spans)
+	pt.td = ptrace.Traces{}
+	return pt
+}
+
+// tailBatch is the tail stage's state while the head processor walks one batch.
+type tailBatch struct {
+	t       *tailStage
+	matched map[pcommon.TraceID]tailPolicy // traces of this batch with a matching span; nil when none
+	locked  bool
+	now     int64
+	rs      ptrace.ResourceSpans
+	ss      ptrace.ScopeSpans
+	scope   uint64 // serial of ss, 0 until a span of it is held
+	release []ptrace.Traces
+	c       tailCounts
+}
+
+// begin finds the traces of td that match a policy: a matching span may come after its
+// siblings in the batch, and they must not be held for a trace already decided.
+func (t *tailStage) begin(td ptrace.Traces) *tailBatch {
+	b := &tailBatch{t: t, now: t.now().UnixNano()}
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		res := t.pol.matchResource(rss.At(i))
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				sp := spans.At(k)
+				if pol := t.pol.match(sp, res); pol != tailNone {
+					if b.matched == nil {
+						b.matched = map[pcommon.TraceID]tailPolicy{}
+					}
+					if _, ok := b.matched[sp.TraceID()]; !ok {
+						b.matched[sp.TraceID()] = pol
+					}
+				}
+			}
+		}
+	}
+	return b
+}
+
+func (b *tailBatch) lock() {
+	if !b.locked {
+		b.t.mu.Lock()
+		b.locked = true
+	}
+}
+
+func (b *tailBatch) scopeSpans(rs ptrace.ResourceSpans, ss ptrace.ScopeSpans) {
+	b.rs, b.ss, b.scope = rs, ss, 0
+}
+
+// span decides one span whose head decision is d, and says whether to remove it from
+// the batch (it is dropped or held). The head-kept path touches neither lock nor map
+// unless its trace matched a policy in this batch.
+func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *decision, buf []byte) (remove bool) {
+	t := b.t
+	pol := b.matched[tid]
+	if pol != tailNone && pol&decidedHere == 0 {
+		// The trace matched in this batch. Unless an earlier batch decided it (then
+		// this span is late and follows that decision, below), this batch decides it.
+		b.lock()
+		if _, ok := t.cache.get(tid); !ok {
+			b.keep(tid, pol)
+			pol |= decidedHere
+			b.matched[tid] = pol
+		}
+	}
+	if d.keep {
+		// Head sampling keeps the span, as it would without the tail stage.
+		if d.rewrite {
+			sp.TraceState().FromRaw(d.ts)
+		}
+		return false
+	}
+	b.lock()
+	if pol&decidedHere != 0 {
+		b.c.spans[pol&^decidedHere]++
+		eraseTH(sp, raw, buf)
+		return false
+	}
+	if cp, ok := t.cache.get(tid); ok {
+		if cp == tailNone {
+			b.c.late[0]++
+			return true
+		}
+		b.c.late[1]++
+		b.c.spans[cp]++
+		eraseTH(sp, raw, buf)
+		return false
+	}
+	pt := t.pending[tid]
+	if pt == nil {
+		for len(t.pending) >= t.maxTraces {
+			t.evictOldest(degradeMaxTraces, &b.c)
+		}
+		pt = &pendingTrace{tid: tid, deadline: b.now + int64(t.wait), td: ptrace.NewTraces(),
+			minStart: sp.StartTimestamp(), maxEnd: sp.EndTimestamp()}
+		t.pending[tid] = pt
+		t.queue = append(t.queue, pt)
+		b.c.bufTraces++
+	}
+	for t.spans >= t.maxSpans {
+		if t.evictOldest(degradeMaxSpans, &b.c) == pt {
+			// The trace was the oldest: it has its head decision now, and so does
+			// this span.
+			b.c.degSpans[degradeMaxSpans]++
+			return true
+		}
+	}
+	pt.minStart = min(pt.minStart, sp.StartTimestamp())
+	pt.maxEnd = max(pt.maxEnd, sp.EndTimestamp())
+	if t.pol.latency != 0 && pt.maxEnd > pt.minStart && uint64(pt.maxEnd-pt.minStart) >= t.pol.latency {
+		// The held spans together now cover the threshold.
+		b.keep(tid, tailLatency)
+		b.c.spans[tailLatency]++
+		eraseTH(sp, raw, buf)
+		return false
+	}
+	// Held spans are only ever kept by a policy, never by a probability: th goes now.
+	eraseTH(sp, raw, buf)
+	if pt.curScope == 0 || pt.curScope != b.scope {
+		if b.scope == 0 {
+			t.scopeSerial++
+			b.scope = t.scopeSerial
+		}
+		rs := pt.td.ResourceSpans().AppendEmpty()
+		b.rs.Resource().CopyTo(rs.Resource())
+		rs.SetSchemaUrl(b.rs.SchemaUrl())
+		ss := rs.ScopeSpans().AppendEmpty()
+		b.ss.Scope().CopyTo(ss.Scope())
+		ss.SetSchemaUrl(b.ss.SchemaUrl())
+		pt.cur, pt.curScope = ss.Spans(), b.scope
+	}
+	sp.MoveTo(pt.cur.AppendEmpty())
+	pt.spans++
+	t.spans++
+	b.c.bufSpans++
+	return true
+}
+
+// keep records that a policy keeps the trace and releases its held spans into this
+// batch, so they are stored, and acknowledged downstream, with it.
+func (b *tailBatch) keep(tid pcommon.TraceID, pol tailPolicy) {
+	t := b.t
+	t.cache.put(tid, pol)
+	b.c.traces[pol]++
+	if pt := t.pending[tid]; pt != nil {
+		t.remove(pt, &b.c)
+		b.c.spans[pol] += int64(pt.spans)
+		b.release = append(b.release, pt.td)
+		pt.td = ptrace.Traces{}
+	}
+}
+
+// end unlocks and appends the released spans to the batch.
+func (b *tailBatch) end(ctx context.Context, td ptrace.Traces) {
+	if b.locked {
+		b.t.mu.Unlock()
+	}
+	for _, r := range b.release {
+		r.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+	}
+	b.t.record(ctx, &b.c)
+}
+
+// eraseTH removes th from a span a policy keeps in place of head sampling: its
+// probability is unknown, and the specification says such a stage erases th.
+func eraseTH(sp ptrace.Span, raw string, buf []byte) {
+	if raw == "" {
+		return
+	}
+	if ts := parseTraceState(raw); !ts.hasTH {
+		return
+	}
+	sp.TraceState().FromRaw(string(appendTraceState(buf[:0], raw, otEdit{})))
+}

@@ -1,0 +1,491 @@
+package sampler
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/processor/processortest"
+	"go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.uber.org/goleak"
+)
+
+// tspan is one span of a tail test batch.
+type tspan struct {
+	service    string
+	tid        pcommon.TraceID
+	sid        pcommon.SpanID
+	start, dur time.Duration // from the epoch of the test
+	err        bool
+	attrs      map[string]string
+	ts         string
+}
+
+func tbatch(spans ...tspan) ptrace.Traces {
+	td := ptrace.NewTraces()
+	bySvc := map[string]ptrace.SpanSlice{}
+	for _, s := range spans {
+		if s.service == "" {
+			s.service = "svc"
+		}
+		ss, ok := bySvc[s.service]
+		if !ok {
+			rs := td.ResourceSpans().AppendEmpty()
+			rs.Resource().Attributes().PutStr("service.name", s.service)
+			ss = rs.ScopeSpans().AppendEmpty().Spans()
+			bySvc[s.service] = ss
+		}
+		sp := ss.AppendEmpty()
+		sp.SetName("op")
+		sp.SetTraceID(s.tid)
+		sp.SetSpanID(s.sid)
+		base := time.Unix(1_700_000_000, 0)
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(base.Add(s.start)))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(base.Add(s.start + s.dur)))
+		if s.err {
+			sp.Status().SetCode(ptrace.StatusCodeError)
+		}
+		for k, v := range s.attrs {
+			sp.Attributes().PutStr(k, v)
+		}
+		sp.TraceState().FromRaw(s.ts)
+	}
+	return td
+}
+
+// clock is a test's time, moved by hand.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+func tailCfg(pct float64) *Config {
+	c := cfgWith(Equalizing, pct)
+	c.Tail.Enabled = true
+	c.Tail.Policies.LatencyThreshold = 500 * time.Millisecond
+	return c
+}
+
+func newTail(t testing.TB, cfg *Config, mp *sdkmetric.MeterProvider) (*headProcessor, *clock) {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	var p *headProcessor
+	var err error
+	if mp != nil {
+		p, err = newHeadProcessor(cfg, mp)
+	} else {
+		p, err = newHeadProcessor(cfg, noop.NewMeterProvider())
+	}
+	if err != nil {
+		t.Fatalf("new processor: %v", err)
+	}
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	p.tail.now = c.now
+	return p, c
+}
+
+// out collects the spans a processor passed on, by trace: "spanID tracestate".
+type out map[pcommon.TraceID][]string
+
+func (o out) add(td ptrace.Traces) {
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				sp := spans.At(k)
+				o[sp.TraceID()] = append(o[sp.TraceID()], sp.SpanID().String()+" "+sp.TraceState().AsRaw())
+			}
+		}
+	}
+}
+
+// headKeeps says whether head sampling alone keeps a trace with an empty tracestate.
+func headKeeps(p *headProcessor, tid pcommon.TraceID) bool {
+	return p.decide(tid, "", &p.def, nil).keep
+}
+
+// A trace whose spans arrive over several batches and seconds is kept or dropped whole:
+// kept when any span errs (even the last one, seconds after the others, at 1% head
+// sampling), else exactly when head sampling keeps it. Kept spans of error traces head
+// sampling dropped carry no th; head-kept ones carry th.
+func TestTailTraceOverBatchesAndSeconds(t *testing.T) {
+	p, clk := newTail(t, tailCfg(1), nil)
+	rng := rand.New(rand.NewPCG(11, 11))
+	const traces, spansPer, batches = 3000, 6, 3
+	all := make([][]tspan, batches)
+	isErr := map[pcommon.TraceID]bool{}
+	for i := 0; i < traces; i++ {
+		tid := randTID(rng)
+		errAt := -1
+		if i%3 == 0 {
+			errAt = rng.IntN(spansPer)
+			isErr[tid] = true
+		}
+		for j := 0; j < spansPer; j++ {
+			// An upstream th on some spans: it must not survive a tail keep.
+			ts := ""
+			if j == 1 {
+				ts = "ot=th:0;rv:" + fmt.Sprintf("%014x", TraceIDRandomness(tid))
+			}
+			s := tspan{service: fmt.Sprintf("svc%d", j%2), tid: tid, sid: randSID(rng), dur: time.Millisecond, err: j == errAt, ts: ts}
+			b := rng.IntN(batches)
+			all[b] = append(all[b], s)
+		}
+	}
+	got := out{}
+	for _, b := range all {
+		got.add(run(t, p, tbatch(b...)))
+		clk.advance(2 * time.Second) // the trace's spans span 4 s, under the 5 s wait
+	}
+	clk.advance(10 * time.Second)
+	p.tail.sweep(context.Background())
+
+	headKept, errKept := 0, 0
+	for i := 0; i < batches; i++ {
+		for _, s := range all[i] {
+			_, isKept := got[s.tid]
+			if want := isErr[s.tid] || headKeeps(p, s.tid); isKept != want {
+				t.Fatalf("trace %s (error %v, head keeps %v): kept %v", s.tid, isErr[s.tid], headKeeps(p, s.tid), isKept)
+			}
+		}
+	}
+	for tid, spans := range got {
+		if len(spans) != spansPer {
+			t.Fatalf("trace %s: %d of %d spans kept: %v", tid, len(spans), spansPer, spans)
+		}
+		head := headKeeps(p, tid)
+		for _, s := range spans {
+			hasTH := strings.Contains(s, "th:")
+			if head != hasTH {
+				t.Fatalf("trace %s (head keeps %v): span %q", tid, head, s)
+			}
+		}
+		if head {
+			headKept++
+		} else {
+			errKept++
+		}
+	}
+	if headKept == 0 || errKept < traces/3*9/10 {
+		t.Fatalf("kept %d head-sampled and %d error traces of %d", headKept, errKept, traces)
+	}
+	if n := len(p.tail.pending); n != 0 || p.tail.spans != 0 {
+		t.Fatalf("after the sweep %d traces and %d spans are still held", n, p.tail.spans)
+	}
+}
+
+// dropTID returns a trace ID that head sampling at p drops.
+func dropTID(t *testing.T, p *headProcessor, rng *rand.Rand) pcommon.TraceID {
+	t.Helper()
+	for range 1000 {
+		if tid := randTID(rng); !headKeeps(p, tid) {
+			return tid
+		}
+	}
+	t.Fatal("no dropped trace ID found")
+	return pcommon.TraceID{}
+}
+
+// Each policy keeps a head-dropped trace whole, its earlier held spans included; a trace
+// that matches none is dropped when its wait ends.
+func TestTailPolicies(t *testing.T) {
+	cfg := tailCfg(1)
+	cfg.Tail.Policies.Attributes = []AttributeRule{
+		{Key: "customer.tier", Value: "gold"},
+		{Key: "http.route", Regex: "^/checkout"},
+	}
+	for _, c := range []struct {
+		name   string
+		first  tspan // arrives first, alone
+		second tspan // arrives a second later
+		kept   bool
+	}{
+		{"nothing", tspan{dur: time.Millisecond}, tspan{start: 10 * time.Millisecond, dur: time.Millisecond}, false},
+		{"error", tspan{dur: time.Millisecond}, tspan{err: true}, true},
+		{"slow span", tspan{dur: time.Millisecond}, tspan{dur: 600 * time.Millisecond}, true},
+		// Neither span reaches 500 ms, but the held spans together cover 600 ms.
+		{"slow held spans", tspan{dur: 300 * time.Millisecond}, tspan{start: 300 * time.Millisecond, dur: 300 * time.Millisecond}, true},
+		{"fast held spans", tspan{dur: 200 * time.Millisecond}, tspan{start: 200 * time.Millisecond, dur: 200 * time.Millisecond}, false},
+		{"attribute value", tspan{}, tspan{attrs: map[string]string{"customer.tier": "gold"}}, true},
+		{"attribute other value", tspan{}, tspan{attrs: map[string]string{"customer.tier": "silver"}}, false},
+		{"attribute regex", tspan{}, tspan{attrs: map[string]string{"http.route": "/checkout/{id}"}}, true},
+		{"attribute regex miss", tspan{}, tspan{attrs: map[string]string{"http.route": "/cart"}}, false},
+		{"resource attribute", tspan{}, tspan{service: "payments", attrs: nil}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, clk := newTail(t, cfg, nil)
+			tid := dropTID(t, p, rand.New(rand.NewPCG(3, 3)))
+			c.first.tid, c.first.sid = tid, sid(1)
+			c.second.tid, c.second.sid = tid, sid(2)
+			got := out{}
+			got.add(run(t, p, tbatch(c.first)))
+			if len(got) != 0 {
+				t.Fatalf("first span passed before any decision: %v", got)
+			}
+			clk.advance(time.Second)
+			got.add(run(t, p, tbatch(c.second)))
+			clk.advance(5 * time.Second)
+			p.tail.sweep(context.Background())
+			if n := len(got[tid]); (c.kept && n != 2) || (!c.kept && n != 0) {
+				t.Fatalf("kept %d spans (%v), want the trace kept: %v", n, got[tid], c.kept)
+			}
+		})
+	}
+}
+
+// A resource attribute matches a rule as a span attribute does.
+func TestTailResourceAttribute(t *testing.T) {
+	cfg := tailCfg(1)
+	cfg.Tail.Policies.Attributes = []AttributeRule{{Key: "service.name", Value: "payments"}}
+	p, _ := newTail(t, cfg, nil)
+	tid := dropTID(t, p, rand.New(rand.NewPCG(4, 4)))
+	got := out{}
+	got.add(run(t, p, tbatch(tspan{service: "gateway", tid: tid, sid: sid(1)})))
+	got.add(run(t, p, tbatch(tspan{service: "payments", tid: tid, sid: sid(2)})))
+	if len(got[tid]) != 2 {
+		t.Fatalf("kept %v, want both spans", got[tid])
+	}
+}
+
+// A span that arrives after its trace's decision follows it: kept after a keep, dropped
+// after the wait ended without a match, even when it errs itself.
+func TestTailLateSpans(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	p, clk := newTail(t, tailCfg(1), sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
+	rng := rand.New(rand.NewPCG(5, 5))
+	kept, dropped := dropTID(t, p, rng), dropTID(t, p, rng)
+	got := out{}
+	got.add(run(t, p, tbatch(tspan{tid: kept, sid: sid(1), err: true}, tspan{tid: dropped, sid: sid(2)})))
+	clk.advance(6 * time.Second)
+	p.tail.sweep(context.Background())
+	got.add(run(t, p, tbatch(
+		tspan{tid: kept, sid: sid(3), ts: "ot=th:8;rv:" + fmt.Sprintf("%014x", TraceIDRandomness(kept))},
+		tspan{tid: dropped, sid: sid(4), err: true},
+	)))
+	if want := []string{sid(1).String() + " ", sid(3).String() + " ot=rv:" + fmt.Sprintf("%014x", TraceIDRandomness(kept))}; fmt.Sprint(got[kept]) != fmt.Sprint(want) {
+		t.Errorf("kept trace: %v, want %v (late span kept, its th erased)", got[kept], want)
+	}
+	if len(got[dropped]) != 0 {
+		t.Errorf("dropped trace: %v, want nothing (the late error span follows the decision)", got[dropped])
+	}
+	m := collect(t, reader)
+	for k, v := range map[string]int64{
+		"spoor_sampler_tail_late_spans sampled=true":         1,
+		"spoor_sampler_tail_late_spans sampled=false":        1,
+		"spoor_sampler_tail_traces policy=error":             1,
+		"spoor_sampler_tail_traces policy=none":              1,
+		"spoor_sampler_tail_spans policy=error sampled=true": 2,
+		"spoor_sampler_tail_spans policy=none sampled=false": 1,
+		"spoor_sampler_tail_buffered_spans":                  0,
+	} {
+		if m[k] != v {
+			t.Errorf("%s = %d, want %d (all: %v)", k, m[k], v, m)
+		}
+	}
+}
+
+// collect reads the int64 sums as "name attr=value ...".
+func collect(t *testing.T, reader *sdkmetric.ManualReader) map[string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			sum, ok := m.Data.(metricdata.Sum[int64])
+			if !ok {
+				continue
+			}
+			for _, dp := range sum.DataPoints {
+				k := m.Name
+				for _, kv := range dp.Attributes.ToSlice() {
+					if kv.Key != "mode" {
+						k += " " + string(kv.Key) + "=" + kv.Value.Emit()
+					}
+				}
+				got[k] += dp.Value
+			}
+		}
+	}
+	return got
+}
+
+// Under the memory cap nothing grows past it: held traces and spans, the queue and the
+// decision cache stay within their bounds, and what did not fit got its head decision
+// and was counted. Every head-dropped span is accounted for.
+func TestTailMemoryCap(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	cfg := tailCfg(0)
+	cfg.Tail.MaxTraces, cfg.Tail.MaxSpans, cfg.Tail.DecisionCache = 100, 700, 300
+	p, clk := newTail(t, cfg, sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
+	rng := rand.New(rand.NewPCG(6, 6))
+	total, errTraces := 0, 0
+	for b := 0; b < 200; b++ {
+		var spans []tspan
+		for i := 0; i < 20; i++ {
+			tid := randTID(rng)
+			n := 1 + rng.IntN(12)
+			// One trace in a batch of two errs: kept whole with its batch.
+			for j := 0; j < n; j++ {
+				spans = append(spans, tspan{tid: tid, sid: randSID(rng), dur: time.Millisecond, err: i == 0 && j == n-1 && b%2 == 0})
+			}
+			if i == 0 && b%2 == 0 {
+				errTraces++
+			}
+			total += n
+		}
+		run(t, p, tbatch(spans...))
+		tl := p.tail
+		if len(tl.pending) > cfg.Tail.MaxTraces || tl.spans > cfg.Tail.MaxSpans ||
+			len(tl.queue)-tl.qHead > 2*cfg.Tail.MaxTraces+65 || len(tl.cache.m) > cfg.Tail.DecisionCache {
+			t.Fatalf("batch %d: %d traces, %d spans, queue %d, cache %d held: over the cap", b, len(tl.pending), tl.spans, len(tl.queue)-tl.qHead, len(tl.cache.m))
+		}
+		held := 0
+		for _, pt := range tl.pending {
+			held += pt.spans
+		}
+		if held != tl.spans {
+			t.Fatalf("batch %d: %d spans in pending traces, %d counted", b, held, tl.spans)
+		}
+		clk.advance(10 * time.Millisecond)
+	}
+	m := collect(t, reader)
+	degraded := m["spoor_sampler_tail_degraded_spans reason=max_traces"] + m["spoor_sampler_tail_degraded_spans reason=max_spans"]
+	if m["spoor_sampler_tail_degraded_traces reason=max_traces"] == 0 || m["spoor_sampler_tail_degraded_traces reason=max_spans"] == 0 {
+		t.Errorf("no degraded traces counted by both reasons: %v", m)
+	}
+	if m["spoor_sampler_tail_traces policy=error"] != int64(errTraces) {
+		t.Errorf("%d error traces kept, want %d", m["spoor_sampler_tail_traces policy=error"], errTraces)
+	}
+	if got := degraded + m["spoor_sampler_tail_spans policy=error sampled=true"] + m["spoor_sampler_tail_buffered_spans"]; got != int64(total) {
+		t.Errorf("degraded %d + kept + held = %d, want every one of %d spans (all: %v)", degraded, got, total, m)
+	}
+	if m["spoor_sampler_tail_buffered_spans"] != int64(p.tail.spans) || m["spoor_sampler_tail_buffered_traces"] != int64(len(p.tail.pending)) {
+		t.Errorf("buffered gauges %v, held %d spans of %d traces", m, p.tail.spans, len(p.tail.pending))
+	}
+	if err := p.tail.shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if m := collect(t, reader); m["spoor_sampler_tail_buffered_spans"] != 0 || m["spoor_sampler_tail_degraded_spans reason=shutdown"] == 0 {
+		t.Errorf("after shutdown: %v, want nothing held and the dropped spans counted", m)
+	}
+}
+
+// Through the factory, with the real timer: a held trace is dropped when its wait ends,
+// an error trace is stored with the batch that decided it, and Shutdown (without Start,
+// and twice) stops every goroutine.
+func TestTailProcessorLifecycle(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.SamplingPercentage = 1
+	cfg.Tail.Enabled = true
+	cfg.Tail.DecisionWait = 50 * time.Millisecond
+	sink := &consumertest.TracesSink{}
+	ctx := context.Background()
+
+	idle, err := f.CreateTraces(ctx, processortest.NewNopSettings(Type), cfg, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown without start: %v", err)
+	}
+
+	proc, err := f.CreateTraces(ctx, processortest.NewNopSettings(Type), cfg, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Start(ctx, componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := proc.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}()
+	hp := newProc(t, cfgWith(Equalizing, 1))
+	rng := rand.New(rand.NewPCG(8, 8))
+	quiet, failing := dropTID(t, hp, rng), dropTID(t, hp, rng)
+	if err := proc.ConsumeTraces(ctx, tbatch(tspan{tid: quiet, sid: sid(1)}, tspan{tid: failing, sid: sid(2)})); err != nil {
+		t.Fatal(err)
+	}
+	if sink.SpanCount() != 0 {
+		t.Fatalf("%d spans passed before any decision", sink.SpanCount())
+	}
+	time.Sleep(200 * time.Millisecond) // past the wait: quiet is dropped by the timer
+	if err := proc.ConsumeTraces(ctx, tbatch(tspan{tid: failing, sid: sid(3), err: true}, tspan{tid: quiet, sid: sid(4), err: true})); err != nil {
+		t.Fatal(err)
+	}
+	got := out{}
+	for _, td := range sink.AllTraces() {
+		got.add(td)
+	}
+	if len(got) != 0 {
+		// Both traces were decided (dropped) by the timer when their 50 ms ended: the
+		// late error spans follow that decision rather than keep half a trace.
+		t.Fatalf("got %v: want nothing, the late spans follow their traces' decisions", got)
+	}
+	// A trace decided within its wait keeps its held span.
+	third := dropTID(t, hp, rng)
+	if err := proc.ConsumeTraces(ctx, tbatch(tspan{tid: third, sid: sid(5)})); err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.ConsumeTraces(ctx, tbatch(tspan{tid: third, sid: sid(6), err: true})); err != nil {
+		t.Fatal(err)
+	}
+	got = out{}
+	for _, td := range sink.AllTraces() {
+		got.add(td)
+	}
+	if len(got[third]) != 2 {
+		t.Fatalf("trace decided within its wait: %v, want both spans", got[third])
+	}
+	if err := proc.ConsumeTraces(ctx, tbatch(tspan{tid: dropTID(t, hp, rng), sid: sid(7)})); err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The deferred call is the second.
+}
+
+func TestTailConfigValidate(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		edit func(*TailConfig)
+		want string
+	}{
+		{"default", func(*TailConfig) {}, ""},
+		{"no wait", func(c *TailConfig) { c.DecisionWait = 0 }, "decision_wait"},
+		{"no traces", func(c *TailConfig) { c.MaxTraces = 0 }, "max_traces"},
+		{"no spans", func(c *TailConfig) { c.MaxSpans = -1 }, "max_spans"},
+		{"negative cache", func(c *TailConfig) { c.DecisionCache = -1 }, "decision_cache"},
+		{"no policy", func(c *TailConfig) { c.Policies = PoliciesConfig{} }, "without any policy"},
+		{"both value and regex", func(c *TailConfig) { c.Policies.Attributes = []AttributeRule{{Key: "k", Value: "v", Regex: "r"}} }, "exactly one"},
+		{"no key", func(c *TailConfig) { c.Policies.Attributes = []AttributeRule{{Value: "v"}} }, "key is empty"},
+		{"bad regex", func(c *TailConfig) { c.Policies.Attributes = []AttributeRule{{Key: "k", Regex: "("}} }, "regex"},
+	} {
+		cfg := createDefaultConfig()
+		cfg.Tail.Enabled = true
+		c.edit(&cfg.Tail)
+		err := cfg.Validate()
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}
