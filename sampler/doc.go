@@ -1,7 +1,8 @@
-// Package sampler is Spoor's head sampler, the spoor_sampler collector processor: it
-// keeps or drops each span by OpenTelemetry consistent probability sampling
-// (REFERENCE.md §2), so that a trace gets the same decision on every node with no
-// coordination.
+// Package sampler is Spoor's sampler, the spoor_sampler collector processor: it keeps or
+// drops each span by OpenTelemetry consistent probability sampling (REFERENCE.md §2), so
+// that a trace gets the same decision on every node with no coordination, and, with tail
+// policies on, also keeps whole traces that head sampling would drop when one of their
+// spans errs, is slow or matches an attribute rule.
 //
 // What it promises:
 //   - R is the tracestate's ot rv (14 hex digits) or else the trace ID's low 56 bits; T
@@ -37,7 +38,49 @@
 // Making them exact across batches needs the decision to travel with the trace — an SDK
 // sampler writing th, which this stage then respects — or tail sampling's buffering.
 //
+// Tail policies (tail: enabled) live in this processor, not in a second one after it: a
+// later stage would never see the spans head sampling dropped, and an error trace
+// must be kept with the spans that came before its error. So the head decision is made
+// first and, for a span it drops, deferred:
+//   - A span head sampling keeps goes on synchronously, th written, exactly as without
+//     tail policies; the tail stage only reads it (a matching span marks its trace kept).
+//   - A span head sampling drops is held with its trace, for decision_wait from the
+//     trace's first held span. When any span of the trace matches a policy (status
+//     Error; a span lasting latency_threshold, or the held spans together covering it;
+//     an attribute rule, key = value or regex, on the span or its resource), the trace
+//     is kept: its held spans join the batch that carried the match, and the spans of
+//     the trace in that batch stay in it. When the wait ends with no match, the held
+//     spans are dropped, which is their head decision. A trace is decided by its first
+//     match: it does not wait for later spans.
+//   - Acknowledgement: a held span is acknowledged on arrival, before it is stored (its
+//     caller cannot wait seconds). Only spans head sampling dropped are held, so what a
+//     crash, a shutdown or a failed write of the batch that releases them can lose is
+//     undecided spans that Spoor without tail policies would have dropped anyway; every
+//     span head sampling keeps is stored before it is acknowledged, as before. Released
+//     spans are stored and acknowledged with the batch that decided their trace.
+//   - th: a kept span that head sampling would have dropped has its th erased (rv and
+//     the rest stay): a policy is not a probability, and the specification says a stage
+//     whose probability is unknown erases th. Head-kept spans keep their th, so adjusted
+//     counts from th-bearing spans still estimate the whole; spans without th are extra.
+//   - Memory is bounded: at most max_traces traces and max_spans spans are held; a new
+//     one beyond either makes the oldest held trace take its head decision (dropped,
+//     counted in spoor_sampler_tail_degraded_*, reason max_traces or max_spans), so the
+//     buffer is a window of the newest traces. The last decision_cache decisions are
+//     remembered (a ring of trace IDs), so a span arriving after its trace's decision
+//     follows it — kept after a keep, dropped after the wait ended or the trace was
+//     degraded, even when it errs itself, rather than store a fragment. Held spans take
+//     about 750 bytes each (BenchmarkTailMemoryPerSpan).
+//   - A timer ends waits every tenth of decision_wait (10 ms to 1 s); Shutdown stops it
+//     and drops the held spans, counted with reason shutdown.
+//   - Concurrent batches share one lock for their head-dropped spans; a batch whose
+//     spans head sampling all keeps and that matches no policy never takes it.
+//
 // Metrics: spoor_sampler_spans and spoor_sampler_traces (traces counted on their root
 // span), by mode, policy (where R came from, or why a span was refused) and sampled;
-// spoor_sampler_erased_thresholds.
+// spoor_sampler_erased_thresholds; these count head decisions, before the tail stage.
+// With tail policies: spoor_sampler_tail_traces (by the policy that kept them, or none
+// when the wait ended), spoor_sampler_tail_spans (held spans kept or dropped, by policy),
+// spoor_sampler_tail_degraded_traces and _spans (by reason),
+// spoor_sampler_tail_late_spans (by sampled), and the gauges
+// spoor_sampler_tail_buffered_spans and _traces.
 package sampler

@@ -1,0 +1,65 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// TestTailSamplingKeepsErrorTraces checks the default config's tail policy end to end:
+// at 1% head sampling, a trace whose error span arrives in a second request is stored
+// whole, its first span included (held, then released by the error), without th; a
+// trace with no error is not stored.
+func TestTailSamplingKeepsErrorTraces(t *testing.T) {
+	s := startSpoor(t, t.TempDir(), "SPOOR_SAMPLING_PERCENTAGE=1")
+	// Trace IDs whose low 56 bits are small: under 1% head sampling's threshold.
+	failing := pcommon.TraceID{0x7a, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 1}
+	quiet := pcommon.TraceID{0x7a, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 2}
+	send := func(tid pcommon.TraceID, sid byte, isErr bool) {
+		t.Helper()
+		td, _ := goodTraces(sid)
+		sp := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+		sp.SetTraceID(tid)
+		sp.TraceState().FromRaw("ot=th:0")
+		if isErr {
+			sp.Status().SetCode(ptrace.StatusCodeError)
+		}
+		if status, body := post(t, "http://"+s.ep.OTLPHTTP+"/v1/traces", "application/x-protobuf", "", protoBody(t, td)); status != 200 {
+			t.Fatalf("export: %d %s", status, body)
+		}
+	}
+	send(failing, 1, false)
+	send(quiet, 2, false)
+	time.Sleep(300 * time.Millisecond)
+	send(failing, 3, true)
+	tr, ok := s.trace(failing.String(), 5*time.Second)
+	if !ok {
+		t.Fatal("error trace not stored")
+	}
+	if len(tr.Spans) != 2 {
+		t.Fatalf("error trace stored with %d spans, want 2 (the held one too)", len(tr.Spans))
+	}
+	for _, sp := range tr.Spans {
+		for _, kv := range sp.Tags {
+			if kv.Key == "w3c.tracestate" || kv.Key == "otel.tracestate" {
+				if v, _ := kv.Value.(string); strings.Contains(v, "th:") {
+					t.Errorf("span %s kept by a tail policy has tracestate %q, want th erased", sp.SpanID, v)
+				}
+			}
+		}
+	}
+	if _, ok := s.trace(quiet.String(), time.Second); ok {
+		t.Error("trace without errors stored at 1% head sampling")
+	}
+	m := s.metrics()
+	counted := false
+	for _, line := range strings.Split(m, "\n") {
+		counted = counted || (strings.HasPrefix(line, "spoor_sampler_tail_traces") && strings.Contains(line, `policy="error"`))
+	}
+	if !counted || !strings.Contains(m, "spoor_sampler_tail_buffered_spans") {
+		t.Errorf("/metrics lacks the error trace in spoor_sampler_tail_traces or spoor_sampler_tail_buffered_spans")
+	}
+}
