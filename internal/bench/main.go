@@ -16,13 +16,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spoortrace/spoor/internal/diskusage"
 )
 
 func main() {
@@ -192,7 +193,7 @@ func run(o options) error {
 	if _, err := cmd.Process.Wait(); err != nil {
 		return err
 	}
-	disk, err := dirSize(dataDir)
+	disk, err := diskusage.Of(dataDir)
 	if err != nil {
 		return err
 	}
@@ -385,23 +386,4 @@ func traceIDs(ctx context.Context, query string, n int) ([]string, error) {
 		return nil, errors.New("search found no stored traces")
 	}
 	return ids, nil
-}
-
-func dirSize(dir string) (int64, error) {
-	var total int64
-	err := filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		if !info.IsDir() {
-			// Badger preallocates its files sparsely: count blocks actually used.
-			if st, ok := info.Sys().(*syscall.Stat_t); ok {
-				total += st.Blocks * 512
-			} else {
-				total += info.Size()
-			}
-		}
-		return nil
-	})
-	return total, err
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -22,6 +21,8 @@ import (
 
 	"github.com/spoortrace/spoor/storage"
 	"github.com/spoortrace/spoor/storage/badgerstore"
+
+	"github.com/spoortrace/spoor/internal/diskusage"
 )
 
 func main() {
@@ -216,7 +217,7 @@ func run(o options) error {
 	if err := st.Close(); err != nil {
 		return err
 	}
-	disk, err := dirSize(dir)
+	disk, err := diskusage.Of(dir)
 	if err != nil {
 		return err
 	}
@@ -315,22 +316,4 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func dirSize(dir string) (int64, error) {
-	var total int64
-	err := filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		if !info.IsDir() {
-			if st, ok := info.Sys().(*syscall.Stat_t); ok {
-				total += st.Blocks * 512
-			} else {
-				total += info.Size()
-			}
-		}
-		return nil
-	})
-	return total, err
 }
