@@ -19,10 +19,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/spoortrace/spoor/internal/diskusage"
 	"github.com/spoortrace/spoor/storage"
 	"github.com/spoortrace/spoor/storage/badgerstore"
-
-	"github.com/spoortrace/spoor/internal/diskusage"
 )
 
 func main() {
