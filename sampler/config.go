@@ -103,8 +103,8 @@ func createDefaultConfig() *Config {
 		FailClosed:         true,
 		Tail: TailConfig{
 			DecisionWait:  5 * time.Second,
-			MaxTraces:     50_000,
-			MaxSpans:      500_000,
+			MaxTraces:     25_000,
+			MaxSpans:      100_000,
 			DecisionCache: 100_000,
 			Policies:      PoliciesConfig{Errors: true},
 		},
