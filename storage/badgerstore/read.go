@@ -28,7 +28,7 @@ func (s *Store) GetTrace(ctx context.Context, traceID pcommon.TraceID) (ptrace.T
 		if err != nil || !ok {
 			return err
 		}
-		td, found, err = s.readTrace(ctx, txn, traceID, &sum)
+		td, found, err = s.readTrace(ctx, txn, traceID, &sum, nil)
 		return err
 	})
 	if err != nil {
@@ -43,12 +43,14 @@ func (s *Store) GetTrace(ctx context.Context, traceID pcommon.TraceID) (ptrace.T
 // readTrace collects the trace's spans from the blocks its summary lists. A block a
 // search has decoded is read from the cache; any other is not decoded whole: only the
 // trace's own spans are cut out of its protobuf (filterTrace) and unmarshaled. A lone
-// GetTrace does not fill the cache: random lookups would only churn it.
-func (s *Store) readTrace(ctx context.Context, txn *badger.Txn, traceID pcommon.TraceID, sum *summary) (ptrace.Traces, bool, error) {
+// GetTrace does not fill the cache: random lookups would only churn it. raws, when not
+// nil, keeps decompressed blocks for the caller's later reads: a search page's traces
+// often share their blocks, and each decompression costs a few hundred microseconds.
+func (s *Store) readTrace(ctx context.Context, txn *badger.Txn, traceID pcommon.TraceID, sum *summary, raws map[blockRef][]byte) (ptrace.Traces, bool, error) {
 	td := ptrace.NewTraces()
 	var parts []tracePart
-	raw := rawPool.Get().(*[]byte)
-	defer rawPool.Put(raw)
+	scratch := rawPool.Get().(*[]byte)
+	defer rawPool.Put(scratch)
 	for _, ref := range sum.blocks {
 		if err := ctx.Err(); err != nil {
 			return td, false, fmt.Errorf("read trace %s: %w", hex.EncodeToString(traceID[:]), err)
@@ -59,21 +61,37 @@ func (s *Store) readTrace(ctx context.Context, txn *badger.Txn, traceID pcommon.
 			}
 			continue
 		}
-		var key [blockKeyLen]byte
-		item, err := txn.Get(appendBlockKey(key[:0], prefixBlock, ref))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			continue // dropped by retention before its summary fragment expired
+		raw, ok := raws[ref]
+		if !ok {
+			var key [blockKeyLen]byte
+			item, err := txn.Get(appendBlockKey(key[:0], prefixBlock, ref))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue // dropped by retention before its summary fragment expired
+			}
+			if err != nil {
+				return td, false, fmt.Errorf("read block %x: %w", key, err)
+			}
+			keep := raws != nil && len(raws) < maxKeptRaws
+			dst := (*scratch)[:0]
+			if keep {
+				dst = nil // kept in raws: not the pooled buffer
+			}
+			if err := item.Value(func(v []byte) error {
+				var err error
+				raw, err = s.decompressBlock(v, dst)
+				return err
+			}); err != nil {
+				return td, false, fmt.Errorf("read block %x: %w", key, err)
+			}
+			if keep {
+				raws[ref] = raw
+			} else {
+				*scratch = raw
+			}
 		}
+		part, err := traceOfBlock(raw, traceID)
 		if err != nil {
-			return td, false, fmt.Errorf("read block %x: %w", key, err)
-		}
-		var part ptrace.Traces
-		if err := item.Value(func(v []byte) error {
-			var err error
-			part, err = s.decodeTraceOfBlock(v, traceID, raw)
-			return err
-		}); err != nil {
-			return td, false, fmt.Errorf("read trace %s from block %x: %w", hex.EncodeToString(traceID[:]), key, err)
+			return td, false, fmt.Errorf("read trace %s from block %d/%x: %w", hex.EncodeToString(traceID[:]), ref.bucket, ref.hash, err)
 		}
 		part.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
 	}
@@ -84,22 +102,29 @@ func (s *Store) readTrace(ctx context.Context, txn *badger.Txn, traceID pcommon.
 	return td, td.SpanCount() > 0, nil
 }
 
+// maxKeptRaws bounds the decompressed blocks one search keeps (about 150 KiB each for
+// 512-span blocks): a page of 1,500 traces from as many blocks must not hold them all.
+const maxKeptRaws = 32
+
 // rawPool holds buffers for decompressed blocks that are read, not kept.
 var rawPool = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return &b }}
 
-// decodeTraceOfBlock decompresses a stored block into *raw and unmarshals only the
-// spans of traceID.
-func (s *Store) decodeTraceOfBlock(v []byte, traceID pcommon.TraceID, raw *[]byte) (ptrace.Traces, error) {
+// decompressBlock decompresses a stored block value, appending to dst.
+func (s *Store) decompressBlock(v, dst []byte) ([]byte, error) {
 	if len(v) == 0 || v[0] != codecZstdProto {
-		return ptrace.Traces{}, fmt.Errorf("unknown block codec (value starts %x)", v[:min(len(v), 1)])
+		return nil, fmt.Errorf("unknown block codec (value starts %x)", v[:min(len(v), 1)])
 	}
-	b, err := s.dec.DecodeAll(v[1:], (*raw)[:0])
+	b, err := s.dec.DecodeAll(v[1:], dst)
 	if err != nil {
-		return ptrace.Traces{}, fmt.Errorf("decompress block: %w", err)
+		return nil, fmt.Errorf("decompress block: %w", err)
 	}
-	*raw = b
-	// A fresh buffer for what is unmarshaled: the pooled one is reused at once.
-	only, _, err := filterTrace(nil, b, traceID)
+	return b, nil
+}
+
+// traceOfBlock unmarshals only the spans of traceID from a decompressed block.
+func traceOfBlock(raw []byte, traceID pcommon.TraceID) (ptrace.Traces, error) {
+	// A fresh buffer for what is unmarshaled: raw may be a pooled one, reused at once.
+	only, _, err := filterTrace(nil, raw, traceID)
 	if err != nil {
 		return ptrace.Traces{}, err
 	}

@@ -348,6 +348,10 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 		}
 		// The page's summaries and traces, read in the same snapshot.
 		var sum summary
+		var raws map[blockRef][]byte
+		if keepTraces {
+			raws = map[blockRef][]byte{}
+		}
 		for i := range pg.matches {
 			m := &pg.matches[i]
 			m.td = ptrace.NewTraces()
@@ -364,7 +368,7 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 			if keepTraces {
 				// As GetTrace reads them: from blocks the walk decoded and cached, else cut
 				// out of their block without decoding it whole.
-				if m.td, _, err = s.readTrace(ctx, txn, m.id, &sum); err != nil {
+				if m.td, _, err = s.readTrace(ctx, txn, m.id, &sum, raws); err != nil {
 					return err
 				}
 			}
