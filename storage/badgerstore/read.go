@@ -28,7 +28,7 @@ func (s *Store) GetTrace(ctx context.Context, traceID pcommon.TraceID) (ptrace.T
 		if err != nil || !ok {
 			return err
 		}
-		td, found, err = s.readTrace(ctx, txn, traceID, &sum, nil)
+		td, found, err = s.readTrace(ctx, txn, traceID, &sum)
 		return err
 	})
 	if err != nil {
@@ -43,10 +43,8 @@ func (s *Store) GetTrace(ctx context.Context, traceID pcommon.TraceID) (ptrace.T
 // readTrace collects the trace's spans from the blocks its summary lists. A block a
 // search has decoded is read from the cache; any other is not decoded whole: only the
 // trace's own spans are cut out of its protobuf (filterTrace) and unmarshaled. A lone
-// GetTrace does not fill the cache: random lookups would only churn it. raws, when not
-// nil, keeps decompressed blocks for the caller's later reads: a search page's traces
-// often share their blocks, and each decompression costs a few hundred microseconds.
-func (s *Store) readTrace(ctx context.Context, txn *badger.Txn, traceID pcommon.TraceID, sum *summary, raws map[blockRef][]byte) (ptrace.Traces, bool, error) {
+// GetTrace does not fill the cache: random lookups would only churn it.
+func (s *Store) readTrace(ctx context.Context, txn *badger.Txn, traceID pcommon.TraceID, sum *summary) (ptrace.Traces, bool, error) {
 	td := ptrace.NewTraces()
 	var parts []tracePart
 	scratch := rawPool.Get().(*[]byte)
@@ -61,34 +59,23 @@ func (s *Store) readTrace(ctx context.Context, txn *badger.Txn, traceID pcommon.
 			}
 			continue
 		}
-		raw, ok := raws[ref]
-		if !ok {
-			var key [blockKeyLen]byte
-			item, err := txn.Get(appendBlockKey(key[:0], prefixBlock, ref))
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				continue // dropped by retention before its summary fragment expired
-			}
-			if err != nil {
-				return td, false, fmt.Errorf("read block %x: %w", key, err)
-			}
-			keep := raws != nil && len(raws) < maxKeptRaws
-			dst := (*scratch)[:0]
-			if keep {
-				dst = nil // kept in raws: not the pooled buffer
-			}
-			if err := item.Value(func(v []byte) error {
-				var err error
-				raw, err = s.decompressBlock(v, dst)
-				return err
-			}); err != nil {
-				return td, false, fmt.Errorf("read block %x: %w", key, err)
-			}
-			if keep {
-				raws[ref] = raw
-			} else {
-				*scratch = raw
-			}
+		var key [blockKeyLen]byte
+		item, err := txn.Get(appendBlockKey(key[:0], prefixBlock, ref))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			continue // dropped by retention before its summary fragment expired
 		}
+		if err != nil {
+			return td, false, fmt.Errorf("read block %x: %w", key, err)
+		}
+		var raw []byte
+		if err := item.Value(func(v []byte) error {
+			var err error
+			raw, err = s.decompressBlock(v, (*scratch)[:0])
+			return err
+		}); err != nil {
+			return td, false, fmt.Errorf("read block %x: %w", key, err)
+		}
+		*scratch = raw
 		part, err := traceOfBlock(raw, traceID)
 		if err != nil {
 			return td, false, fmt.Errorf("read trace %s from block %d/%x: %w", hex.EncodeToString(traceID[:]), ref.bucket, ref.hash, err)
@@ -101,10 +88,6 @@ func (s *Store) readTrace(ctx context.Context, txn *badger.Txn, traceID pcommon.
 	dedupeSpans(td)
 	return td, td.SpanCount() > 0, nil
 }
-
-// maxKeptRaws bounds the decompressed blocks one search keeps (about 150 KiB each for
-// 512-span blocks): a page of 1,500 traces from as many blocks must not hold them all.
-const maxKeptRaws = 32
 
 // rawPool holds buffers for decompressed blocks that are read, not kept.
 var rawPool = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return &b }}
@@ -345,4 +328,89 @@ func appendSpans(dst, src ptrace.Traces, refs []spanRef) {
 		}
 		rss.At(int(r.rs)).ScopeSpans().At(int(r.ss)).Spans().At(int(r.sp)).CopyTo(dstSpans.AppendEmpty())
 	}
+}
+
+// readPage sets the spans of every match of a search page, reading each block once:
+// a page's traces often share blocks, and decompressing a block costs a few hundred
+// microseconds. Blocks a search decoded are read from the cache; the others are cut
+// for all the page's traces they hold in one walk (filterTraces).
+func (s *Store) readPage(ctx context.Context, txn *badger.Txn, matches []match, sums []summary, found []bool) error {
+	type blockUse struct {
+		ref     blockRef
+		matches []int
+	}
+	var order []*blockUse
+	uses := map[blockRef]*blockUse{}
+	for i := range matches {
+		matches[i].td = ptrace.NewTraces()
+		if !found[i] {
+			continue
+		}
+		for _, ref := range sums[i].blocks {
+			u := uses[ref]
+			if u == nil {
+				u = &blockUse{ref: ref}
+				uses[ref] = u
+				order = append(order, u)
+			}
+			u.matches = append(u.matches, i)
+		}
+	}
+	scratch := rawPool.Get().(*[]byte)
+	defer rawPool.Put(scratch)
+	var ids []pcommon.TraceID
+	var u ptrace.ProtoUnmarshaler
+	for _, use := range order {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("read search results: %w", err)
+		}
+		if blk := s.cache.get(use.ref); blk != nil {
+			for _, i := range use.matches {
+				if refs := blk.traces[matches[i].id]; len(refs) > 0 {
+					appendSpans(matches[i].td, blk.td, refs)
+				}
+			}
+			continue
+		}
+		var key [blockKeyLen]byte
+		item, err := txn.Get(appendBlockKey(key[:0], prefixBlock, use.ref))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			continue // dropped by retention before its summary fragments expired
+		}
+		if err != nil {
+			return fmt.Errorf("read block %x: %w", key, err)
+		}
+		var raw []byte
+		if err := item.Value(func(v []byte) error {
+			var err error
+			raw, err = s.decompressBlock(v, (*scratch)[:0])
+			return err
+		}); err != nil {
+			return fmt.Errorf("read block %x: %w", key, err)
+		}
+		*scratch = raw
+		ids = ids[:0]
+		for _, i := range use.matches {
+			ids = append(ids, matches[i].id)
+		}
+		cut, err := filterTraces(raw, ids)
+		if err != nil {
+			return fmt.Errorf("read block %x: %w", key, err)
+		}
+		for _, i := range use.matches {
+			b, ok := cut[matches[i].id]
+			if !ok {
+				continue
+			}
+			part, err := u.UnmarshalTraces(b)
+			if err != nil {
+				return fmt.Errorf("decode spans of trace %s: %w", hex.EncodeToString(matches[i].id[:]), err)
+			}
+			part.ResourceSpans().MoveAndAppendTo(matches[i].td.ResourceSpans())
+		}
+	}
+	for i := range matches {
+		dedupeSpans(matches[i].td)
+	}
+	return nil
 }

@@ -347,31 +347,20 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 			return nil
 		}
 		// The page's summaries and traces, read in the same snapshot.
-		var sum summary
-		var raws map[blockRef][]byte
-		if keepTraces {
-			raws = map[blockRef][]byte{}
-		}
+		sums := make([]summary, len(pg.matches))
+		found := make([]bool, len(pg.matches))
 		for i := range pg.matches {
 			m := &pg.matches[i]
-			m.td = ptrace.NewTraces()
-			found, err := readSummaryAsOf(txn, m.id, &sum, p.asOf)
-			if err != nil {
+			var err error
+			if found[i], err = readSummaryAsOf(txn, m.id, &sums[i], p.asOf); err != nil {
 				return err
 			}
-			if !found {
-				continue
+			if found[i] && summaries {
+				m.summary = exportSummary(m.id, &sums[i])
 			}
-			if summaries {
-				m.summary = exportSummary(m.id, &sum)
-			}
-			if keepTraces {
-				// As GetTrace reads them: from blocks the walk decoded and cached, else cut
-				// out of their block without decoding it whole.
-				if m.td, _, err = s.readTrace(ctx, txn, m.id, &sum, raws); err != nil {
-					return err
-				}
-			}
+		}
+		if keepTraces {
+			return s.readPage(ctx, txn, pg.matches, sums, found)
 		}
 		return nil
 	})

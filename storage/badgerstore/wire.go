@@ -122,3 +122,114 @@ func spanHasTraceID(sp []byte, id pcommon.TraceID) (bool, error) {
 	}
 	return false, nil
 }
+
+// traceCut is one trace's share of a block being cut by filterTraces.
+type traceCut struct {
+	out, rs, ss []byte
+	spans       int
+	inRS, inSS  bool
+}
+
+// filterTraces is filterTrace for several traces at once: one walk over the block
+// instead of one per trace. It returns, for each wanted trace with spans in the block,
+// a TracesData holding only its spans (with their resources and scopes).
+func filterTraces(raw []byte, want []pcommon.TraceID) (map[pcommon.TraceID][]byte, error) {
+	cuts := make(map[pcommon.TraceID]*traceCut, len(want))
+	for _, id := range want {
+		cuts[id] = &traceCut{}
+	}
+	var rsOther, ssOther []byte
+	var touchedRS, touchedSS []*traceCut
+	for b := raw; len(b) > 0; {
+		num, typ, rs, n := consumeField(b)
+		if n < 0 {
+			return nil, errBadBlockProto
+		}
+		b = b[n:]
+		if num != fieldTracesDataResourceSpans || typ != protowire.BytesType {
+			continue
+		}
+		rsOther, touchedRS = rsOther[:0], touchedRS[:0]
+		for r := rs; len(r) > 0; {
+			num, typ, ss, n := consumeField(r)
+			if n < 0 {
+				return nil, errBadBlockProto
+			}
+			field := r[:n]
+			r = r[n:]
+			if num != fieldResourceSpansScopeSpans || typ != protowire.BytesType {
+				rsOther = append(rsOther, field...)
+				continue
+			}
+			ssOther, touchedSS = ssOther[:0], touchedSS[:0]
+			for s := ss; len(s) > 0; {
+				num, typ, sp, n := consumeField(s)
+				if n < 0 {
+					return nil, errBadBlockProto
+				}
+				field := s[:n]
+				s = s[n:]
+				if num != fieldScopeSpansSpans || typ != protowire.BytesType {
+					ssOther = append(ssOther, field...)
+					continue
+				}
+				id, err := spanTraceID(sp)
+				if err != nil {
+					return nil, err
+				}
+				c := cuts[id]
+				if c == nil {
+					continue
+				}
+				if !c.inSS {
+					c.inSS, c.ss = true, c.ss[:0]
+					touchedSS = append(touchedSS, c)
+				}
+				c.ss = append(c.ss, field...)
+				c.spans++
+			}
+			// Other fields of the scope (its scope, schema URL) may follow its spans in
+			// the encoding: they are added once the scope has been read whole.
+			for _, c := range touchedSS {
+				if !c.inRS {
+					c.inRS, c.rs = true, c.rs[:0]
+					touchedRS = append(touchedRS, c)
+				}
+				c.rs = protowire.AppendTag(c.rs, fieldResourceSpansScopeSpans, protowire.BytesType)
+				c.rs = protowire.AppendVarint(c.rs, uint64(len(ssOther)+len(c.ss)))
+				c.rs = append(append(c.rs, ssOther...), c.ss...)
+				c.inSS = false
+			}
+		}
+		for _, c := range touchedRS {
+			c.out = protowire.AppendTag(c.out, fieldTracesDataResourceSpans, protowire.BytesType)
+			c.out = protowire.AppendVarint(c.out, uint64(len(rsOther)+len(c.rs)))
+			c.out = append(append(c.out, rsOther...), c.rs...)
+			c.inRS = false
+		}
+	}
+	out := make(map[pcommon.TraceID][]byte, len(cuts))
+	for id, c := range cuts {
+		if c.spans > 0 {
+			out[id] = c.out
+		}
+	}
+	return out, nil
+}
+
+// spanTraceID reads an encoded Span's trace ID (zero when it has none).
+func spanTraceID(sp []byte) (pcommon.TraceID, error) {
+	var id pcommon.TraceID
+	for len(sp) > 0 {
+		num, typ, v, n := consumeField(sp)
+		if n < 0 {
+			return id, errBadBlockProto
+		}
+		if num == fieldSpanTraceID && typ == protowire.BytesType {
+			copy(id[:], v)
+			return id, nil
+		}
+		sp = sp[n:]
+	}
+	return id, nil
+}

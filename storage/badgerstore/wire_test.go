@@ -159,3 +159,69 @@ func FuzzStoredValues(f *testing.F) {
 		}
 	})
 }
+
+// TestFilterTraces cuts several traces in one walk and must give, for each, the same
+// spans, resources and scopes as filterTrace does alone.
+func TestFilterTraces(t *testing.T) {
+	td, ids := mixedBlock()
+	raw, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(ids[:2:2], pcommon.TraceID{4, 4}) // two present, one absent
+	cut, err := filterTraces(raw, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cut) != 2 {
+		t.Fatalf("cut %d traces, want the 2 present", len(cut))
+	}
+	var u ptrace.ProtoUnmarshaler
+	var j ptrace.JSONMarshaler
+	for _, id := range ids[:2] {
+		got, err := u.UnmarshalTraces(cut[id])
+		if err != nil {
+			t.Fatalf("unmarshal cut of %s: %v", id, err)
+		}
+		gj, _ := j.MarshalTraces(got)
+		wj, _ := j.MarshalTraces(wantOnly(td, id))
+		if string(gj) != string(wj) {
+			t.Errorf("trace %s:\n got %s\nwant %s", id, gj, wj)
+		}
+	}
+}
+
+// FuzzFilterTraces checks the one-walk cut against the per-trace cut on arbitrary input.
+func FuzzFilterTraces(f *testing.F) {
+	td, ids := mixedBlock()
+	raw, _ := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	f.Add(raw, ids[0][:], ids[1][:])
+	f.Add(raw[:len(raw)/3], ids[2][:], ids[0][:])
+	f.Fuzz(func(t *testing.T, raw, a, b []byte) {
+		var ia, ib pcommon.TraceID
+		copy(ia[:], a)
+		copy(ib[:], b)
+		cut, err := filterTraces(raw, []pcommon.TraceID{ia, ib})
+		if err != nil {
+			return
+		}
+		for _, id := range []pcommon.TraceID{ia, ib} {
+			one, n, err := filterTrace(nil, raw, id)
+			if err != nil {
+				t.Fatalf("filterTraces accepted what filterTrace refuses: %v", err)
+			}
+			if (n > 0) != (cut[id] != nil) {
+				t.Fatalf("trace %s: filterTrace found %d spans, filterTraces %d bytes", id, n, len(cut[id]))
+			}
+			var u ptrace.ProtoUnmarshaler
+			x, errX := u.UnmarshalTraces(one)
+			y, errY := u.UnmarshalTraces(cut[id])
+			if errX != nil || errY != nil {
+				continue // malformed deeper than the framing both cut along
+			}
+			if x.SpanCount() != y.SpanCount() {
+				t.Fatalf("trace %s: %d spans alone, %d together", id, x.SpanCount(), y.SpanCount())
+			}
+		}
+	})
+}
