@@ -17,7 +17,6 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // million is the trace count of the statistical and agreement tests; the race detector
@@ -509,31 +508,13 @@ func TestMetrics(t *testing.T) {
 		span{service: "s", tid: mid, sid: sid(3)},
 		span{service: "s", tid: mid, sid: sid(4), parent: sid(3), ts: "ot=rv:ffffffffffffff;th:f"},
 	))
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			sum, ok := m.Data.(metricdata.Sum[int64])
-			if !ok {
-				continue
-			}
-			for _, dp := range sum.DataPoints {
-				pol, _ := dp.Attributes.Value("policy")
-				smp, _ := dp.Attributes.Value("sampled")
-				mode, _ := dp.Attributes.Value("mode")
-				got[fmt.Sprintf("%s %s %s %v", m.Name, mode.AsString(), pol.AsString(), smp.AsBool())] += dp.Value
-			}
-		}
-	}
+	got := collect(t, reader)
 	want := map[string]int64{
-		"spoor_sampler_spans equalizing trace_id_w3c true":        2,
-		"spoor_sampler_spans equalizing trace_id_w3c false":       1,
-		"spoor_sampler_spans equalizing sampling_randomness true": 1,
-		"spoor_sampler_traces equalizing trace_id_w3c true":       1,
-		"spoor_sampler_traces equalizing trace_id_w3c false":      1,
+		"spoor_sampler_spans mode=equalizing policy=trace_id_w3c sampled=true":        2,
+		"spoor_sampler_spans mode=equalizing policy=trace_id_w3c sampled=false":       1,
+		"spoor_sampler_spans mode=equalizing policy=sampling_randomness sampled=true": 1,
+		"spoor_sampler_traces mode=equalizing policy=trace_id_w3c sampled=true":       1,
+		"spoor_sampler_traces mode=equalizing policy=trace_id_w3c sampled=false":      1,
 	}
 	for k, v := range want {
 		if got[k] != v {

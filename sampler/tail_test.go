@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -280,7 +281,7 @@ func TestTailLateSpans(t *testing.T) {
 	if len(got[dropped]) != 0 {
 		t.Errorf("dropped trace: %v, want nothing (the late error span follows the decision)", got[dropped])
 	}
-	m := collect(t, reader)
+	m := collect(t, reader, "mode")
 	for k, v := range map[string]int64{
 		"spoor_sampler_tail_late_spans sampled=true":         1,
 		"spoor_sampler_tail_late_spans sampled=false":        1,
@@ -296,8 +297,9 @@ func TestTailLateSpans(t *testing.T) {
 	}
 }
 
-// collect reads the int64 sums as "name attr=value ...".
-func collect(t *testing.T, reader *sdkmetric.ManualReader) map[string]int64 {
+// collect reads the int64 sums as "name attr=value ...", leaving out the attributes
+// named in skip.
+func collect(t *testing.T, reader *sdkmetric.ManualReader, skip ...string) map[string]int64 {
 	t.Helper()
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(context.Background(), &rm); err != nil {
@@ -313,7 +315,7 @@ func collect(t *testing.T, reader *sdkmetric.ManualReader) map[string]int64 {
 			for _, dp := range sum.DataPoints {
 				k := m.Name
 				for _, kv := range dp.Attributes.ToSlice() {
-					if kv.Key != "mode" {
+					if !slices.Contains(skip, string(kv.Key)) {
 						k += " " + string(kv.Key) + "=" + kv.Value.Emit()
 					}
 				}
@@ -363,7 +365,7 @@ func TestTailMemoryCap(t *testing.T) {
 		}
 		clk.advance(10 * time.Millisecond)
 	}
-	m := collect(t, reader)
+	m := collect(t, reader, "mode")
 	degraded := m["spoor_sampler_tail_degraded_spans reason=max_traces"] + m["spoor_sampler_tail_degraded_spans reason=max_spans"]
 	if m["spoor_sampler_tail_degraded_traces reason=max_traces"] == 0 || m["spoor_sampler_tail_degraded_traces reason=max_spans"] == 0 {
 		t.Errorf("no degraded traces counted by both reasons: %v", m)
@@ -380,7 +382,7 @@ func TestTailMemoryCap(t *testing.T) {
 	if err := p.tail.shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if m := collect(t, reader); m["spoor_sampler_tail_buffered_spans"] != 0 || m["spoor_sampler_tail_degraded_spans reason=shutdown"] == 0 {
+	if m := collect(t, reader, "mode"); m["spoor_sampler_tail_buffered_spans"] != 0 || m["spoor_sampler_tail_degraded_spans reason=shutdown"] == 0 {
 		t.Errorf("after shutdown: %v, want nothing held and the dropped spans counted", m)
 	}
 }
