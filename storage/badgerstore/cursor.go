@@ -16,30 +16,33 @@ type cursor struct {
 	start uint64
 	id    pcommon.TraceID
 	asOf  uint64
+	seq   uint64 // the highest block sequence of the first page's index state
 }
 
 const (
-	cursorV1  byte = 1
-	cursorLen      = 1 + 8 + 16 + 8
+	cursorV2  byte = 2
+	cursorLen      = 1 + 8 + 16 + 8 + 8
 )
 
 func encodeCursor(c cursor) string {
 	b := make([]byte, 0, cursorLen)
-	b = append(b, cursorV1)
+	b = append(b, cursorV2)
 	b = binary.BigEndian.AppendUint64(b, c.start)
 	b = append(b, c.id[:]...)
 	b = binary.BigEndian.AppendUint64(b, c.asOf)
+	b = binary.BigEndian.AppendUint64(b, c.seq)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func decodeCursor(s string) (cursor, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) != cursorLen || b[0] != cursorV1 {
+	if err != nil || len(b) != cursorLen || b[0] != cursorV2 {
 		return cursor{}, &storage.InvalidInputError{Reason: "malformed search cursor"}
 	}
 	var c cursor
 	c.start = binary.BigEndian.Uint64(b[1:9])
 	copy(c.id[:], b[9:25])
 	c.asOf = binary.BigEndian.Uint64(b[25:33])
+	c.seq = binary.BigEndian.Uint64(b[33:41])
 	return c, nil
 }

@@ -8,13 +8,15 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
-// Key prefixes and constants of schema version 2 (storage/FORMAT.md).
+// Key prefixes and constants of schema version 4 (storage/FORMAT.md).
 const (
 	prefixMeta      byte = 0x00
 	prefixBlock     byte = 0x01
 	prefixSummary   byte = 0x02
 	prefixTable     byte = 0x03
-	prefixPosting   byte = 0x10
+	prefixLog       byte = 0x04
+	prefixSegPage   byte = 0x11
+	prefixSegDir    byte = 0x12
 	prefixService   byte = 0x20
 	prefixOperation byte = 0x21
 	// prefixDependency is bucketed like the data families (retention drops it).
@@ -22,8 +24,9 @@ const (
 
 	metaSchemaVersion byte = 0x01
 	metaBucketWidth   byte = 0x02
+	metaIndexedSeq    byte = 0x03
 
-	schemaVersion uint32 = 3
+	schemaVersion uint32 = 4
 	bucketWidth          = time.Hour
 
 	codecZstdProto byte = 1
@@ -42,7 +45,6 @@ const (
 	blockKeyLen      = 1 + 4 + 8
 	summaryPrefixLen = 1 + 16
 	summaryKeyLen    = summaryPrefixLen + 8
-	postingKeyLen    = 1 + 4 + 8 + 8 + 8
 	// valueThreshold sends blocks (and big trace tables) to Badger's value log, written
 	// once, instead of through every LSM compaction.
 	valueThreshold = 1 << 10
@@ -94,18 +96,6 @@ func appendSummaryKey(dst []byte, id pcommon.TraceID, blockHash uint64) []byte {
 func appendSummaryPrefix(dst []byte, id pcommon.TraceID) []byte {
 	dst = append(dst, prefixSummary)
 	return append(dst, id[:]...)
-}
-
-func appendPostingPrefix(dst []byte, bucket uint32, field uint64) []byte {
-	dst = append(dst, prefixPosting)
-	dst = binary.BigEndian.AppendUint32(dst, bucket)
-	return binary.BigEndian.AppendUint64(dst, field)
-}
-
-func appendPostingKey(dst []byte, bucket uint32, field uint64, maxStartNs uint64, blockHash uint64) []byte {
-	dst = appendPostingPrefix(dst, bucket, field)
-	dst = binary.BigEndian.AppendUint64(dst, maxStartNs)
-	return binary.BigEndian.AppendUint64(dst, blockHash)
 }
 
 func appendServiceKey(dst []byte, service string) []byte {

@@ -34,7 +34,7 @@ const (
 )
 
 // bucketedPrefixes are the key families that start with prefix | bucket uint32.
-var bucketedPrefixes = [...]byte{prefixBlock, prefixTable, prefixPosting, prefixDependency}
+var bucketedPrefixes = [...]byte{prefixBlock, prefixTable, prefixSegPage, prefixSegDir, prefixDependency}
 
 var errStoreClosed = errors.New("trace store is closed")
 
@@ -257,6 +257,7 @@ func (s *Store) dropBuckets(ctx context.Context, buckets []uint32, res *passResu
 		return fmt.Errorf("drop %d buckets %d..%d: %w", len(buckets), buckets[0], buckets[len(buckets)-1], err)
 	}
 	s.deps.dropBelow(buckets[len(buckets)-1] + 1)
+	s.idx.dropBelow(buckets[len(buckets)-1] + 1)
 	res.buckets += len(buckets)
 	return nil
 }

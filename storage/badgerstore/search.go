@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -277,8 +276,8 @@ type plan struct {
 	needSpans bool
 	// asOf is the Badger version of the snapshot searched (FORMAT.md: Search, cursors);
 	// after, when set, is the cursor's position: only matches ordered after it count.
-	asOf  uint64
-	after *match
+	asOf, asOfSeq uint64
+	after         *match
 }
 
 type page struct {
@@ -290,7 +289,7 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 	if err := validateQuery(&q); err != nil {
 		return page{}, err
 	}
-	p := plan{q: &q, limit: q.Limit, asOf: math.MaxUint64, spanMax: math.MaxUint64}
+	p := plan{q: &q, limit: q.Limit, asOf: math.MaxUint64, asOfSeq: math.MaxUint64, spanMax: math.MaxUint64}
 	if p.limit <= 0 {
 		p.limit = storage.DefaultLimit
 	}
@@ -299,7 +298,7 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 		if err != nil {
 			return page{}, err
 		}
-		p.after, p.asOf = &match{id: c.id, start: c.start}, c.asOf
+		p.after, p.asOf, p.asOfSeq = &match{id: c.id, start: c.start}, c.asOf, c.seq
 	}
 	now := time.Now()
 	p.walkMax = unixNs(q.StartTimeMax)
@@ -328,20 +327,22 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 	p.fields = fields
 
 	var pg page
-	err := s.db.View(func(txn *badger.Txn) error {
+	txn, st := s.begin(loBucket, hiBucket)
+	defer txn.Discard()
+	err := func() error {
 		if p.after == nil {
 			// The first page fixes the snapshot every later page reads.
-			p.asOf = txn.ReadTs()
+			p.asOf, p.asOfSeq = txn.ReadTs(), st.seq
 		}
 		if loBucket <= hiBucket {
 			var err error
-			if pg.matches, err = s.walk(ctx, txn, &p, loBucket, hiBucket); err != nil {
+			if pg.matches, err = s.walk(ctx, txn, st, &p, loBucket, hiBucket); err != nil {
 				return err
 			}
 		}
 		if len(pg.matches) == p.limit {
 			last := pg.matches[len(pg.matches)-1]
-			pg.next = encodeCursor(cursor{start: last.start, id: last.id, asOf: p.asOf})
+			pg.next = encodeCursor(cursor{start: last.start, id: last.id, asOf: p.asOf, seq: p.asOfSeq})
 		}
 		if !summaries && !keepTraces {
 			return nil
@@ -363,7 +364,7 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 			return s.readPage(ctx, txn, pg.matches, sums, found)
 		}
 		return nil
-	})
+	}()
 	if err != nil {
 		return page{}, err
 	}
@@ -373,29 +374,19 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 	return pg, nil
 }
 
-// walk reverse-iterates the driving fields' postings bucket by bucket, newest posting
-// first across fields, and verifies their traces until the page is full and nothing
-// unseen can enter it.
-func (s *Store) walk(ctx context.Context, txn *badger.Txn, p *plan, loBucket, hiBucket uint32) ([]match, error) {
+// walk merges the driving fields' postings — from the index head in memory and the
+// bucket's segments — bucket by bucket, newest posting first, and verifies their traces
+// until the page is full and nothing unseen can enter it. A segment's pages are read
+// only once the walk reaches its newest posting.
+func (s *Store) walk(ctx context.Context, txn *badger.Txn, st *indexState, p *plan, loBucket, hiBucket uint32) ([]match, error) {
 	var matches []match
-	its := make([]*badger.Iterator, len(p.fields))
-	for i := range its {
-		its[i] = txn.NewIterator(badger.IteratorOptions{Reverse: true, PrefetchValues: false})
-	}
-	defer func() {
-		for _, it := range its {
-			it.Close()
-		}
-	}()
 	var (
-		seen     = make(map[pcommon.TraceID]struct{})
-		sum      summary
-		val      []byte
-		rows     []tableRow
-		entries  []postingEntry
-		parts    []tracePart
-		prefixes = make([][]byte, len(p.fields))
-		seek     = make([]byte, 0, postingKeyLen)
+		seen    = make(map[pcommon.TraceID]struct{})
+		sum     summary
+		rows    []tableRow
+		entries []postingEntry
+		parts   []tracePart
+		h       postingHeap
 	)
 	// full reports whether the page is full of traces starting after ns: then no trace
 	// starting at or before ns can enter it (ties go to the lower trace ID).
@@ -404,55 +395,46 @@ func (s *Store) walk(ctx context.Context, txn *badger.Txn, p *plan, loBucket, hi
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("search traces: %w", err)
 		}
-		for i, f := range p.fields {
-			prefixes[i] = appendPostingPrefix(prefixes[i][:0], b, f)
-			seek = append(append(seek[:0], prefixes[i]...), maxKeySuffix[:]...)
-			its[i].Seek(seek)
-		}
+		h = postingHeap(s.idx.statePostings(st, b, p.fields, h[:0]))
+		h.init()
+		segs := st.segs[b]
+		next := 0
 		for {
-			// The newest posting of any field: keys of a bucket sort by maxStart.
-			best := -1
-			for i, it := range its {
-				if !it.ValidForPrefix(prefixes[i]) {
-					continue
+			for next < len(segs) && (len(h) == 0 || segs[next].maxStart >= h[0].maxStart) {
+				n := len(h)
+				loaded, err := segPostings(txn, segs[next], p.fields, h)
+				if err != nil {
+					return nil, err
 				}
-				if key := it.Item().Key(); len(key) != postingKeyLen {
-					return nil, fmt.Errorf("posting key %x has length %d, want %d", key, len(key), postingKeyLen)
+				h = loaded
+				for i := n; i < len(h); i++ {
+					h.up(i)
 				}
-				if best < 0 || bytes.Compare(it.Item().Key()[13:], its[best].Item().Key()[13:]) > 0 {
-					best = i
-				}
+				next++
 			}
-			if best < 0 {
+			if len(h) == 0 {
 				break
 			}
-			item := its[best].Item()
-			key := item.Key()
-			maxStart := binary.BigEndian.Uint64(key[13:21])
-			if maxStart < p.walkMin || full(maxStart) {
+			top := h.pop()
+			if top.maxStart < p.walkMin || full(top.maxStart) {
 				return matches, nil // every posting further down the walk is older
 			}
-			if item.Version() > p.asOf {
-				its[best].Next()
+			if top.seq > p.asOfSeq {
 				continue // written after the cursor's snapshot
 			}
-			ref := blockRef{hash: binary.BigEndian.Uint64(key[21:29])}
-			var err error
-			if val, err = item.ValueCopy(val[:0]); err != nil {
-				return nil, fmt.Errorf("read posting %x: %w", key, err)
-			}
-			delta, rest, err := postingBucketDelta(val)
+			_, rest, err := postingBucketDelta(top.val)
 			if err != nil {
-				return nil, fmt.Errorf("read posting %x: %w", key, err)
+				return nil, fmt.Errorf("read posting of block %x/%x: %w", top.ref.bucket, top.ref.hash, err)
 			}
-			ref.bucket = b + delta
-			if rows, err = s.readTable(txn, ref, rows[:0]); err != nil {
+			if rows, err = s.readTable(txn, top.ref, rows[:0]); err != nil {
 				return nil, err
 			}
-			if entries, err = decodeEntries(rest, rows, entries[:0]); err != nil {
-				return nil, fmt.Errorf("read posting %x: %w", key, err)
+			if len(rows) == 0 {
+				continue // the block expired
 			}
-			its[best].Next()
+			if entries, err = decodeEntries(rest, rows, entries[:0]); err != nil {
+				return nil, fmt.Errorf("read posting of block %x/%x: %w", top.ref.bucket, top.ref.hash, err)
+			}
 			for _, e := range entries {
 				if e.last < p.walkMin || e.first > p.walkMax || full(e.first) {
 					continue // no span of it carrying the field is in range, or it cannot enter the page
@@ -486,7 +468,56 @@ func (s *Store) walk(ctx context.Context, txn *badger.Txn, p *plan, loBucket, hi
 	}
 }
 
-var maxKeySuffix = [postingKeyLen - 13]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+// postingHeap is a binary heap of postings, newest (comparePosting) on top.
+type postingHeap []posting
+
+func (h postingHeap) init() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+func (h postingHeap) up(i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if comparePosting(h[i], h[parent]) >= 0 {
+			return
+		}
+		h[i], h[parent] = h[parent], h[i]
+		i = parent
+	}
+}
+
+func (h postingHeap) down(i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		best := l
+		if r := l + 1; r < len(h) && comparePosting(h[r], h[l]) < 0 {
+			best = r
+		}
+		if comparePosting(h[best], h[i]) >= 0 {
+			return
+		}
+		h[i], h[best] = h[best], h[i]
+		i = best
+	}
+}
+
+func (h *postingHeap) pop() posting {
+	old := *h
+	top := old[0]
+	n := len(old) - 1
+	old[0] = old[n]
+	old[n] = posting{}
+	*h = old[:n]
+	if n > 0 {
+		h.down(0)
+	}
+	return top
+}
 
 // readTable appends the rows of a block's trace table to rows.
 func (s *Store) readTable(txn *badger.Txn, ref blockRef, rows []tableRow) ([]tableRow, error) {

@@ -1,6 +1,7 @@
 package badgerstore
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -67,6 +68,12 @@ type Options struct {
 	// DependencyFlushInterval is how often dependency counts are written (default
 	// 10s); a crash loses at most the counts since the last flush.
 	DependencyFlushInterval time.Duration
+	// HeadMaxSpans and HeadMaxAge bound the in-memory head of the search index
+	// (index.go): past either, it is flushed as segments (defaults 2^18 spans, 5
+	// minutes). Open re-indexes the blocks of a head lost in a crash, so HeadMaxSpans
+	// also bounds that work.
+	HeadMaxSpans int
+	HeadMaxAge   time.Duration
 	// Logger receives Badger's messages; nil silences them.
 	Logger *zap.Logger
 
@@ -112,6 +119,12 @@ func (o *Options) setDefaults() {
 	if o.DependencyPending <= 0 {
 		o.DependencyPending = defaultDependencyPending
 	}
+	if o.HeadMaxSpans <= 0 {
+		o.HeadMaxSpans = defaultHeadMaxSpans
+	}
+	if o.HeadMaxAge <= 0 {
+		o.HeadMaxAge = defaultHeadMaxAge
+	}
 	if o.DependencyFlushInterval <= 0 {
 		o.DependencyFlushInterval = defaultDependencyFlushInterval
 	}
@@ -151,6 +164,13 @@ type Stats struct {
 	DependencyDropped       int64
 	DependencyFlushes       int64
 	DependencyFlushFailures int64
+	// Search index: head flushes and segment merges done and flushes failed, blocks
+	// re-indexed at Open, and the index's current size.
+	IndexFlushes        int64
+	IndexMerges         int64
+	IndexFlushFailures  int64
+	IndexReplayedBlocks int64
+	Index               IndexStats
 }
 
 // Store is the Badger trace store. It is safe for concurrent use.
@@ -171,6 +191,13 @@ type Store struct {
 
 	retention retentionState
 	deps      depTracker
+	idx       index
+
+	flusherStop context.CancelFunc
+	flusherDone chan struct{}
+	flushSignal chan struct{}
+
+	indexFlushes, indexMerges, indexFlushFailures, indexReplayed atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -212,6 +239,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s.startRetention()
 	s.startDependencyFlusher()
+	s.startIndexFlusher()
 	return s, nil
 }
 
@@ -229,6 +257,9 @@ func (s *Store) init() error {
 		return fmt.Errorf("zstd decoder: %w", err)
 	}
 	if err := s.loadCatalogs(); err != nil {
+		return err
+	}
+	if err := s.loadIndex(); err != nil {
 		return err
 	}
 	return s.loadDependencies()
@@ -316,7 +347,8 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		depErr := s.stopDependencies()
 		s.stopRetention()
-		s.closeErr = errors.Join(depErr, s.closeDB())
+		idxErr := s.stopIndexFlusher()
+		s.closeErr = errors.Join(depErr, idxErr, s.closeDB())
 	})
 	return s.closeErr
 }
@@ -357,6 +389,12 @@ func (s *Store) Stats() Stats {
 		DependencyDropped:       s.deps.dropped.Load(),
 		DependencyFlushes:       s.deps.flushes.Load(),
 		DependencyFlushFailures: s.deps.flushFailures.Load(),
+
+		IndexFlushes:        s.indexFlushes.Load(),
+		IndexMerges:         s.indexMerges.Load(),
+		IndexFlushFailures:  s.indexFlushFailures.Load(),
+		IndexReplayedBlocks: s.indexReplayed.Load(),
+		Index:               s.idx.stats(),
 	}
 }
 

@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -78,6 +79,9 @@ type writeScratch struct {
 	prevKeys   []fieldKey
 	prevGroups []int32
 
+	pbuf        []byte // posting values of the batch
+	pouts       []postingOut
+	poffs       [][2]int
 	resService  []string // per resource
 	resSvcHash  []uint64 // per resource
 	resOff      []int32  // per resource, into hashes; len = resources + 1
@@ -228,8 +232,14 @@ func (s *Store) writeBlock(ctx context.Context, w *writeScratch, td ptrace.Trace
 		valuePool.Put(bufp)
 	}()
 	p := w.buildPlan(ref, value)
+	p.seq = s.idx.allocSeq()
+	var logKey [9]byte
+	p.logKey = appendLogKey(logKey[:0], p.seq)
 
 	err = s.commit(ctx, w, p, catalog, s.expiresAt(now))
+	if err != nil || p.dup {
+		s.idx.done(p.seq)
+	}
 	if errors.Is(err, badger.ErrTxnTooBig) && len(w.refs) > 1 {
 		return s.writeSplit(ctx, w, td, catalog, 2)
 	}
@@ -240,9 +250,12 @@ func (s *Store) writeBlock(ctx context.Context, w *writeScratch, td ptrace.Trace
 		s.blocksDeduped.Add(1)
 		return nil
 	}
+	// Searchable only now, after the commit: a reader never sees part of a batch.
+	s.idx.publish(p.seq, ref, len(w.refs), p.posts)
 	s.blocksWritten.Add(1)
 	s.spansWritten.Add(int64(len(w.refs)))
 	s.deps.observe(w, now)
+	s.maybeFlush()
 	return nil
 }
 
@@ -532,12 +545,10 @@ func indexableValue(v pcommon.Value) (string, bool) {
 
 // estimate is the transaction size and entry count of the planned block.
 func (w *writeScratch) estimate() (size, count int64) {
-	postings := int64(len(w.gkeys))
 	traces := int64(len(w.rows))
 	size = traces*(summaryKeyLen+summaryEstimate+entryOverhead) +
-		postings*(postingKeyLen+16+entryOverhead) + int64(len(w.posts))*8 +
-		2*(blockKeyLen+12+entryOverhead) + min(traces*20, valueThreshold)
-	return size, traces + postings + 2
+		2*(blockKeyLen+12+entryOverhead) + min(traces*20, valueThreshold) + 9 + 12 + entryOverhead
+	return size, traces + 3
 }
 
 // writeSplit writes td as parts blocks of whole traces (of contiguous spans, for a
@@ -568,23 +579,7 @@ func (s *Store) writeSplit(ctx context.Context, w *writeScratch, td ptrace.Trace
 func (s *Store) writePart(ctx context.Context, td ptrace.Traces, catalog []catalogEntry) error {
 	w := scratchPool.Get().(*writeScratch)
 	defer w.release()
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		sss := rss.At(i).ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			spans := sss.At(j).Spans()
-			for k := 0; k < spans.Len(); k++ {
-				id := spans.At(k).TraceID()
-				gid, ok := w.groups[id]
-				if !ok {
-					gid = int32(len(w.rows))
-					w.groups[id] = gid
-					w.rows = append(w.rows, tableRow{id: id})
-				}
-				w.refs = append(w.refs, spanRef{gid: gid, rs: int32(i), ss: int32(j), sp: int32(k)})
-			}
-		}
-	}
+	w.collectRefs(td)
 	return s.writeBlock(ctx, w, td, catalog, time.Now())
 }
 
@@ -592,10 +587,12 @@ func (s *Store) writePart(ctx context.Context, td ptrace.Traces, catalog []catal
 // slices point into the scratch arena.
 type blockPlan struct {
 	ref                blockRef
+	seq                uint64
 	blockKey, tableKey []byte
+	logKey, logValue   []byte
 	value, table       []byte
-	posts              [][2][]byte // key, value
-	sumKeys            [][]byte    // per trace (gid)
+	posts              []postingOut // for the search index, after the commit
+	sumKeys            [][]byte     // per trace (gid)
 	dup                bool
 }
 
@@ -606,8 +603,36 @@ func (w *writeScratch) buildPlan(ref blockRef, value []byte) *blockPlan {
 	a = appendBlockKey(a, prefixTable, ref)
 	a = appendTable(a, w.rows)
 	tableEnd := len(a)
-	type span struct{ k0, k1, v1 int }
-	offs := make([]span, 0, 32)
+	sumStart := len(a)
+	for _, r := range w.rows {
+		a = appendSummaryKey(a, r.id, ref.hash)
+	}
+	logStart := len(a)
+	a = binary.BigEndian.AppendUint32(a, ref.bucket)
+	a = binary.BigEndian.AppendUint64(a, ref.hash)
+	w.arena = a
+	p.blockKey = a[0:blockKeyLen:blockKeyLen]
+	p.tableKey = a[blockKeyLen : 2*blockKeyLen : 2*blockKeyLen]
+	p.table = a[2*blockKeyLen : tableEnd : tableEnd]
+	p.logValue = a[logStart:len(a):len(a)]
+	p.sumKeys = make([][]byte, len(w.rows))
+	for i := range w.rows {
+		off := sumStart + i*summaryKeyLen
+		p.sumKeys[i] = a[off : off+summaryKeyLen : off+summaryKeyLen]
+	}
+	for i := range w.sums {
+		w.sums[i].blocks = append(w.sums[i].blocks[:0], ref)
+	}
+	p.posts = w.buildPostings(ref)
+	return p
+}
+
+// buildPostings encodes the block's postings, one per (field, bucket), for the index.
+// Their values point into the scratch's posting buffer.
+func (w *writeScratch) buildPostings(ref blockRef) []postingOut {
+	a := w.pbuf[:0]
+	w.pouts = w.pouts[:0]
+	offs := w.poffs[:0]
 	for i := 0; i < len(w.posts); {
 		j := i + 1
 		last := w.posts[i].last
@@ -620,34 +645,17 @@ func (w *writeScratch) buildPlan(ref blockRef, value []byte) *blockPlan {
 		for _, bp := range w.posts[i:j] {
 			w.ents = append(w.ents, postingEntry{row: bp.row, first: bp.first, last: bp.last})
 		}
-		k0 := len(a)
-		a = appendPostingKey(a, k.bucket, k.hash, last, ref.hash)
-		k1 := len(a)
+		v0 := len(a)
 		a = appendPosting(a, ref.bucket-k.bucket, w.ents, w.rows)
-		offs = append(offs, span{k0, k1, len(a)})
+		offs = append(offs, [2]int{v0, len(a)})
+		w.pouts = append(w.pouts, postingOut{bucket: k.bucket, field: k.hash, maxStart: last})
 		i = j
 	}
-	sumStart := len(a)
-	for _, r := range w.rows {
-		a = appendSummaryKey(a, r.id, ref.hash)
-	}
-	w.arena = a
-	p.blockKey = a[0:blockKeyLen:blockKeyLen]
-	p.tableKey = a[blockKeyLen : 2*blockKeyLen : 2*blockKeyLen]
-	p.table = a[2*blockKeyLen : tableEnd : tableEnd]
-	p.posts = make([][2][]byte, len(offs))
 	for i, o := range offs {
-		p.posts[i] = [2][]byte{a[o.k0:o.k1:o.k1], a[o.k1:o.v1:o.v1]}
+		w.pouts[i].val = a[o[0]:o[1]:o[1]]
 	}
-	p.sumKeys = make([][]byte, len(w.rows))
-	for i := range w.rows {
-		off := sumStart + i*summaryKeyLen
-		p.sumKeys[i] = a[off : off+summaryKeyLen : off+summaryKeyLen]
-	}
-	for i := range w.sums {
-		w.sums[i].blocks = append(w.sums[i].blocks[:0], ref)
-	}
-	return p
+	w.pbuf, w.poffs = a, offs
+	return w.pouts
 }
 
 // commit writes the plan in one transaction, retrying lost optimistic races.
@@ -678,8 +686,8 @@ func (s *Store) commit(ctx context.Context, w *writeScratch, p *blockPlan, catal
 
 func (s *Store) apply(txn *badger.Txn, w *writeScratch, p *blockPlan, catalog []catalogEntry, exp uint64) error {
 	n := len(catalog)
-	if cap(w.badgerEntry) < n+2+len(p.posts)+len(w.rows) {
-		w.badgerEntry = make([]badger.Entry, 0, n+2+len(p.posts)+len(w.rows))
+	if cap(w.badgerEntry) < n+3+len(w.rows) {
+		w.badgerEntry = make([]badger.Entry, 0, n+3+len(w.rows))
 	}
 	ents := w.badgerEntry[:0]
 	set := func(k, v []byte) error {
@@ -707,10 +715,9 @@ func (s *Store) apply(txn *badger.Txn, w *writeScratch, p *blockPlan, catalog []
 	if err := set(p.tableKey, p.table); err != nil {
 		return err
 	}
-	for _, kv := range p.posts {
-		if err := set(kv[0], kv[1]); err != nil {
-			return err
-		}
+	// The block log entry: Open re-indexes blocks that no flushed segment covers.
+	if err := set(p.logKey, p.logValue); err != nil {
+		return err
 	}
 	// Summary fragments are written blind, never read here: a read per trace per
 	// batch cost more than a sixth of the ingest CPU. Readers merge the fragments.

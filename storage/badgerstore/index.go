@@ -1,0 +1,463 @@
+package badgerstore
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// The search index (FORMAT.md, "Search index: head and segments"). Postings — one per
+// (block, field, bucket) — are not written to Badger one key each: that cost a skiplist
+// insert, a memtable flush and several compactions per key, 3.6 keys per span on a
+// workload with per-service attribute fields, and most of the write CPU. They go to an
+// in-memory head instead, which searches read directly, and the head is flushed as a
+// few large segment pages per bucket. The block log (prefix 0x04) rebuilds the head of
+// a crashed process at Open; segments of a bucket are merged in tiers so that a search
+// reads a bounded number of pages per bucket.
+
+const (
+	// segPageTarget is the size at which a segment page is cut (at a posting boundary).
+	segPageTarget = 32 << 10
+	// segMergeFanIn segments of one level of one bucket merge into one of the next level.
+	segMergeFanIn = 8
+	// defaultHeadMaxSpans and defaultHeadMaxAge bound the head: its memory, and the spans
+	// Open re-indexes after a crash.
+	defaultHeadMaxSpans = 1 << 18
+	defaultHeadMaxAge   = 5 * time.Minute
+)
+
+// posting is one posting from the head or a segment; val is its FORMAT.md posting value
+// (bucket delta first).
+type posting struct {
+	maxStart uint64
+	ref      blockRef
+	seq      uint64
+	val      []byte
+}
+
+// comparePosting orders newest first: maxStart, then block hash, descending — the order
+// of the former posting keys walked in reverse.
+func comparePosting(a, b posting) int {
+	if c := cmp.Compare(b.maxStart, a.maxStart); c != 0 {
+		return c
+	}
+	return cmp.Compare(b.ref.hash, a.ref.hash)
+}
+
+// postingOut is one posting a block contributes, before it has a sequence number.
+type postingOut struct {
+	bucket   uint32
+	field    uint64
+	maxStart uint64
+	val      []byte
+}
+
+type headRec struct {
+	field    uint64
+	maxStart uint64
+	bucket   uint32
+	block    int32 // into headIndex.blocks
+	prev     int32 // previous record of the same (field, bucket), -1 at the end
+	off, n   uint32
+}
+
+type headBlock struct {
+	ref blockRef
+	seq uint64
+}
+
+// headIndex holds the postings of recent blocks in memory. Records and bytes are only
+// appended; a flushed head is replaced, never reset, so a reader may keep slices of it.
+type headIndex struct {
+	recs    []headRec
+	last    map[fieldKey]int32
+	arena   []byte
+	blocks  []headBlock
+	spans   int
+	created time.Time
+	maxSeq  uint64
+}
+
+func newHead() *headIndex {
+	return &headIndex{last: map[fieldKey]int32{}, created: time.Now()}
+}
+
+func (h *headIndex) add(seq uint64, ref blockRef, spans int, posts []postingOut) {
+	bi := int32(len(h.blocks))
+	h.blocks = append(h.blocks, headBlock{ref: ref, seq: seq})
+	h.spans += spans
+	h.maxSeq = max(h.maxSeq, seq)
+	for _, p := range posts {
+		k := fieldKey{hash: p.field, bucket: p.bucket}
+		prev, ok := h.last[k]
+		if !ok {
+			prev = -1
+		}
+		off := uint32(len(h.arena))
+		h.arena = append(h.arena, p.val...)
+		h.last[k] = int32(len(h.recs))
+		h.recs = append(h.recs, headRec{field: p.field, maxStart: p.maxStart, bucket: p.bucket, block: bi, prev: prev, off: off, n: uint32(len(p.val))})
+	}
+}
+
+// collect appends the head's postings of field in bucket b to dst.
+func (h *headIndex) collect(b uint32, field uint64, dst []posting) []posting {
+	i, ok := h.last[fieldKey{hash: field, bucket: b}]
+	for ok && i >= 0 {
+		r := &h.recs[i]
+		blk := h.blocks[r.block]
+		dst = append(dst, posting{maxStart: r.maxStart, ref: blk.ref, seq: blk.seq, val: h.arena[r.off : r.off+r.n : r.off+r.n]})
+		i = r.prev
+	}
+	return dst
+}
+
+// segment is the in-memory directory of one segment (FORMAT.md, prefix 0x12).
+type segment struct {
+	bucket   uint32
+	id       uint64
+	level    uint8
+	maxStart uint64
+	blocks   []headBlock
+	first    []uint64 // per page, its first field
+	bytes    int      // postings bytes, for merge decisions and metrics
+}
+
+// index is the store's search index: the head being filled, heads being flushed, and
+// the segment directories by bucket.
+type index struct {
+	mu       sync.RWMutex
+	head     *headIndex
+	flushing []*headIndex
+	segs     map[uint32][]*segment
+
+	// seqMu guards the block sequence: nextSeq, and the sequences of blocks being
+	// committed, which a flush's watermark must stay below.
+	seqMu    sync.Mutex
+	nextSeq   uint64
+	inflight  map[uint64]struct{}
+	lastSegID uint64
+
+	flushMu sync.Mutex // one flush or merge at a time
+}
+
+func (x *index) init() {
+	x.head = newHead()
+	x.segs = map[uint32][]*segment{}
+	x.inflight = map[uint64]struct{}{}
+	x.nextSeq = 1
+}
+
+// allocSeq numbers a block about to be committed.
+func (x *index) allocSeq() uint64 {
+	x.seqMu.Lock()
+	defer x.seqMu.Unlock()
+	seq := x.nextSeq
+	x.nextSeq++
+	x.inflight[seq] = struct{}{}
+	return seq
+}
+
+// publish makes a committed block's postings searchable; done releases its sequence.
+func (x *index) publish(seq uint64, ref blockRef, spans int, posts []postingOut) {
+	x.mu.Lock()
+	x.head.add(seq, ref, spans, posts)
+	x.mu.Unlock()
+	x.done(seq)
+}
+
+func (x *index) done(seq uint64) {
+	x.seqMu.Lock()
+	delete(x.inflight, seq)
+	x.seqMu.Unlock()
+}
+
+// watermark is the highest sequence below every block still being committed.
+func (x *index) watermark() uint64 {
+	x.seqMu.Lock()
+	defer x.seqMu.Unlock()
+	w := x.nextSeq - 1
+	for s := range x.inflight {
+		w = min(w, s-1)
+	}
+	return w
+}
+
+// lastSeq is the highest sequence handed out: a search's snapshot of the index.
+func (x *index) lastSeq() uint64 {
+	x.seqMu.Lock()
+	defer x.seqMu.Unlock()
+	return x.nextSeq - 1
+}
+
+
+
+func (x *index) dropBelow(floor uint32) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for b := range x.segs {
+		if b < floor {
+			delete(x.segs, b)
+		}
+	}
+}
+
+
+// IndexStats describe the search index.
+type IndexStats struct {
+	HeadSpans, HeadPostings int
+	Segments                int
+	SegmentBytes            int64
+}
+
+func (x *index) stats() IndexStats {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	st := IndexStats{HeadSpans: x.head.spans, HeadPostings: len(x.head.recs)}
+	for _, h := range x.flushing {
+		st.HeadSpans += h.spans
+		st.HeadPostings += len(h.recs)
+	}
+	for _, list := range x.segs {
+		st.Segments += len(list)
+		for _, sg := range list {
+			st.SegmentBytes += int64(sg.bytes)
+		}
+	}
+	return st
+}
+
+// --- keys and codecs -------------------------------------------------------------
+
+func appendLogKey(dst []byte, seq uint64) []byte {
+	dst = append(dst, prefixLog)
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+func appendSegDirKey(dst []byte, bucket uint32, id uint64) []byte {
+	dst = append(dst, prefixSegDir)
+	dst = binary.BigEndian.AppendUint32(dst, bucket)
+	return binary.BigEndian.AppendUint64(dst, id)
+}
+
+func appendSegPageKey(dst []byte, bucket uint32, id uint64, page uint32) []byte {
+	dst = append(dst, prefixSegPage)
+	dst = binary.BigEndian.AppendUint32(dst, bucket)
+	dst = binary.BigEndian.AppendUint64(dst, id)
+	return binary.BigEndian.AppendUint32(dst, page)
+}
+
+func (sg *segment) appendDir(dst []byte) []byte {
+	dst = append(dst, sg.level)
+	dst = binary.BigEndian.AppendUint64(dst, sg.maxStart)
+	dst = binary.AppendUvarint(dst, uint64(sg.bytes))
+	dst = binary.AppendUvarint(dst, uint64(len(sg.blocks)))
+	for _, b := range sg.blocks {
+		dst = binary.AppendUvarint(dst, uint64(b.ref.bucket-sg.bucket))
+		dst = binary.BigEndian.AppendUint64(dst, b.ref.hash)
+		dst = binary.AppendUvarint(dst, b.seq)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(sg.first)))
+	for _, f := range sg.first {
+		dst = binary.BigEndian.AppendUint64(dst, f)
+	}
+	return dst
+}
+
+var errBadSegment = errors.New("segment directory truncated or malformed")
+
+func decodeSegDir(key, val []byte) (*segment, error) {
+	if len(key) != 13 || key[0] != prefixSegDir {
+		return nil, fmt.Errorf("segment directory key %x: %w", key, errBadSegment)
+	}
+	sg := &segment{bucket: binary.BigEndian.Uint32(key[1:5]), id: binary.BigEndian.Uint64(key[5:13])}
+	r := byteReader{b: val}
+	sg.level = r.u8()
+	sg.maxStart = r.u64()
+	sg.bytes = int(r.uvarint())
+	n := r.uvarint()
+	if n > uint64(len(r.b))/10 {
+		return nil, fmt.Errorf("segment directory %x: %w", key, errBadSegment)
+	}
+	sg.blocks = make([]headBlock, n)
+	for i := range sg.blocks {
+		d := r.uvarint()
+		sg.blocks[i].ref = blockRef{bucket: sg.bucket + uint32(d), hash: r.u64()}
+		sg.blocks[i].seq = r.uvarint()
+	}
+	np := r.uvarint()
+	if np > uint64(len(r.b))/8 {
+		return nil, fmt.Errorf("segment directory %x: %w", key, errBadSegment)
+	}
+	sg.first = make([]uint64, np)
+	for i := range sg.first {
+		sg.first[i] = r.u64()
+	}
+	if r.bad || len(r.b) != 0 {
+		return nil, fmt.Errorf("segment directory %x: %w", key, errBadSegment)
+	}
+	return sg, nil
+}
+
+// segEntry is one posting being written into a segment.
+type segEntry struct {
+	field    uint64
+	maxStart uint64
+	hash     uint64 // block hash, the tie-break of comparePosting
+	block    uint32 // into the segment's blocks
+	val      []byte
+}
+
+func compareSegEntry(a, b segEntry) int {
+	if c := cmp.Compare(a.field, b.field); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.maxStart, a.maxStart); c != 0 {
+		return c
+	}
+	return cmp.Compare(b.hash, a.hash)
+}
+
+// encodePages cuts sorted entries into pages: per field, fieldHash uint64 | n uvarint |
+// byteLen uvarint | n × (block uvarint | prevMax - maxStart uvarint | len uvarint | val);
+// a field may continue on the next page. It returns the pages and each page's first
+// field.
+func encodePages(ents []segEntry, segMax uint64) (pages [][]byte, first []uint64) {
+	var (
+		page     []byte
+		body     []byte
+		field    uint64
+		count    int
+		inField  bool
+		prevMax  uint64
+		nFields  int
+		fieldBuf []byte
+	)
+	flushField := func() {
+		if !inField {
+			return
+		}
+		fieldBuf = binary.BigEndian.AppendUint64(fieldBuf[:0], field)
+		fieldBuf = binary.AppendUvarint(fieldBuf, uint64(count))
+		fieldBuf = binary.AppendUvarint(fieldBuf, uint64(len(body)))
+		page = append(page, fieldBuf...)
+		page = append(page, body...)
+		nFields++
+		body, count, inField = body[:0], 0, false
+	}
+	flushPage := func() {
+		flushField()
+		if nFields == 0 {
+			return
+		}
+		out := binary.AppendUvarint(make([]byte, 0, len(page)+4), uint64(nFields))
+		pages = append(pages, append(out, page...))
+		page, nFields = page[:0], 0
+	}
+	for _, e := range ents {
+		if inField && e.field != field {
+			flushField()
+		}
+		if len(page)+len(body) >= segPageTarget {
+			flushField()
+			flushPage()
+		}
+		if !inField {
+			field, inField, prevMax = e.field, true, segMax
+			if nFields == 0 {
+				first = append(first, field)
+			}
+		}
+		body = binary.AppendUvarint(body, uint64(e.block))
+		body = binary.AppendUvarint(body, prevMax-e.maxStart)
+		body = binary.AppendUvarint(body, uint64(len(e.val)))
+		body = append(body, e.val...)
+		prevMax = e.maxStart
+		count++
+	}
+	flushPage()
+	return pages, first
+}
+
+// pagePostings appends the postings of field found in a page to dst.
+func pagePostings(sg *segment, page []byte, field uint64, dst []posting) ([]posting, error) {
+	r := byteReader{b: page}
+	nf := r.uvarint()
+	for i := uint64(0); i < nf && !r.bad; i++ {
+		f := r.u64()
+		n := r.uvarint()
+		blen := r.uvarint()
+		if r.bad || blen > uint64(len(r.b)) {
+			return dst, errBadSegment
+		}
+		body := r.take(int(blen))
+		if f < field {
+			continue
+		}
+		if f > field {
+			return dst, nil
+		}
+		br := byteReader{b: body}
+		prevMax := sg.maxStart
+		for j := uint64(0); j < n; j++ {
+			bi := br.uvarint()
+			d := br.uvarint()
+			l := br.uvarint()
+			if br.bad || bi >= uint64(len(sg.blocks)) || d > prevMax || l > uint64(len(br.b)) {
+				return dst, errBadSegment
+			}
+			prevMax -= d
+			blk := sg.blocks[bi]
+			dst = append(dst, posting{maxStart: prevMax, ref: blk.ref, seq: blk.seq, val: br.take(int(l))})
+		}
+		if br.bad {
+			return dst, errBadSegment
+		}
+	}
+	if r.bad {
+		return dst, errBadSegment
+	}
+	return dst, nil
+}
+
+// pagesOf returns the page range [lo, hi) of sg that may hold field.
+func (sg *segment) pagesOf(field uint64) (lo, hi int) {
+	hi = sort.Search(len(sg.first), func(i int) bool { return sg.first[i] > field })
+	lo = sort.Search(len(sg.first), func(i int) bool { return sg.first[i] >= field })
+	if lo > 0 {
+		lo-- // the field may start at the end of the page before
+	}
+	return lo, hi
+}
+
+// segPostings appends the postings of the fields in segment sg to dst, read in txn.
+func segPostings(txn *badger.Txn, sg *segment, fields []uint64, dst []posting) ([]posting, error) {
+	var key [17]byte
+	for _, f := range fields {
+		lo, hi := sg.pagesOf(f)
+		for p := lo; p < hi; p++ {
+			item, err := txn.Get(appendSegPageKey(key[:0], sg.bucket, sg.id, uint32(p)))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return dst, nil // dropped by retention under the search
+			}
+			if err != nil {
+				return dst, fmt.Errorf("read segment page %x: %w", key, err)
+			}
+			// Postings keep slices of the value: it must outlive the callback.
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return dst, fmt.Errorf("read segment page %x: %w", key, err)
+			}
+			if dst, err = pagePostings(sg, v, f, dst); err != nil {
+				return dst, fmt.Errorf("segment page %x: %w", key, err)
+			}
+		}
+	}
+	return dst, nil
+}

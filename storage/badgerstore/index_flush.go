@@ -1,0 +1,604 @@
+package badgerstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+)
+
+// indexState is what one search reads: the heads and the segment lists of its buckets
+// as they were when its Badger transaction started (taken under index.mu, which an
+// install holds exclusively around committing segment directories, so the pages of
+// every segment in the state are in the transaction's snapshot).
+type indexState struct {
+	heads []*headIndex
+	segs  map[uint32][]*segment
+	seq   uint64 // the highest block sequence handed out
+}
+
+// begin starts a read transaction together with the index state it may read.
+func (s *Store) begin(lo, hi uint32) (*badger.Txn, *indexState) {
+	x := &s.idx
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	txn := s.db.NewTransaction(false)
+	st := &indexState{heads: append([]*headIndex{x.head}, x.flushing...), segs: map[uint32][]*segment{}}
+	for b, list := range x.segs {
+		if b >= lo && b <= hi {
+			st.segs[b] = list // never modified in place: addSegments replaces the slice
+		}
+	}
+	st.seq = x.lastSeq()
+	return txn, st
+}
+
+func (x *index) statePostings(st *indexState, b uint32, fields []uint64, dst []posting) []posting {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, f := range fields {
+		for _, h := range st.heads {
+			dst = h.collect(b, f, dst)
+		}
+	}
+	return dst
+}
+
+// nextSegID returns a segment ID never used before, also across restarts.
+func (x *index) nextSegID() uint64 {
+	x.seqMu.Lock()
+	defer x.seqMu.Unlock()
+	id := max(uint64(time.Now().UnixNano()), x.lastSegID+1)
+	x.lastSegID = id
+	return id
+}
+
+// flushHead writes the head (and any head whose earlier flush failed) as segments,
+// then merges full tiers. Searches read a head until its segments are installed.
+func (s *Store) flushHead() error {
+	x := &s.idx
+	x.flushMu.Lock()
+	defer x.flushMu.Unlock()
+	x.mu.Lock()
+	if len(x.head.blocks) > 0 {
+		x.flushing = append(x.flushing, x.head)
+		x.head = newHead()
+	}
+	pending := slices.Clone(x.flushing)
+	x.mu.Unlock()
+	if len(pending) == 0 {
+		return nil
+	}
+	// Every block at or below the watermark is in a pending head or an earlier segment.
+	wm := x.watermark()
+	for i, h := range pending {
+		segs, err := s.writeSegments(h)
+		if err != nil {
+			return err
+		}
+		var meta []byte
+		if i == len(pending)-1 {
+			meta = binary.BigEndian.AppendUint64(nil, wm)
+		}
+		if err := s.install(segs, nil, h, meta); err != nil {
+			return err
+		}
+		s.indexFlushes.Add(1)
+	}
+	return s.mergeTiers()
+}
+
+// writeSegments writes h's postings as one segment per bucket (pages only: a segment
+// is invisible until install commits its directory).
+func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
+	byBucket := map[uint32][]int32{}
+	for i := range h.recs {
+		b := h.recs[i].bucket
+		byBucket[b] = append(byBucket[b], int32(i))
+	}
+	buckets := make([]uint32, 0, len(byBucket))
+	for b := range byBucket {
+		buckets = append(buckets, b)
+	}
+	slices.Sort(buckets)
+	var out []*segment
+	blockIdx := make([]int32, len(h.blocks))
+	for _, b := range buckets {
+		for i := range blockIdx {
+			blockIdx[i] = -1
+		}
+		sg := &segment{bucket: b, id: s.idx.nextSegID()}
+		ents := make([]segEntry, 0, len(byBucket[b]))
+		for _, ri := range byBucket[b] {
+			r := &h.recs[ri]
+			if blockIdx[r.block] < 0 {
+				blockIdx[r.block] = int32(len(sg.blocks))
+				sg.blocks = append(sg.blocks, h.blocks[r.block])
+			}
+			sg.maxStart = max(sg.maxStart, r.maxStart)
+			ents = append(ents, segEntry{field: r.field, maxStart: r.maxStart, hash: h.blocks[r.block].ref.hash,
+				block: uint32(blockIdx[r.block]), val: h.arena[r.off : r.off+r.n]})
+		}
+		if err := s.writeSegment(sg, ents); err != nil {
+			return nil, err
+		}
+		out = append(out, sg)
+	}
+	return out, nil
+}
+
+// writeSegment sorts the entries and writes them as sg's pages.
+func (s *Store) writeSegment(sg *segment, ents []segEntry) error {
+	slices.SortFunc(ents, compareSegEntry)
+	pages, first := encodePages(ents, sg.maxStart)
+	sg.first = first
+	exp := s.expiresAt(time.Now())
+	var batch []*badger.Entry
+	size := int64(0)
+	limit := s.db.MaxBatchSize() / 2
+	commit := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		s.retention.dropMu.RLock()
+		err := s.db.Update(func(txn *badger.Txn) error {
+			for _, e := range batch {
+				if err := txn.SetEntry(e); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		s.retention.dropMu.RUnlock()
+		batch, size = batch[:0], 0
+		if err != nil {
+			return fmt.Errorf("write segment pages of bucket %d: %w", sg.bucket, err)
+		}
+		return nil
+	}
+	for i, pg := range pages {
+		sg.bytes += len(pg)
+		batch = append(batch, &badger.Entry{Key: appendSegPageKey(nil, sg.bucket, sg.id, uint32(i)), Value: pg, ExpiresAt: exp})
+		size += int64(len(pg)) + 64
+		if size >= limit || len(batch) >= 1000 {
+			if err := commit(); err != nil {
+				return err
+			}
+		}
+	}
+	return commit()
+}
+
+// install commits the directories of add (and deletes those of remove, and sets the
+// index watermark when meta is set) and swaps them into the index with flushed, in one
+// critical section: a search's transaction and its index state always agree.
+func (s *Store) install(add, remove []*segment, flushed *headIndex, meta []byte) error {
+	x := &s.idx
+	exp := s.expiresAt(time.Now())
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	s.retention.dropMu.RLock()
+	err := s.db.Update(func(txn *badger.Txn) error {
+		for _, sg := range add {
+			e := &badger.Entry{Key: appendSegDirKey(nil, sg.bucket, sg.id), Value: sg.appendDir(nil), ExpiresAt: exp}
+			if err := txn.SetEntry(e); err != nil {
+				return err
+			}
+		}
+		for _, sg := range remove {
+			if err := txn.Delete(appendSegDirKey(nil, sg.bucket, sg.id)); err != nil {
+				return err
+			}
+		}
+		if meta != nil {
+			return txn.Set([]byte{prefixMeta, metaIndexedSeq}, meta)
+		}
+		return nil
+	})
+	s.retention.dropMu.RUnlock()
+	if err != nil {
+		return fmt.Errorf("install %d index segments: %w", len(add), err)
+	}
+	for _, sg := range remove {
+		x.segs[sg.bucket] = slices.DeleteFunc(slices.Clone(x.segs[sg.bucket]), func(o *segment) bool { return o == sg })
+	}
+	for _, sg := range add {
+		list := append(slices.Clone(x.segs[sg.bucket]), sg)
+		slices.SortFunc(list, func(a, b *segment) int {
+			if a.maxStart != b.maxStart {
+				if a.maxStart > b.maxStart {
+					return -1
+				}
+				return 1
+			}
+			if a.id > b.id {
+				return -1
+			}
+			return 1
+		})
+		x.segs[sg.bucket] = list
+	}
+	if flushed != nil {
+		x.flushing = slices.DeleteFunc(x.flushing, func(h *headIndex) bool { return h == flushed })
+	}
+	return nil
+}
+
+// mergeTiers merges, in every bucket, segMergeFanIn or more segments of one level into
+// one segment of the next level, so that a bucket holds a few segments per level.
+func (s *Store) mergeTiers() error {
+	for {
+		x := &s.idx
+		x.mu.RLock()
+		var group []*segment
+		for _, list := range x.segs {
+			byLevel := map[uint8][]*segment{}
+			for _, sg := range list {
+				byLevel[sg.level] = append(byLevel[sg.level], sg)
+			}
+			for _, l := range byLevel {
+				if len(l) >= segMergeFanIn {
+					group = l
+					break
+				}
+			}
+			if group != nil {
+				break
+			}
+		}
+		x.mu.RUnlock()
+		if group == nil {
+			return nil
+		}
+		if err := s.mergeSegments(group); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Store) mergeSegments(group []*segment) error {
+	merged := &segment{bucket: group[0].bucket, id: s.idx.nextSegID(), level: group[0].level + 1}
+	blockIdx := map[blockRef]uint32{}
+	var ents []segEntry
+	err := s.db.View(func(txn *badger.Txn) error {
+		var key [17]byte
+		for _, sg := range group {
+			merged.maxStart = max(merged.maxStart, sg.maxStart)
+			for p := range sg.first {
+				item, err := txn.Get(appendSegPageKey(key[:0], sg.bucket, sg.id, uint32(p)))
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				v, err := item.ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				if ents, err = pageEntries(sg, v, merged, blockIdx, ents); err != nil {
+					return fmt.Errorf("segment page %x: %w", key, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("merge %d segments of bucket %d: %w", len(group), merged.bucket, err)
+	}
+	if err := s.writeSegment(merged, ents); err != nil {
+		return err
+	}
+	if err := s.install([]*segment{merged}, group, nil, nil); err != nil {
+		return err
+	}
+	s.indexMerges.Add(1)
+	// Searches that started before the install still read the old pages from their
+	// snapshot (Badger keeps versions that a running transaction can see).
+	return s.deletePages(group)
+}
+
+// pageEntries appends every posting of a page of sg to ents, renumbering blocks into
+// merged's block table.
+func pageEntries(sg *segment, page []byte, merged *segment, blockIdx map[blockRef]uint32, ents []segEntry) ([]segEntry, error) {
+	r := byteReader{b: page}
+	nf := r.uvarint()
+	for i := uint64(0); i < nf && !r.bad; i++ {
+		f := r.u64()
+		n := r.uvarint()
+		blen := r.uvarint()
+		if r.bad || blen > uint64(len(r.b)) {
+			return ents, errBadSegment
+		}
+		br := byteReader{b: r.take(int(blen))}
+		prevMax := sg.maxStart
+		for j := uint64(0); j < n; j++ {
+			bi, d, l := br.uvarint(), br.uvarint(), br.uvarint()
+			if br.bad || bi >= uint64(len(sg.blocks)) || d > prevMax || l > uint64(len(br.b)) {
+				return ents, errBadSegment
+			}
+			prevMax -= d
+			blk := sg.blocks[bi]
+			mi, ok := blockIdx[blk.ref]
+			if !ok {
+				mi = uint32(len(merged.blocks))
+				blockIdx[blk.ref] = mi
+				merged.blocks = append(merged.blocks, blk)
+			}
+			ents = append(ents, segEntry{field: f, maxStart: prevMax, hash: blk.ref.hash, block: mi, val: br.take(int(l))})
+		}
+		if br.bad {
+			return ents, errBadSegment
+		}
+	}
+	if r.bad {
+		return ents, errBadSegment
+	}
+	return ents, nil
+}
+
+func (s *Store) deletePages(group []*segment) error {
+	var keys [][]byte
+	for _, sg := range group {
+		for p := range sg.first {
+			keys = append(keys, appendSegPageKey(nil, sg.bucket, sg.id, uint32(p)))
+		}
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), 1000)
+		s.retention.dropMu.RLock()
+		err := s.db.Update(func(txn *badger.Txn) error {
+			for _, k := range keys[:n] {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		s.retention.dropMu.RUnlock()
+		if err != nil {
+			return fmt.Errorf("delete merged segment pages: %w", err)
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+// startIndexFlusher flushes the head when it is full (signalled by writers) or old.
+func (s *Store) startIndexFlusher() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.flusherStop = cancel
+	s.flusherDone = make(chan struct{})
+	s.flushSignal = make(chan struct{}, 1)
+	go func() {
+		defer close(s.flusherDone)
+		tick := time.NewTicker(min(s.opts.HeadMaxAge/4, 15*time.Second))
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.flushSignal:
+			case <-tick.C:
+				s.idx.mu.RLock()
+				old := len(s.idx.head.blocks) > 0 && time.Since(s.idx.head.created) >= s.opts.HeadMaxAge
+				s.idx.mu.RUnlock()
+				if !old {
+					continue
+				}
+			}
+			if err := s.flushHead(); err != nil {
+				s.indexFlushFailures.Add(1)
+				s.logWarn("flush search index", zap.Error(err))
+			}
+		}
+	}()
+}
+
+// maybeFlush signals the flusher when the head is full.
+func (s *Store) maybeFlush() {
+	s.idx.mu.RLock()
+	full := s.idx.head.spans >= s.opts.HeadMaxSpans
+	s.idx.mu.RUnlock()
+	if full {
+		select {
+		case s.flushSignal <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *Store) stopIndexFlusher() error {
+	if s.flusherStop == nil {
+		return nil
+	}
+	s.flusherStop()
+	<-s.flusherDone
+	return s.flushHead()
+}
+
+// loadIndex reads the segment directories and rebuilds the head from the blocks the
+// block log lists past the watermark: blocks whose postings were only in memory when
+// the previous process stopped.
+func (s *Store) loadIndex() error {
+	x := &s.idx
+	x.init()
+	var wm uint64
+	inSegs := map[uint64]struct{}{}
+	var maxSeq uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte{prefixMeta, metaIndexedSeq})
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return err
+		default:
+			if err := item.Value(func(v []byte) error {
+				if len(v) != 8 {
+					return fmt.Errorf("index watermark %x is not 8 bytes", v)
+				}
+				wm = binary.BigEndian.Uint64(v)
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixSegDir}})
+		defer it.Close()
+		var segs []*segment
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			sg, err := decodeSegDir(item.KeyCopy(nil), v)
+			if err != nil {
+				return err
+			}
+			x.lastSegID = max(x.lastSegID, sg.id)
+			for _, b := range sg.blocks {
+				maxSeq = max(maxSeq, b.seq)
+				if b.seq > wm {
+					inSegs[b.seq] = struct{}{}
+				}
+			}
+			segs = append(segs, sg)
+		}
+		for _, sg := range segs {
+			x.segs[sg.bucket] = append(x.segs[sg.bucket], sg)
+		}
+		for b, list := range x.segs {
+			slices.SortFunc(list, func(a, c *segment) int {
+				if a.maxStart != c.maxStart {
+					if a.maxStart > c.maxStart {
+						return -1
+					}
+					return 1
+				}
+				if a.id > c.id {
+					return -1
+				}
+				return 1
+			})
+			x.segs[b] = list
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load search index: %w", err)
+	}
+	// Replay the block log past the watermark.
+	type logged struct {
+		seq uint64
+		ref blockRef
+	}
+	var todo []logged
+	err = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixLog}})
+		defer it.Close()
+		for it.Seek(appendLogKey(nil, wm+1)); it.Valid(); it.Next() {
+			item := it.Item()
+			key := item.Key()
+			if len(key) != 9 {
+				return fmt.Errorf("block log key %x is not 9 bytes", key)
+			}
+			seq := binary.BigEndian.Uint64(key[1:])
+			maxSeq = max(maxSeq, seq)
+			if _, ok := inSegs[seq]; ok {
+				continue
+			}
+			if err := item.Value(func(v []byte) error {
+				if len(v) != 12 {
+					return fmt.Errorf("block log entry %x is not 12 bytes", v)
+				}
+				todo = append(todo, logged{seq: seq, ref: blockRef{bucket: binary.BigEndian.Uint32(v), hash: binary.BigEndian.Uint64(v[4:])}})
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read block log: %w", err)
+	}
+	x.nextSeq = max(maxSeq, wm) + 1
+	for _, l := range todo {
+		if err := s.reindex(l.seq, l.ref); err != nil {
+			return err
+		}
+	}
+	s.indexReplayed.Add(int64(len(todo)))
+	return nil
+}
+
+// reindex puts the postings of a stored block back into the head.
+func (s *Store) reindex(seq uint64, ref blockRef) error {
+	var td ptrace.Traces
+	found := false
+	err := s.db.View(func(txn *badger.Txn) error {
+		var key [blockKeyLen]byte
+		item, err := txn.Get(appendBlockKey(key[:0], prefixBlock, ref))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil // expired since
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			blk, err := s.decodeBlock(v)
+			if err != nil {
+				return err
+			}
+			td, found = blk.td, true
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("re-index block %x/%x: %w", ref.bucket, ref.hash, err)
+	}
+	if !found {
+		return nil
+	}
+	w := scratchPool.Get().(*writeScratch)
+	defer w.release()
+	w.collectRefs(td)
+	if len(w.refs) == 0 {
+		return nil
+	}
+	s.planFields(w, td)
+	posts := w.buildPostings(ref)
+	s.idx.mu.Lock()
+	s.idx.head.add(seq, ref, len(w.refs), posts)
+	s.idx.mu.Unlock()
+	return nil
+}
+
+// collectRefs numbers the traces of td and lists its spans.
+func (w *writeScratch) collectRefs(td ptrace.Traces) {
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				id := spans.At(k).TraceID()
+				gid, ok := w.groups[id]
+				if !ok {
+					gid = int32(len(w.rows))
+					w.groups[id] = gid
+					w.rows = append(w.rows, tableRow{id: id})
+				}
+				w.refs = append(w.refs, spanRef{gid: gid, rs: int32(i), ss: int32(j), sp: int32(k)})
+			}
+		}
+	}
+}
+

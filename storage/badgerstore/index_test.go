@@ -1,0 +1,202 @@
+package badgerstore
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/spoortrace/spoor/storage"
+	"github.com/spoortrace/spoor/storage/storagetest"
+)
+
+// flushingStore flushes the index head into segments after every write, so that the
+// conformance suite reads postings from segments (and merged segments) only.
+type flushingStore struct{ *Store }
+
+func (f flushingStore) WriteTraces(ctx context.Context, td ptrace.Traces) error {
+	if err := f.Store.WriteTraces(ctx, td); err != nil {
+		return err
+	}
+	return f.flushHead()
+}
+
+// TestConformanceFromSegments runs the whole conformance suite with every posting in
+// a flushed segment, merged in tiers once a bucket has segMergeFanIn of a level.
+func TestConformanceFromSegments(t *testing.T) {
+	storagetest.RunAll(t, func(t *testing.T, dir string) storagetest.Store {
+		s, err := Open(dir, Options{NoSyncWrites: true})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return flushingStore{s}
+	})
+}
+
+// TestConformanceBackgroundFlushes runs the suite while the background flusher turns
+// the head over after every batch: searches race flushes and merges.
+func TestConformanceBackgroundFlushes(t *testing.T) {
+	storagetest.RunAll(t, func(t *testing.T, dir string) storagetest.Store {
+		s, err := Open(dir, Options{NoSyncWrites: true, HeadMaxSpans: 1})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return s
+	})
+}
+
+// crash stops the store the way a killed process does as far as the index goes: the
+// head is never flushed.
+func crash(t *testing.T, s *Store) {
+	t.Helper()
+	s.flusherStop()
+	<-s.flusherDone
+	s.flusherStop = nil // Close must not flush
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+// TestIndexRecoversHeadFromBlockLog loses the head (and, in a second round, the head
+// on top of flushed and merged segments) and finds every trace again after Open.
+func TestIndexRecoversHeadFromBlockLog(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	base := time.Now().Add(-30 * time.Minute)
+	write := func(s *Store, from, to int) {
+		for i := from; i < to; i++ {
+			td := ptrace.NewTraces()
+			rs := td.ResourceSpans().AppendEmpty()
+			rs.Resource().Attributes().PutStr("service.name", "svc")
+			sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+			sp.SetTraceID(pcommon.TraceID{1, byte(i >> 8), byte(i)})
+			sp.SetSpanID(pcommon.SpanID{1, byte(i >> 8), byte(i)})
+			sp.SetName("op")
+			st := base.Add(time.Duration(i) * time.Second)
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(st))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(st.Add(time.Millisecond)))
+			sp.Attributes().PutStr("n", string(rune('a'+i%20)))
+			if err := s.WriteTraces(ctx, td); err != nil {
+				t.Fatalf("write %d: %v", i, err)
+			}
+		}
+	}
+	count := func(s *Store, q storage.TraceQuery) int {
+		q.Limit = 10_000
+		ids, err := s.FindTraceIDs(ctx, q)
+		if err != nil {
+			t.Fatalf("FindTraceIDs: %v", err)
+		}
+		return len(ids)
+	}
+	s, err := Open(dir, Options{NoSyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(s, 0, 100)
+	crash(t, s)
+
+	s, err = Open(dir, Options{NoSyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats().IndexReplayedBlocks; got != 100 {
+		t.Fatalf("re-indexed %d blocks at Open, want 100", got)
+	}
+	if got := count(s, storage.TraceQuery{ServiceName: "svc"}); got != 100 {
+		t.Fatalf("after a crash: %d traces, want 100", got)
+	}
+	// Flush in pieces: 10 flushes make a merged segment of level 1.
+	for i := 0; i < 10; i++ {
+		write(s, 100+i*10, 110+i*10)
+		if err := s.flushHead(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := s.Stats(); st.IndexMerges == 0 || st.Index.HeadSpans != 0 {
+		t.Fatalf("stats after flushes: %+v, want a merge and an empty head", st)
+	}
+	write(s, 200, 250)
+	crash(t, s)
+
+	s, err = Open(dir, Options{NoSyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.Stats().IndexReplayedBlocks; got != 50 {
+		t.Fatalf("re-indexed %d blocks at Open, want only the 50 written after the last flush", got)
+	}
+	if got := count(s, storage.TraceQuery{ServiceName: "svc"}); got != 250 {
+		t.Fatalf("after the second crash: %d traces, want 250", got)
+	}
+	if got := count(s, storage.TraceQuery{ServiceName: "svc", Attributes: map[string]string{"n": "c"}}); got != 13 {
+		t.Fatalf("attribute n=c: %d traces, want 13", got)
+	}
+}
+
+// TestSegmentPagesRoundTrip encodes random postings into pages (fields spanning
+// several pages included) and reads every field back in order.
+func TestSegmentPagesRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	sg := &segment{bucket: 10, maxStart: 1 << 40}
+	for i := range 300 {
+		sg.blocks = append(sg.blocks, headBlock{ref: blockRef{bucket: 10 + uint32(i%2), hash: rng.Uint64()}, seq: uint64(i + 1)})
+	}
+	var ents []segEntry
+	want := map[uint64][]posting{}
+	for f := range 50 {
+		field := rng.Uint64()
+		n := 1 + rng.IntN(40)
+		if f == 0 {
+			n = 3000 // a field far bigger than a page
+		}
+		for range n {
+			bi := rng.IntN(len(sg.blocks))
+			val := make([]byte, 1+rng.IntN(60))
+			for k := range val {
+				val[k] = byte(rng.Uint32())
+			}
+			ms := sg.maxStart - uint64(rng.IntN(1<<30))
+			ents = append(ents, segEntry{field: field, maxStart: ms, hash: sg.blocks[bi].ref.hash, block: uint32(bi), val: val})
+			want[field] = append(want[field], posting{maxStart: ms, ref: sg.blocks[bi].ref, seq: sg.blocks[bi].seq, val: val})
+		}
+	}
+	slices.SortFunc(ents, compareSegEntry)
+	pages, first := encodePages(ents, sg.maxStart)
+	sg.first = first
+	if len(pages) < 3 {
+		t.Fatalf("%d pages; the test wants a field spanning pages", len(pages))
+	}
+	for field, w := range want {
+		slices.SortFunc(w, comparePosting)
+		lo, hi := sg.pagesOf(field)
+		var got []posting
+		for p := lo; p < hi; p++ {
+			var err error
+			if got, err = pagePostings(sg, pages[p], field, got); err != nil {
+				t.Fatalf("page %d: %v", p, err)
+			}
+		}
+		if len(got) != len(w) {
+			t.Fatalf("field %x: %d postings, want %d", field, len(got), len(w))
+		}
+		for i := range w {
+			if got[i].maxStart != w[i].maxStart || got[i].ref != w[i].ref || got[i].seq != w[i].seq || string(got[i].val) != string(w[i].val) {
+				t.Fatalf("field %x posting %d: got %+v, want %+v", field, i, got[i], w[i])
+			}
+		}
+	}
+	// A field that is not there reads nothing.
+	lo, hi := sg.pagesOf(12345)
+	for p := lo; p < hi; p++ {
+		got, err := pagePostings(sg, pages[p], 12345, nil)
+		if err != nil || len(got) != 0 {
+			t.Fatalf("absent field: %d postings, %v", len(got), err)
+		}
+	}
+}
