@@ -95,12 +95,13 @@ func (s *Store) flushHead() error {
 }
 
 // writeSegments writes h's postings as one segment per bucket (pages only: a segment
-// is invisible until install commits its directory).
+// is invisible until install commits its directory). Each field's postings are already
+// chained in the head, so only the distinct fields are sorted, and each field's short
+// chain.
 func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
-	byBucket := map[uint32][]int32{}
-	for i := range h.recs {
-		b := h.recs[i].bucket
-		byBucket[b] = append(byBucket[b], int32(i))
+	byBucket := map[uint32][]uint64{}
+	for k := range h.last {
+		byBucket[k.bucket] = append(byBucket[k.bucket], k.hash)
 	}
 	buckets := make([]uint32, 0, len(byBucket))
 	for b := range byBucket {
@@ -109,21 +110,31 @@ func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
 	slices.Sort(buckets)
 	var out []*segment
 	blockIdx := make([]int32, len(h.blocks))
+	ents := make([]segEntry, 0, len(h.recs))
 	for _, b := range buckets {
 		for i := range blockIdx {
 			blockIdx[i] = -1
 		}
 		sg := &segment{bucket: b, id: s.idx.nextSegID()}
-		ents := make([]segEntry, 0, len(byBucket[b]))
-		for _, ri := range byBucket[b] {
-			r := &h.recs[ri]
-			if blockIdx[r.block] < 0 {
-				blockIdx[r.block] = int32(len(sg.blocks))
-				sg.blocks = append(sg.blocks, h.blocks[r.block])
+		fields := byBucket[b]
+		slices.Sort(fields)
+		ents = ents[:0]
+		for _, f := range fields {
+			start := len(ents)
+			for ri := h.last[fieldKey{hash: f, bucket: b}]; ri >= 0; {
+				r := &h.recs[ri]
+				if blockIdx[r.block] < 0 {
+					blockIdx[r.block] = int32(len(sg.blocks))
+					sg.blocks = append(sg.blocks, h.blocks[r.block])
+				}
+				sg.maxStart = max(sg.maxStart, r.maxStart)
+				ents = append(ents, segEntry{field: f, maxStart: r.maxStart, hash: h.blocks[r.block].ref.hash,
+					block: uint32(blockIdx[r.block]), val: h.arena[r.off : r.off+r.n]})
+				ri = r.prev
 			}
-			sg.maxStart = max(sg.maxStart, r.maxStart)
-			ents = append(ents, segEntry{field: r.field, maxStart: r.maxStart, hash: h.blocks[r.block].ref.hash,
-				block: uint32(blockIdx[r.block]), val: h.arena[r.off : r.off+r.n]})
+			if chain := ents[start:]; !slices.IsSortedFunc(chain, compareSegEntry) {
+				slices.SortFunc(chain, compareSegEntry)
+			}
 		}
 		if err := s.writeSegment(sg, ents); err != nil {
 			return nil, err
@@ -133,9 +144,8 @@ func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
 	return out, nil
 }
 
-// writeSegment sorts the entries and writes them as sg's pages.
+// writeSegment writes the entries, sorted by compareSegEntry, as sg's pages.
 func (s *Store) writeSegment(sg *segment, ents []segEntry) error {
-	slices.SortFunc(ents, compareSegEntry)
 	pages, first := encodePages(ents, sg.maxStart)
 	sg.first = first
 	exp := s.expiresAt(time.Now())
@@ -292,6 +302,7 @@ func (s *Store) mergeSegments(group []*segment) error {
 	if err != nil {
 		return fmt.Errorf("merge %d segments of bucket %d: %w", len(group), merged.bucket, err)
 	}
+	slices.SortFunc(ents, compareSegEntry)
 	if err := s.writeSegment(merged, ents); err != nil {
 		return err
 	}
