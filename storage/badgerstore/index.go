@@ -139,7 +139,7 @@ type index struct {
 
 	// seqMu guards the block sequence: nextSeq, and the sequences of blocks being
 	// committed, which a flush's watermark must stay below.
-	seqMu    sync.Mutex
+	seqMu     sync.Mutex
 	nextSeq   uint64
 	inflight  map[uint64]struct{}
 	lastSegID uint64
@@ -196,8 +196,6 @@ func (x *index) lastSeq() uint64 {
 	return x.nextSeq - 1
 }
 
-
-
 func (x *index) dropBelow(floor uint32) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -207,7 +205,6 @@ func (x *index) dropBelow(floor uint32) {
 		}
 	}
 }
-
 
 // IndexStats describe the search index.
 type IndexStats struct {

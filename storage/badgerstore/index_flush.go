@@ -612,4 +612,3 @@ func (w *writeScratch) collectRefs(td ptrace.Traces) {
 		}
 	}
 }
-
