@@ -131,6 +131,21 @@ func registerMetrics(m metric.Meter, st *badgerstore.Store) (metric.Registration
 	if err != nil {
 		return nil, fmt.Errorf("create retention write stall gauge: %w", err)
 	}
+	headSpans, err := m.Int64ObservableGauge("spoor_storage_index_head_spans",
+		metric.WithDescription("Spans whose search postings are in the in-memory index head, not yet flushed as segments."))
+	if err != nil {
+		return nil, fmt.Errorf("create index head gauge: %w", err)
+	}
+	segments, err := m.Int64ObservableGauge("spoor_storage_index_segments",
+		metric.WithDescription("Search index segments on disk."))
+	if err != nil {
+		return nil, fmt.Errorf("create index segments gauge: %w", err)
+	}
+	flushes, err := m.Int64ObservableCounter("spoor_storage_index_flushes",
+		metric.WithDescription("Search index head flushes since start, by outcome (ok, failed)."))
+	if err != nil {
+		return nil, fmt.Errorf("create index flushes counter: %w", err)
+	}
 	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		lsm, vlog := st.DiskSize()
 		o.ObserveInt64(disk, lsm, metric.WithAttributes(partLSM))
@@ -142,6 +157,10 @@ func registerMetrics(m metric.Meter, st *badgerstore.Store) (metric.Registration
 		o.ObserveInt64(passes, s.RetentionPasses)
 		o.ObserveFloat64(passDur, s.LastRetentionPass.Seconds())
 		o.ObserveFloat64(stall, s.LastDropStall.Seconds())
+		o.ObserveInt64(headSpans, int64(s.Index.HeadSpans))
+		o.ObserveInt64(segments, int64(s.Index.Segments))
+		o.ObserveInt64(flushes, s.IndexFlushes, metric.WithAttributes(outcomeOK))
+		o.ObserveInt64(flushes, s.IndexFlushFailures, metric.WithAttributes(outcomeFailed))
 		return nil
-	}, disk, spans, dropped, reclaimed, passes, passDur, stall)
+	}, disk, spans, dropped, reclaimed, passes, passDur, stall, headSpans, segments, flushes)
 }

@@ -51,7 +51,7 @@ func TestRetentionMetrics(t *testing.T) {
 	}
 	for _, want := range []string{"spoor_storage_retention_buckets_dropped", "spoor_storage_retention_reclaimed_bytes",
 		"spoor_storage_retention_passes", "spoor_storage_retention_pass_duration", "spoor_storage_retention_write_stall",
-		"spoor_storage_disk_bytes"} {
+		"spoor_storage_disk_bytes", "spoor_storage_index_head_spans", "spoor_storage_index_segments", "spoor_storage_index_flushes"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("metric %s missing; have %v", want, names)
 		}
