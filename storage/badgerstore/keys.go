@@ -35,6 +35,7 @@ const (
 	fieldService   byte = 0x01
 	fieldOperation byte = 0x02
 	fieldAttribute byte = 0x03
+	fieldError     byte = 0x04
 
 	// maxIndexedValue keeps unbounded attribute values out of the index: they are
 	// still searchable, through another index and verification.
@@ -144,6 +145,13 @@ func (h *fieldHasher) operation(service, name string) uint64 {
 	h.start(fieldOperation)
 	h.str(service)
 	h.str(name)
+	return h.sum()
+}
+
+// errors is the field of the spans of service with status Error.
+func (h *fieldHasher) errors(service string) uint64 {
+	h.start(fieldError)
+	h.str(service)
 	return h.sum()
 }
 

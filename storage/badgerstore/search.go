@@ -195,7 +195,7 @@ func unixNs(t time.Time) uint64 {
 // or an attribute under every service when the query names none (attribute fields are
 // scoped by service). exact reports that the walked postings alone certify every
 // span-level condition on names and attributes, so that no span needs reading for them.
-func (s *Store) drivingFields(q *storage.TraceQuery) (fields []uint64, exact bool) {
+func (s *Store) drivingFields(q *storage.TraceQuery) (fields []uint64, exact, errorDriven bool) {
 	var h fieldHasher
 	conditions := len(q.Attributes) + len(q.AttributeFilters)
 	if q.OperationName != "" {
@@ -217,7 +217,7 @@ func (s *Store) drivingFields(q *storage.TraceQuery) (fields []uint64, exact boo
 			for _, svc := range services {
 				fields = append(fields, h.attribute(svc, k, v))
 			}
-			return fields, conditions == 1
+			return fields, conditions == 1, false
 		}
 	}
 	var union []uint64
@@ -237,15 +237,23 @@ func (s *Store) drivingFields(q *storage.TraceQuery) (fields []uint64, exact boo
 		}
 	}
 	if union != nil {
-		return union, conditions == 1
+		return union, conditions == 1, false
+	}
+	if q.ErrorsOnly {
+		// Spans with status Error of the service (of every service without one): a few
+		// percent of spans, and their postings' bounds are the failed spans' starts.
+		for _, svc := range services {
+			fields = append(fields, h.errors(svc))
+		}
+		return fields, conditions == 0, true
 	}
 	switch {
 	case q.ServiceName != "" && q.OperationName != "":
-		return []uint64{h.operation(q.ServiceName, q.OperationName)}, conditions == 1
+		return []uint64{h.operation(q.ServiceName, q.OperationName)}, conditions == 1, false
 	case q.ServiceName != "":
-		return []uint64{h.service(q.ServiceName)}, conditions == 0
+		return []uint64{h.service(q.ServiceName)}, conditions == 0, false
 	}
-	return []uint64{h.all()}, conditions == 0
+	return []uint64{h.all()}, conditions == 0, false
 }
 
 // catalogServices is every cataloged service, and the empty name of spans without one.
@@ -309,10 +317,10 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 	}
 	p.walkMin, p.spanMin = unixNs(q.StartTimeMin), unixNs(q.StartTimeMin)
 	p.windowed = p.spanMin > 0 || !q.StartTimeMax.IsZero()
-	fields, exact := s.drivingFields(&q)
+	fields, exact, errorDriven := s.drivingFields(&q)
 	named := q.OperationName != "" || len(q.Attributes) > 0 || len(q.AttributeFilters) > 0
 	p.needSpans = !exact || q.DurationMin > 0 || q.DurationMax > 0 || len(q.ServiceName) > maxNameLen ||
-		(q.ErrorsOnly && (p.windowed || named))
+		(q.ErrorsOnly && !errorDriven && (p.windowed || named))
 	hiBucket := bucketOf(p.walkMax)
 	// Without a lower bound the walk stops at the oldest bucket retention keeps, and
 	// never walks more buckets than retention spans.

@@ -84,6 +84,7 @@ type writeScratch struct {
 	poffs       [][2]int
 	resService  []string // per resource
 	resSvcHash  []uint64 // per resource
+	resErrHash  []uint64 // per resource: its service's error field
 	resOff      []int32  // per resource, into hashes; len = resources + 1
 	scopeFirst  []int32  // per resource, its first scope's number
 	scopeOff    []int32  // per scope, into hashes; len = scopes + 1
@@ -326,7 +327,8 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 			}
 			sum.spans++
 			svcSpans++
-			if sp.Status().Code() == ptrace.StatusCodeError {
+			failed := sp.Status().Code() == ptrace.StatusCodeError
+			if failed {
 				sum.errors++
 				svcErrors++
 			}
@@ -342,6 +344,9 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 					lastName, opHash = name, w.h.operation(service, name)
 				}
 				w.addField(opHash, b, st)
+			}
+			if failed {
+				w.addField(w.resErrHash[r.rs], b, st)
 			}
 			for _, h := range resH {
 				w.addField(h, b, st)
@@ -405,13 +410,14 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 func (w *writeScratch) prepareResources(td ptrace.Traces) {
 	w.hashes = w.hashes[:0]
 	w.resOff, w.scopeOff, w.scopeFirst = w.resOff[:0], w.scopeOff[:0], w.scopeFirst[:0]
-	w.resService, w.resSvcHash = w.resService[:0], w.resSvcHash[:0]
+	w.resService, w.resSvcHash, w.resErrHash = w.resService[:0], w.resSvcHash[:0], w.resErrHash[:0]
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		res := rss.At(i).Resource()
 		svc := serviceOf(res)
 		w.resService = append(w.resService, svc)
 		w.resSvcHash = append(w.resSvcHash, w.h.service(svc))
+		w.resErrHash = append(w.resErrHash, w.h.errors(svc))
 		w.resOff = append(w.resOff, int32(len(w.hashes)))
 		w.hashes = w.attrHashes(w.hashes, svc, res.Attributes())
 	}
