@@ -74,6 +74,9 @@ func TestSummaryOnlySearchLoadsNoBlock(t *testing.T) {
 		{TraceDurationMin: 30 * time.Millisecond, Limit: 20},
 		{ServiceName: "payments", ErrorsOnly: true, Limit: 20},
 		{ServiceName: "ledger", TraceErrorsOnly: true, TraceDurationMax: 10 * time.Millisecond, Limit: 20},
+		// Errors in a window: the error field's postings certify the failed spans' starts.
+		{ServiceName: "payments", ErrorsOnly: true, StartTimeMin: time.Now().Add(-2 * time.Hour), StartTimeMax: time.Now(), Limit: 20},
+		{ErrorsOnly: true, StartTimeMin: time.Now().Add(-2 * time.Hour), Limit: 20},
 	} {
 		res, err := s.SearchTraces(context.Background(), q, storage.SummariesOnly)
 		if err != nil {
@@ -88,6 +91,22 @@ func TestSummaryOnlySearchLoadsNoBlock(t *testing.T) {
 		if n := len(s.cache.byRef); n != 0 {
 			t.Fatalf("%+v decoded %d blocks", q, n)
 		}
+	}
+	// The error field answers as span verification does: payments' spans are all
+	// named payments-op, so naming the operation forces reading spans.
+	window := storage.TraceQuery{ServiceName: "payments", ErrorsOnly: true, StartTimeMin: time.Now().Add(-55 * time.Minute),
+		StartTimeMax: time.Now().Add(-50 * time.Minute), Limit: 1000}
+	byField, err := s.FindTraceIDs(context.Background(), window)
+	if err != nil {
+		t.Fatal(err)
+	}
+	window.OperationName = "payments-op"
+	bySpans, err := s.FindTraceIDs(context.Background(), window)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(byField) == 0 || fmt.Sprint(byField) != fmt.Sprint(bySpans) {
+		t.Fatalf("errors in a window: error field found %d traces %v, span verification %d %v", len(byField), byField, len(bySpans), bySpans)
 	}
 	// A span-level condition does load blocks: the check above can fail.
 	if _, err := s.FindTraceIDs(context.Background(), storage.TraceQuery{OperationName: "payments-op", ErrorsOnly: true, Limit: 5}); err != nil {
