@@ -76,7 +76,7 @@ type headBlock struct {
 // appended; a flushed head is replaced, never reset, so a reader may keep slices of it.
 type headIndex struct {
 	recs    []headRec
-	last    map[fieldKey]int32
+	last    fieldTable
 	arena   []byte
 	blocks  []headBlock
 	spans   int
@@ -85,7 +85,7 @@ type headIndex struct {
 }
 
 func newHead() *headIndex {
-	return &headIndex{last: map[fieldKey]int32{}, created: time.Now()}
+	return &headIndex{created: time.Now()}
 }
 
 func (h *headIndex) add(seq uint64, ref blockRef, spans int, posts []postingOut) {
@@ -95,20 +95,20 @@ func (h *headIndex) add(seq uint64, ref blockRef, spans int, posts []postingOut)
 	h.maxSeq = max(h.maxSeq, seq)
 	for _, p := range posts {
 		k := fieldKey{hash: p.field, bucket: p.bucket}
-		prev, ok := h.last[k]
+		prev, ok := h.last.get(k)
 		if !ok {
 			prev = -1
 		}
 		off := uint32(len(h.arena))
 		h.arena = append(h.arena, p.val...)
-		h.last[k] = int32(len(h.recs))
+		h.last.put(k, int32(len(h.recs)))
 		h.recs = append(h.recs, headRec{field: p.field, maxStart: p.maxStart, bucket: p.bucket, block: bi, prev: prev, off: off, n: uint32(len(p.val))})
 	}
 }
 
 // collect appends the head's postings of field in bucket b to dst.
 func (h *headIndex) collect(b uint32, field uint64, dst []posting) []posting {
-	i, ok := h.last[fieldKey{hash: field, bucket: b}]
+	i, ok := h.last.get(fieldKey{hash: field, bucket: b})
 	for ok && i >= 0 {
 		r := &h.recs[i]
 		blk := h.blocks[r.block]

@@ -100,9 +100,9 @@ func (s *Store) flushHead() error {
 // chain.
 func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
 	byBucket := map[uint32][]uint64{}
-	for k := range h.last {
+	h.last.all(func(k fieldKey, _ int32) {
 		byBucket[k.bucket] = append(byBucket[k.bucket], k.hash)
-	}
+	})
 	buckets := make([]uint32, 0, len(byBucket))
 	for b := range byBucket {
 		buckets = append(buckets, b)
@@ -121,7 +121,8 @@ func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
 		ents = ents[:0]
 		for _, f := range fields {
 			start := len(ents)
-			for ri := h.last[fieldKey{hash: f, bucket: b}]; ri >= 0; {
+			ri, _ := h.last.get(fieldKey{hash: f, bucket: b})
+			for ri >= 0 {
 				r := &h.recs[ri]
 				if blockIdx[r.block] < 0 {
 					blockIdx[r.block] = int32(len(sg.blocks))

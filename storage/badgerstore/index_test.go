@@ -200,3 +200,34 @@ func TestSegmentPagesRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestFieldTableAgreesWithMap checks the open-addressing table against a Go map over
+// growth, overwrites and keys that differ only by bucket.
+func TestFieldTableAgreesWithMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	var ft fieldTable
+	want := map[fieldKey]int32{}
+	for i := range 50_000 {
+		k := fieldKey{hash: rng.Uint64() % 20_000, bucket: uint32(rng.IntN(3))}
+		ft.put(k, int32(i))
+		want[k] = int32(i)
+	}
+	for k, v := range want {
+		if got, ok := ft.get(k); !ok || got != v {
+			t.Fatalf("get(%v) = %d, %v; want %d", k, got, ok, v)
+		}
+	}
+	if _, ok := ft.get(fieldKey{hash: 1 << 60}); ok {
+		t.Fatal("found a key never put")
+	}
+	n := 0
+	ft.all(func(k fieldKey, v int32) {
+		n++
+		if want[k] != v {
+			t.Fatalf("all: %v = %d, want %d", k, v, want[k])
+		}
+	})
+	if n != len(want) {
+		t.Fatalf("all visited %d keys, want %d", n, len(want))
+	}
+}

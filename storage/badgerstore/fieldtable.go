@@ -1,0 +1,71 @@
+package badgerstore
+
+// fieldTable maps a (field, bucket) to an int32 with open addressing. Field hashes are
+// xxhash values already, so the table uses them as they are instead of hashing the
+// 16-byte key again (Go's map spent more time hashing than probing on the write path).
+type fieldTable struct {
+	keys []fieldKey
+	vals []int32 // -1 marks an empty slot
+	n    int
+}
+
+func slotOf(k fieldKey, mask int) int {
+	return int((k.hash^uint64(k.bucket)*0x9E3779B97F4A7C15)>>7) & mask
+}
+
+func (t *fieldTable) get(k fieldKey) (int32, bool) {
+	if len(t.keys) == 0 {
+		return 0, false
+	}
+	mask := len(t.keys) - 1
+	for i := slotOf(k, mask); ; i = (i + 1) & mask {
+		if t.vals[i] < 0 {
+			return 0, false
+		}
+		if t.keys[i] == k {
+			return t.vals[i], true
+		}
+	}
+}
+
+// put sets k to v (v ≥ 0).
+func (t *fieldTable) put(k fieldKey, v int32) {
+	if 2*(t.n+1) > len(t.keys) {
+		t.grow()
+	}
+	mask := len(t.keys) - 1
+	for i := slotOf(k, mask); ; i = (i + 1) & mask {
+		if t.vals[i] < 0 {
+			t.keys[i], t.vals[i] = k, v
+			t.n++
+			return
+		}
+		if t.keys[i] == k {
+			t.vals[i] = v
+			return
+		}
+	}
+}
+
+func (t *fieldTable) grow() {
+	size := max(1024, 2*len(t.keys))
+	old := *t
+	t.keys, t.vals, t.n = make([]fieldKey, size), make([]int32, size), 0
+	for i := range t.vals {
+		t.vals[i] = -1
+	}
+	for i, v := range old.vals {
+		if v >= 0 {
+			t.put(old.keys[i], v)
+		}
+	}
+}
+
+// all calls fn for every key and value.
+func (t *fieldTable) all(fn func(fieldKey, int32)) {
+	for i, v := range t.vals {
+		if v >= 0 {
+			fn(t.keys[i], v)
+		}
+	}
+}
