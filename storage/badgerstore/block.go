@@ -14,7 +14,7 @@ type tableRow struct {
 	minStart, maxStart uint64
 }
 
-// postingEntry is one trace of a posting (FORMAT.md, prefix 0x10): a row of the block's
+// postingEntry is one trace of a posting (FORMAT.md, "Search posting"): a row of the block's
 // trace table and the start bounds of its spans that carry the field in the bucket.
 type postingEntry struct {
 	row         uint32
