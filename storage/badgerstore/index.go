@@ -28,7 +28,7 @@ const (
 	segMergeFanIn = 8
 	// defaultHeadMaxSpans and defaultHeadMaxAge bound the head: its memory, and the spans
 	// Open re-indexes after a crash.
-	defaultHeadMaxSpans = 1 << 18
+	defaultHeadMaxSpans = 1 << 17
 	defaultHeadMaxAge   = 5 * time.Minute
 )
 

@@ -69,7 +69,7 @@ type Options struct {
 	// 10s); a crash loses at most the counts since the last flush.
 	DependencyFlushInterval time.Duration
 	// HeadMaxSpans and HeadMaxAge bound the in-memory head of the search index
-	// (index.go): past either, it is flushed as segments (defaults 2^18 spans, 5
+	// (index.go): past either, it is flushed as segments (defaults 2^17 spans, 5
 	// minutes). Open re-indexes the blocks of a head lost in a crash, so HeadMaxSpans
 	// also bounds that work.
 	HeadMaxSpans int

@@ -103,3 +103,43 @@ func BenchmarkGetTrace(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReindex measures what Open pays per span of a head lost in a crash: reading
+// and decoding a block from the log and recomputing its postings (telemetrygen-like
+// batches of 512 spans). Open re-indexes at most HeadMaxSpans spans.
+func BenchmarkReindex(b *testing.B) {
+	s, err := Open(b.TempDir(), Options{NoSyncWrites: true})
+	if err != nil {
+		b.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	const blocks, spans = 64, 512
+	start := time.Now().Add(-time.Hour)
+	for i := range blocks {
+		if err := s.WriteTraces(context.Background(), telemetrygenBatch(uint64(i)+1, spans, 4, start.Add(time.Duration(i)*time.Millisecond))); err != nil {
+			b.Fatalf("WriteTraces: %v", err)
+		}
+	}
+	s.idx.mu.RLock()
+	logged := slices.Clone(s.idx.head.blocks)
+	s.idx.mu.RUnlock()
+	if len(logged) != blocks {
+		b.Fatalf("%d blocks in the head, want %d", len(logged), blocks)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		l := logged[i%blocks]
+		if err := s.reindex(l.seq, l.ref); err != nil {
+			b.Fatalf("reindex: %v", err)
+		}
+		if i%blocks == blocks-1 {
+			b.StopTimer()
+			s.idx.mu.Lock()
+			s.idx.head = newHead() // keep the head from growing without bound
+			s.idx.mu.Unlock()
+			b.StartTimer()
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*spans), "ns/span")
+}
