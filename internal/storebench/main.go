@@ -31,6 +31,7 @@ func main() {
 	flag.IntVar(&o.opsPerService, "ops-per-service", 20, "operations per service")
 	flag.IntVar(&o.queries, "queries", 200, "searches per kind")
 	flag.IntVar(&o.lookups, "lookups", 1000, "trace-by-ID lookups")
+	flag.IntVar(&o.tgenSpans, "tgen-spans", 1_000_000, "telemetrygen-shaped spans written in the second write phase (0: skip)")
 	flag.StringVar(&o.dir, "dir", "", "store directory (default: a temporary one, removed after)")
 	flag.StringVar(&o.cpuprofile, "search-cpuprofile", "", "write a CPU profile of the search phase to this file")
 	flag.StringVar(&o.writeProfile, "write-cpuprofile", "", "write a CPU profile of the write phase to this file")
@@ -43,6 +44,7 @@ func main() {
 
 type options struct {
 	spans, services, opsPerService, queries, lookups int
+	tgenSpans                                        int
 	dir, cpuprofile, writeProfile                    string
 }
 
@@ -304,6 +306,9 @@ func run(o options) error {
 	slices.Sort(lat)
 	fmt.Printf("  trace by ID                                       p50 %7.2f ms  p99 %7.2f ms   (%d random traces; target p99 < 2 ms)\n",
 		ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), o.lookups)
+	if o.tgenSpans > 0 {
+		return tgenPhase(o.tgenSpans)
+	}
 	return nil
 }
 
