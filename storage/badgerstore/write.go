@@ -98,8 +98,8 @@ type writeScratch struct {
 	badgerEntry []badger.Entry
 	// prevAttrs holds strings of the batch being written; release clears it so the
 	// pool keeps no reference into a caller's spans.
-	prevAttrs, nextAttrs []attrHash
-	prevService          string
+	resAttrs  [][]attrHash // per resource: its previous span's attributes
+	spareAttr []attrHash
 	deps                 []depRec // per span, for the dependency matcher
 	depSvc               []uint32 // per resource, interned service
 }
@@ -134,10 +134,12 @@ func (w *writeScratch) release() {
 		clear(w.sums[i].services[:cap(w.sums[i].services)])
 	}
 	clear(w.badgerEntry)
-	clear(w.prevAttrs[:cap(w.prevAttrs)])
-	clear(w.nextAttrs[:cap(w.nextAttrs)])
-	w.prevAttrs, w.nextAttrs = w.prevAttrs[:0], w.nextAttrs[:0]
-	w.prevService = ""
+	for i := range w.resAttrs {
+		clear(w.resAttrs[i][:cap(w.resAttrs[i])])
+		w.resAttrs[i] = w.resAttrs[i][:0]
+	}
+	clear(w.spareAttr[:cap(w.spareAttr)])
+	w.spareAttr = w.spareAttr[:0]
 	clear(w.deps) // peer names point into the caller's spans
 	w.deps = w.deps[:0]
 	scratchPool.Put(w)
@@ -354,7 +356,7 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 			for _, h := range scopeH {
 				w.addField(h, b, st)
 			}
-			w.addSpanAttrFields(service, sp.Attributes(), b, st)
+			w.addSpanAttrFields(r.rs, service, sp.Attributes(), b, st)
 			if evs := sp.Events(); evs.Len() > 0 {
 				for e := 0; e < evs.Len(); e++ {
 					w.addAttrFields(service, evs.At(e).Attributes(), b, st)
@@ -412,6 +414,9 @@ func (w *writeScratch) prepareResources(td ptrace.Traces) {
 	w.resOff, w.scopeOff, w.scopeFirst = w.resOff[:0], w.scopeOff[:0], w.scopeFirst[:0]
 	w.resService, w.resSvcHash, w.resErrHash = w.resService[:0], w.resSvcHash[:0], w.resErrHash[:0]
 	rss := td.ResourceSpans()
+	for len(w.resAttrs) < rss.Len() {
+		w.resAttrs = append(w.resAttrs, nil)
+	}
 	for i := 0; i < rss.Len(); i++ {
 		res := rss.At(i).Resource()
 		svc := serviceOf(res)
@@ -479,17 +484,14 @@ func (w *writeScratch) attrHashes(dst []uint64, service string, m pcommon.Map) [
 }
 
 // addSpanAttrFields is addAttrFields for span attributes, which mostly repeat from one
-// span to the next (the same keys, many equal values — though SDKs that keep them in a
-// Go map emit them in a different order each time): an attribute equal to one of the
-// previous span's reuses its hash, and comparing short strings costs a fraction of
-// hashing them.
-func (w *writeScratch) addSpanAttrFields(service string, m pcommon.Map, b uint32, start uint64) {
-	prev := w.prevAttrs
-	if service != w.prevService {
-		// Hashes are scoped by service: another service's are of no use.
-		prev, w.prevService = prev[:0], service
-	}
-	next := w.nextAttrs[:0]
+// span of a resource to the next (the same keys, many equal values — though SDKs that
+// keep them in a Go map emit them in a different order each time): an attribute equal to
+// one of the previous span's of the same resource (spans are visited trace by trace, so
+// consecutive spans are often of different services) reuses its hash, and comparing
+// short strings costs a fraction of hashing them.
+func (w *writeScratch) addSpanAttrFields(rs int32, service string, m pcommon.Map, b uint32, start uint64) {
+	prev := w.resAttrs[rs]
+	next := w.spareAttr[:0]
 	i := 0
 	for k, v := range m.All() {
 		str, ok := indexableValue(v)
@@ -514,7 +516,7 @@ func (w *writeScratch) addSpanAttrFields(service string, m pcommon.Map, b uint32
 		w.addField(h, b, start)
 		i++
 	}
-	w.prevAttrs, w.nextAttrs = next, prev
+	w.resAttrs[rs], w.spareAttr = next, prev
 }
 
 // attrHash remembers an attribute's field hash for the next span.
