@@ -69,7 +69,11 @@ const (
 
 var errBadPostingValue = errors.New("posting value truncated or malformed")
 
-// appendPosting encodes entries (rows ascending, distinct) of a block with rows.
+// appendPosting encodes entries (rows ascending, distinct) of a block with rows. It
+// writes no per-entry bounds (flag bit 1 always set): an entry then stands for its row's
+// bounds — the trace's spans in the block, a superset of the spans carrying the field.
+// Searches treat them as such (a window check that is not decided by them reads spans);
+// the bounds cost about 6 bytes per entry, half of the index on disk.
 func appendPosting(dst []byte, bucketDelta uint32, entries []postingEntry, rows []tableRow) []byte {
 	dst = binary.AppendUvarint(dst, uint64(bucketDelta))
 	dst = binary.AppendUvarint(dst, uint64(len(entries)))
@@ -78,12 +82,9 @@ func appendPosting(dst []byte, bucketDelta uint32, entries []postingEntry, rows 
 		flags &^= postingAllRows
 	}
 	for i, e := range entries {
-		r := &rows[e.row]
 		if int(e.row) != i {
 			flags &^= postingAllRows
-		}
-		if e.first != r.minStart || e.last != r.maxStart {
-			flags &^= postingRowBounds
+			break
 		}
 	}
 	dst = append(dst, flags)
@@ -92,13 +93,6 @@ func appendPosting(dst []byte, bucketDelta uint32, entries []postingEntry, rows 
 		for _, e := range entries {
 			dst = binary.AppendUvarint(dst, uint64(e.row-prev))
 			prev = e.row
-		}
-	}
-	if flags&postingRowBounds == 0 {
-		for _, e := range entries {
-			r := &rows[e.row]
-			dst = binary.AppendUvarint(dst, e.first-r.minStart)
-			dst = binary.AppendUvarint(dst, r.maxStart-e.last)
 		}
 	}
 	return dst

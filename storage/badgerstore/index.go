@@ -434,27 +434,46 @@ func (sg *segment) pagesOf(field uint64) (lo, hi int) {
 }
 
 // segPostings appends the postings of the fields in segment sg to dst, read in txn.
-func segPostings(txn *badger.Txn, sg *segment, fields []uint64, dst []posting) ([]posting, error) {
+func (s *Store) segPostings(txn *badger.Txn, sg *segment, fields []uint64, dst []posting) ([]posting, error) {
 	var key [17]byte
 	for _, f := range fields {
 		lo, hi := sg.pagesOf(f)
 		for p := lo; p < hi; p++ {
-			item, err := txn.Get(appendSegPageKey(key[:0], sg.bucket, sg.id, uint32(p)))
-			if errors.Is(err, badger.ErrKeyNotFound) {
+			page, found, err := s.readSegPage(txn, appendSegPageKey(key[:0], sg.bucket, sg.id, uint32(p)))
+			if err != nil {
+				return dst, err
+			}
+			if !found {
 				return dst, nil // dropped by retention under the search
 			}
-			if err != nil {
-				return dst, fmt.Errorf("read segment page %x: %w", key, err)
-			}
-			// Postings keep slices of the value: it must outlive the callback.
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return dst, fmt.Errorf("read segment page %x: %w", key, err)
-			}
-			if dst, err = pagePostings(sg, v, f, dst); err != nil {
+			if dst, err = pagePostings(sg, page, f, dst); err != nil {
 				return dst, fmt.Errorf("segment page %x: %w", key, err)
 			}
 		}
 	}
 	return dst, nil
+}
+
+// readSegPage reads and decompresses a segment page into a new slice (postings keep
+// slices of it).
+func (s *Store) readSegPage(txn *badger.Txn, key []byte) ([]byte, bool, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read segment page %x: %w", key, err)
+	}
+	var page []byte
+	err = item.Value(func(v []byte) error {
+		if len(v) == 0 || v[0] != codecZstdPage {
+			return fmt.Errorf("unknown segment page codec (value starts %x)", v[:min(len(v), 1)])
+		}
+		page, err = s.dec.DecodeAll(v[1:], nil)
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("read segment page %x: %w", key, err)
+	}
+	return page, true, nil
 }

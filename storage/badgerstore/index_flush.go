@@ -174,9 +174,13 @@ func (s *Store) writeSegment(sg *segment, ents []segEntry) error {
 		return nil
 	}
 	for i, pg := range pages {
-		sg.bytes += len(pg)
-		batch = append(batch, &badger.Entry{Key: appendSegPageKey(nil, sg.bucket, sg.id, uint32(i)), Value: pg, ExpiresAt: exp})
-		size += int64(len(pg)) + 64
+		// Pages compress about 3:1 (varints, repeated small numbers); the field hashes
+		// do not.
+		val := s.enc.EncodeAll(pg, make([]byte, 1, len(pg)/2+16))
+		val[0] = codecZstdPage
+		sg.bytes += len(val)
+		batch = append(batch, &badger.Entry{Key: appendSegPageKey(nil, sg.bucket, sg.id, uint32(i)), Value: val, ExpiresAt: exp})
+		size += int64(len(val)) + 64
 		if size >= limit || len(batch) >= 1000 {
 			if err := commit(); err != nil {
 				return err
@@ -282,16 +286,12 @@ func (s *Store) mergeSegments(group []*segment) error {
 		for _, sg := range group {
 			merged.maxStart = max(merged.maxStart, sg.maxStart)
 			for p := range sg.first {
-				item, err := txn.Get(appendSegPageKey(key[:0], sg.bucket, sg.id, uint32(p)))
-				if errors.Is(err, badger.ErrKeyNotFound) {
+				v, found, err := s.readSegPage(txn, appendSegPageKey(key[:0], sg.bucket, sg.id, uint32(p)))
+				if err != nil {
+					return err
+				}
+				if !found {
 					continue
-				}
-				if err != nil {
-					return err
-				}
-				v, err := item.ValueCopy(nil)
-				if err != nil {
-					return err
 				}
 				if ents, err = pageEntries(sg, v, merged, blockIdx, ents); err != nil {
 					return fmt.Errorf("segment page %x: %w", key, err)

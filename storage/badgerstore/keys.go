@@ -30,6 +30,7 @@ const (
 	bucketWidth          = time.Hour
 
 	codecZstdProto byte = 1
+	codecZstdPage  byte = 1
 
 	fieldAll       byte = 0x00
 	fieldService   byte = 0x01

@@ -90,6 +90,12 @@ func writeHours(t *testing.T, s *Store, now time.Time, hoursAgo []int, batchesPe
 			}
 			write(t, s, td)
 		}
+		// An hour of real time flushes the index head many times (HeadMaxAge is 5
+		// minutes): each hour's segment pages land in the value log with its blocks,
+		// not all in the newest file at Close.
+		if err := s.flushHead(); err != nil {
+			t.Fatalf("flush index: %v", err)
+		}
 	}
 	return ids
 }

@@ -410,7 +410,7 @@ func (s *Store) walk(ctx context.Context, txn *badger.Txn, st *indexState, p *pl
 		for {
 			for next < len(segs) && (len(h) == 0 || segs[next].maxStart >= h[0].maxStart) {
 				n := len(h)
-				loaded, err := segPostings(txn, segs[next], p.fields, h)
+				loaded, err := s.segPostings(txn, segs[next], p.fields, h)
 				if err != nil {
 					return nil, err
 				}
@@ -579,15 +579,16 @@ func (s *Store) verify(ctx context.Context, txn *badger.Txn, id pcommon.TraceID,
 	if !p.needSpans {
 		// Only the service, the window and ErrorsOnly (without a window or a named
 		// condition) remain, and the driving field is the service, every trace, or the
-		// one named condition itself under the service: e's bounds are starts of spans
-		// that satisfy every span condition but the window.
+		// one named condition itself under the service: e's row holds a span that
+		// satisfies every span condition but the window.
 		if q.ErrorsOnly && svc != nil && svc.errors == 0 {
 			return parts, false, nil
 		}
-		if !p.windowed || (e.first >= p.spanMin && e.first <= p.spanMax) || (e.last >= p.spanMin && e.last <= p.spanMax) {
+		// e's bounds are the trace's spans in the block (FORMAT.md): all inside the
+		// window decides it; a trace straddling a window edge reads its spans.
+		if !p.windowed || (e.first >= p.spanMin && e.last <= p.spanMax) {
 			return parts, true, nil
 		}
-		// Spans before and after the window carry the field: is one inside it?
 	}
 	parts, err = s.traceParts(ctx, txn, id, sum, parts, true)
 	if err != nil {
