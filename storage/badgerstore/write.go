@@ -100,8 +100,8 @@ type writeScratch struct {
 	// pool keeps no reference into a caller's spans.
 	resAttrs  [][]attrHash // per resource: its previous span's attributes
 	spareAttr []attrHash
-	deps                 []depRec // per span, for the dependency matcher
-	depSvc               []uint32 // per resource, interned service
+	deps      []depRec // per span, for the dependency matcher
+	depSvc    []uint32 // per resource, interned service
 }
 
 var scratchPool = sync.Pool{New: func() any {
