@@ -69,3 +69,14 @@ func (t *fieldTable) all(fn func(fieldKey, int32)) {
 		}
 	}
 }
+
+// reset empties the table, keeping its memory.
+func (t *fieldTable) reset() {
+	if t.n == 0 {
+		return
+	}
+	for i := range t.vals {
+		t.vals[i] = -1
+	}
+	t.n = 0
+}

@@ -67,13 +67,13 @@ type writeScratch struct {
 	rows   []tableRow // per trace (gid)
 	sums   []summary  // per trace (gid)
 	flist  []fieldEntry
-	fields map[fieldKey]int
+	fields fieldTable
 	posts  []batchPost // grouped by (field, bucket), rows ascending within a group
 	tmp    []batchPost
 	ents   []postingEntry
-	gkeys  []fieldKey         // per group
-	gcount []int32            // per group, then its offset into posts
-	gmap   map[fieldKey]int32 // fieldKey → group
+	gkeys  []fieldKey // per group
+	gcount []int32    // per group, then its offset into posts
+	gmap   fieldTable // fieldKey → group
 	// The previous trace's fields and their groups: traces of a batch usually carry
 	// the same fields in the same order, which then need no map lookup.
 	prevKeys   []fieldKey
@@ -107,8 +107,6 @@ type writeScratch struct {
 var scratchPool = sync.Pool{New: func() any {
 	return &writeScratch{
 		groups:  map[pcommon.TraceID]int32{},
-		fields:  map[fieldKey]int{},
-		gmap:    map[fieldKey]int32{},
 		seenSvc: map[string]struct{}{},
 		seenOp:  map[opKey]struct{}{},
 	}
@@ -119,8 +117,8 @@ var valuePool = sync.Pool{New: func() any { return new([]byte) }}
 
 func (w *writeScratch) release() {
 	clear(w.groups)
-	clear(w.fields)
-	clear(w.gmap)
+	w.fields.reset()
+	w.gmap.reset()
 	clear(w.seenSvc)
 	clear(w.seenOp)
 	clear(w.resService) // do not keep the caller's strings alive
@@ -272,7 +270,7 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 	w.sums = w.sums[:len(w.rows)]
 	w.tmp, w.gkeys, w.gcount = w.tmp[:0], w.gkeys[:0], w.gcount[:0]
 	w.prevKeys, w.prevGroups = w.prevKeys[:0], w.prevGroups[:0]
-	clear(w.gmap)
+	w.gmap.reset()
 	w.deps = w.deps[:0]
 	allHash := w.h.all()
 	rss := td.ResourceSpans()
@@ -285,9 +283,7 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 		sum := &w.sums[gid]
 		sum.reset()
 		w.flist = w.flist[:0]
-		if len(w.fields) > 0 {
-			clear(w.fields)
-		}
+		w.fields.reset()
 		var (
 			curRS, curSS        int32 = -1, -1
 			spans               ptrace.SpanSlice
@@ -376,9 +372,9 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 				g = w.prevGroups[i]
 			} else {
 				var ok bool
-				if g, ok = w.gmap[f.k]; !ok {
+				if g, ok = w.gmap.get(f.k); !ok {
 					g = int32(len(w.gkeys))
-					w.gmap[f.k] = g
+					w.gmap.put(f.k, g)
 					w.gkeys = append(w.gkeys, f.k)
 					w.gcount = append(w.gcount, 0)
 				}
@@ -452,19 +448,19 @@ func (w *writeScratch) addField(hash uint64, b uint32, start uint64) {
 			}
 		}
 	} else {
-		if len(w.fields) == 0 {
+		if w.fields.n == 0 {
 			for j, e := range w.flist {
-				w.fields[e.k] = j
+				w.fields.put(e.k, int32(j))
 			}
 		}
-		if j, ok := w.fields[k]; ok {
-			i = j
+		if j, ok := w.fields.get(k); ok {
+			i = int(j)
 		}
 	}
 	if i < 0 {
 		w.flist = append(w.flist, fieldEntry{k: k, first: start, last: start})
-		if len(w.fields) > 0 {
-			w.fields[k] = len(w.flist) - 1
+		if w.fields.n > 0 {
+			w.fields.put(k, int32(len(w.flist)-1))
 		}
 		return
 	}
