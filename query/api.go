@@ -45,6 +45,9 @@ type Options struct {
 	MaxSearchLimit int
 	// SearchLookback is the search window when a search gives no start.
 	SearchLookback time.Duration
+	// AutocompleteKeys are the tag keys Zipkin's GET /api/v2/autocompleteKeys lists (Zipkin's
+	// AUTOCOMPLETE_KEYS); none by default, as in Zipkin.
+	AutocompleteKeys []string
 }
 
 func (o Options) withDefaults() Options {
@@ -74,6 +77,10 @@ type API struct {
 	e      *echo.Echo
 	// now is the clock searches default their window from; tests pin it.
 	now func() time.Time
+
+	// zipkinServiceCount is the number of services the last GET /api/v2/services saw:
+	// Zipkin lets clients cache names only once there are more than three.
+	zipkinServiceCount atomic.Int64
 
 	ready atomic.Bool
 	// everReady tells "starting" from "stopping" in the /healthz reason.

@@ -14,4 +14,16 @@ func (a *API) routes() {
 	api.GET("/traces", a.jaegerSearch)
 	api.GET("/traces/:traceID", a.jaegerTrace)
 	api.GET("/dependencies", a.jaegerDependencies)
+
+	// Zipkin API v2 (REFERENCE.md §1.1).
+	zipkin := a.e.Group("/api/v2")
+	zipkin.GET("/services", a.zipkinServices)
+	zipkin.GET("/spans", a.zipkinSpanNames)
+	zipkin.GET("/remoteServices", a.zipkinRemoteServices)
+	zipkin.GET("/traces", a.zipkinSearch)
+	zipkin.GET("/trace/:traceId", a.zipkinTrace)
+	zipkin.GET("/traceMany", a.zipkinTraceMany)
+	zipkin.GET("/dependencies", a.zipkinDependencies)
+	zipkin.GET("/autocompleteKeys", a.zipkinAutocompleteKeys)
+	zipkin.GET("/autocompleteValues", a.zipkinAutocompleteValues)
 }

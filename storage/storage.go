@@ -239,3 +239,32 @@ type DependencyLink struct {
 	CallCount  uint64
 	ErrorCount uint64
 }
+
+// TraceIDLow64Finder finds stored traces by the low 64 bits of their ID. Zipkin clients
+// that propagate 64-bit IDs, and users holding a 16-hex ID, name by its low half a trace
+// that other services recorded with 128 bits; Zipkin answers such a lookup with every
+// trace whose low 64 bits match. Stores that can offer it implement it; callers find it
+// by type assertion.
+type TraceIDLow64Finder interface {
+	// FindTraceIDsByLow64 returns the IDs of every stored trace whose last 8 bytes, read
+	// big-endian, equal low, in any order. It never returns nil.
+	FindTraceIDsByLow64(ctx context.Context, low uint64) ([]pcommon.TraceID, error)
+}
+
+// AttributeValueReader lists the values seen for one attribute key: Zipkin's
+// autocompleteValues and remoteServices. Stores that can offer it implement it, from a
+// catalog maintained at write time; callers find it by type assertion.
+type AttributeValueReader interface {
+	// GetAttributeValues returns the distinct values (pcommon.Value.AsString) of the
+	// attribute q.Key on spans, their resources or scopes, sorted, at most q.Limit of
+	// them (zero: no limit). With q.ServiceName set, only spans of that service count.
+	// It never returns nil.
+	GetAttributeValues(ctx context.Context, q AttributeValuesQuery) ([]string, error)
+}
+
+// AttributeValuesQuery selects the values of one attribute key.
+type AttributeValuesQuery struct {
+	Key         string
+	ServiceName string
+	Limit       int
+}

@@ -1,0 +1,644 @@
+package query
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	zipkinmodel "github.com/openzipkin/zipkin-go/model"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+
+	"github.com/spoortrace/spoor/storage"
+)
+
+// Handlers of the Zipkin v2 query API (REFERENCE.md §1.1), as Zipkin's server
+// (ZipkinQueryApiV2) answers it: JSON bodies, errors as plain text with the status (400
+// for bad input, 404 "<id> not found", 500 for the store's failures).
+//
+// Zipkin compares service and span names lowercased and returns them lowercased; Spoor
+// stores them as sent. Names are therefore listed lowercased (merged when two differ only
+// in case), and a search by name is resolved against the catalogs to the stored names.
+//
+// Search semantics: every condition of /api/v2/traces (service, remote service, span name,
+// each annotationQuery term, duration, the endTs/lookback window) must hold on one and the
+// same span, as zipkin2-api.yaml says ("a span in the trace must match all of these").
+// The store is asked for the conditions it can decide (service, span name, plain tag
+// values, duration, window), and every returned trace is checked again, exactly, on its
+// Zipkin form (annotation values, tag keys, remote service names and lowercased names
+// exist only there), paging on with the store's cursor until the limit is met.
+
+const (
+	// zipkinNamesMaxAge is Zipkin's zipkin.query.names-max-age.
+	zipkinNamesMaxAge = 300
+	// zipkinScanPages bounds how many store pages one search reads when the exact check
+	// throws matches away, so that a rare term cannot make a search read the whole store.
+	zipkinScanPages = 20
+	// sampleTraces is how many recent traces a fallback catalog (attribute values, remote
+	// services) is built from when the store has no catalog of its own.
+	sampleTraces = 200
+	// low64ScanTraces is how many recent trace IDs the fallback for 64-bit lookups checks
+	// when the store cannot find traces by the low half of their ID.
+	low64ScanTraces = 10000
+)
+
+// Zipkin span tags that the translator derives rather than copies from one attribute;
+// the store cannot be asked for them, only the exact check decides them.
+var zipkinDerivedTags = map[string]struct{}{
+	"error": {}, "otel.status_code": {}, "otel.status_description": {}, "span.kind": {},
+	"w3c.tracestate": {}, "http.status_code": {}, "otel.library.name": {}, "otel.library.version": {},
+	"otel.scope.name": {}, "otel.scope.version": {}, "network.local.address": {}, "network.peer.address": {},
+	"net.host.port": {}, "net.peer.port": {}, "net.host.ip": {}, "net.peer.ip": {},
+	"service.peer.name": {}, "peer.service": {}, "zipkin.service_name_source": {},
+}
+
+// Attributes the translator reads a span's remote service name from.
+var remoteServiceKeys = []string{"service.peer.name", "peer.service"}
+
+// writeZipkinError answers in Zipkin's error shape: the message as plain text.
+func (a *API) writeZipkinError(c echo.Context, status int, msg string) error {
+	return c.Blob(status, echo.MIMETextPlainCharsetUTF8, []byte(msg))
+}
+
+func (a *API) zipkinParamError(c echo.Context, err error) error {
+	var pe *paramError
+	if errors.As(err, &pe) {
+		return a.writeZipkinError(c, http.StatusBadRequest, pe.msg)
+	}
+	return a.zipkinStorageError(c, "query", err)
+}
+
+func (a *API) zipkinStorageError(c echo.Context, op string, err error) error {
+	if storage.IsInvalidInput(err) {
+		return a.writeZipkinError(c, http.StatusBadRequest, err.Error())
+	}
+	a.log.Error("query storage failed", zap.String("op", op), zap.String("path", c.Request().URL.Path), zap.Error(err))
+	return a.writeZipkinError(c, http.StatusInternalServerError, op+": "+err.Error())
+}
+
+// writeZipkinNames answers a list of names with Zipkin's caching rule: once more than
+// three services exist, clients may cache names for five minutes.
+func (a *API) writeZipkinNames(c echo.Context, names []string) error {
+	if a.zipkinServiceCount.Load() > 3 {
+		c.Response().Header().Set("Cache-Control", "max-age="+strconv.Itoa(zipkinNamesMaxAge)+", must-revalidate")
+	}
+	return writeJSON(c, http.StatusOK, appendJSONStrings(nil, names))
+}
+
+// lowerNames lowercases, sorts and deduplicates names; never nil.
+func lowerNames(names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		out = append(out, strings.ToLower(n))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// GET /api/v2/services
+func (a *API) zipkinServices(c echo.Context) error {
+	services, err := a.reader.GetServices(c.Request().Context())
+	if err != nil {
+		return a.zipkinStorageError(c, "get services", err)
+	}
+	names := lowerNames(services)
+	a.zipkinServiceCount.Store(int64(len(names)))
+	return a.writeZipkinNames(c, names)
+}
+
+// resolveServices returns the stored service names that Zipkin would show as lower.
+func (a *API) resolveServices(ctx context.Context, lower string) ([]string, error) {
+	services, err := a.reader.GetServices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, s := range services {
+		if strings.ToLower(s) == lower {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func requiredParam(c echo.Context, name string) (string, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return "", badParam("%s is required", name)
+	}
+	return v, nil
+}
+
+// GET /api/v2/spans?serviceName=
+func (a *API) zipkinSpanNames(c echo.Context) error {
+	service, err := requiredParam(c, "serviceName")
+	if err != nil {
+		return a.zipkinParamError(c, err)
+	}
+	ctx := c.Request().Context()
+	services, err := a.resolveServices(ctx, strings.ToLower(service))
+	if err != nil {
+		return a.zipkinStorageError(c, "get services", err)
+	}
+	var names []string
+	for _, s := range services {
+		ops, err := a.reader.GetOperations(ctx, storage.OperationQuery{ServiceName: s})
+		if err != nil {
+			return a.zipkinStorageError(c, "get span names", err)
+		}
+		for _, op := range ops {
+			names = append(names, op.Name)
+		}
+	}
+	return a.writeZipkinNames(c, lowerNames(names))
+}
+
+// GET /api/v2/remoteServices?serviceName=
+func (a *API) zipkinRemoteServices(c echo.Context) error {
+	service, err := requiredParam(c, "serviceName")
+	if err != nil {
+		return a.zipkinParamError(c, err)
+	}
+	ctx := c.Request().Context()
+	services, err := a.resolveServices(ctx, strings.ToLower(service))
+	if err != nil {
+		return a.zipkinStorageError(c, "get services", err)
+	}
+	var names []string
+	for _, s := range services {
+		vals, err := a.attributeValues(ctx, s, remoteServiceKeys)
+		if err != nil {
+			return a.zipkinStorageError(c, "get remote services", err)
+		}
+		names = append(names, vals...)
+	}
+	return a.writeZipkinNames(c, lowerNames(names))
+}
+
+// GET /api/v2/autocompleteKeys: the configured keys, as Zipkin's AUTOCOMPLETE_KEYS.
+func (a *API) zipkinAutocompleteKeys(c echo.Context) error {
+	return a.writeZipkinNames(c, a.opts.AutocompleteKeys)
+}
+
+// GET /api/v2/autocompleteValues?key=
+func (a *API) zipkinAutocompleteValues(c echo.Context) error {
+	key, err := requiredParam(c, "key")
+	if err != nil {
+		return a.zipkinParamError(c, err)
+	}
+	vals, err := a.attributeValues(c.Request().Context(), "", []string{key})
+	if err != nil {
+		return a.zipkinStorageError(c, "get autocomplete values", err)
+	}
+	slices.Sort(vals)
+	return a.writeZipkinNames(c, slices.Compact(vals))
+}
+
+// attributeValues returns the values of keys on spans of service (any when empty): from
+// the store's catalog when it has one, else from the newest sampleTraces traces of the
+// last day, so the answer is a sample, not a census.
+func (a *API) attributeValues(ctx context.Context, service string, keys []string) ([]string, error) {
+	if r, ok := a.reader.(storage.AttributeValueReader); ok {
+		var out []string
+		for _, k := range keys {
+			vals, err := r.GetAttributeValues(ctx, storage.AttributeValuesQuery{Key: k, ServiceName: service})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, vals...)
+		}
+		return out, nil
+	}
+	now := a.now()
+	traces, err := a.reader.FindTraces(ctx, storage.TraceQuery{
+		ServiceName: service, StartTimeMin: now.Add(-DefaultZipkinLookback), StartTimeMax: now, Limit: sampleTraces,
+	})
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]struct{}{}
+	collect := func(m pcommon.Map) {
+		for _, k := range keys {
+			if v, ok := m.Get(k); ok {
+				seen[v.AsString()] = struct{}{}
+			}
+		}
+	}
+	for _, td := range traces {
+		rss := td.ResourceSpans()
+		for i := 0; i < rss.Len(); i++ {
+			rs := rss.At(i)
+			if service != "" {
+				if v, ok := rs.Resource().Attributes().Get(attrServiceName); !ok || v.AsString() != service {
+					continue
+				}
+			}
+			collect(rs.Resource().Attributes())
+			sss := rs.ScopeSpans()
+			for j := 0; j < sss.Len(); j++ {
+				collect(sss.At(j).Scope().Attributes())
+				spans := sss.At(j).Spans()
+				for k := 0; k < spans.Len(); k++ {
+					collect(spans.At(k).Attributes())
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for v := range seen {
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// GET /api/v2/trace/{traceId}
+func (a *API) zipkinTrace(c echo.Context) error {
+	raw := c.Param("traceId")
+	id, err := parseZipkinTraceID(raw)
+	if err != nil {
+		return a.zipkinParamError(c, err)
+	}
+	spans, err := a.zipkinTraceSpans(c.Request().Context(), id)
+	if err != nil {
+		return a.zipkinStorageError(c, "get trace "+raw, err)
+	}
+	if len(spans) == 0 {
+		return a.writeZipkinError(c, http.StatusNotFound, raw+" not found")
+	}
+	buf := getBuf()
+	defer putBuf(buf)
+	if *buf, err = appendZipkinSpans(*buf, spans); err != nil {
+		return a.zipkinStorageError(c, "encode trace "+raw, err)
+	}
+	return writeJSON(c, http.StatusOK, *buf)
+}
+
+// GET /api/v2/traceMany?traceIds=a,b
+func (a *API) zipkinTraceMany(c echo.Context) error {
+	ids, err := parseTraceIDList(c.QueryParam("traceIds"))
+	if err != nil {
+		return a.zipkinParamError(c, err)
+	}
+	ctx := c.Request().Context()
+	var traces [][]*zipkinmodel.SpanModel
+	for _, id := range ids {
+		spans, err := a.zipkinTraceSpans(ctx, id)
+		if err != nil {
+			return a.zipkinStorageError(c, "get trace", err)
+		}
+		if len(spans) > 0 {
+			traces = append(traces, spans)
+		}
+	}
+	return a.writeZipkinTraces(c, traces)
+}
+
+// zipkinTraceSpans returns the spans Zipkin returns for id: for a 128-bit ID, that
+// trace's; for a 64-bit ID, those of the trace with that ID and of every 128-bit trace
+// whose low half it is, together (Zipkin's lookup by the low 64 bits). Empty when none.
+func (a *API) zipkinTraceSpans(ctx context.Context, id zipkinTraceID) ([]*zipkinmodel.SpanModel, error) {
+	ids := []pcommon.TraceID{id.id}
+	if id.only64 {
+		more, err := a.findByLow64(ctx, binary.BigEndian.Uint64(id.id[8:]))
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range more {
+			if m != id.id {
+				ids = append(ids, m)
+			}
+		}
+	}
+	all := ptrace.NewTraces()
+	for _, tid := range ids {
+		td, err := a.reader.GetTrace(ctx, tid)
+		if errors.Is(err, storage.ErrTraceNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		td.ResourceSpans().MoveAndAppendTo(all.ResourceSpans())
+	}
+	if all.ResourceSpans().Len() == 0 {
+		return nil, nil
+	}
+	return zipkinSpans(all)
+}
+
+// findByLow64 returns the stored 128-bit traces whose low half is low. Without the store's
+// TraceIDLow64Finder it checks the IDs of at most low64ScanTraces traces, newest first: of
+// the hour around the 64-bit trace of that ID when there is one (the halves of a trace
+// recorded partly with 64-bit IDs were written at the same time), else of the last day.
+func (a *API) findByLow64(ctx context.Context, low uint64) ([]pcommon.TraceID, error) {
+	if f, ok := a.reader.(storage.TraceIDLow64Finder); ok {
+		return f.FindTraceIDsByLow64(ctx, low)
+	}
+	var exact pcommon.TraceID
+	binary.BigEndian.PutUint64(exact[8:], low)
+	now := a.now()
+	tq := storage.TraceQuery{StartTimeMin: now.Add(-DefaultZipkinLookback), StartTimeMax: now, Limit: low64ScanTraces}
+	td, err := a.reader.GetTrace(ctx, exact)
+	switch {
+	case err == nil:
+		first, last := traceBounds(td)
+		tq.StartTimeMin, tq.StartTimeMax = first.Add(-time.Hour), last.Add(time.Hour)
+	case !errors.Is(err, storage.ErrTraceNotFound):
+		return nil, err
+	}
+	ids, err := a.reader.FindTraceIDs(ctx, tq)
+	if err != nil {
+		return nil, err
+	}
+	var out []pcommon.TraceID
+	for _, id := range ids {
+		if binary.BigEndian.Uint64(id[8:]) == low {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// traceBounds returns the earliest span start and the latest span end of td.
+func traceBounds(td ptrace.Traces) (first, last time.Time) {
+	var lo, hi pcommon.Timestamp
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				sp := spans.At(k)
+				if lo == 0 || sp.StartTimestamp() < lo {
+					lo = sp.StartTimestamp()
+				}
+				hi = max(hi, sp.EndTimestamp(), sp.StartTimestamp())
+			}
+		}
+	}
+	return lo.AsTime(), hi.AsTime()
+}
+
+// GET /api/v2/traces
+func (a *API) zipkinSearch(c echo.Context) error {
+	zq, err := parseZipkinQuery(c.QueryParams(), a.now(), a.opts.MaxSearchLimit)
+	if err != nil {
+		return a.zipkinParamError(c, err)
+	}
+	traces, err := a.findZipkinTraces(c.Request().Context(), zq)
+	if err != nil {
+		return a.zipkinStorageError(c, "find traces", err)
+	}
+	return a.writeZipkinTraces(c, traces)
+}
+
+func (a *API) writeZipkinTraces(c echo.Context, traces [][]*zipkinmodel.SpanModel) error {
+	buf := getBuf()
+	defer putBuf(buf)
+	*buf = append(*buf, '[')
+	var err error
+	for i, spans := range traces {
+		if i > 0 {
+			*buf = append(*buf, ',')
+		}
+		if *buf, err = appendZipkinSpans(*buf, spans); err != nil {
+			return a.zipkinStorageError(c, "encode traces", err)
+		}
+	}
+	*buf = append(*buf, ']')
+	return writeJSON(c, http.StatusOK, *buf)
+}
+
+// findZipkinTraces runs a search: the store's query narrows, matchZipkinTrace decides.
+func (a *API) findZipkinTraces(ctx context.Context, zq zipkinQuery) ([][]*zipkinmodel.SpanModel, error) {
+	tq, exact, none, err := a.zipkinStoreQuery(ctx, zq)
+	if err != nil || none {
+		return [][]*zipkinmodel.SpanModel{}, err
+	}
+	out := make([][]*zipkinmodel.SpanModel, 0, zq.limit)
+	consider := func(traces []ptrace.Traces) error {
+		for _, td := range traces {
+			spans, err := zipkinSpans(td)
+			if err != nil {
+				return err
+			}
+			if zq.matchTrace(spans) {
+				out = append(out, spans)
+				if len(out) == zq.limit {
+					return nil
+				}
+			}
+		}
+		return nil
+	}
+	searcher, ok := a.reader.(storage.Searcher)
+	if !ok {
+		if !exact {
+			tq.Limit = min(4*zq.limit, a.opts.MaxSearchLimit)
+		}
+		traces, err := a.reader.FindTraces(ctx, tq)
+		if err != nil {
+			return nil, err
+		}
+		return out, consider(traces)
+	}
+	tq.Limit = zq.limit
+	for page := 0; page < zipkinScanPages; page++ {
+		res, err := searcher.SearchTraces(ctx, tq, storage.WithSpans)
+		if err != nil {
+			return nil, err
+		}
+		if err := consider(res.Traces); err != nil {
+			return nil, err
+		}
+		if len(out) == zq.limit || res.NextCursor == "" {
+			break
+		}
+		tq.Cursor = res.NextCursor
+		// Matches are being thrown away: read bigger pages from now on.
+		tq.Limit = min(max(2*tq.Limit, 50), a.opts.MaxSearchLimit)
+	}
+	return out, nil
+}
+
+// zipkinStoreQuery is the part of zq the store can decide. exact reports that it decides
+// all of zq (the exact check will then throw nothing away); none that nothing can match
+// (a service or span name that is not stored).
+func (a *API) zipkinStoreQuery(ctx context.Context, zq zipkinQuery) (tq storage.TraceQuery, exact, none bool, err error) {
+	exact = zq.remoteServiceName == ""
+	start := zq.endTs.Add(-zq.lookback)
+	// One microsecond of slack each side: Zipkin compares rounded microseconds.
+	tq.StartTimeMin, tq.StartTimeMax = start.Add(-time.Microsecond), zq.endTs.Add(time.Microsecond)
+	if zq.minDuration > 0 {
+		tq.DurationMin = time.Duration(zq.minDuration)*time.Microsecond - 500*time.Nanosecond
+	}
+	if zq.maxDuration > 0 {
+		tq.DurationMax = time.Duration(zq.maxDuration)*time.Microsecond + 499*time.Nanosecond
+	}
+	if zq.serviceName != "" {
+		services, err := a.resolveServices(ctx, zq.serviceName)
+		if err != nil {
+			return tq, false, false, err
+		}
+		switch len(services) {
+		case 0:
+			return tq, false, true, nil
+		case 1:
+			tq.ServiceName = services[0]
+		default:
+			exact = false
+		}
+	}
+	if zq.spanName != "" {
+		resolved := false
+		if tq.ServiceName != "" {
+			ops, err := a.reader.GetOperations(ctx, storage.OperationQuery{ServiceName: tq.ServiceName})
+			if err != nil {
+				return tq, false, false, err
+			}
+			var names []string
+			for _, op := range ops {
+				if strings.ToLower(op.Name) == zq.spanName {
+					names = append(names, op.Name)
+				}
+			}
+			names = slices.Compact(names)
+			switch len(names) {
+			case 0:
+				return tq, false, true, nil
+			case 1:
+				tq.OperationName, resolved = names[0], true
+			}
+		}
+		exact = exact && resolved
+	}
+	for _, t := range zq.annotations {
+		_, derived := zipkinDerivedTags[t.key]
+		if t.value == "" || derived || strings.HasPrefix(t.key, "otlp.link.") {
+			exact = false
+			continue
+		}
+		if tq.Attributes == nil {
+			tq.Attributes = map[string]string{}
+		}
+		tq.Attributes[t.key] = t.value
+		// A resource attribute overridden by a span attribute of the same key shows the
+		// span's value in Zipkin; only the exact check sees that.
+		exact = false
+	}
+	return tq, exact, false, nil
+}
+
+// matchTrace reports whether one span of the trace satisfies every condition.
+func (zq *zipkinQuery) matchTrace(spans []*zipkinmodel.SpanModel) bool {
+	for _, s := range spans {
+		if zq.matchSpan(s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (zq *zipkinQuery) matchSpan(s *zipkinmodel.SpanModel) bool {
+	ts := zipkinTimestampMicros(s.Timestamp)
+	if ts == 0 || ts < zq.endTs.Add(-zq.lookback).UnixMilli()*1000 || ts > zq.endTs.UnixMilli()*1000 {
+		return false
+	}
+	if zq.serviceName != "" && (s.LocalEndpoint == nil || strings.ToLower(s.LocalEndpoint.ServiceName) != zq.serviceName) {
+		return false
+	}
+	if zq.remoteServiceName != "" && (s.RemoteEndpoint == nil || strings.ToLower(s.RemoteEndpoint.ServiceName) != zq.remoteServiceName) {
+		return false
+	}
+	if zq.spanName != "" && strings.ToLower(s.Name) != zq.spanName {
+		return false
+	}
+	if zq.minDuration > 0 || zq.maxDuration > 0 {
+		d := zipkinDurationMicros(s.Duration)
+		if d < zq.minDuration || (zq.maxDuration > 0 && d > zq.maxDuration) {
+			return false
+		}
+	}
+	for _, t := range zq.annotations {
+		if t.value != "" {
+			if v, ok := s.Tags[t.key]; !ok || v != t.value {
+				return false
+			}
+			continue
+		}
+		if _, ok := s.Tags[t.key]; ok {
+			continue
+		}
+		found := false
+		for _, an := range s.Annotations {
+			if an.Value == t.key {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// GET /api/v2/dependencies?endTs=&lookback=: Zipkin's DependencyLink JSON, errorCount
+// only when non-zero, names lowercased.
+func (a *API) zipkinDependencies(c echo.Context) error {
+	end, lookback, err := parseZipkinWindow(c.QueryParams(), a.now(), true)
+	if err != nil {
+		return a.zipkinParamError(c, err)
+	}
+	dr, ok := a.reader.(storage.DependencyReader)
+	if !ok {
+		return a.writeZipkinError(c, http.StatusNotImplemented, "service dependencies are not supported by this trace store")
+	}
+	links, err := dr.GetDependencies(c.Request().Context(), end, lookback)
+	if err != nil {
+		return a.zipkinStorageError(c, "get dependencies", err)
+	}
+	merged := make([]storage.DependencyLink, 0, len(links))
+	for _, l := range links {
+		l.Parent, l.Child = strings.ToLower(l.Parent), strings.ToLower(l.Child)
+		merged = append(merged, l)
+	}
+	slices.SortFunc(merged, func(x, y storage.DependencyLink) int {
+		if c := strings.Compare(x.Parent, y.Parent); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Child, y.Child)
+	})
+	data := make([]byte, 0, 80*len(merged)+2)
+	data = append(data, '[')
+	for i := 0; i < len(merged); {
+		l := merged[i]
+		for i++; i < len(merged) && merged[i].Parent == l.Parent && merged[i].Child == l.Child; i++ {
+			l.CallCount += merged[i].CallCount
+			l.ErrorCount += merged[i].ErrorCount
+		}
+		if len(data) > 1 {
+			data = append(data, ',')
+		}
+		data = append(data, `{"parent":`...)
+		data = appendJSONString(data, l.Parent)
+		data = append(data, `,"child":`...)
+		data = appendJSONString(data, l.Child)
+		data = append(data, `,"callCount":`...)
+		data = strconv.AppendUint(data, l.CallCount, 10)
+		if l.ErrorCount > 0 {
+			data = append(data, `,"errorCount":`...)
+			data = strconv.AppendUint(data, l.ErrorCount, 10)
+		}
+		data = append(data, '}')
+	}
+	data = append(data, ']')
+	return writeJSON(c, http.StatusOK, data)
+}
