@@ -23,6 +23,10 @@ const (
 	DefaultMaxSearchLimit = 1500
 	// DefaultSearchLookback is how far back a search looks when it gives no start, as in Jaeger.
 	DefaultSearchLookback = 48 * time.Hour
+	// DefaultMaxClockSkewAdjust is the largest shift the clock skew adjuster applies. Hosts
+	// kept in time by NTP are milliseconds apart; a larger gap is a broken clock, better
+	// reported (a span warning) than papered over.
+	DefaultMaxClockSkewAdjust = time.Second
 )
 
 // Response compression: the fastest level already shrinks trace JSON about tenfold.
@@ -45,6 +49,9 @@ type Options struct {
 	MaxSearchLimit int
 	// SearchLookback is the search window when a search gives no start.
 	SearchLookback time.Duration
+	// MaxClockSkewAdjust is the largest shift the clock skew adjuster applies to a span
+	// (see adjust.go); zero means DefaultMaxClockSkewAdjust, negative turns it off.
+	MaxClockSkewAdjust time.Duration
 	// AutocompleteKeys are the tag keys Zipkin's GET /api/v2/autocompleteKeys lists (Zipkin's
 	// AUTOCOMPLETE_KEYS); none by default, as in Zipkin.
 	AutocompleteKeys []string
@@ -62,6 +69,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxSearchLimit <= 0 {
 		o.MaxSearchLimit = DefaultMaxSearchLimit
+	}
+	if o.MaxClockSkewAdjust == 0 {
+		o.MaxClockSkewAdjust = DefaultMaxClockSkewAdjust
 	}
 	if o.SearchLookback <= 0 {
 		o.SearchLookback = DefaultSearchLookback

@@ -164,6 +164,12 @@ func (a *API) writeTraces(c echo.Context, traces []ptrace.Traces, raw bool, errs
 		if i > 0 {
 			*data = append(*data, ',')
 		}
+		cv.warnings = nil
+		if !raw {
+			var adj spanAdjustments
+			td, adj = adjustTrace(td, a.opts.MaxClockSkewAdjust)
+			cv.warnings = adj.warnings
+		}
 		*data = cv.appendTrace(*data, td, raw)
 	}
 	*data = append(*data, ']')

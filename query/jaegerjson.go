@@ -58,6 +58,8 @@ type jaegerConverter struct {
 	// procs lists distinct processes in order of first appearance; pN is procs[N-1].
 	procs      [][]byte
 	procByJSON map[string]int
+	// warnings are the adjusters' span warnings for the next appendTrace, by span ID.
+	warnings map[pcommon.SpanID][]string
 }
 
 // appendTrace appends the Jaeger UI JSON of td, which holds the spans of one trace. Unless
@@ -91,7 +93,7 @@ func (cv *jaegerConverter) appendTrace(dst []byte, td ptrace.Traces, raw bool) [
 		}
 		rs := rss.At(s.rs)
 		pid := cv.processID(s.rs, rs.Resource())
-		dst = appendSpan(dst, s.span, rs.ScopeSpans().At(s.ss).Scope(), pid, raw)
+		dst = appendSpan(dst, s.span, rs.ScopeSpans().At(s.ss).Scope(), pid, raw, cv.warnings[s.span.SpanID()])
 	}
 	dst = append(dst, `],"processes":{`...)
 	for i, p := range cv.procs {
@@ -201,7 +203,7 @@ func appendProcess(dst []byte, res pcommon.Resource) []byte {
 	return append(dst, "]}"...)
 }
 
-func appendSpan(dst []byte, sp ptrace.Span, scope pcommon.InstrumentationScope, pid int, raw bool) []byte {
+func appendSpan(dst []byte, sp ptrace.Span, scope pcommon.InstrumentationScope, pid int, raw bool, warnings []string) []byte {
 	traceID := sp.TraceID()
 	dst = append(dst, `{"traceID":"`...)
 	dst = appendTraceID(dst, traceID)
@@ -234,7 +236,12 @@ func appendSpan(dst []byte, sp ptrace.Span, scope pcommon.InstrumentationScope, 
 	dst = appendLogs(dst, sp.Events())
 	dst = append(dst, `,"processID":"p`...)
 	dst = strconv.AppendInt(dst, int64(pid), 10)
-	return append(dst, `","warnings":null}`...)
+	if warnings == nil {
+		return append(dst, `","warnings":null}`...)
+	}
+	dst = append(dst, `","warnings":`...)
+	dst = appendJSONStrings(dst, warnings)
+	return append(dst, '}')
 }
 
 // appendReferences writes the parent as CHILD_OF first (backends look for the first

@@ -51,7 +51,33 @@ func zipkinFixtures(t *testing.T) ptrace.Traces {
 	if err != nil {
 		t.Fatalf("translate zipkin fixtures: %v", err)
 	}
+	// The translator fills attributes from Go maps, in random order: sort them so that
+	// golden files are stable.
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sortAttributes(rss.At(i).Resource().Attributes())
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			for k := 0; k < sss.At(j).Spans().Len(); k++ {
+				sortAttributes(sss.At(j).Spans().At(k).Attributes())
+			}
+		}
+	}
 	return td
+}
+
+func sortAttributes(m pcommon.Map) {
+	sorted := pcommon.NewMap()
+	keys := make([]string, 0, m.Len())
+	for k := range m.All() {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v, _ := m.Get(k)
+		v.CopyTo(sorted.PutEmpty(k))
+	}
+	sorted.CopyTo(m)
 }
 
 func newZipkinEnv(t *testing.T, opts Options) *testEnv {
