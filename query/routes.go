@@ -15,6 +15,14 @@ func (a *API) routes() {
 	api.GET("/traces/:traceID", a.jaegerTrace)
 	api.GET("/dependencies", a.jaegerDependencies)
 
+	// Jaeger api_v3 HTTP gateway (REFERENCE.md §1.3).
+	v3 := a.e.Group("/api/v3")
+	v3.GET("/services", a.v3Services)
+	v3.GET("/operations", a.v3Operations)
+	v3.GET("/traces", a.v3Search)
+	v3.GET("/traces/:traceID", a.v3Trace)
+	v3.GET("/trace-summaries", a.v3TraceSummaries)
+
 	// Zipkin API v2 (REFERENCE.md §1.1).
 	zipkin := a.e.Group("/api/v2")
 	zipkin.GET("/services", a.zipkinServices)

@@ -3,6 +3,7 @@ package query
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -513,3 +514,5 @@ func FuzzZipkinTraceIDs(f *testing.F) {
 		}
 	})
 }
+
+var errFire = errors.New("disk on fire")
