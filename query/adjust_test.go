@@ -1,6 +1,7 @@
 package query
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -201,4 +202,43 @@ func firstRawTrace(t *testing.T, data []byte) []byte {
 		t.Fatalf("no trace in %s: %v", data, err)
 	}
 	return traces[0]
+}
+
+// Arbitrary parent links (cycles, self-parents, duplicate IDs, kinds, hosts, times): the
+// adjusters never panic, never touch their input, keep every span, and what they return
+// converts to valid JSON.
+func FuzzAdjusters(f *testing.F) {
+	f.Add([]byte{1, 0, 1, 0, 0, 100, 2, 1, 2, 1, 10, 20, 2, 1, 1, 0, 5, 200})
+	f.Add([]byte{1, 2, 0, 0, 0, 1, 2, 1, 0, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		td := ptrace.NewTraces()
+		for i := 0; i+6 <= len(b) && i < 6*64; i += 6 {
+			rs := td.ResourceSpans().AppendEmpty()
+			rs.Resource().Attributes().PutStr("host.name", string('a'+rune(b[i+3]%3)))
+			sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+			sp.SetTraceID(skewTraceID)
+			sp.SetSpanID(pcommon.SpanID{7: b[i] % 8})
+			sp.SetParentSpanID(pcommon.SpanID{7: b[i+1] % 8})
+			sp.SetKind(ptrace.SpanKind(b[i+2] % 6))
+			start := pcommon.Timestamp(uint64(b[i+4]) * 1e6)
+			sp.SetStartTimestamp(start)
+			sp.SetEndTimestamp(start + pcommon.Timestamp(uint64(b[i+5])*1e6))
+		}
+		var m ptrace.JSONMarshaler
+		before, err := m.MarshalTraces(td)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := adjustTrace(td, time.Second)
+		if after, err := m.MarshalTraces(td); err != nil || !bytes.Equal(after, before) {
+			t.Fatalf("input modified (%v)", err)
+		}
+		if out.SpanCount() != td.SpanCount() {
+			t.Fatalf("%d spans in, %d out", td.SpanCount(), out.SpanCount())
+		}
+		var cv jaegerConverter
+		if !json.Valid(cv.appendTrace(nil, out, false)) {
+			t.Fatal("invalid JSON")
+		}
+	})
 }

@@ -52,6 +52,8 @@ type Options struct {
 	// MaxClockSkewAdjust is the largest shift the clock skew adjuster applies to a span
 	// (see adjust.go); zero means DefaultMaxClockSkewAdjust, negative turns it off.
 	MaxClockSkewAdjust time.Duration
+	// MaxTransformBodyBytes bounds the body of POST /api/transform; larger ones get 413.
+	MaxTransformBodyBytes int
 	// AutocompleteKeys are the tag keys Zipkin's GET /api/v2/autocompleteKeys lists (Zipkin's
 	// AUTOCOMPLETE_KEYS); none by default, as in Zipkin.
 	AutocompleteKeys []string
@@ -69,6 +71,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxSearchLimit <= 0 {
 		o.MaxSearchLimit = DefaultMaxSearchLimit
+	}
+	if o.MaxTransformBodyBytes <= 0 {
+		o.MaxTransformBodyBytes = DefaultMaxTransformBodyBytes
 	}
 	if o.MaxClockSkewAdjust == 0 {
 		o.MaxClockSkewAdjust = DefaultMaxClockSkewAdjust

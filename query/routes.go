@@ -14,6 +14,8 @@ func (a *API) routes() {
 	api.GET("/traces", a.jaegerSearch)
 	api.GET("/traces/:traceID", a.jaegerTrace)
 	api.GET("/dependencies", a.jaegerDependencies)
+	api.POST("/transform", a.jaegerTransform)
+	api.POST("/archive/:traceID", a.jaegerArchive)
 
 	// Jaeger api_v3 HTTP gateway (REFERENCE.md §1.3).
 	v3 := a.e.Group("/api/v3")
