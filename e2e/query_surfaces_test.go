@@ -299,6 +299,34 @@ func TestQueryClientsReplay(t *testing.T) {
 		}
 	})
 
+	t.Run("spoor-api", func(t *testing.T) {
+		status, body := httpGet(t, q+"/spoor/api/v1/openapi.json")
+		if status != http.StatusOK || !strings.Contains(string(body), `"openapi": "3.`) {
+			t.Errorf("openapi.json: %d %.100s", status, body)
+		}
+		var page struct {
+			Traces []struct {
+				TraceID     string `json:"traceId"`
+				RootService string `json:"rootService"`
+				SpanCount   int    `json:"spanCount"`
+			} `json:"traces"`
+			NextCursor string `json:"nextCursor"`
+		}
+		if code := getJSONWith(t, http.DefaultClient, q+"/spoor/api/v1/search?service=otel-payments&attrMatch=peer.service=%5Eba&status=unset", &page); code != http.StatusOK ||
+			len(page.Traces) != 1 || page.Traces[0].TraceID != otelID || page.Traces[0].SpanCount != 2 || page.NextCursor != "" {
+			t.Errorf("search: %d %+v", code, page)
+		}
+		var sum struct {
+			TraceID  string `json:"traceId"`
+			Services []struct {
+				Name string `json:"name"`
+			} `json:"services"`
+		}
+		if code := getJSONWith(t, http.DefaultClient, q+"/spoor/api/v1/traces/"+zk+"/summary", &sum); code != http.StatusOK || len(sum.Services) != 2 {
+			t.Errorf("summary: %d %+v", code, sum)
+		}
+	})
+
 	t.Run("grafana-jaeger-v3", func(t *testing.T) {
 		var services struct {
 			Services []string `json:"services"`

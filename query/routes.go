@@ -25,6 +25,12 @@ func (a *API) routes() {
 	v3.GET("/traces/:traceID", a.v3Trace)
 	v3.GET("/trace-summaries", a.v3TraceSummaries)
 
+	// Spoor's own API, described by its OpenAPI document.
+	spoor := a.e.Group("/spoor/api/v1")
+	spoor.GET("/openapi.json", a.spoorOpenAPI)
+	spoor.GET("/search", a.spoorSearch)
+	spoor.GET("/traces/:traceID/summary", a.spoorTraceSummary)
+
 	// Zipkin API v2 (REFERENCE.md §1.1).
 	zipkin := a.e.Group("/api/v2")
 	zipkin.GET("/services", a.zipkinServices)

@@ -55,6 +55,7 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	api := query.New(st, query.Options{Logger: e.telemetry.Logger})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.Handler())
+	mux.Handle("/spoor/", api.Handler())
 	mux.Handle("/healthz", api.Handler())
 	mux.Handle("/", web.Handler())
 

@@ -1,0 +1,412 @@
+package query
+
+import (
+	_ "embed"
+	"errors"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+
+	"github.com/spoortrace/spoor/storage"
+)
+
+// Spoor's own search API under /spoor/api/v1, described by openapi.json (served at
+// /spoor/api/v1/openapi.json). What the Jaeger and Zipkin surfaces cannot say: trace
+// duration next to span duration, status, OR / NOT / regular expressions on attributes,
+// newest first with cursor pagination over a consistent snapshot, and summaries instead of
+// whole traces. Errors are {"error":{"status":…,"message":…}}.
+
+// DefaultSpoorSearchLimit is the page size of GET /spoor/api/v1/search without limit.
+const DefaultSpoorSearchLimit = 20
+
+// spoorScanPages bounds the store pages one request reads when a condition the store cannot
+// decide (a regular expression, status ok or unset) throws traces away; the answer then
+// carries a cursor to go on from.
+const spoorScanPages = 20
+
+//go:embed openapi.json
+var openAPIDocument []byte
+
+// spoorSearch is a parsed GET /spoor/api/v1/search.
+type spoorSearch struct {
+	query storage.TraceQuery
+	// regexps and status are span conditions the store cannot decide: checked on the
+	// spans, together with every other span condition, on one span.
+	regexps []attrRegexp
+	status  string // "", "error", "ok" or "unset"
+}
+
+type attrRegexp struct {
+	key string
+	re  *regexp.Regexp
+}
+
+// needsSpans reports whether matches must be checked on the spans.
+func (s *spoorSearch) needsSpans() bool {
+	return len(s.regexps) > 0 || s.status == "ok" || s.status == "unset"
+}
+
+func parseSpoorSearch(q url.Values, now time.Time, lookback time.Duration, maxLimit int) (spoorSearch, error) {
+	var s spoorSearch
+	tq := &s.query
+	tq.ServiceName = q.Get("service")
+	tq.OperationName = q.Get("operation")
+	var err error
+	end, start := now, time.Time{}
+	if v := q.Get("end"); v != "" {
+		if end, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return s, badParam("parameter 'end' must be an RFC 3339 time, got %q", truncate(v))
+		}
+	}
+	start = end.Add(-lookback)
+	if v := q.Get("start"); v != "" {
+		if start, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return s, badParam("parameter 'start' must be an RFC 3339 time, got %q", truncate(v))
+		}
+	}
+	if start.After(end) {
+		return s, badParam("parameter 'start' is after parameter 'end'")
+	}
+	tq.StartTimeMin, tq.StartTimeMax = start, end
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{"minDuration", &tq.DurationMin}, {"maxDuration", &tq.DurationMax},
+		{"minTraceDuration", &tq.TraceDurationMin}, {"maxTraceDuration", &tq.TraceDurationMax},
+	} {
+		if *d.dst, err = parseDurationParam(q, d.name); err != nil {
+			return s, err
+		}
+	}
+	if tq.DurationMax != 0 && tq.DurationMax < tq.DurationMin {
+		return s, badParam("'maxDuration' should be greater than 'minDuration'")
+	}
+	if tq.TraceDurationMax != 0 && tq.TraceDurationMax < tq.TraceDurationMin {
+		return s, badParam("'maxTraceDuration' should be greater than 'minTraceDuration'")
+	}
+	switch st := q.Get("status"); st {
+	case "":
+	case "error":
+		tq.ErrorsOnly = true
+		s.status = st
+	case "ok", "unset":
+		s.status = st
+	default:
+		return s, badParam("parameter 'status' must be error, ok or unset, got %q", truncate(st))
+	}
+	switch ts := q.Get("traceStatus"); ts {
+	case "":
+	case "error":
+		tq.TraceErrorsOnly = true
+	default:
+		return s, badParam("parameter 'traceStatus' must be error, got %q", truncate(ts))
+	}
+	if tq.AttributeFilters, err = parseAttrFilters(q["attr"], false); err != nil {
+		return s, err
+	}
+	nots, err := parseAttrFilters(q["notAttr"], true)
+	if err != nil {
+		return s, err
+	}
+	tq.AttributeFilters = append(tq.AttributeFilters, nots...)
+	for _, m := range q["attrMatch"] {
+		k, expr, ok := strings.Cut(m, "=")
+		if !ok || k == "" {
+			return s, badParam("malformed 'attrMatch' parameter, expecting key=regexp, got %q", truncate(m))
+		}
+		re, err := regexp.Compile(expr)
+		if err != nil {
+			return s, badParam("parameter 'attrMatch' for %q: %v", truncate(k), err)
+		}
+		s.regexps = append(s.regexps, attrRegexp{key: k, re: re})
+	}
+	tq.Limit = DefaultSpoorSearchLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxLimit {
+			return s, badParam("parameter 'limit' must be an integer from 1 to %d, got %q", maxLimit, truncate(v))
+		}
+		tq.Limit = n
+	}
+	tq.Cursor = q.Get("cursor")
+	return s, nil
+}
+
+// parseAttrFilters reads attr (or notAttr) parameters: key=value, repeated with the same
+// key for OR (for notAttr: none of them); a bare key for present (notAttr: absent).
+func parseAttrFilters(params []string, negate bool) ([]storage.AttributeFilter, error) {
+	name := "attr"
+	if negate {
+		name = "notAttr"
+	}
+	var out []storage.AttributeFilter
+	index := map[string]int{}
+	for _, p := range params {
+		k, v, hasValue := strings.Cut(p, "=")
+		if k == "" {
+			return nil, badParam("malformed '%s' parameter, expecting key or key=value, got %q", name, truncate(p))
+		}
+		i, seen := index[k]
+		if !seen {
+			i = len(out)
+			index[k] = i
+			out = append(out, storage.AttributeFilter{Key: k, Negate: negate})
+		}
+		if hasValue != (len(out[i].Values) > 0) && seen {
+			return nil, badParam("parameter '%s' gives %q both with and without a value", name, truncate(k))
+		}
+		if hasValue {
+			out[i].Values = append(out[i].Values, v)
+		}
+	}
+	return out, nil
+}
+
+func (a *API) spoorError(c echo.Context, status int, msg string) error {
+	body := append([]byte(`{"error":{"status":`), strconv.Itoa(status)...)
+	body = append(body, `,"message":`...)
+	body = appendJSONString(body, msg)
+	return writeJSON(c, status, append(body, "}}"...))
+}
+
+func (a *API) spoorFailure(c echo.Context, op string, err error) error {
+	var pe *paramError
+	switch {
+	case errors.As(err, &pe):
+		return a.spoorError(c, http.StatusBadRequest, pe.msg)
+	case storage.IsInvalidInput(err):
+		return a.spoorError(c, http.StatusBadRequest, err.Error())
+	}
+	a.log.Error("query storage failed", zap.String("op", op), zap.String("path", c.Request().URL.Path), zap.Error(err))
+	return a.spoorError(c, http.StatusInternalServerError, op+": "+err.Error())
+}
+
+// GET /spoor/api/v1/openapi.json
+func (a *API) spoorOpenAPI(c echo.Context) error {
+	return c.JSONBlob(http.StatusOK, openAPIDocument)
+}
+
+// GET /spoor/api/v1/search
+func (a *API) spoorSearch(c echo.Context) error {
+	s, err := parseSpoorSearch(c.QueryParams(), a.now(), a.opts.SearchLookback, a.opts.MaxSearchLimit)
+	if err != nil {
+		return a.spoorFailure(c, "search", err)
+	}
+	searcher, ok := a.reader.(storage.Searcher)
+	if !ok {
+		return a.spoorError(c, http.StatusNotImplemented, "paginated search is not supported by this trace store")
+	}
+	ctx := c.Request().Context()
+	want := s.query.Limit
+	var out []storage.TraceSummary
+	next := ""
+	for page := 0; ; page++ {
+		// Each page asks for what is still missing and is used whole, so that the store's
+		// cursor, which continues after the page, never skips a match.
+		s.query.Limit = want - len(out)
+		depth := storage.SummariesOnly
+		if s.needsSpans() {
+			depth = storage.WithSpans
+		}
+		res, err := searcher.SearchTraces(ctx, s.query, depth)
+		if err != nil {
+			return a.spoorFailure(c, "search traces", err)
+		}
+		for i, sum := range res.Summaries {
+			if !s.needsSpans() || s.matchTrace(res.Traces[i]) {
+				out = append(out, sum)
+			}
+		}
+		next = res.NextCursor
+		if next == "" || len(out) == want || page+1 == spoorScanPages {
+			break
+		}
+		s.query.Cursor = next
+	}
+	buf := getBuf()
+	defer putBuf(buf)
+	*buf = append(*buf, `{"traces":[`...)
+	for i := range out {
+		if i > 0 {
+			*buf = append(*buf, ',')
+		}
+		*buf = appendSpoorSummary(*buf, &out[i])
+	}
+	*buf = append(*buf, `],"nextCursor":`...)
+	*buf = appendJSONString(*buf, next)
+	*buf = append(*buf, '}')
+	return writeJSON(c, http.StatusOK, *buf)
+}
+
+// GET /spoor/api/v1/traces/{traceID}/summary
+func (a *API) spoorTraceSummary(c echo.Context) error {
+	raw, err := pathParam(c.Request().URL.RawPath != "", c.Param("traceID"), "traceID")
+	if err != nil {
+		return a.spoorFailure(c, "get trace summary", err)
+	}
+	id, err := parseTraceID(raw)
+	if err != nil {
+		return a.spoorFailure(c, "get trace summary", err)
+	}
+	sr, ok := a.reader.(storage.SummaryReader)
+	if !ok {
+		return a.spoorError(c, http.StatusNotImplemented, "trace summaries are not supported by this trace store")
+	}
+	sum, err := sr.GetTraceSummary(c.Request().Context(), id)
+	if errors.Is(err, storage.ErrTraceNotFound) {
+		return a.spoorError(c, http.StatusNotFound, "trace "+traceIDString(id)+" not found")
+	}
+	if err != nil {
+		return a.spoorFailure(c, "get trace summary", err)
+	}
+	return writeJSON(c, http.StatusOK, appendSpoorSummary(nil, &sum))
+}
+
+// appendSpoorSummary writes a TraceSummary; times as RFC 3339 and as unix nanoseconds in
+// a string (JavaScript numbers cannot hold them).
+func appendSpoorSummary(dst []byte, s *storage.TraceSummary) []byte {
+	dst = append(dst, `{"traceId":"`...)
+	dst = appendHex(dst, s.TraceID[:])
+	dst = append(dst, `","hasRoot":`...)
+	dst = strconv.AppendBool(dst, s.HasRoot)
+	dst = append(dst, `,"rootService":`...)
+	dst = appendJSONString(dst, s.RootService)
+	dst = append(dst, `,"rootOperation":`...)
+	dst = appendJSONString(dst, s.RootOperation)
+	dst = append(dst, `,"start":"`...)
+	dst = s.Start.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, `","startUnixNano":"`...)
+	dst = strconv.AppendInt(dst, s.Start.UnixNano(), 10)
+	dst = append(dst, `","durationNanos":`...)
+	dst = strconv.AppendInt(dst, int64(s.Duration), 10)
+	dst = append(dst, `,"spanCount":`...)
+	dst = strconv.AppendInt(dst, int64(s.SpanCount), 10)
+	dst = append(dst, `,"errorCount":`...)
+	dst = strconv.AppendInt(dst, int64(s.ErrorCount), 10)
+	dst = append(dst, `,"services":[`...)
+	for i, ss := range s.Services {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"name":`...)
+		dst = appendJSONString(dst, ss.Name)
+		dst = append(dst, `,"spanCount":`...)
+		dst = strconv.AppendInt(dst, int64(ss.SpanCount), 10)
+		dst = append(dst, `,"errorCount":`...)
+		dst = strconv.AppendInt(dst, int64(ss.ErrorCount), 10)
+		dst = append(dst, '}')
+	}
+	return append(dst, "]}"...)
+}
+
+// matchTrace checks, on the spans, that one span satisfies every span condition of s: the
+// store already did, but without the regular expressions and the ok/unset status, which
+// must hold on that same span.
+func (s *spoorSearch) matchTrace(td ptrace.Traces) bool {
+	q := &s.query
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		res := rss.At(i).Resource().Attributes()
+		if q.ServiceName != "" {
+			if v, ok := res.Get(attrServiceName); !ok || v.AsString() != q.ServiceName {
+				continue
+			}
+		}
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			scope := sss.At(j).Scope().Attributes()
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				if s.matchSpan(spans.At(k), res, scope) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func (s *spoorSearch) matchSpan(sp ptrace.Span, res, scope pcommon.Map) bool {
+	q := &s.query
+	if q.OperationName != "" && sp.Name() != q.OperationName {
+		return false
+	}
+	start := sp.StartTimestamp().AsTime()
+	if (!q.StartTimeMin.IsZero() && start.Before(q.StartTimeMin)) || (!q.StartTimeMax.IsZero() && start.After(q.StartTimeMax)) {
+		return false
+	}
+	d := time.Duration(int64(sp.EndTimestamp()) - int64(sp.StartTimestamp()))
+	if (q.DurationMin != 0 && d < q.DurationMin) || (q.DurationMax != 0 && d > q.DurationMax) {
+		return false
+	}
+	switch s.status {
+	case "error":
+		if sp.Status().Code() != ptrace.StatusCodeError {
+			return false
+		}
+	case "ok":
+		if sp.Status().Code() != ptrace.StatusCodeOk {
+			return false
+		}
+	case "unset":
+		if sp.Status().Code() != ptrace.StatusCodeUnset {
+			return false
+		}
+	}
+	values := func(key string, fn func(string) bool) bool {
+		for _, m := range []pcommon.Map{sp.Attributes(), res, scope} {
+			if v, ok := m.Get(key); ok && fn(v.AsString()) {
+				return true
+			}
+		}
+		evs := sp.Events()
+		for i := 0; i < evs.Len(); i++ {
+			if v, ok := evs.At(i).Attributes().Get(key); ok && fn(v.AsString()) {
+				return true
+			}
+		}
+		links := sp.Links()
+		for i := 0; i < links.Len(); i++ {
+			if v, ok := links.At(i).Attributes().Get(key); ok && fn(v.AsString()) {
+				return true
+			}
+		}
+		return false
+	}
+	for k, v := range q.Attributes {
+		if !values(k, func(x string) bool { return x == v }) {
+			return false
+		}
+	}
+	for _, f := range q.AttributeFilters {
+		matches := values(f.Key, func(x string) bool {
+			if len(f.Values) == 0 {
+				return true
+			}
+			for _, w := range f.Values {
+				if x == w {
+					return true
+				}
+			}
+			return false
+		})
+		if matches == f.Negate {
+			return false
+		}
+	}
+	for _, r := range s.regexps {
+		if !values(r.key, r.re.MatchString) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,315 @@
+package query
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// spoorTrace i: a checkout trace starting i minutes before zipkinBase, of (i%4+1)*100 ms,
+// on route /r<i%3>, failing when i%5 == 0 (status error) or ok when i%5 == 1; customer
+// tier gold/silver/bronze by i%3, region eu-<i%2>.
+func spoorTrace(i int) ptrace.Traces {
+	start := zipkinBase.Add(-time.Duration(i) * time.Minute)
+	td := simpleTrace(pcommon.TraceID{6, byte(i + 1)}, "checkout", "POST /pay", start, time.Duration(i%4+1)*100*time.Millisecond, "prod")
+	spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+	root := spans.At(0)
+	root.Attributes().PutStr("http.route", fmt.Sprintf("/r%d", i%3))
+	root.Attributes().PutStr("customer.tier", []string{"gold", "silver", "bronze"}[i%3])
+	td.ResourceSpans().At(0).Resource().Attributes().PutStr("region", fmt.Sprintf("eu-%d", i%2))
+	switch i % 5 {
+	case 0:
+		spans.At(1).Status().SetCode(ptrace.StatusCodeError)
+	case 1:
+		root.Status().SetCode(ptrace.StatusCodeOk)
+	}
+	return td
+}
+
+func newSpoorEnv(t *testing.T) *testEnv {
+	t.Helper()
+	e := newTestEnv(t, Options{})
+	e.api.now = func() time.Time { return zipkinBase.Add(time.Minute) }
+	for i := range 30 {
+		e.write(spoorTrace(i))
+	}
+	return e
+}
+
+type spoorPage struct {
+	Traces []struct {
+		TraceID       string `json:"traceId"`
+		HasRoot       bool   `json:"hasRoot"`
+		RootService   string `json:"rootService"`
+		RootOperation string `json:"rootOperation"`
+		Start         string `json:"start"`
+		StartUnixNano string `json:"startUnixNano"`
+		DurationNanos int64  `json:"durationNanos"`
+		SpanCount     int    `json:"spanCount"`
+		ErrorCount    int    `json:"errorCount"`
+		Services      []struct {
+			Name       string `json:"name"`
+			SpanCount  int    `json:"spanCount"`
+			ErrorCount int    `json:"errorCount"`
+		} `json:"services"`
+	} `json:"traces"`
+	NextCursor string `json:"nextCursor"`
+}
+
+func (e *testEnv) spoorSearch(query string) spoorPage {
+	e.t.Helper()
+	body := e.zipkinOK("/spoor/api/v1/search?" + query)
+	var p spoorPage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		e.t.Fatalf("%s: %v\n%s", query, err, body)
+	}
+	return p
+}
+
+// traceNums maps result trace IDs back to spoorTrace's i.
+func traceNums(p spoorPage) []int {
+	var out []int
+	for _, tr := range p.Traces {
+		var n int
+		if _, err := fmt.Sscanf(tr.TraceID[2:4], "%02x", &n); err != nil {
+			panic(err)
+		}
+		out = append(out, n-1)
+	}
+	return out
+}
+
+// every pages through a search to its end, limit at a time.
+func (e *testEnv) every(query string, limit int) []int {
+	e.t.Helper()
+	var all []int
+	cursor := ""
+	for range 100 {
+		q := query + "&limit=" + fmt.Sprint(limit)
+		if cursor != "" {
+			q += "&cursor=" + url.QueryEscape(cursor)
+		}
+		p := e.spoorSearch(q)
+		if len(p.Traces) > limit {
+			e.t.Fatalf("%s: page of %d", q, len(p.Traces))
+		}
+		all = append(all, traceNums(p)...)
+		if p.NextCursor == "" {
+			return all
+		}
+		cursor = p.NextCursor
+	}
+	e.t.Fatalf("%s: no end after 100 pages", query)
+	return nil
+}
+
+func wantNums(pred func(i int) bool) []int {
+	var out []int
+	for i := range 30 {
+		if pred(i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func TestSpoorSearch(t *testing.T) {
+	e := newSpoorEnv(t)
+	for _, tc := range []struct {
+		query string
+		want  []int
+	}{
+		{"service=checkout", wantNums(func(int) bool { return true })},
+		{"attr=http.route=/r1", wantNums(func(i int) bool { return i%3 == 1 })},
+		// OR within a key, AND across keys.
+		{"attr=customer.tier=gold&attr=customer.tier=bronze&attr=region=eu-0", wantNums(func(i int) bool { return i%3 != 1 && i%2 == 0 })},
+		// NOT is a span condition too: on the root, which carries the tier...
+		{"notAttr=customer.tier=gold&operation=POST+/pay", wantNums(func(i int) bool { return i%3 != 0 })},
+		{"notAttr=customer.tier=gold&notAttr=customer.tier=silver&operation=POST+/pay", wantNums(func(i int) bool { return i%3 == 2 })},
+		{"attr=customer.tier", wantNums(func(int) bool { return true })},
+		{"notAttr=customer.tier&operation=POST+/pay", nil},
+		// ...while the db child, without a tier, satisfies it in every trace.
+		{"notAttr=customer.tier", wantNums(func(int) bool { return true })},
+		{"attrMatch=http.route=^/r[12]$", wantNums(func(i int) bool { return i%3 != 0 })},
+		{"attrMatch=customer.tier=ol", wantNums(func(i int) bool { return i%3 == 0 })},
+		{"attrMatch=region=1$&attr=http.route=/r0", wantNums(func(i int) bool { return i%2 == 1 && i%3 == 0 })},
+		{"status=error", wantNums(func(i int) bool { return i%5 == 0 })},
+		{"status=ok", wantNums(func(i int) bool { return i%5 == 1 })},
+		{"status=unset&operation=POST+/pay", wantNums(func(i int) bool { return i%5 != 1 })},
+		// The error span is the db child: with the root's route it is not one span.
+		{"status=error&attr=http.route=/r0", nil},
+		{"traceStatus=error&attr=http.route=/r0", wantNums(func(i int) bool { return i%5 == 0 && i%3 == 0 })},
+		{"minTraceDuration=300ms", wantNums(func(i int) bool { return i%4 >= 2 })},
+		{"minTraceDuration=200ms&maxTraceDuration=300ms", wantNums(func(i int) bool { return i%4 == 1 || i%4 == 2 })},
+		// The child lasts a quarter of the trace: span duration ≠ trace duration.
+		{"minDuration=100ms&maxDuration=100ms", wantNums(func(i int) bool { return i%4 == 3 || i%4 == 0 })},
+		{"start=" + url.QueryEscape(zipkinBase.Add(-10*time.Minute).Format(time.RFC3339Nano)) + "&end=" + url.QueryEscape(zipkinBase.Add(-5*time.Minute).Format(time.RFC3339Nano)),
+			wantNums(func(i int) bool { return i >= 5 && i <= 10 })},
+	} {
+		for _, limit := range []int{4, 50} {
+			if got := e.every(tc.query, limit); !slices.Equal(got, tc.want) {
+				t.Errorf("%s (pages of %d): got %v, want %v", tc.query, limit, got, tc.want)
+			}
+		}
+	}
+	// Default page size, newest first.
+	p := e.spoorSearch("service=checkout")
+	if got := traceNums(p); len(got) != DefaultSpoorSearchLimit || got[0] != 0 || got[19] != 19 || p.NextCursor == "" {
+		t.Errorf("default page: %v cursor %q", got, p.NextCursor)
+	}
+}
+
+func TestSpoorGolden(t *testing.T) {
+	e := newSpoorEnv(t)
+	e.write(richTrace())
+	for _, tc := range []struct{ file, path string }{
+		{"spoor_search.json", "/spoor/api/v1/search?limit=3&attr=customer.tier=gold&traceStatus=error&end=" + url.QueryEscape(zipkinBase.Format(time.RFC3339Nano))},
+		{"spoor_summary_rich.json", "/spoor/api/v1/traces/5b8efff798038103d269b633813fc60c/summary"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			checkGolden(t, tc.file, indentJSON(t, e.zipkinOK(tc.path)))
+		})
+	}
+	if body := e.zipkinOK("/spoor/api/v1/openapi.json"); !bytes.Equal(body, openAPIDocument) {
+		t.Errorf("openapi.json not served as is")
+	}
+	status, _, body := e.zget("/spoor/api/v1/traces/0000000000000000000000000000abcd/summary")
+	if want := `{"error":{"status":404,"message":"trace 000000000000abcd not found"}}`; status != http.StatusNotFound || string(body) != want {
+		t.Errorf("missing: %d %s", status, body)
+	}
+}
+
+// The OpenAPI document describes every route under /spoor/api/v1 and every parameter the
+// search reads.
+func TestOpenAPIDocumentsTheAPI(t *testing.T) {
+	var doc struct {
+		OpenAPI string `json:"openapi"`
+		Paths   map[string]map[string]struct {
+			Parameters []struct {
+				Name string `json:"name"`
+			} `json:"parameters"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil || !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Fatalf("not an OpenAPI 3 document: %v", err)
+	}
+	api := New(failingReader{}, Options{})
+	for _, r := range api.e.Routes() {
+		if !strings.HasPrefix(r.Path, "/spoor/api/v1/") {
+			continue
+		}
+		path := strings.ReplaceAll(r.Path, ":traceID", "{traceId}")
+		if _, ok := doc.Paths[path][strings.ToLower(r.Method)]; !ok {
+			t.Errorf("%s %s is not in openapi.json", r.Method, path)
+		}
+	}
+	var documented []string
+	for _, p := range doc.Paths["/spoor/api/v1/search"]["get"].Parameters {
+		documented = append(documented, p.Name)
+	}
+	slices.Sort(documented)
+	read := []string{"attr", "attrMatch", "cursor", "end", "limit", "maxDuration", "maxTraceDuration", "minDuration", "minTraceDuration", "notAttr", "operation", "service", "start", "status", "traceStatus"}
+	if !slices.Equal(documented, read) {
+		t.Errorf("documented search parameters %v, read %v", documented, read)
+	}
+	// And each of them is read: a malformed value of each is refused (or, for free text,
+	// changes the answer).
+	e := newSpoorEnv(t)
+	for _, bad := range []string{"attr==x", "attrMatch=k=(", "cursor=%21%21", "end=x", "limit=0", "maxDuration=x", "maxTraceDuration=x", "minDuration=x", "minTraceDuration=x", "notAttr==x", "start=x", "status=x", "traceStatus=x"} {
+		if status, _, body := e.zget("/spoor/api/v1/search?" + bad); status != http.StatusBadRequest {
+			t.Errorf("%s: %d %s", bad, status, body)
+		}
+	}
+}
+
+func TestSpoorBadRequests(t *testing.T) {
+	e := newSpoorEnv(t)
+	for _, tc := range []struct{ query, msg string }{
+		{"limit=abc", "parameter 'limit' must be an integer from 1 to 1500"},
+		{"limit=1501", "parameter 'limit' must be an integer from 1 to 1500"},
+		{"start=yesterday", "parameter 'start' must be an RFC 3339 time"},
+		{"end=2026-13-01T00:00:00Z", "parameter 'end' must be an RFC 3339 time"},
+		{"start=2026-03-14T00:00:00Z&end=2026-03-13T00:00:00Z", "parameter 'start' is after parameter 'end'"},
+		{"minDuration=2s&maxDuration=1s", "'maxDuration' should be greater than 'minDuration'"},
+		{"minTraceDuration=2s&maxTraceDuration=1s", "'maxTraceDuration' should be greater than 'minTraceDuration'"},
+		{"minTraceDuration=5", "parameter 'minTraceDuration' must be a non-negative duration"},
+		{"status=failed", "parameter 'status' must be error, ok or unset"},
+		{"traceStatus=ok", "parameter 'traceStatus' must be error"},
+		{"attr==v", "malformed 'attr' parameter"},
+		{"notAttr=", "malformed 'notAttr' parameter"},
+		{"attr=k&attr=k=v", "parameter 'attr' gives \"k\" both with and without a value"},
+		{"attrMatch=k", "malformed 'attrMatch' parameter, expecting key=regexp"},
+		{"attrMatch=k=a(", "parameter 'attrMatch' for \"k\": error parsing regexp"},
+		{"cursor=garbage", "invalid input"},
+	} {
+		status, ct, body := e.zget("/spoor/api/v1/search?" + tc.query)
+		var env struct {
+			Error struct {
+				Status  int    `json:"status"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&env); err != nil || status != http.StatusBadRequest || env.Error.Status != 400 ||
+			!strings.Contains(env.Error.Message, tc.msg) || !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("%s: %d %s, want 400 with %q", tc.query, status, body, tc.msg)
+		}
+	}
+	status, _, body := e.zget("/spoor/api/v1/traces/xyz/summary")
+	if status != http.StatusBadRequest || !strings.Contains(string(body), "malformed trace ID") {
+		t.Errorf("bad ID: %d %s", status, body)
+	}
+	// A store without the optional abilities: 501, not a guess.
+	api := New(failingReader{err: errFire}, Options{})
+	plain := &testEnv{t: t, api: api, srv: newHTTPServer(t, api)}
+	for _, path := range []string{"/spoor/api/v1/search", "/spoor/api/v1/traces/abc/summary"} {
+		if status, _, body := plain.zget(path); status != http.StatusNotImplemented {
+			t.Errorf("%s without the store ability: %d %s", path, status, body)
+		}
+	}
+}
+
+func FuzzSpoorSearchParams(f *testing.F) {
+	for _, s := range []string{
+		"service=a&operation=b&attr=k=v&attr=k=w&notAttr=x&attrMatch=r=%5Ea.*&minDuration=1ms&maxTraceDuration=2s&status=ok&traceStatus=error&start=2026-03-14T00:00:00Z&limit=3&cursor=c",
+		"attr=k&attr=k=v", "attrMatch=k=(", "status=", "limit=1500",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, rawQuery string) {
+		q, err := url.ParseQuery(rawQuery)
+		if err != nil {
+			return
+		}
+		s, err := parseSpoorSearch(q, testNow, DefaultSearchLookback, DefaultMaxSearchLimit)
+		if err != nil {
+			if !isParamError(err) {
+				t.Fatalf("error %v is not a parameter error", err)
+			}
+			return
+		}
+		tq := s.query
+		if tq.Limit < 1 || tq.Limit > DefaultMaxSearchLimit || tq.StartTimeMin.After(tq.StartTimeMax) {
+			t.Fatalf("accepted %+v", tq)
+		}
+		for _, a := range tq.AttributeFilters {
+			if a.Key == "" {
+				t.Fatalf("empty key in %+v", a)
+			}
+		}
+		// Whatever was accepted can be checked against any trace without panicking.
+		s.matchTrace(richTrace())
+	})
+}
