@@ -26,9 +26,10 @@ test: ## run every test (race detector on), installing what the tests need
 test-short: ## the tests without the race detector (faster)
 	$(GO) test -timeout 10m ./...
 
-bench: build tools ## end-to-end benchmark of bin/spoor (telemetrygen), the trace store on 5M spans, Go micro-benchmarks
+bench: build tools ## end-to-end benchmark of bin/spoor (telemetrygen), the trace store and every query surface on 5M spans, Go micro-benchmarks
 	$(GO) run ./internal/bench -spoor $(BIN) -telemetrygen $(GOBIN)/telemetrygen
 	$(GO) run ./internal/storebench -spans 5000000
+	$(GO) run ./internal/querybench -spans 5000000
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./storage/...
 	$(GO) test -run '^$$' -bench . -benchmem ./sampler/...
 

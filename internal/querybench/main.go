@@ -1,0 +1,280 @@
+// Command querybench is the query half of `make bench`: it fills a Badger trace store
+// with telemetrygen-shaped traces (or opens one already filled), serves the query API on
+// a loopback port, and measures what a client of each search surface feels — p50 and p99
+// of a whole HTTP request, JSON encoding and transfer included — with limit 20, and of
+// trace by ID on each surface.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/spoortrace/spoor/query"
+	"github.com/spoortrace/spoor/storage"
+	"github.com/spoortrace/spoor/storage/badgerstore"
+)
+
+func main() {
+	var o options
+	flag.IntVar(&o.spans, "spans", 5_000_000, "spans to write into a fresh store")
+	flag.IntVar(&o.services, "services", 50, "services")
+	flag.IntVar(&o.opsPerService, "ops-per-service", 20, "operations per service")
+	flag.IntVar(&o.queries, "queries", 200, "requests per surface")
+	flag.StringVar(&o.dir, "dir", "", "store directory; when it already holds traces they are used as they are (default: a temporary store, filled, removed after)")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "querybench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	spans, services, opsPerService, queries int
+	dir                                     string
+}
+
+const (
+	batchSpans    = 512
+	spansPerTrace = 5
+	window        = 2 * time.Hour
+	limit         = 20
+)
+
+var (
+	methods = []string{"GET", "POST", "PUT", "DELETE"}
+	tiers   = []string{"free", "pro", "enterprise"}
+)
+
+// fill writes o.spans spans over the last two hours: traces of a root and four children
+// across services, 10 attributes per span, 2% of spans failing.
+func fill(ctx context.Context, st *badgerstore.Store, o options) error {
+	rng := rand.New(rand.NewPCG(1, 2))
+	start := time.Now().Add(-window)
+	for written := 0; written < o.spans; {
+		td := ptrace.NewTraces()
+		at := start.Add(time.Duration(float64(window) * float64(written) / float64(o.spans)))
+		res := map[int]ptrace.SpanSlice{}
+		spansOf := func(s int) ptrace.SpanSlice {
+			if sl, ok := res[s]; ok {
+				return sl
+			}
+			rs := td.ResourceSpans().AppendEmpty()
+			rs.Resource().Attributes().PutStr("service.name", fmt.Sprintf("service-%02d", s))
+			rs.Resource().Attributes().PutStr("host.name", fmt.Sprintf("host-%d", s%7))
+			ss := rs.ScopeSpans().AppendEmpty()
+			ss.Scope().SetName("querybench")
+			res[s] = ss.Spans()
+			return res[s]
+		}
+		for n := 0; n < batchSpans; n += spansPerTrace {
+			var tid pcommon.TraceID
+			putRandom(rng, tid[:])
+			rootSvc := rng.IntN(o.services)
+			traceDur := time.Duration(1+rng.ExpFloat64()*20) * time.Millisecond
+			t0 := at.Add(time.Duration(rng.IntN(1000)) * time.Microsecond)
+			var root pcommon.SpanID
+			for i := 0; i < spansPerTrace; i++ {
+				svc := (rootSvc + i*7) % o.services
+				sp := spansOf(svc).AppendEmpty()
+				var sid pcommon.SpanID
+				putRandom(rng, sid[:])
+				sp.SetTraceID(tid)
+				sp.SetSpanID(sid)
+				if i == 0 {
+					root = sid
+					sp.SetKind(ptrace.SpanKindServer)
+				} else {
+					sp.SetParentSpanID(root)
+					sp.SetKind(ptrace.SpanKindClient)
+				}
+				sp.SetName(fmt.Sprintf("op-%02d-%02d", svc, rng.IntN(o.opsPerService)))
+				s := t0.Add(time.Duration(i) * traceDur / 10)
+				sp.SetStartTimestamp(pcommon.NewTimestampFromTime(s))
+				sp.SetEndTimestamp(pcommon.NewTimestampFromTime(s.Add(traceDur - time.Duration(i)*traceDur/10)))
+				a := sp.Attributes()
+				a.PutStr("http.request.method", methods[rng.IntN(len(methods))])
+				a.PutInt("http.response.status_code", int64([]int{200, 200, 200, 201, 404, 500}[rng.IntN(6)]))
+				a.PutStr("customer.tier", tiers[rng.IntN(len(tiers))])
+				a.PutStr("user.id", fmt.Sprintf("user-%d", rng.IntN(10_000)))
+				for k := 0; k < 6; k++ {
+					a.PutStr(fmt.Sprintf("attr%d", k), fmt.Sprintf("value-%d", k))
+				}
+				if rng.IntN(50) == 0 {
+					sp.Status().SetCode(ptrace.StatusCodeError)
+				}
+			}
+		}
+		if err := st.WriteTraces(ctx, td); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		written += td.SpanCount()
+	}
+	return nil
+}
+
+func putRandom(rng *rand.Rand, b []byte) {
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	b[len(b)-1] |= 1
+}
+
+func run(o options) error {
+	ctx := context.Background()
+	dir := o.dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "spoor-querybench")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	st, err := badgerstore.Open(dir, badgerstore.Options{NoSyncWrites: true})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	services, err := st.GetServices(ctx)
+	if err != nil {
+		return err
+	}
+	if len(services) == 0 {
+		t0 := time.Now()
+		if err := fill(ctx, st, o); err != nil {
+			return err
+		}
+		fmt.Printf("spoor query benchmark: filled %d spans in %.0f s\n", o.spans, time.Since(t0).Seconds())
+		if services, err = st.GetServices(ctx); err != nil {
+			return err
+		}
+	} else {
+		fmt.Printf("spoor query benchmark: store %s as it is\n", dir)
+	}
+	ops := map[string][]string{}
+	for _, s := range services {
+		list, err := st.GetOperations(ctx, storage.OperationQuery{ServiceName: s})
+		if err != nil {
+			return err
+		}
+		for _, op := range list {
+			ops[s] = append(ops[s], op.Name)
+		}
+	}
+	now := time.Now()
+	ids, err := st.FindTraceIDs(ctx, storage.TraceQuery{StartTimeMin: now.Add(-48 * time.Hour), StartTimeMax: now, Limit: 1000})
+	if err != nil || len(ids) == 0 {
+		return fmt.Errorf("no traces to look up (%v)", err)
+	}
+
+	api := query.New(st, query.Options{})
+	api.SetReady(true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := api.Server(ln.Addr().String())
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintln(os.Stderr, "querybench: serve:", err)
+		}
+	}()
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+
+	rng := rand.New(rand.NewPCG(3, 4))
+	svc := func() string { return services[rng.IntN(len(services))] }
+	op := func(s string) string { return ops[s][rng.IntN(len(ops[s]))] }
+	end := time.Now().Add(time.Minute)
+	start := end.Add(-window - time.Hour)
+	us := func(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
+	ms := func(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+	rfc := func(t time.Time) string { return url.QueryEscape(t.Format(time.RFC3339Nano)) }
+	n := strconv.Itoa(limit)
+	id := func() string { return ids[rng.IntN(len(ids))].String() }
+	surfaces := []struct {
+		name string
+		path func() string
+	}{
+		{"Jaeger  /api/traces service", func() string {
+			return "/api/traces?service=" + url.QueryEscape(svc()) + "&start=" + us(start) + "&end=" + us(end) + "&limit=" + n
+		}},
+		{"Jaeger  /api/traces service+operation", func() string {
+			s := svc()
+			return "/api/traces?service=" + url.QueryEscape(s) + "&operation=" + url.QueryEscape(op(s)) + "&start=" + us(start) + "&end=" + us(end) + "&limit=" + n
+		}},
+		{"Jaeger  /api/traces service+tags (1 in 3)", func() string {
+			return "/api/traces?service=" + url.QueryEscape(svc()) + "&tags=" + url.QueryEscape(`{"customer.tier":"`+tiers[rng.IntN(3)]+`"}`) +
+				"&start=" + us(start) + "&end=" + us(end) + "&limit=" + n
+		}},
+		{"Jaeger  /api/v3/traces service", func() string {
+			return "/api/v3/traces?query.serviceName=" + url.QueryEscape(svc()) + "&query.startTimeMin=" + rfc(start) + "&query.startTimeMax=" + rfc(end) + "&query.searchDepth=" + n
+		}},
+		{"Jaeger  /api/v3/trace-summaries service", func() string {
+			return "/api/v3/trace-summaries?query.serviceName=" + url.QueryEscape(svc()) + "&query.startTimeMin=" + rfc(start) + "&query.startTimeMax=" + rfc(end) + "&query.searchDepth=" + n
+		}},
+		{"Zipkin  /api/v2/traces serviceName", func() string {
+			return "/api/v2/traces?serviceName=" + url.QueryEscape(svc()) + "&endTs=" + ms(end) + "&lookback=" + strconv.FormatInt((window+time.Hour).Milliseconds(), 10) + "&limit=" + n
+		}},
+		{"Zipkin  /api/v2/traces annotationQuery (1 in 3)", func() string {
+			return "/api/v2/traces?serviceName=" + url.QueryEscape(svc()) + "&annotationQuery=" + url.QueryEscape("customer.tier="+tiers[rng.IntN(3)]) +
+				"&endTs=" + ms(end) + "&lookback=" + strconv.FormatInt((window+time.Hour).Milliseconds(), 10) + "&limit=" + n
+		}},
+		{"Spoor   /spoor/api/v1/search service", func() string {
+			return "/spoor/api/v1/search?service=" + url.QueryEscape(svc()) + "&start=" + rfc(start) + "&end=" + rfc(end) + "&limit=" + n
+		}},
+		{"Spoor   /spoor/api/v1/search trace ≥ 20ms, errors", func() string {
+			return "/spoor/api/v1/search?service=" + url.QueryEscape(svc()) + "&minTraceDuration=20ms&traceStatus=error&start=" + rfc(start) + "&end=" + rfc(end) + "&limit=" + n
+		}},
+		{"Spoor   /spoor/api/v1/search attrMatch regex", func() string {
+			return "/spoor/api/v1/search?service=" + url.QueryEscape(svc()) + "&attrMatch=" + url.QueryEscape("user.id=^user-1") + "&start=" + rfc(start) + "&end=" + rfc(end) + "&limit=" + n
+		}},
+		{"by ID   /api/traces/{id}", func() string { return "/api/traces/" + id() }},
+		{"by ID   /api/v3/traces/{id}", func() string { return "/api/v3/traces/" + id() }},
+		{"by ID   /api/v2/trace/{id}", func() string { return "/api/v2/trace/" + id() }},
+		{"by ID   /spoor/api/v1/traces/{id}/summary", func() string { return "/spoor/api/v1/traces/" + id() + "/summary" }},
+	}
+	fmt.Printf("  HTTP on loopback, gzip accepted, limit %d, %d requests each; targets: search p99 < 50 ms, trace by ID p99 < 5 ms\n", limit, o.queries)
+	for _, s := range surfaces {
+		lat := make([]time.Duration, 0, o.queries)
+		var bytes int64
+		for i := 0; i < o.queries; i++ {
+			path := s.path()
+			t0 := time.Now()
+			resp, err := client.Get(base + path)
+			if err != nil {
+				return fmt.Errorf("GET %s: %w", path, err)
+			}
+			nb, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return fmt.Errorf("read %s: %w", path, err)
+			}
+			lat = append(lat, time.Since(t0))
+			// 404 is the v3 answer to a search without matches.
+			if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
+				return fmt.Errorf("GET %s: status %d", path, resp.StatusCode)
+			}
+			bytes += nb
+		}
+		slices.Sort(lat)
+		fmt.Printf("  %-48s p50 %7.2f ms  p99 %7.2f ms   (%6.0f bytes per answer)\n", s.name,
+			float64(lat[len(lat)/2])/1e6, float64(lat[len(lat)*99/100])/1e6, float64(bytes)/float64(o.queries))
+	}
+	return nil
+}
