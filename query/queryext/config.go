@@ -2,6 +2,7 @@ package queryext
 
 import (
 	"errors"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/confighttp"
@@ -15,6 +16,12 @@ type Config struct {
 	ServerConfig confighttp.ServerConfig `mapstructure:",squash"`
 	// Storage is the ID of the spoor_storage extension to read from.
 	Storage component.ID `mapstructure:"storage"`
+	// ZipkinAutocompleteKeys are the tag keys Zipkin's GET /api/v2/autocompleteKeys lists
+	// (Zipkin's AUTOCOMPLETE_KEYS); none by default, as in Zipkin.
+	ZipkinAutocompleteKeys []string `mapstructure:"zipkin_autocomplete_keys"`
+	// MaxClockSkewAdjust is the largest shift the clock skew adjuster applies to a span;
+	// zero means 1s, a negative duration turns the adjuster off.
+	MaxClockSkewAdjust time.Duration `mapstructure:"max_clock_skew_adjust"`
 }
 
 // Validate checks the configuration.

@@ -52,7 +52,11 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
-	api := query.New(st, query.Options{Logger: e.telemetry.Logger})
+	api := query.New(st, query.Options{
+		Logger:             e.telemetry.Logger,
+		AutocompleteKeys:   e.cfg.ZipkinAutocompleteKeys,
+		MaxClockSkewAdjust: e.cfg.MaxClockSkewAdjust,
+	})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.Handler())
 	mux.Handle("/spoor/", api.Handler())
