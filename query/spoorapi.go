@@ -1,7 +1,10 @@
 package query
 
 import (
+	"context"
 	_ "embed"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -206,31 +209,9 @@ func (a *API) spoorSearch(c echo.Context) error {
 		return a.spoorError(c, http.StatusNotImplemented, "paginated search is not supported by this trace store")
 	}
 	ctx := c.Request().Context()
-	want := s.query.Limit
-	var out []storage.TraceSummary
-	next := ""
-	for page := 0; ; page++ {
-		// Each page asks for what is still missing and is used whole, so that the store's
-		// cursor, which continues after the page, never skips a match.
-		s.query.Limit = want - len(out)
-		depth := storage.SummariesOnly
-		if s.needsSpans() {
-			depth = storage.WithSpans
-		}
-		res, err := searcher.SearchTraces(ctx, s.query, depth)
-		if err != nil {
-			return a.spoorFailure(c, "search traces", err)
-		}
-		for i, sum := range res.Summaries {
-			if !s.needsSpans() || s.matchTrace(res.Traces[i]) {
-				out = append(out, sum)
-			}
-		}
-		next = res.NextCursor
-		if next == "" || len(out) == want || page+1 == spoorScanPages {
-			break
-		}
-		s.query.Cursor = next
+	out, next, err := s.run(ctx, searcher)
+	if err != nil {
+		return a.spoorFailure(c, "search traces", err)
 	}
 	buf := getBuf()
 	defer putBuf(buf)
@@ -245,6 +226,97 @@ func (a *API) spoorSearch(c echo.Context) error {
 	*buf = appendJSONString(*buf, next)
 	*buf = append(*buf, '}')
 	return writeJSON(c, http.StatusOK, *buf)
+}
+
+// spoorCursor is where a search continues: the store's cursor of a page, and how many
+// traces of the page it opens were already answered (with the page size that makes the
+// store return that same page again: pages after the first come from one snapshot).
+type spoorCursor struct {
+	Store string `json:"c,omitempty"`
+	Skip  int    `json:"s,omitempty"`
+	Page  int    `json:"p,omitempty"`
+}
+
+func (c spoorCursor) encode() string {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic("BUG: encode cursor: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeSpoorCursor(s string) (spoorCursor, error) {
+	var c spoorCursor
+	if s == "" {
+		return c, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil || c.Skip < 0 || c.Page < 0 || (c.Skip > 0 && (c.Store == "" || c.Page == 0 || c.Skip >= c.Page)) {
+		return spoorCursor{}, badParam("parameter 'cursor' is not a cursor this API returned")
+	}
+	return c, nil
+}
+
+// sparsePage is the store page size once spans are checked: most of a page may be
+// thrown away, and the cursor can stop inside a page, so pages need not be small.
+const sparsePage = 200
+
+// run answers one page: at most s.query.Limit matches, newest first, and the cursor to
+// continue from ("" at the end).
+func (s *spoorSearch) run(ctx context.Context, searcher storage.Searcher) ([]storage.TraceSummary, string, error) {
+	cur, err := decodeSpoorCursor(s.query.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	want := s.query.Limit
+	depth := storage.SummariesOnly
+	if s.needsSpans() {
+		depth = storage.WithSpans
+	}
+	var out []storage.TraceSummary
+	for page := 0; ; page++ {
+		q := s.query
+		q.Cursor = cur.Store
+		switch {
+		case cur.Skip > 0:
+			q.Limit = cur.Page // the same page as before, to skip what was answered
+		case cur.Store != "" && s.needsSpans():
+			q.Limit = min(sparsePage, max(want, 1)*10)
+		default:
+			// Without a store cursor (the first page, which is not read from the snapshot
+			// yet), or when every trace matches: exactly what is missing, used whole.
+			q.Limit = want - len(out)
+		}
+		res, err := searcher.SearchTraces(ctx, q, depth)
+		if err != nil {
+			return nil, "", err
+		}
+		for i := cur.Skip; i < len(res.Summaries); i++ {
+			if depth == storage.WithSpans && !s.matchTrace(res.Traces[i]) {
+				continue
+			}
+			out = append(out, res.Summaries[i])
+			if len(out) == want {
+				if i+1 < len(res.Summaries) && q.Cursor != "" {
+					return out, spoorCursor{Store: q.Cursor, Skip: i + 1, Page: q.Limit}.encode(), nil
+				}
+				if res.NextCursor == "" {
+					return out, "", nil
+				}
+				return out, spoorCursor{Store: res.NextCursor}.encode(), nil
+			}
+		}
+		if res.NextCursor == "" {
+			return out, "", nil
+		}
+		cur = spoorCursor{Store: res.NextCursor}
+		if page+1 == spoorScanPages {
+			return out, cur.encode(), nil
+		}
+	}
 }
 
 // GET /spoor/api/v1/traces/{traceID}/summary

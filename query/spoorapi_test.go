@@ -157,7 +157,7 @@ func TestSpoorSearch(t *testing.T) {
 		{"start=" + url.QueryEscape(zipkinBase.Add(-10*time.Minute).Format(time.RFC3339Nano)) + "&end=" + url.QueryEscape(zipkinBase.Add(-5*time.Minute).Format(time.RFC3339Nano)),
 			wantNums(func(i int) bool { return i >= 5 && i <= 10 })},
 	} {
-		for _, limit := range []int{4, 50} {
+		for _, limit := range []int{1, 4, 50} {
 			if got := e.every(tc.query, limit); !slices.Equal(got, tc.want) {
 				t.Errorf("%s (pages of %d): got %v, want %v", tc.query, limit, got, tc.want)
 			}
@@ -251,7 +251,9 @@ func TestSpoorBadRequests(t *testing.T) {
 		{"attr=k&attr=k=v", "parameter 'attr' gives \"k\" both with and without a value"},
 		{"attrMatch=k", "malformed 'attrMatch' parameter, expecting key=regexp"},
 		{"attrMatch=k=a(", "parameter 'attrMatch' for \"k\": error parsing regexp"},
-		{"cursor=garbage", "invalid input"},
+		{"cursor=garbage", "parameter 'cursor' is not a cursor this API returned"},
+		{"cursor=" + spoorCursor{Store: "x", Skip: 3}.encode(), "parameter 'cursor' is not a cursor this API returned"},
+		{"cursor=" + spoorCursor{Store: "not-a-store-cursor"}.encode(), "invalid input"},
 	} {
 		status, ct, body := e.zget("/spoor/api/v1/search?" + tc.query)
 		var env struct {
@@ -312,4 +314,38 @@ func FuzzSpoorSearchParams(f *testing.F) {
 		// Whatever was accepted can be checked against any trace without panicking.
 		s.matchTrace(richTrace())
 	})
+}
+
+// Traces written while a client pages through a search (with a regular expression, so
+// that pages stop inside the store's pages) neither appear nor shift what follows.
+func TestSpoorSearchPagesFromOneSnapshot(t *testing.T) {
+	e := newSpoorEnv(t)
+	const query = "attrMatch=http.route=^/r[01]$&operation=POST+/pay&limit=2"
+	want := wantNums(func(i int) bool { return i%3 != 2 })
+	var got []int
+	cursor := ""
+	for n := 0; ; n++ {
+		q := query
+		if cursor != "" {
+			q += "&cursor=" + url.QueryEscape(cursor)
+		}
+		p := e.spoorSearch(q)
+		got = append(got, traceNums(p)...)
+		if p.NextCursor == "" || n > 50 {
+			break
+		}
+		cursor = p.NextCursor
+		// A newer matching trace, and an older one, arrive between pages.
+		e.write(simpleTraceWithRoute(pcommon.TraceID{7, byte(n + 1)}, zipkinBase.Add(time.Duration(n+1)*time.Second), "/r0"))
+		e.write(simpleTraceWithRoute(pcommon.TraceID{7, byte(n + 100)}, zipkinBase.Add(-time.Duration(n+1)*time.Second-90*time.Minute), "/r1"))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func simpleTraceWithRoute(id pcommon.TraceID, start time.Time, route string) ptrace.Traces {
+	td := simpleTrace(id, "checkout", "POST /pay", start, time.Millisecond, "prod")
+	td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().PutStr("http.route", route)
+	return td
 }
