@@ -299,6 +299,67 @@ func TestQueryClientsReplay(t *testing.T) {
 		}
 	})
 
+	t.Run("jaeger-ui", func(t *testing.T) {
+		var services jaegerEnvelope[[]string]
+		if code := s.getJSON("/api/services", &services); code != http.StatusOK || !slices.Contains(services.Data, "zk-frontend") || services.Total != len(services.Data) {
+			t.Errorf("services: %d %+v", code, services)
+		}
+		var ops jaegerEnvelope[[]struct {
+			Name     string `json:"name"`
+			SpanKind string `json:"spanKind"`
+		}]
+		if code := s.getJSON("/api/operations?service=zk-frontend&spanKind=server", &ops); code != http.StatusOK || len(ops.Data) != 1 || ops.Data[0].Name != "get /checkout" {
+			t.Errorf("operations: %d %+v", code, ops)
+		}
+		// SearchForm.submitForm: lookback turned into start/end by the UI, tags as JSON
+		// from logfmt, durations as typed.
+		v := url.Values{}
+		v.Set("service", "zk-frontend")
+		v.Set("limit", "20")
+		v.Set("lookback", "1h")
+		v.Set("start", strconv.FormatInt(time.Now().Add(-time.Hour).UnixMicro(), 10))
+		v.Set("end", strconv.FormatInt(time.Now().UnixMicro(), 10))
+		v.Set("tags", `{"http.path":"/stock"}`)
+		v.Set("minDuration", "5ms")
+		var traces jaegerEnvelope[[]jaegerTrace]
+		if code := s.getJSON("/api/traces?"+v.Encode(), &traces); code != http.StatusOK || len(traces.Data) != 1 || traces.Data[0].TraceID != zk {
+			t.Errorf("search: %d %+v", code, traces)
+		}
+		v.Set("maxDuration", "6ms") // the client span lasted 7 ms
+		if code := s.getJSON("/api/traces?"+v.Encode(), &traces); code != http.StatusOK || len(traces.Data) != 0 {
+			t.Errorf("search with maxDuration: %d %d traces", code, len(traces.Data))
+		}
+		var deps jaegerEnvelope[[]struct {
+			Parent    string `json:"parent"`
+			Child     string `json:"child"`
+			CallCount int    `json:"callCount"`
+		}]
+		if code := s.getJSON("/api/dependencies?endTs="+endTs+"&lookback=604800000", &deps); code != http.StatusOK || len(deps.Data) == 0 {
+			t.Errorf("dependencies: %d %+v", code, deps)
+		}
+		// "Upload OTLP file": the trace the SDK sent, as OTLP JSON, comes back as one trace.
+		status, body := httpGet(t, q+"/api/v3/traces/"+otelID+"?rawTraces=true")
+		if status != http.StatusOK {
+			t.Fatalf("v3 trace: %d", status)
+		}
+		var wrapper struct {
+			Result json.RawMessage `json:"result"`
+		}
+		if err := json.Unmarshal(body, &wrapper); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Post(q+"/api/transform", "application/json", strings.NewReader(string(wrapper.Result)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var transformed jaegerEnvelope[[]jaegerTrace]
+		if err := json.NewDecoder(resp.Body).Decode(&transformed); err != nil || resp.StatusCode != http.StatusOK ||
+			len(transformed.Data) != 1 || len(transformed.Data[0].Spans) != 2 || padTraceID(transformed.Data[0].TraceID) != otelID {
+			t.Errorf("transform: %d %v %+v", resp.StatusCode, err, transformed)
+		}
+	})
+
 	t.Run("spoor-api", func(t *testing.T) {
 		status, body := httpGet(t, q+"/spoor/api/v1/openapi.json")
 		if status != http.StatusOK || !strings.Contains(string(body), `"openapi": "3.`) {
