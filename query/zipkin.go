@@ -301,31 +301,47 @@ func (a *API) zipkinTraceMany(c echo.Context) error {
 }
 
 // zipkinTraceSpans returns the spans Zipkin returns for id: for a 128-bit ID, that
-// trace's; for a 64-bit ID, those of the trace with that ID and of every 128-bit trace
-// whose low half it is, together (Zipkin's lookup by the low 64 bits). Empty when none.
+// trace's. For a 64-bit ID, Zipkin's lookup by the low 64 bits: with a store that can find
+// traces by their low half (storage.TraceIDLow64Finder), the spans of the 64-bit trace and
+// of every 128-bit trace with that low half, together; otherwise the 64-bit trace when
+// there is one (one direct read: zipkin-go's default IDs), else the 128-bit traces with
+// that low half among the newest low64ScanTraces traces of the last day. Empty when none.
 func (a *API) zipkinTraceSpans(ctx context.Context, id zipkinTraceID) ([]*zipkinmodel.SpanModel, error) {
-	ids := []pcommon.TraceID{id.id}
+	all := ptrace.NewTraces()
+	read := func(tid pcommon.TraceID) (bool, error) {
+		td, err := a.reader.GetTrace(ctx, tid)
+		if errors.Is(err, storage.ErrTraceNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		td.ResourceSpans().MoveAndAppendTo(all.ResourceSpans())
+		return true, nil
+	}
+	found, err := read(id.id)
+	if err != nil {
+		return nil, err
+	}
 	if id.only64 {
-		more, err := a.findByLow64(ctx, binary.BigEndian.Uint64(id.id[8:]))
+		low := binary.BigEndian.Uint64(id.id[8:])
+		var more []pcommon.TraceID
+		if f, ok := a.reader.(storage.TraceIDLow64Finder); ok {
+			more, err = f.FindTraceIDsByLow64(ctx, low)
+		} else if !found {
+			more, err = a.scanLow64(ctx, low)
+		}
 		if err != nil {
 			return nil, err
 		}
 		for _, m := range more {
-			if m != id.id {
-				ids = append(ids, m)
+			if m == id.id {
+				continue
+			}
+			if _, err := read(m); err != nil {
+				return nil, err
 			}
 		}
-	}
-	all := ptrace.NewTraces()
-	for _, tid := range ids {
-		td, err := a.reader.GetTrace(ctx, tid)
-		if errors.Is(err, storage.ErrTraceNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		td.ResourceSpans().MoveAndAppendTo(all.ResourceSpans())
 	}
 	if all.ResourceSpans().Len() == 0 {
 		return nil, nil
@@ -333,27 +349,13 @@ func (a *API) zipkinTraceSpans(ctx context.Context, id zipkinTraceID) ([]*zipkin
 	return zipkinSpans(all)
 }
 
-// findByLow64 returns the stored 128-bit traces whose low half is low. Without the store's
-// TraceIDLow64Finder it checks the IDs of at most low64ScanTraces traces, newest first: of
-// the hour around the 64-bit trace of that ID when there is one (the halves of a trace
-// recorded partly with 64-bit IDs were written at the same time), else of the last day.
-func (a *API) findByLow64(ctx context.Context, low uint64) ([]pcommon.TraceID, error) {
-	if f, ok := a.reader.(storage.TraceIDLow64Finder); ok {
-		return f.FindTraceIDsByLow64(ctx, low)
-	}
-	var exact pcommon.TraceID
-	binary.BigEndian.PutUint64(exact[8:], low)
+// scanLow64 is the fallback of a store without TraceIDLow64Finder: the IDs of the newest
+// low64ScanTraces traces of the last day whose low half is low.
+func (a *API) scanLow64(ctx context.Context, low uint64) ([]pcommon.TraceID, error) {
 	now := a.now()
-	tq := storage.TraceQuery{StartTimeMin: now.Add(-DefaultZipkinLookback), StartTimeMax: now, Limit: low64ScanTraces}
-	td, err := a.reader.GetTrace(ctx, exact)
-	switch {
-	case err == nil:
-		first, last := traceBounds(td)
-		tq.StartTimeMin, tq.StartTimeMax = first.Add(-time.Hour), last.Add(time.Hour)
-	case !errors.Is(err, storage.ErrTraceNotFound):
-		return nil, err
-	}
-	ids, err := a.reader.FindTraceIDs(ctx, tq)
+	ids, err := a.reader.FindTraceIDs(ctx, storage.TraceQuery{
+		StartTimeMin: now.Add(-DefaultZipkinLookback), StartTimeMax: now, Limit: low64ScanTraces,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -364,26 +366,6 @@ func (a *API) findByLow64(ctx context.Context, low uint64) ([]pcommon.TraceID, e
 		}
 	}
 	return out, nil
-}
-
-// traceBounds returns the earliest span start and the latest span end of td.
-func traceBounds(td ptrace.Traces) (first, last time.Time) {
-	var lo, hi pcommon.Timestamp
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		sss := rss.At(i).ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			spans := sss.At(j).Spans()
-			for k := 0; k < spans.Len(); k++ {
-				sp := spans.At(k)
-				if lo == 0 || sp.StartTimestamp() < lo {
-					lo = sp.StartTimestamp()
-				}
-				hi = max(hi, sp.EndTimestamp(), sp.StartTimestamp())
-			}
-		}
-	}
-	return lo.AsTime(), hi.AsTime()
 }
 
 // GET /api/v2/traces
