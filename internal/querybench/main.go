@@ -16,8 +16,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -34,6 +36,8 @@ func main() {
 	flag.IntVar(&o.services, "services", 50, "services")
 	flag.IntVar(&o.opsPerService, "ops-per-service", 20, "operations per service")
 	flag.IntVar(&o.queries, "queries", 200, "requests per surface")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured requests to this file")
+	flag.StringVar(&o.only, "only", "", "measure only the surfaces whose name contains this")
 	flag.StringVar(&o.dir, "dir", "", "store directory; when it already holds traces they are used as they are (default: a temporary store, filled, removed after)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -44,7 +48,7 @@ func main() {
 
 type options struct {
 	spans, services, opsPerService, queries int
-	dir                                     string
+	dir, cpuprofile, only                   string
 }
 
 const (
@@ -264,7 +268,20 @@ func run(o options) error {
 			resp.Body.Close()
 		}
 	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for _, s := range surfaces {
+		if !strings.Contains(s.name, o.only) {
+			continue
+		}
 		lat := make([]time.Duration, 0, o.queries)
 		var bytes int64
 		for i := 0; i < o.queries; i++ {
