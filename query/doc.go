@@ -2,8 +2,9 @@
 // API under /api (Jaeger UI, Grafana's Jaeger datasource), Jaeger's api_v3 gateway under
 // /api/v3, Zipkin's v2 query API under /api/v2 (Grafana's Zipkin datasource, Zipkin Lens),
 // Spoor's own search API under /spoor/api/v1 (described by the OpenAPI document it serves
-// at /spoor/api/v1/openapi.json), and a readiness probe at /healthz. It only reads,
-// through storage.Reader and the optional abilities storage defines.
+// at /spoor/api/v1/openapi.json), and a readiness probe at /healthz. It reads through
+// storage.Reader and the optional abilities storage defines; its one write is deleting a
+// trace (DELETE /spoor/api/v1/traces/{id}, storage.TraceDeleter).
 //
 // Its promises: each surface answers in exactly the shapes of REFERENCE.md §1 — bodies and
 // error shapes alike (Jaeger's envelope, api_v3's {"error":{"httpCode","message"}},

@@ -30,6 +30,7 @@ func (a *API) routes() {
 	spoor.GET("/openapi.json", a.spoorOpenAPI)
 	spoor.GET("/search", a.spoorSearch)
 	spoor.GET("/traces/:traceID/summary", a.spoorTraceSummary)
+	spoor.DELETE("/traces/:traceID", a.spoorDeleteTrace)
 
 	// Zipkin API v2 (REFERENCE.md §1.1).
 	zipkin := a.e.Group("/api/v2")

@@ -343,6 +343,30 @@ func (a *API) spoorTraceSummary(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, appendSpoorSummary(nil, &sum))
 }
 
+// DELETE /spoor/api/v1/traces/{traceID}: 204 when deleted, 404 when not stored.
+func (a *API) spoorDeleteTrace(c echo.Context) error {
+	raw, err := pathParam(c.Request().URL.RawPath != "", c.Param("traceID"), "traceID")
+	if err != nil {
+		return a.spoorFailure(c, "delete trace", err)
+	}
+	id, err := parseTraceID(raw)
+	if err != nil {
+		return a.spoorFailure(c, "delete trace", err)
+	}
+	d, ok := a.reader.(storage.TraceDeleter)
+	if !ok {
+		return a.spoorError(c, http.StatusNotImplemented, "deleting traces is not supported by this trace store")
+	}
+	err = d.DeleteTrace(c.Request().Context(), id)
+	if errors.Is(err, storage.ErrTraceNotFound) {
+		return a.spoorError(c, http.StatusNotFound, "trace "+traceIDString(id)+" not found")
+	}
+	if err != nil {
+		return a.spoorFailure(c, "delete trace", err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
 // appendSpoorSummary writes a TraceSummary; times as RFC 3339 and as unix nanoseconds in
 // a string (JavaScript numbers cannot hold them).
 func appendSpoorSummary(dst []byte, s *storage.TraceSummary) []byte {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -348,4 +349,42 @@ func simpleTraceWithRoute(id pcommon.TraceID, start time.Time, route string) ptr
 	td := simpleTrace(id, "checkout", "POST /pay", start, time.Millisecond, "prod")
 	td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().PutStr("http.route", route)
 	return td
+}
+
+// TestSpoorDeleteTrace deletes a stored trace over HTTP: 204, then 404 from the trace
+// endpoints and the delete itself; a malformed ID is a 400 in the Spoor error shape.
+func TestSpoorDeleteTrace(t *testing.T) {
+	e := newZipkinEnv(t, Options{})
+	id := "5b8efff798038103d269b633813fc60c" // richTrace
+	del := func(path string) (int, []byte) {
+		req, err := http.NewRequest(http.MethodDelete, e.srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+	if status, _, body := e.zget("/spoor/api/v1/traces/" + id + "/summary"); status != http.StatusOK {
+		t.Fatalf("before: summary %d %s", status, body)
+	}
+	if status, body := del("/spoor/api/v1/traces/" + id); status != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %s, want 204", status, body)
+	}
+	if status, _, body := e.zget("/spoor/api/v1/traces/" + id + "/summary"); status != http.StatusNotFound {
+		t.Fatalf("after: summary %d %s, want 404", status, body)
+	}
+	if status, _, body := e.zget("/api/traces/" + id); status != http.StatusNotFound {
+		t.Fatalf("after: Jaeger trace %d %s, want 404", status, body)
+	}
+	if status, body := del("/spoor/api/v1/traces/" + id); status != http.StatusNotFound || !strings.Contains(string(body), "not found") {
+		t.Fatalf("second DELETE: %d %s, want 404 not found", status, body)
+	}
+	if status, body := del("/spoor/api/v1/traces/xyz"); status != http.StatusBadRequest || !strings.Contains(string(body), "error") {
+		t.Fatalf("DELETE of a malformed ID: %d %s, want 400 with an error", status, body)
+	}
 }

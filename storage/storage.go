@@ -240,6 +240,15 @@ type DependencyLink struct {
 	ErrorCount uint64
 }
 
+// TraceDeleter deletes stored traces by ID. Stores that can offer it implement it;
+// callers find it by type assertion.
+type TraceDeleter interface {
+	// DeleteTrace makes the trace unreachable at once: GetTrace answers ErrTraceNotFound
+	// and no search returns it. Spans that arrive for it later make it reappear with
+	// those spans only. It returns ErrTraceNotFound when no such trace is stored.
+	DeleteTrace(ctx context.Context, traceID pcommon.TraceID) error
+}
+
 // TraceIDLow64Finder finds stored traces by the low 64 bits of their ID. Zipkin clients
 // that propagate 64-bit IDs, and users holding a 16-hex ID, name by its low half a trace
 // that other services recorded with 128 bits; Zipkin answers such a lookup with every

@@ -171,6 +171,8 @@ type Stats struct {
 	IndexFlushFailures  int64
 	IndexReplayedBlocks int64
 	Index               IndexStats
+	// TracesDeleted counts DeleteTrace calls that deleted a trace.
+	TracesDeleted int64
 }
 
 // Store is the Badger trace store. It is safe for concurrent use.
@@ -198,6 +200,7 @@ type Store struct {
 	flushSignal chan struct{}
 
 	indexFlushes, indexMerges, indexFlushFailures, indexReplayed atomic.Int64
+	tracesDeleted                                                atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -395,6 +398,7 @@ func (s *Store) Stats() Stats {
 		IndexFlushFailures:  s.indexFlushFailures.Load(),
 		IndexReplayedBlocks: s.indexReplayed.Load(),
 		Index:               s.idx.stats(),
+		TracesDeleted:       s.tracesDeleted.Load(),
 	}
 }
 

@@ -1,0 +1,79 @@
+package badgerstore
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/spoortrace/spoor/storage"
+)
+
+// TestDeleteTrace deletes one of two traces sharing a batch: the deleted one is gone
+// from GetTrace, summaries and searches (also after a restart), the other is whole.
+func TestDeleteTrace(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(dir, Options{NoSyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-time.Minute)
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "svc")
+	spans := rs.ScopeSpans().AppendEmpty().Spans()
+	ids := []pcommon.TraceID{{1, 1}, {2, 2}}
+	for i, id := range ids {
+		for k := range 3 {
+			sp := spans.AppendEmpty()
+			sp.SetTraceID(id)
+			sp.SetSpanID(pcommon.SpanID{byte(i + 1), byte(k + 1)})
+			sp.SetName("op")
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Millisecond)))
+		}
+	}
+	if err := s.WriteTraces(ctx, td); err != nil {
+		t.Fatal(err)
+	}
+	check := func(s *Store, when string) {
+		t.Helper()
+		if _, err := s.GetTrace(ctx, ids[0]); !errors.Is(err, storage.ErrTraceNotFound) {
+			t.Fatalf("%s: GetTrace of the deleted trace: %v, want not found", when, err)
+		}
+		if _, err := s.GetTraceSummary(ctx, ids[0]); !errors.Is(err, storage.ErrTraceNotFound) {
+			t.Fatalf("%s: GetTraceSummary of the deleted trace: %v, want not found", when, err)
+		}
+		kept, err := s.GetTrace(ctx, ids[1])
+		if err != nil || kept.SpanCount() != 3 {
+			t.Fatalf("%s: the other trace: %d spans, %v", when, kept.SpanCount(), err)
+		}
+		found, err := s.FindTraceIDs(ctx, storage.TraceQuery{ServiceName: "svc", Limit: 10})
+		if err != nil || len(found) != 1 || found[0] != ids[1] {
+			t.Fatalf("%s: search finds %v, %v; want only %v", when, found, err, ids[1])
+		}
+	}
+	if err := s.DeleteTrace(ctx, ids[0]); err != nil {
+		t.Fatalf("DeleteTrace: %v", err)
+	}
+	check(s, "after delete")
+	if err := s.DeleteTrace(ctx, ids[0]); !errors.Is(err, storage.ErrTraceNotFound) {
+		t.Fatalf("second DeleteTrace: %v, want not found", err)
+	}
+	if got := s.Stats().TracesDeleted; got != 1 {
+		t.Fatalf("TracesDeleted = %d, want 1", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, Options{NoSyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	check(s, "after restart")
+}
