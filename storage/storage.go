@@ -277,3 +277,40 @@ type AttributeValuesQuery struct {
 	ServiceName string
 	Limit       int
 }
+
+// RollupWriter keeps the analytics rollups (RED series and service graph edges, see
+// rollups.go) that the analytics stage computes on every span before sampling. Stores
+// that can offer it implement it; callers find it by type assertion.
+//
+// WriteRollups adds the batch's counts to those already stored: rollups are deltas,
+// and writing the same batch twice counts it twice (the analytics stage writes each
+// delta once). They are kept in time buckets that retention drops with the spans of
+// the same time. b is read-only for the duration of the call.
+type RollupWriter interface {
+	WriteRollups(ctx context.Context, b RollupBatch) error
+}
+
+// RollupReader reads the rollups back, summed per minute over every delta written.
+type RollupReader interface {
+	// ReadRED returns the RED series of the minutes overlapping [q.Start, q.End], one
+	// per (minute, service, operation, kind), sorted by minute then service, operation
+	// and kind; q.Service, when set, keeps only that service. Never nil.
+	ReadRED(ctx context.Context, q RollupQuery) ([]REDRollup, error)
+	// ReadEdges returns the service graph edges of the minutes overlapping
+	// [q.Start, q.End], one per (minute, parent, child, kind), sorted likewise;
+	// q.Service, when set, keeps the edges with it as parent or child. Never nil.
+	ReadEdges(ctx context.Context, q RollupQuery) ([]EdgeRollup, error)
+	// HasRollups reports whether rollups are being written to, or are stored in, this
+	// store: readers then prefer them to counts taken from the stored spans, which
+	// sampling thins.
+	HasRollups() bool
+}
+
+// AlertStateStore keeps the alert engine's state (one opaque document, JSON by
+// convention), so that a restart keeps firing alerts firing and the query API can
+// list rules, their states and recent firings.
+type AlertStateStore interface {
+	PutAlertState(ctx context.Context, doc []byte) error
+	// GetAlertState returns the last document put, or nil when there is none.
+	GetAlertState(ctx context.Context) ([]byte, error)
+}

@@ -34,7 +34,7 @@ const (
 )
 
 // bucketedPrefixes are the key families that start with prefix | bucket uint32.
-var bucketedPrefixes = [...]byte{prefixBlock, prefixTable, prefixSegPage, prefixSegDir, prefixDependency}
+var bucketedPrefixes = [...]byte{prefixBlock, prefixTable, prefixSegPage, prefixSegDir, prefixDependency, prefixRollupRED, prefixRollupEdge}
 
 var errStoreClosed = errors.New("trace store is closed")
 
