@@ -85,7 +85,6 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 	}
 }
 
-
 func TestLoadFileNamesFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rules.yaml")
 	if err := os.WriteFile(path, []byte(strings.Replace(issueRules, "window: 1m", "window: 0s", 1)), 0o644); err != nil {

@@ -320,7 +320,6 @@ func scanRollups(ctx context.Context, txn *badger.Txn, prefix byte, q storage.Ro
 
 var errBadRollupValue = errors.New("rollup value malformed")
 
-
 func appendRollupStr(dst []byte, s string) []byte {
 	if len(s) > maxNameLen {
 		s = s[:maxNameLen]

@@ -44,7 +44,7 @@ func TestRollupsSumDeltasAndSurviveRestart(t *testing.T) {
 			{Minute: m0, Parent: "orders", Child: "pay", Kind: storage.EdgeRequest, Calls: 2, Errors: 1, Latency: hist(time.Millisecond, time.Millisecond)},
 		}},
 		{RED: []storage.REDRollup{
-			{Minute: m0, Service: "pay", Operation: "charge", Kind: 2, Calls: 4, Errors: 4, Duration: hist(3*time.Millisecond)},
+			{Minute: m0, Service: "pay", Operation: "charge", Kind: 2, Calls: 4, Errors: 4, Duration: hist(3 * time.Millisecond)},
 			{Minute: m2, Service: "pay", Operation: "charge", Kind: 2, Calls: 7},
 		}, Edges: []storage.EdgeRollup{
 			{Minute: m0, Parent: "orders", Child: "pay", Kind: storage.EdgeRequest, Calls: 1, Latency: hist(time.Second)},
