@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
+	"github.com/spoortrace/spoor/analytics"
 	"github.com/spoortrace/spoor/ingest"
 	"github.com/spoortrace/spoor/query/queryext"
 	"github.com/spoortrace/spoor/sampler"
@@ -23,7 +24,7 @@ import (
 // components lists every component compiled into spoor.
 func components() (otelcol.Factories, error) {
 	receivers, err1 := otelcol.MakeFactoryMap[receiver.Factory](ingest.ReceiverFactories()...)
-	processors, err2 := otelcol.MakeFactoryMap[processor.Factory](append(ingest.ProcessorFactories(), sampler.NewFactory())...)
+	processors, err2 := otelcol.MakeFactoryMap[processor.Factory](append(ingest.ProcessorFactories(), analytics.NewFactory(), sampler.NewFactory())...)
 	exporters, err3 := otelcol.MakeFactoryMap[exporter.Factory](storageexporter.NewFactory())
 	extensions, err4 := otelcol.MakeFactoryMap[extension.Factory](
 		storageext.NewFactory(),

@@ -1,0 +1,370 @@
+package analytics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/spoortrace/spoor/alerts"
+	"github.com/spoortrace/spoor/storage"
+	"github.com/spoortrace/spoor/storage/storageext"
+)
+
+// rollupCompactor is the optional ability of a store to merge old rollup deltas.
+type rollupCompactor interface {
+	CompactRollups(ctx context.Context, now time.Time) error
+}
+
+// compactEvery is how many flushes pass between two compactions.
+const compactEvery = 30
+
+type seriesKey struct {
+	svc, op string
+	kind    uint8
+}
+
+// series is one (service, operation, kind), kept for the process' life (bounded by
+// MaxSeries) so that its metric attributes are built once.
+type series struct {
+	key   seriesKey
+	attrs metric.MeasurementOption
+}
+
+type redKey struct {
+	s      *series
+	minute uint32
+}
+
+type redAgg struct {
+	calls, errors float64
+	duration      storage.Histogram
+}
+
+// rec is one span of the batch being observed; its strings point into the batch.
+type rec struct {
+	key, parent uint64
+	res         int32
+	kind        uint8
+	err         bool
+	minute      uint32
+	dur         int64
+	adj         float64
+	name, peer  string
+	s           *series
+	traceID     pcommon.TraceID
+	spanID      pcommon.SpanID
+}
+
+type scratch struct {
+	recs     []rec
+	services []string
+	svcIDs   []uint32
+	deltas   map[*series]*delta
+	dpool    []delta
+}
+
+type delta struct {
+	calls, errors float64
+	ex            int // index in recs of the exemplar span (an error one if any)
+}
+
+type analyticsProcessor struct {
+	cfg *Config
+	ts  component.TelemetrySettings
+	tel *telemetry
+
+	scratch sync.Pool
+
+	mu     sync.Mutex
+	series map[seriesKey]*series
+	red    map[redKey]*redAgg
+	graph  *graph
+	now    func() time.Time
+
+	store   storage.RollupWriter
+	rules   []*alerts.Rule
+	engine  *alerts.Engine // set by start when there are rules
+	pending *storage.RollupBatch // a batch whose write failed, retried next flush
+
+	stop    chan struct{}
+	done    chan struct{}
+	started bool
+	flushMu sync.Mutex
+	flushes int
+}
+
+func newProcessor(cfg *Config, ts component.TelemetrySettings) (*analyticsProcessor, error) {
+	p := &analyticsProcessor{cfg: cfg, ts: ts, series: map[seriesKey]*series{}, red: map[redKey]*redAgg{}, now: time.Now}
+	p.graph = newGraph(cfg.EdgeWait, cfg.MaxEdgeSpans, time.Now())
+	p.scratch.New = func() any { return &scratch{deltas: map[*series]*delta{}} }
+	tel, err := newTelemetry(ts.MeterProvider, p)
+	if err != nil {
+		return nil, err
+	}
+	p.tel = tel
+	if p.rules, err = cfg.Alerts.Rules(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *analyticsProcessor) start(ctx context.Context, host component.Host) error {
+	var stateStore alerts.StateStore
+	if p.cfg.Storage.Type().String() != "" {
+		st, err := storageext.GetStore(host, p.cfg.Storage)
+		if err != nil {
+			return err
+		}
+		p.store, stateStore = st, st
+	}
+	if len(p.rules) > 0 {
+		eng, err := alerts.NewEngine(p.cfg.Alerts, p.rules, alerts.Settings{Logger: p.ts.Logger,
+			MeterProvider: p.ts.MeterProvider, Store: stateStore})
+		if err != nil {
+			return err
+		}
+		if err := eng.Start(ctx); err != nil {
+			return err
+		}
+		p.engine = eng
+	}
+	p.stop, p.done = make(chan struct{}), make(chan struct{})
+	p.started = true
+	go p.flushLoop()
+	return nil
+}
+
+// shutdown decides every edge still waiting, flushes, and stops the alert engine.
+// Safe without start and twice.
+func (p *analyticsProcessor) shutdown(ctx context.Context) error {
+	if !p.started {
+		return nil
+	}
+	p.started = false
+	close(p.stop)
+	<-p.done
+	p.mu.Lock()
+	p.graph.drain()
+	p.mu.Unlock()
+	err := p.flush(ctx)
+	err = errors.Join(err, p.tel.reg.Unregister())
+	if p.engine != nil {
+		err = errors.Join(err, p.engine.Shutdown(ctx))
+	}
+	return err
+}
+
+func (p *analyticsProcessor) flushLoop() {
+	defer close(p.done)
+	t := time.NewTicker(p.cfg.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			if err := p.flush(context.Background()); err != nil {
+				p.ts.Logger.Warn("analytics rollup flush", zap.Error(err))
+			}
+		}
+	}
+}
+
+// flush writes the rollups counted since the last flush. A failed write is kept and
+// retried with the next flush (one batch; an older failed one is dropped and counted).
+func (p *analyticsProcessor) flush(ctx context.Context) error {
+	p.flushMu.Lock()
+	defer p.flushMu.Unlock()
+	p.mu.Lock()
+	if p.now().Sub(p.graph.turned) >= p.graph.wait {
+		p.graph.turnSpans()
+		p.graph.turnPending()
+		p.graph.turned = p.now()
+	}
+	red := p.red
+	p.red = make(map[redKey]*redAgg, len(red))
+	edges := p.graph.take()
+	p.mu.Unlock()
+	b := storage.RollupBatch{Edges: edges, RED: make([]storage.REDRollup, 0, len(red))}
+	for k, a := range red {
+		b.RED = append(b.RED, storage.REDRollup{Minute: minuteTime(k.minute), Service: k.s.key.svc, Operation: k.s.key.op,
+			Kind: k.s.key.kind, Calls: a.calls, Errors: a.errors, Duration: a.duration})
+	}
+	if p.store == nil {
+		return nil
+	}
+	var errs []error
+	if p.pending != nil {
+		if err := p.store.WriteRollups(ctx, *p.pending); err != nil {
+			p.tel.rollupsLost.Add(ctx, int64(len(p.pending.RED)+len(p.pending.Edges)))
+			errs = append(errs, fmt.Errorf("retry of rollup write failed, rollups dropped: %w", err))
+		}
+		p.pending = nil
+	}
+	if len(b.RED)+len(b.Edges) > 0 {
+		if err := p.store.WriteRollups(ctx, b); err != nil {
+			p.pending = &b
+			errs = append(errs, err)
+		}
+	}
+	p.flushes++
+	if c, ok := p.store.(rollupCompactor); ok && p.flushes%compactEvery == 0 {
+		if err := c.CompactRollups(ctx, p.now()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// processTraces observes the batch and passes it on unchanged.
+func (p *analyticsProcessor) processTraces(_ context.Context, td ptrace.Traces) (ptrace.Traces, error) {
+	p.observe(td)
+	return td, nil
+}
+
+func serviceName(m pcommon.Map) string {
+	if v, ok := m.Get("service.name"); ok && v.Type() == pcommon.ValueTypeStr {
+		return v.Str()
+	}
+	return ""
+}
+
+func (p *analyticsProcessor) observe(td ptrace.Traces) {
+	sc := p.scratch.Get().(*scratch)
+	defer p.scratch.Put(sc)
+	sc.recs, sc.services, sc.svcIDs = sc.recs[:0], sc.services[:0], sc.svcIDs[:0]
+	var ab *alerts.Batch
+	if p.engine != nil {
+		ab = p.engine.NewBatch()
+	}
+	now := p.now()
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		svc := serviceName(rs.Resource().Attributes())
+		sc.services = append(sc.services, svc)
+		alerting := ab != nil && ab.Resource(svc, rs.Resource().Attributes())
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				sp := spans.At(k)
+				start, end := sp.StartTimestamp(), sp.EndTimestamp()
+				r := rec{res: int32(i), kind: uint8(sp.Kind()), err: sp.Status().Code() == ptrace.StatusCodeError,
+					minute: uint32(uint64(start) / 60e9), adj: adjustedCount(sp.TraceState().AsRaw()), name: sp.Name(),
+					traceID: sp.TraceID(), spanID: sp.SpanID()}
+				if end > start {
+					r.dur = int64(end - start)
+				}
+				r.key = spanKey(r.traceID, r.spanID)
+				if ps := sp.ParentSpanID(); !ps.IsEmpty() {
+					r.parent = spanKey(r.traceID, ps)
+				}
+				if isCaller(r.kind) {
+					r.peer = peerName(sp.Attributes())
+				}
+				sc.recs = append(sc.recs, r)
+				if alerting {
+					ab.Span(sp, r.adj)
+				}
+			}
+		}
+	}
+	if len(sc.recs) > 0 {
+		p.aggregate(sc, now)
+		p.tel.record(sc)
+	}
+	if ab != nil {
+		p.engine.Commit(ab)
+	}
+}
+
+// aggregate adds the batch to the RED series and the service graph under one lock.
+func (p *analyticsProcessor) aggregate(sc *scratch, now time.Time) {
+	clear(sc.deltas)
+	if cap(sc.dpool) < len(sc.recs) {
+		sc.dpool = make([]delta, 0, len(sc.recs))
+	}
+	sc.dpool = sc.dpool[:0]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, svc := range sc.services {
+		sc.svcIDs = append(sc.svcIDs, p.graph.intern(svc))
+	}
+	for i := range sc.recs {
+		r := &sc.recs[i]
+		k := seriesKey{svc: sc.services[r.res], op: r.name, kind: r.kind}
+		s, ok := p.series[k]
+		if !ok {
+			s = p.newSeries(k)
+		}
+		r.s = s
+		a, ok := p.red[redKey{s, r.minute}]
+		if !ok {
+			a = &redAgg{}
+			p.red[redKey{s, r.minute}] = a
+		}
+		a.calls += r.adj
+		if r.err {
+			a.errors += r.adj
+		}
+		a.duration.Add(time.Duration(r.dur), r.adj)
+		d, ok := sc.deltas[s]
+		if !ok {
+			sc.dpool = append(sc.dpool, delta{ex: i})
+			d = &sc.dpool[len(sc.dpool)-1]
+			sc.deltas[s] = d
+		}
+		d.calls += r.adj
+		if r.err {
+			if d.errors == 0 {
+				d.ex = i
+			}
+			d.errors += r.adj
+		}
+	}
+	p.graph.observe(sc.recs, sc.svcIDs, now)
+}
+
+// newSeries creates the series of k (cloning its strings), or the overflow series of
+// its service when MaxSeries is reached. Called with mu held.
+func (p *analyticsProcessor) newSeries(k seriesKey) *series {
+	if len(p.series) >= p.cfg.MaxSeries {
+		k.op, k.kind = "(other)", 0
+		if s, ok := p.series[k]; ok {
+			return s
+		}
+	}
+	k.svc, k.op = string([]byte(k.svc)), string([]byte(k.op))
+	s := &series{key: k, attrs: metric.WithAttributeSet(attribute.NewSet(
+		attribute.String("service_name", k.svc),
+		attribute.String("span_name", k.op),
+		attribute.String("span_kind", spanKindName(k.kind))))}
+	p.series[k] = s
+	return s
+}
+
+func spanKindName(k uint8) string {
+	switch ptrace.SpanKind(k) {
+	case ptrace.SpanKindInternal:
+		return "internal"
+	case ptrace.SpanKindServer:
+		return "server"
+	case ptrace.SpanKindClient:
+		return "client"
+	case ptrace.SpanKindProducer:
+		return "producer"
+	case ptrace.SpanKindConsumer:
+		return "consumer"
+	}
+	return "unspecified"
+}

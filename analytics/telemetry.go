@@ -1,0 +1,100 @@
+package analytics
+
+import (
+	"context"
+	"fmt"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// durationBounds are the Prometheus histogram buckets of spoor_span_duration_seconds.
+var durationBounds = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+type telemetry struct {
+	calls, errors metric.Float64Counter
+	duration      metric.Float64Histogram
+	rollupsLost   metric.Int64Counter
+	reg           metric.Registration
+}
+
+func newTelemetry(mp metric.MeterProvider, p *analyticsProcessor) (*telemetry, error) {
+	m := mp.Meter("github.com/spoortrace/spoor/analytics")
+	t := &telemetry{}
+	var err error
+	wrap := func(e error) error { return fmt.Errorf("create analytics metrics: %w", e) }
+	if t.calls, err = m.Float64Counter("spoor_span_calls",
+		metric.WithDescription("Spans received (before sampling), weighted by adjusted count, by service, span name and kind.")); err != nil {
+		return nil, wrap(err)
+	}
+	if t.errors, err = m.Float64Counter("spoor_span_errors",
+		metric.WithDescription("Spans with status Error received (before sampling), weighted by adjusted count.")); err != nil {
+		return nil, wrap(err)
+	}
+	if t.duration, err = m.Float64Histogram("spoor_span_duration",
+		metric.WithDescription("Span durations (before sampling; one observation per received span, not weighted)."),
+		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(durationBounds...)); err != nil {
+		return nil, wrap(err)
+	}
+	if t.rollupsLost, err = m.Int64Counter("spoor_analytics_rollups_lost",
+		metric.WithDescription("Rollup records dropped because writing them to the store failed twice.")); err != nil {
+		return nil, wrap(err)
+	}
+	edgeCalls, err := m.Float64ObservableCounter("spoor_service_graph_calls",
+		metric.WithDescription("Calls between services (before sampling), weighted by adjusted count, by client and server."))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	edgeErrors, err := m.Float64ObservableCounter("spoor_service_graph_errors",
+		metric.WithDescription("Failed calls between services (before sampling), weighted by adjusted count."))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	unmatched, err := m.Int64ObservableCounter("spoor_service_graph_unmatched_spans",
+		metric.WithDescription("Spans whose parent span did not arrive within the edge wait."))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	t.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		g := p.graph
+		for k, v := range g.totals {
+			attrs := metric.WithAttributes(attribute.String("client", g.names[k.parent]), attribute.String("server", g.names[k.child]))
+			o.ObserveFloat64(edgeCalls, v[0], attrs)
+			o.ObserveFloat64(edgeErrors, v[1], attrs)
+		}
+		o.ObserveInt64(unmatched, g.unmatched)
+		return nil
+	}, edgeCalls, edgeErrors, unmatched)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return t, nil
+}
+
+// record adds the batch to the RED metrics: one counter update per series and batch,
+// one histogram observation per span. The span chosen per series (an error span if
+// there is one) rides along as the exemplar: the SDK's trace-based exemplar filter
+// keeps measurements made in the context of a sampled span.
+func (t *telemetry) record(sc *scratch) {
+	bg := context.Background()
+	for s, d := range sc.deltas {
+		r := &sc.recs[d.ex]
+		ctx := trace.ContextWithSpanContext(bg, trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: trace.TraceID(r.traceID), SpanID: trace.SpanID(r.spanID), TraceFlags: trace.FlagsSampled}))
+		t.calls.Add(ctx, d.calls, s.attrs)
+		if d.errors > 0 {
+			t.errors.Add(ctx, d.errors, s.attrs)
+		}
+		t.duration.Record(ctx, float64(r.dur)/1e9, s.attrs)
+	}
+	for i := range sc.recs {
+		r := &sc.recs[i]
+		if sc.deltas[r.s].ex == i {
+			continue // recorded above with its exemplar
+		}
+		t.duration.Record(bg, float64(r.dur)/1e9, r.s.attrs)
+	}
+}
