@@ -72,10 +72,10 @@ func TestREDMatchesBruteForce(t *testing.T) {
 		for range 1 + rng.IntN(200) {
 			s := spanSpec{
 				service: fmt.Sprintf("svc-%d", rng.IntN(4)), name: fmt.Sprintf("op-%d", rng.IntN(5)),
-				kind:  ptrace.SpanKind(rng.IntN(6)),
-				err:   rng.IntN(7) == 0,
-				start: base.Add(time.Duration(rng.Int64N(int64(4 * time.Minute)))),
-				dur:   time.Duration(math.Exp(rng.Float64() * 22)), // 1ns … 3.6s
+				kind:    ptrace.SpanKind(rng.IntN(6)),
+				err:     rng.IntN(7) == 0,
+				start:   base.Add(time.Duration(rng.Int64N(int64(4 * time.Minute)))),
+				dur:     time.Duration(math.Exp(rng.Float64() * 22)), // 1ns … 3.6s
 				traceID: randTraceID(rng), spanID: randSpanID(rng),
 				tracestate: ths[rng.IntN(len(ths))],
 			}

@@ -92,7 +92,7 @@ type analyticsProcessor struct {
 
 	store   storage.RollupWriter
 	rules   []*alerts.Rule
-	engine  *alerts.Engine // set by start when there are rules
+	engine  *alerts.Engine       // set by start when there are rules
 	pending *storage.RollupBatch // a batch whose write failed, retried next flush
 
 	stop    chan struct{}
