@@ -37,13 +37,20 @@ func (a *API) jaegerDependencies(c echo.Context) error {
 		}
 		lookback = time.Duration(ms) * time.Millisecond
 	}
-	dr, ok := a.reader.(storage.DependencyReader)
-	if !ok {
-		return a.writeError(c, http.StatusNotImplemented, "service dependencies are not supported by this trace store")
-	}
-	links, err := dr.GetDependencies(c.Request().Context(), end, lookback)
+	// The analytics edges see every span before sampling; the store's own counts
+	// (stores without analytics) only the stored ones.
+	links, fromRollups, err := a.rollupDependencies(c.Request().Context(), end, lookback)
 	if err != nil {
 		return a.storageError(c, "get dependencies", err)
+	}
+	if !fromRollups {
+		dr, ok := a.reader.(storage.DependencyReader)
+		if !ok {
+			return a.writeError(c, http.StatusNotImplemented, "service dependencies are not supported by this trace store")
+		}
+		if links, err = dr.GetDependencies(c.Request().Context(), end, lookback); err != nil {
+			return a.storageError(c, "get dependencies", err)
+		}
 	}
 	data := make([]byte, 0, 64*len(links)+2)
 	data = append(data, '[')

@@ -31,6 +31,10 @@ func (a *API) routes() {
 	spoor.GET("/search", a.spoorSearch)
 	spoor.GET("/traces/:traceID/summary", a.spoorTraceSummary)
 	spoor.DELETE("/traces/:traceID", a.spoorDeleteTrace)
+	// Analytics rollups and alerts (spoor.go).
+	spoor.GET("/red", a.spoorRED)
+	spoor.GET("/graph", a.spoorGraph)
+	spoor.GET("/alerts", a.spoorAlerts)
 
 	// Zipkin API v2 (REFERENCE.md §1.1).
 	zipkin := a.e.Group("/api/v2")

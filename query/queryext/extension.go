@@ -61,6 +61,7 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	mux.Handle("/api/", api.Handler())
 	mux.Handle("/spoor/", api.Handler())
 	mux.Handle("/healthz", api.Handler())
+	mux.Handle("/spoor/api/", api.Handler())
 	mux.Handle("/", web.Handler())
 
 	ln, err := e.cfg.ServerConfig.ToListener(ctx)
