@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -57,7 +58,7 @@ type Engine struct {
 
 	mu      sync.Mutex
 	firings []Firing
-	dirty   bool // state changed since the last persist
+	lastDoc []byte // the last state persisted, without its time; used by the loop only
 
 	notifier *notifier
 	wake     chan struct{}
@@ -334,14 +335,12 @@ func (e *Engine) evaluate(r *ruleState, now time.Time) {
 		r.activeAt = now
 		if r.For > 0 {
 			r.state = StatePending
-			e.dirty = true
 			return
 		}
 		e.fire(r, now)
 	case StatePending:
 		if !cond {
 			r.state = StateInactive
-			e.dirty = true
 			return
 		}
 		if now.Sub(r.activeAt) >= r.For {
@@ -364,7 +363,6 @@ func (e *Engine) evaluate(r *ruleState, now time.Time) {
 			}
 		}
 		e.update(r, now, true)
-		e.dirty = true
 	}
 }
 
@@ -376,7 +374,6 @@ func (e *Engine) fire(r *ruleState, now time.Time) {
 	if len(e.firings) > maxFirings {
 		e.firings = append(e.firings[:0], e.firings[len(e.firings)-maxFirings:]...)
 	}
-	e.dirty = true
 	e.update(r, now, false)
 	select {
 	case e.wake <- struct{}{}: // persist soon
@@ -482,24 +479,31 @@ func (e *Engine) Status() Status {
 	return st
 }
 
+// persist writes the state document when anything in it changed since the last
+// write (a state, a value, the webhook's health): at most once per evaluation
+// interval, plus once right after a firing.
 func (e *Engine) persist(ctx context.Context) error {
-	e.mu.Lock()
-	dirty := e.dirty
-	e.dirty = false
-	e.mu.Unlock()
-	if !dirty || e.set.Store == nil {
+	if e.set.Store == nil {
 		return nil
 	}
-	doc, err := json.Marshal(e.Status())
+	st := e.Status()
+	st.UpdatedAt = time.Time{}
+	cmp, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode alert state: %w", err)
+	}
+	if bytes.Equal(cmp, e.lastDoc) {
+		return nil
+	}
+	st.UpdatedAt = e.set.Now().UTC()
+	doc, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("encode alert state: %w", err)
 	}
 	if err := e.set.Store.PutAlertState(ctx, doc); err != nil {
-		e.mu.Lock()
-		e.dirty = true
-		e.mu.Unlock()
 		return err
 	}
+	e.lastDoc = cmp
 	return nil
 }
 

@@ -64,11 +64,11 @@ func newNotifier(cfg Config, set Settings) (*notifier, error) {
 	if set.MeterProvider != nil {
 		m := set.MeterProvider.Meter("github.com/spoortrace/spoor/alerts")
 		var err error
-		if n.sent, err = m.Int64Counter("spoor_alert_notifications_delivered",
+		if n.sent, err = m.Int64Counter("spoor_alert_notifications_delivered_total",
 			metric.WithDescription("Webhook POSTs of alert notifications that the webhook accepted (2xx).")); err != nil {
 			return nil, fmt.Errorf("create alert metrics: %w", err)
 		}
-		if n.failed, err = m.Int64Counter("spoor_alert_notifications_failed",
+		if n.failed, err = m.Int64Counter("spoor_alert_notifications_failed_total",
 			metric.WithDescription("Webhook POSTs of alert notifications that failed (error, timeout or non-2xx); they are retried.")); err != nil {
 			return nil, fmt.Errorf("create alert metrics: %w", err)
 		}

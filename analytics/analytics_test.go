@@ -386,11 +386,11 @@ func TestMetricsWithExemplars(t *testing.T) {
 		for _, m := range sm.Metrics {
 			switch d := m.Data.(type) {
 			case metricdata.Sum[float64]:
-				if m.Name != "spoor_span_calls" && m.Name != "spoor_span_errors" {
+				if m.Name != "spoor_span_calls_total" && m.Name != "spoor_span_errors_total" {
 					continue
 				}
 				dp := d.DataPoints[0]
-				want := map[string]float64{"spoor_span_calls": 5, "spoor_span_errors": 1}[m.Name]
+				want := map[string]float64{"spoor_span_calls_total": 5, "spoor_span_errors_total": 1}[m.Name]
 				if dp.Value != want {
 					t.Errorf("%s = %v, want %v (th:c counts 4)", m.Name, dp.Value, want)
 				}
@@ -399,13 +399,13 @@ func TestMetricsWithExemplars(t *testing.T) {
 				}
 				found[m.Name] = true
 			case metricdata.Histogram[float64]:
-				if m.Name == "spoor_span_duration" {
+				if m.Name == "spoor_span_duration_seconds" {
 					found[m.Name] = d.DataPoints[0].Count == 2
 				}
 			}
 		}
 	}
-	for _, n := range []string{"spoor_span_calls", "spoor_span_errors", "spoor_span_duration"} {
+	for _, n := range []string{"spoor_span_calls_total", "spoor_span_errors_total", "spoor_span_duration_seconds"} {
 		if !found[n] {
 			t.Errorf("metric %s missing or wrong", n)
 		}

@@ -24,34 +24,34 @@ func newTelemetry(mp metric.MeterProvider, p *analyticsProcessor) (*telemetry, e
 	t := &telemetry{}
 	var err error
 	wrap := func(e error) error { return fmt.Errorf("create analytics metrics: %w", e) }
-	if t.calls, err = m.Float64Counter("spoor_span_calls",
+	if t.calls, err = m.Float64Counter("spoor_span_calls_total",
 		metric.WithDescription("Spans received (before sampling), weighted by adjusted count, by service, span name and kind.")); err != nil {
 		return nil, wrap(err)
 	}
-	if t.errors, err = m.Float64Counter("spoor_span_errors",
+	if t.errors, err = m.Float64Counter("spoor_span_errors_total",
 		metric.WithDescription("Spans with status Error received (before sampling), weighted by adjusted count.")); err != nil {
 		return nil, wrap(err)
 	}
-	if t.duration, err = m.Float64Histogram("spoor_span_duration",
+	if t.duration, err = m.Float64Histogram("spoor_span_duration_seconds",
 		metric.WithDescription("Span durations (before sampling; one observation per received span, not weighted)."),
 		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(durationBounds...)); err != nil {
 		return nil, wrap(err)
 	}
-	if t.rollupsLost, err = m.Int64Counter("spoor_analytics_rollups_lost",
+	if t.rollupsLost, err = m.Int64Counter("spoor_analytics_rollups_lost_total",
 		metric.WithDescription("Rollup records dropped because writing them to the store failed twice.")); err != nil {
 		return nil, wrap(err)
 	}
-	edgeCalls, err := m.Float64ObservableCounter("spoor_service_graph_calls",
+	edgeCalls, err := m.Float64ObservableCounter("spoor_service_graph_calls_total",
 		metric.WithDescription("Calls between services (before sampling), weighted by adjusted count, by client and server."))
 	if err != nil {
 		return nil, wrap(err)
 	}
-	edgeErrors, err := m.Float64ObservableCounter("spoor_service_graph_errors",
+	edgeErrors, err := m.Float64ObservableCounter("spoor_service_graph_errors_total",
 		metric.WithDescription("Failed calls between services (before sampling), weighted by adjusted count."))
 	if err != nil {
 		return nil, wrap(err)
 	}
-	unmatched, err := m.Int64ObservableCounter("spoor_service_graph_unmatched_spans",
+	unmatched, err := m.Int64ObservableCounter("spoor_service_graph_unmatched_spans_total",
 		metric.WithDescription("Spans whose parent span did not arrive within the edge wait."))
 	if err != nil {
 		return nil, wrap(err)
