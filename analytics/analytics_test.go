@@ -387,7 +387,7 @@ func TestMetricsWithExemplars(t *testing.T) {
 			switch d := m.Data.(type) {
 			case metricdata.Sum[float64]:
 				if m.Name != "spoor_span_calls_total" && m.Name != "spoor_span_errors_total" {
-					continue
+					break
 				}
 				dp := d.DataPoints[0]
 				want := map[string]float64{"spoor_span_calls_total": 5, "spoor_span_errors_total": 1}[m.Name]
@@ -398,14 +398,25 @@ func TestMetricsWithExemplars(t *testing.T) {
 					t.Errorf("%s exemplars %+v, want trace %s", m.Name, dp.Exemplars, tid)
 				}
 				found[m.Name] = true
-			case metricdata.Histogram[float64]:
-				if m.Name == "spoor_span_duration_seconds" {
-					found[m.Name] = d.DataPoints[0].Count == 2
+			}
+			if sum, ok := m.Data.(metricdata.Sum[float64]); ok && m.Name == "spoor_span_duration_seconds_bucket" {
+				// 1 ms at th:c (4) and 1 s (1): le=0.001 holds 4, le=1 and +Inf hold 5.
+				want := map[string]float64{"0.001": 4, "0.0025": 4, "0.5": 4, "1": 5, "+Inf": 5}
+				n := 0
+				for _, dp := range sum.DataPoints {
+					le, _ := dp.Attributes.Value("le")
+					if w, ok := want[le.AsString()]; ok {
+						n++
+						if dp.Value != w {
+							t.Errorf("duration bucket le=%s = %v, want %v", le.AsString(), dp.Value, w)
+						}
+					}
 				}
+				found[m.Name] = n == len(want) && len(sum.DataPoints) == len(durationBounds)+1 && sum.IsMonotonic
 			}
 		}
 	}
-	for _, n := range []string{"spoor_span_calls_total", "spoor_span_errors_total", "spoor_span_duration_seconds"} {
+	for _, n := range []string{"spoor_span_calls_total", "spoor_span_errors_total", "spoor_span_duration_seconds_bucket"} {
 		if !found[n] {
 			t.Errorf("metric %s missing or wrong", n)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -143,3 +144,8 @@ func randSpanID(rng *rand.Rand) (id pcommon.SpanID) {
 	}
 	return id
 }
+
+type nopConsumer struct{}
+
+func (nopConsumer) Capabilities() consumer.Capabilities                { return consumer.Capabilities{} }
+func (nopConsumer) ConsumeTraces(context.Context, ptrace.Traces) error { return nil }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -35,8 +36,27 @@ type seriesKey struct {
 // series is one (service, operation, kind), kept for the process' life (bounded by
 // MaxSeries) so that its metric attributes are built once.
 type series struct {
-	key   seriesKey
-	attrs metric.MeasurementOption
+	key seriesKey
+	// addOpts carries the series' attributes; passed as a slice, so that an Add does
+	// not allocate its variadic options.
+	addOpts []metric.AddOption
+	// The Prometheus duration histogram, cumulative and weighted, guarded by the
+	// processor's mu: counts per durationBounds bucket (the last is +Inf), and the sum
+	// of durations in seconds. bucketAttrs[i] carries the series' attributes and le.
+	buckets     [len(durationBounds) + 1]float64
+	sum         float64
+	bucketAttrs []metric.ObserveOption
+	plainAttrs  metric.ObserveOption
+
+	// Shortcuts of aggregate, guarded by mu: the aggregate of minute curMinute in RED
+	// generation curGen, the index of the series in the batch batchSeq's touched list,
+	// and when it last carried an exemplar.
+	cur          *redAgg
+	curGen       uint64
+	curMinute    uint32
+	batchSeq     uint64
+	delta        int
+	lastExemplar time.Time
 }
 
 type redKey struct {
@@ -68,13 +88,15 @@ type scratch struct {
 	recs     []rec
 	services []string
 	svcIDs   []uint32
-	deltas   map[*series]*delta
-	dpool    []delta
+	touched  []touched
 }
 
-type delta struct {
+// touched is a series' share of the batch, for the metrics.
+type touched struct {
+	s             *series
 	calls, errors float64
-	ex            int // index in recs of the exemplar span (an error one if any)
+	ex            int  // index in recs of the exemplar span (an error one if any)
+	exemplar      bool // attach it
 }
 
 type analyticsProcessor struct {
@@ -84,11 +106,13 @@ type analyticsProcessor struct {
 
 	scratch sync.Pool
 
-	mu     sync.Mutex
-	series map[seriesKey]*series
-	red    map[redKey]*redAgg
-	graph  *graph
-	now    func() time.Time
+	mu       sync.Mutex
+	series   map[seriesKey]*series
+	red      map[redKey]*redAgg
+	redGen   uint64 // bumped when red is swapped out by a flush
+	batchSeq uint64
+	graph    *graph
+	now      func() time.Time
 
 	store   storage.RollupWriter
 	rules   []*alerts.Rule
@@ -105,7 +129,7 @@ type analyticsProcessor struct {
 func newProcessor(cfg *Config, ts component.TelemetrySettings) (*analyticsProcessor, error) {
 	p := &analyticsProcessor{cfg: cfg, ts: ts, series: map[seriesKey]*series{}, red: map[redKey]*redAgg{}, now: time.Now}
 	p.graph = newGraph(cfg.EdgeWait, cfg.MaxEdgeSpans, time.Now())
-	p.scratch.New = func() any { return &scratch{deltas: map[*series]*delta{}} }
+	p.scratch.New = func() any { return &scratch{} }
 	tel, err := newTelemetry(ts.MeterProvider, p)
 	if err != nil {
 		return nil, err
@@ -192,6 +216,7 @@ func (p *analyticsProcessor) flush(ctx context.Context) error {
 	}
 	red := p.red
 	p.red = make(map[redKey]*redAgg, len(red))
+	p.redGen++
 	edges := p.graph.take()
 	p.mu.Unlock()
 	b := storage.RollupBatch{Edges: edges, RED: make([]storage.REDRollup, 0, len(red))}
@@ -289,47 +314,67 @@ func (p *analyticsProcessor) observe(td ptrace.Traces) {
 }
 
 // aggregate adds the batch to the RED series and the service graph under one lock.
+// The common case costs no map operation for RED: consecutive spans of one series
+// reuse it, and a series remembers its current minute's aggregate and its delta of the
+// batch being aggregated.
 func (p *analyticsProcessor) aggregate(sc *scratch, now time.Time) {
-	clear(sc.deltas)
-	if cap(sc.dpool) < len(sc.recs) {
-		sc.dpool = make([]delta, 0, len(sc.recs))
-	}
-	sc.dpool = sc.dpool[:0]
+	sc.touched = sc.touched[:0]
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.batchSeq++
 	for _, svc := range sc.services {
 		sc.svcIDs = append(sc.svcIDs, p.graph.intern(svc))
 	}
+	var last *series
 	for i := range sc.recs {
 		r := &sc.recs[i]
-		k := seriesKey{svc: sc.services[r.res], op: r.name, kind: r.kind}
-		s, ok := p.series[k]
-		if !ok {
-			s = p.newSeries(k)
+		s := last
+		if s == nil || s.key.kind != r.kind || s.key.op != r.name || s.key.svc != sc.services[r.res] {
+			k := seriesKey{svc: sc.services[r.res], op: r.name, kind: r.kind}
+			var ok bool
+			if s, ok = p.series[k]; !ok {
+				s = p.newSeries(k)
+			}
+			last = s
 		}
 		r.s = s
-		a, ok := p.red[redKey{s, r.minute}]
-		if !ok {
-			a = &redAgg{}
-			p.red[redKey{s, r.minute}] = a
+		a := s.cur
+		if s.curGen != p.redGen || s.curMinute != r.minute || a == nil {
+			var ok bool
+			if a, ok = p.red[redKey{s, r.minute}]; !ok {
+				a = &redAgg{}
+				p.red[redKey{s, r.minute}] = a
+			}
+			s.cur, s.curGen, s.curMinute = a, p.redGen, r.minute
 		}
 		a.calls += r.adj
 		if r.err {
 			a.errors += r.adj
 		}
 		a.duration.Add(time.Duration(r.dur), r.adj)
-		d, ok := sc.deltas[s]
-		if !ok {
-			sc.dpool = append(sc.dpool, delta{ex: i})
-			d = &sc.dpool[len(sc.dpool)-1]
-			sc.deltas[s] = d
+		sec := float64(r.dur) / 1e9
+		s.buckets[durationBucket(sec)] += r.adj
+		s.sum += sec * r.adj
+		if s.batchSeq != p.batchSeq {
+			s.batchSeq, s.delta = p.batchSeq, len(sc.touched)
+			sc.touched = append(sc.touched, touched{s: s, ex: i})
 		}
+		d := &sc.touched[s.delta]
 		d.calls += r.adj
 		if r.err {
 			if d.errors == 0 {
 				d.ex = i
 			}
 			d.errors += r.adj
+		}
+	}
+	// Exemplars cost a context per series: one a second per series, and every batch
+	// with errors (the exemplars worth following).
+	for i := range sc.touched {
+		d := &sc.touched[i]
+		if d.errors > 0 || now.Sub(d.s.lastExemplar) >= time.Second {
+			d.exemplar = true
+			d.s.lastExemplar = now
 		}
 	}
 	p.graph.observe(sc.recs, sc.svcIDs, now)
@@ -345,10 +390,17 @@ func (p *analyticsProcessor) newSeries(k seriesKey) *series {
 		}
 	}
 	k.svc, k.op = string([]byte(k.svc)), string([]byte(k.op))
-	s := &series{key: k, attrs: metric.WithAttributeSet(attribute.NewSet(
-		attribute.String("service_name", k.svc),
-		attribute.String("span_name", k.op),
-		attribute.String("span_kind", spanKindName(k.kind))))}
+	base := []attribute.KeyValue{attribute.String("service_name", k.svc), attribute.String("span_name", k.op),
+		attribute.String("span_kind", spanKindName(k.kind))}
+	set := attribute.NewSet(base...)
+	s := &series{key: k, addOpts: []metric.AddOption{metric.WithAttributeSet(set)}, plainAttrs: metric.WithAttributeSet(set)}
+	for i := range len(durationBounds) + 1 {
+		le := "+Inf"
+		if i < len(durationBounds) {
+			le = strconv.FormatFloat(durationBounds[i], 'g', -1, 64)
+		}
+		s.bucketAttrs = append(s.bucketAttrs, metric.WithAttributeSet(attribute.NewSet(append(base[:3:3], attribute.String("le", le))...)))
+	}
 	p.series[k] = s
 	return s
 }

@@ -10,11 +10,20 @@ import (
 )
 
 // durationBounds are the Prometheus histogram buckets of spoor_span_duration_seconds.
-var durationBounds = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+var durationBounds = [...]float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// durationBucket is the index of the first bound at or above sec (len for +Inf).
+func durationBucket(sec float64) int {
+	for i, b := range durationBounds {
+		if sec <= b {
+			return i
+		}
+	}
+	return len(durationBounds)
+}
 
 type telemetry struct {
 	calls, errors metric.Float64Counter
-	duration      metric.Float64Histogram
 	rollupsLost   metric.Int64Counter
 	reg           metric.Registration
 }
@@ -32,9 +41,23 @@ func newTelemetry(mp metric.MeterProvider, p *analyticsProcessor) (*telemetry, e
 		metric.WithDescription("Spans with status Error received (before sampling), weighted by adjusted count.")); err != nil {
 		return nil, wrap(err)
 	}
-	if t.duration, err = m.Float64Histogram("spoor_span_duration_seconds",
-		metric.WithDescription("Span durations (before sampling; one observation per received span, not weighted)."),
-		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(durationBounds...)); err != nil {
+	// The duration histogram is kept by the processor, weighted, and exported as the
+	// three counter families of a Prometheus histogram: an OTel histogram takes one
+	// unweighted observation per span, and that Record cost more CPU than the rest of
+	// the analytics together (profile of BenchmarkAnalytics).
+	durBucket, err := m.Float64ObservableCounter("spoor_span_duration_seconds_bucket",
+		metric.WithDescription("Span durations (before sampling) at or below le seconds, weighted by adjusted count: a Prometheus histogram's buckets."))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	durSum, err := m.Float64ObservableCounter("spoor_span_duration_seconds_sum",
+		metric.WithDescription("Sum of span durations in seconds (before sampling), weighted by adjusted count."))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	durCount, err := m.Float64ObservableCounter("spoor_span_duration_seconds_count",
+		metric.WithDescription("Spans counted in spoor_span_duration_seconds_bucket (weighted)."))
+	if err != nil {
 		return nil, wrap(err)
 	}
 	if t.rollupsLost, err = m.Int64Counter("spoor_analytics_rollups_lost_total",
@@ -66,35 +89,40 @@ func newTelemetry(mp metric.MeterProvider, p *analyticsProcessor) (*telemetry, e
 			o.ObserveFloat64(edgeErrors, v[1], attrs)
 		}
 		o.ObserveInt64(unmatched, g.unmatched)
+		for _, s := range p.series {
+			var cum float64
+			for i, c := range s.buckets {
+				cum += c
+				o.ObserveFloat64(durBucket, cum, s.bucketAttrs[i])
+			}
+			o.ObserveFloat64(durSum, s.sum, s.plainAttrs)
+			o.ObserveFloat64(durCount, cum, s.plainAttrs)
+		}
 		return nil
-	}, edgeCalls, edgeErrors, unmatched)
+	}, edgeCalls, edgeErrors, unmatched, durBucket, durSum, durCount)
 	if err != nil {
 		return nil, wrap(err)
 	}
 	return t, nil
 }
 
-// record adds the batch to the RED metrics: one counter update per series and batch,
-// one histogram observation per span. The span chosen per series (an error span if
-// there is one) rides along as the exemplar: the SDK's trace-based exemplar filter
-// keeps measurements made in the context of a sampled span.
+// record adds the batch to the RED counters: one update per series and batch. The
+// span chosen per series (an error span if there is one) rides along as the exemplar:
+// the SDK's trace-based exemplar filter keeps measurements made in the context of a
+// sampled span.
 func (t *telemetry) record(sc *scratch) {
 	bg := context.Background()
-	for s, d := range sc.deltas {
-		r := &sc.recs[d.ex]
-		ctx := trace.ContextWithSpanContext(bg, trace.NewSpanContext(trace.SpanContextConfig{
-			TraceID: trace.TraceID(r.traceID), SpanID: trace.SpanID(r.spanID), TraceFlags: trace.FlagsSampled}))
-		t.calls.Add(ctx, d.calls, s.attrs)
+	for i := range sc.touched {
+		d := &sc.touched[i]
+		ctx := bg
+		if d.exemplar {
+			r := &sc.recs[d.ex]
+			ctx = trace.ContextWithSpanContext(bg, trace.NewSpanContext(trace.SpanContextConfig{
+				TraceID: trace.TraceID(r.traceID), SpanID: trace.SpanID(r.spanID), TraceFlags: trace.FlagsSampled}))
+		}
+		t.calls.Add(ctx, d.calls, d.s.addOpts...)
 		if d.errors > 0 {
-			t.errors.Add(ctx, d.errors, s.attrs)
+			t.errors.Add(ctx, d.errors, d.s.addOpts...)
 		}
-		t.duration.Record(ctx, float64(r.dur)/1e9, s.attrs)
-	}
-	for i := range sc.recs {
-		r := &sc.recs[i]
-		if sc.deltas[r.s].ex == i {
-			continue // recorded above with its exemplar
-		}
-		t.duration.Record(bg, float64(r.dur)/1e9, r.s.attrs)
 	}
 }
