@@ -85,7 +85,7 @@ func BenchmarkAnalytics(b *testing.B) {
 			}
 			// CPU time of the process (GC included), which a machine shared with other
 			// work inflates much less than wall time.
-			b.ReportMetric(float64((cpuTime() - cpu0).Nanoseconds())/float64(b.N*512), "cpu-ns/span")
+			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N*512), "cpu-ns/span")
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*512), "ns/span")
 			b.ReportMetric(float64(testing.AllocsPerRun(1, func() {
 				_ = proc.ConsumeTraces(context.Background(), batches[0])
