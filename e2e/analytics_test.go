@@ -631,3 +631,53 @@ func compare(t *testing.T, what string, got, want map[string][2]float64) {
 		t.Errorf("no %s in the store", what)
 	}
 }
+
+// TestErrorSpanToWebhookDelay measures the delay from an error span's arrival (the
+// OTLP request that carries it) to the webhook POST that reports it, over 60 rules
+// that each fire once, and prints p50/p99 (make bench runs it). The target is
+// under 2 s at p99.
+func TestErrorSpanToWebhookDelay(t *testing.T) {
+	const n = 60
+	sink := newAlertSink(t, false)
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: delay\n    rules:\n")
+	for i := range n {
+		fmt.Fprintf(&rules, "      - alert: Errors%d\n        match: {service: svc-%d}\n        condition: error_count > 0\n        window: 1m\n", i, i)
+	}
+	s := startSpoor(t, t.TempDir(), "SPOOR_ALERT_RULES="+writeRules(t, rules.String()), "SPOOR_ALERT_WEBHOOK="+sink.url())
+	rng := rand.New(rand.NewPCG(17, 18))
+	sent := make([]time.Time, n)
+	for i := range n {
+		td, _ := declines(rng, 1)
+		td.ResourceSpans().At(0).Resource().Attributes().PutStr("service.name", fmt.Sprintf("svc-%d", i))
+		sent[i] = time.Now()
+		postOTLP(t, s, td)
+		time.Sleep(time.Duration(rng.IntN(100)) * time.Millisecond)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var delays []time.Duration
+	for time.Now().Before(deadline) {
+		seen := map[string]time.Time{}
+		for _, a := range sink.alerts() {
+			if _, ok := seen[a.Labels["alertname"]]; !ok {
+				seen[a.Labels["alertname"]] = a.at
+			}
+		}
+		if len(seen) == n {
+			for i := range n {
+				delays = append(delays, seen[fmt.Sprintf("Errors%d", i)].Sub(sent[i]))
+			}
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(delays) != n {
+		t.Fatalf("only some of the %d alerts arrived: %d notifications", n, len(sink.alerts()))
+	}
+	slices.Sort(delays)
+	p50, p99 := delays[n/2], delays[n*99/100]
+	fmt.Printf("error span → webhook POST over %d alerts: p50 %v p99 %v max %v\n", n, p50, p99, delays[n-1])
+	if p99 > 2*time.Second {
+		t.Errorf("p99 %v, want under 2 s", p99)
+	}
+}
