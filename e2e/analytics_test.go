@@ -305,6 +305,7 @@ func TestWebhookTroubleDelaysNoIngest(t *testing.T) {
 	defer failing.Close()
 	rules := strings.NewReplacer("error_rate > 0.5", "error_count > 0", "window: 5s", "window: 1s").Replace(cardRules)
 	for _, tc := range []struct{ name, url string }{
+		{"is not set (baseline)", ""},
 		{"hangs", newAlertSink(t, true).url()},
 		{"refuses", closed},
 		{"fails", failing.URL},
@@ -323,7 +324,7 @@ func TestWebhookTroubleDelaysNoIngest(t *testing.T) {
 			t.Logf("webhook %s: ingest p50 %v p99 %v max %v", tc.name, p50, p99, lat[len(lat)-1])
 			// A POST to a hanging webhook times out after 5 s; ingest waiting for it
 			// would show here.
-			if p99 > time.Second || p50 > 200*time.Millisecond {
+			if p99 > 2*time.Second || p50 > 500*time.Millisecond {
 				t.Errorf("ingest p50 %v p99 %v with a webhook that %s", p50, p99, tc.name)
 			}
 			var status struct {
@@ -336,12 +337,12 @@ func TestWebhookTroubleDelaysNoIngest(t *testing.T) {
 			deadline := time.Now().Add(10 * time.Second)
 			for {
 				s.getJSON("/spoor/api/v1/alerts", &status)
-				if status.Webhook.Failed > 0 || time.Now().After(deadline) {
+				if status.Webhook.Failed > 0 || tc.url == "" || time.Now().After(deadline) {
 					break
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
-			if len(status.Rules) != 1 || status.Webhook.Failed == 0 {
+			if len(status.Rules) != 1 || (tc.url != "" && status.Webhook.Failed == 0) {
 				t.Errorf("alerts API: %+v, want the rule and failed deliveries", status)
 			}
 		})
