@@ -34,6 +34,7 @@ bench: build tools ## end-to-end benchmark of bin/spoor (telemetrygen), the trac
 	$(GO) test -run '^$$' -bench . -benchmem ./sampler/...
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 4000x ./analytics/...
 	$(GO) test -count=1 -run '^TestErrorSpanToWebhookDelay$$' -v ./e2e/ | grep 'error span'
+	$(GO) test -count=1 -run '^$$' -bench AnalyticsShareOfCPU -benchtime 2x ./e2e/
 
 tools: ## install telemetrygen (the load generator of make bench)
 	@test -x $(GOBIN)/telemetrygen || $(GO) install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$(TELEMETRYGEN_VERSION)

@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+)
+
+// BenchmarkAnalyticsShareOfCPU runs bin/spoor with its default config and with the
+// same config without spoor_analytics, alternately, sends both the same demo-shaped
+// OTLP batches (512 spans, traces across 6 services with client/server pairs, calls to
+// uninstrumented peers, 5% errors, one alert rule), and compares the CPU the process
+// used per span (from /proc). The target: analytics add under 10%.
+func BenchmarkAnalyticsShareOfCPU(b *testing.B) {
+	if runtime.GOOS != "linux" {
+		b.Fatal("reads process CPU time from /proc")
+	}
+	root := repoRoot(b)
+	def, err := os.ReadFile(filepath.Join(root, "cmd", "spoor", "config.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	const with, without = "processors: [spoor_ingest, spoor_analytics, spoor_sampler]", "processors: [spoor_ingest, spoor_sampler]"
+	if !bytes.Contains(def, []byte(with)) {
+		b.Fatalf("the default config has no %q", with)
+	}
+	off := filepath.Join(b.TempDir(), "no-analytics.yaml")
+	if err := os.WriteFile(off, bytes.Replace(def, []byte(with), []byte(without), 1), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	rules := filepath.Join(b.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rules, []byte(strings.Replace(cardRules, "payment-service", "svc-1", 1)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	bodies := demoShapedBodies(300)
+	spans := float64(len(bodies) * 512)
+	var cpu [2]time.Duration // [off, on]
+	for i := 0; i < b.N*2; i++ {
+		on := i%2 == 1
+		args := []string{"--config", "file:" + off}
+		if on {
+			args = nil
+		}
+		cpu[i%2] += runAndMeasure(b, args, "SPOOR_ALERT_RULES="+rules, bodies)
+	}
+	offUS := float64(cpu[0].Microseconds()) / float64(b.N) / spans
+	onUS := float64(cpu[1].Microseconds()) / float64(b.N) / spans
+	b.ReportMetric(offUS, "cpu-µs/span-without")
+	b.ReportMetric(onUS, "cpu-µs/span-with")
+	b.ReportMetric(100*(onUS-offUS)/offUS, "%-added")
+}
+
+func repoRoot(testing.TB) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+// demoShapedBodies are n OTLP export requests of 512 spans each.
+func demoShapedBodies(n int) [][]byte {
+	rng := rand.New(rand.NewPCG(21, 22))
+	var out [][]byte
+	for range n {
+		td := ptrace.NewTraces()
+		res := map[string]ptrace.SpanSlice{}
+		count := 0
+		for count < 512 {
+			tid := pcommon.TraceID{}
+			for i := range tid {
+				tid[i] = byte(rng.Uint32())
+			}
+			start := time.Now()
+			var add func(parent pcommon.SpanID, svc string, depth int)
+			add = func(parent pcommon.SpanID, svc string, depth int) {
+				if count >= 512 {
+					return
+				}
+				spans, ok := res[svc]
+				if !ok {
+					rs := td.ResourceSpans().AppendEmpty()
+					rs.Resource().Attributes().PutStr("service.name", svc)
+					rs.Resource().Attributes().PutStr("host.name", "bench")
+					spans = rs.ScopeSpans().AppendEmpty().Spans()
+					res[svc] = spans
+				}
+				mk := func(name string, kind ptrace.SpanKind, parent pcommon.SpanID) (ptrace.Span, pcommon.SpanID) {
+					sp := spans.AppendEmpty()
+					var id pcommon.SpanID
+					for i := range id {
+						id[i] = byte(rng.Uint32())
+					}
+					sp.SetTraceID(tid)
+					sp.SetSpanID(id)
+					sp.SetParentSpanID(parent)
+					sp.SetName(name)
+					sp.SetKind(kind)
+					sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+					sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(1+rng.IntN(50)) * time.Millisecond)))
+					sp.Attributes().PutStr("http.request.method", "POST")
+					sp.Attributes().PutStr("payment.method", "card")
+					if rng.IntN(20) == 0 {
+						sp.Status().SetCode(ptrace.StatusCodeError)
+					}
+					count++
+					return sp, id
+				}
+				_, id := mk("handle", ptrace.SpanKindServer, parent)
+				for range rng.IntN(3) {
+					if count >= 512 || depth == 0 {
+						return
+					}
+					callee := fmt.Sprintf("svc-%d", rng.IntN(6))
+					cl, cid := mk("call "+callee, ptrace.SpanKindClient, id)
+					if rng.IntN(4) == 0 {
+						cl.Attributes().PutStr("peer.service", "postgres")
+						continue
+					}
+					add(cid, callee, depth-1)
+				}
+			}
+			add(pcommon.SpanID{}, fmt.Sprintf("svc-%d", rng.IntN(6)), 3)
+		}
+		body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		if err != nil {
+			panic("BUG: " + err.Error())
+		}
+		out = append(out, body)
+	}
+	return out
+}
+
+// runAndMeasure starts spoor, sends the bodies from two senders, waits for the
+// analytics flush, and returns the CPU time the process used from its first request.
+func runAndMeasure(tb testing.TB, args []string, env string, bodies [][]byte) time.Duration {
+	tb.Helper()
+	addrs := make([]string, 6)
+	lns := make([]net.Listener, 6)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		lns[i], addrs[i] = ln, ln.Addr().String()
+	}
+	for _, ln := range lns {
+		ln.Close() // the ports were only picked; spoor binds them
+	}
+	ep := endpoints{OTLPGRPC: addrs[0], OTLPHTTP: addrs[1], Zipkin: addrs[2], Query: addrs[3], Metrics: addrs[4], Sampling: addrs[5]}
+	dir := tb.TempDir()
+	cmd := exec.Command(spoorBin, args...)
+	cmd.Env = append(append(os.Environ(), ep.env(dir)...), env)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + ep.Query + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("spoor not healthy:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	before := procCPU(tb, cmd.Process.Pid)
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(bodies); i += 2 {
+				resp, err := http.Post("http://"+ep.OTLPHTTP+"/v1/traces", "application/x-protobuf", bytes.NewReader(bodies[i]))
+				if err != nil {
+					tb.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					tb.Errorf("POST /v1/traces: %s", resp.Status)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(3 * time.Second) // one analytics flush, and the store's background work
+	return procCPU(tb, cmd.Process.Pid) - before
+}
+
+// procCPU is a process' user + system CPU time from /proc/PID/stat.
+func procCPU(tb testing.TB, pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Fields after the command name (which may hold spaces) start after the last ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		tb.Fatalf("parse /proc/%d/stat: %s", pid, b)
+	}
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / ticks
+}
