@@ -19,7 +19,10 @@
 //   - Rollups are flushed to the trace store every flush interval (default 2 s) and on
 //     shutdown; they survive restarts and retention drops them with the spans.
 //   - RED is exported as Prometheus metrics (spoor_span_calls_total,
-//     spoor_span_errors_total, spoor_span_duration_seconds) with trace IDs as exemplars,
-//     service graph edges as spoor_service_graph_calls_total and _errors_total.
+//     spoor_span_errors_total, and the weighted histogram spoor_span_duration_seconds as
+//     bucket/sum/count counters), service graph edges as spoor_service_graph_calls_total
+//     and _errors_total. The counters carry trace IDs as exemplars in the OTel SDK; the
+//     collector's Prometheus endpoint (otelconf v0.3.0) serves only the text format, so
+//     they do not reach /metrics.
 //   - Alert rules (package alerts) are evaluated on the same stream.
 package analytics
