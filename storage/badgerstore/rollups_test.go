@@ -213,3 +213,73 @@ func TestHistogramBuckets(t *testing.T) {
 		t.Fatalf("a bucket must hold 60 rollup minutes")
 	}
 }
+
+// TestCompactionLosesNoConcurrentDelta: deltas written into an old hour while it is
+// being compacted (late spans) are neither lost nor counted twice.
+func TestCompactionLosesNoConcurrentDelta(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir(), Options{NoSyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	old := time.Now().UTC().Truncate(time.Hour).Add(-3*time.Hour + 5*time.Minute)
+	const writers, perWriter = 4, 200
+	done := make(chan error, writers)
+	for range writers {
+		go func() {
+			for range perWriter {
+				err := s.WriteRollups(ctx, storage.RollupBatch{
+					RED:   []storage.REDRollup{{Minute: old, Service: "a", Operation: "op", Calls: 1, Duration: hist(time.Millisecond)}},
+					Edges: []storage.EdgeRollup{{Minute: old, Parent: "a", Child: "b", Calls: 1}},
+				})
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	compacting, passes := true, 0
+	for compacting {
+		if err := s.CompactRollups(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		passes++
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range writers - 1 {
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			compacting = false
+		default:
+		}
+	}
+	if passes < 2 {
+		t.Fatalf("only %d compaction passes ran during the writes", passes)
+	}
+	if err := s.CompactRollups(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	red, err := s.ReadRED(ctx, storage.RollupQuery{Start: old, End: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	edges, err := s.ReadEdges(ctx, storage.RollupQuery{Start: old, End: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(red) != 1 || red[0].Calls != writers*perWriter || red[0].Duration.Total() != writers*perWriter ||
+		len(edges) != 1 || edges[0].Calls != writers*perWriter {
+		t.Fatalf("after concurrent compaction: RED %+v, edges %+v; want %d calls each", red, edges, writers*perWriter)
+	}
+	if n := countKeys(t, s, prefixRollupRED); n != 1 {
+		t.Errorf("%d RED keys left, want 1", n)
+	}
+}
