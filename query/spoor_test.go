@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,5 +128,34 @@ func TestSpoorAlerts(t *testing.T) {
 	}
 	if status, body := e.get("/spoor/api/v1/alerts"); status != http.StatusOK || string(body) != doc {
 		t.Fatalf("state: %d %s", status, body)
+	}
+}
+
+// TestSpoorOpenAPI: the document is served, and it describes exactly the routes under
+// /spoor/api/v1.
+func TestSpoorOpenAPI(t *testing.T) {
+	e := newTestEnv(t, Options{})
+	status, body := e.get("/spoor/api/v1/openapi.json")
+	var doc struct {
+		OpenAPI string                    `json:"openapi"`
+		Paths   map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(body, &doc); status != http.StatusOK || err != nil || doc.OpenAPI == "" {
+		t.Fatalf("%d %v %.200s", status, err, body)
+	}
+	routes := map[string]bool{}
+	for _, r := range e.api.e.Routes() {
+		if strings.HasPrefix(r.Path, "/spoor/") {
+			path := strings.ReplaceAll(r.Path, ":traceID", "{traceId}")
+			routes[path] = true
+			if _, ok := doc.Paths[path][strings.ToLower(r.Method)]; !ok {
+				t.Errorf("route %s %s is not in the OpenAPI document", r.Method, path)
+			}
+		}
+	}
+	for p := range doc.Paths {
+		if !routes[p] {
+			t.Errorf("the OpenAPI document describes %s, which is not served", p)
+		}
 	}
 }
