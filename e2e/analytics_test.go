@@ -682,3 +682,47 @@ func TestErrorSpanToWebhookDelay(t *testing.T) {
 		t.Errorf("p99 %v, want under 2 s", p99)
 	}
 }
+
+// TestFiringAlertSurvivesRestart: a firing alert is still firing after spoor restarts
+// (its state is kept in the store), and is notified again with the same startsAt, so
+// Alertmanager keeps one alert, not a resolved one and a new one.
+func TestFiringAlertSurvivesRestart(t *testing.T) {
+	sink := newAlertSink(t, false)
+	dir := t.TempDir()
+	rules := writeRules(t, strings.NewReplacer("error_rate > 0.5", "error_count > 0", "window: 5s", "window: 10m").Replace(cardRules))
+	env := []string{"SPOOR_ALERT_RULES=" + rules, "SPOOR_ALERT_WEBHOOK=" + sink.url()}
+	s := startSpoor(t, dir, env...)
+	td, ids := declines(rand.New(rand.NewPCG(19, 20)), 3)
+	postOTLP(t, s, td)
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; webhook got %+v", what, sink.alerts())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitUntil("the firing notification", func() bool { return len(sink.alerts()) == 1 })
+	first := sink.alerts()[0]
+	s.stop()
+
+	s = startSpoorOn(t, s.ep, dir, env...)
+	waitUntil("the notification after the restart", func() bool { return len(sink.alerts()) == 2 })
+	again := sink.alerts()[1]
+	if !again.StartsAt.Equal(first.StartsAt) || !again.EndsAt.After(time.Now()) || again.Labels["alertname"] != "CardDeclinesHigh" {
+		t.Errorf("after restart: %+v, before: %+v", again, first)
+	}
+	if got := again.Annotations["trace_ids"]; !strings.Contains(got, ids[0]) {
+		t.Errorf("trace_ids after restart %q, want the burst's traces", got)
+	}
+	var status struct {
+		Rules   []struct{ State string }
+		Firings []struct{ EndsAt time.Time }
+	}
+	if code := s.getJSON("/spoor/api/v1/alerts", &status); code != http.StatusOK || len(status.Rules) != 1 ||
+		status.Rules[0].State != "firing" || len(status.Firings) != 1 || !status.Firings[0].EndsAt.IsZero() {
+		t.Errorf("alerts API after restart: %d %+v", code, status)
+	}
+}
