@@ -19,7 +19,8 @@ import (
 // REFERENCE.md §1 uses): RED series, the service graph and alert rules, from the
 // rollups the analytics stage computes on every span before sampling. Counts are
 // weighted by adjusted count, so they are estimates of the true volume (floats).
-// Errors use the envelope of the Jaeger API, so every surface of Spoor fails alike.
+// Errors use the Spoor API's error shape ({"error":{"status","message"}}), as the
+// rest of /spoor/api/v1 does.
 
 // DefaultRollupLookback is the range of /spoor/api/v1/red and /graph without start.
 const DefaultRollupLookback = time.Hour
@@ -68,7 +69,7 @@ func parseRollupRange(c echo.Context, now time.Time) (start, end time.Time, err 
 func (a *API) rollupReader(c echo.Context) (storage.RollupReader, bool) {
 	rr, ok := a.reader.(storage.RollupReader)
 	if !ok {
-		_ = a.writeError(c, http.StatusNotImplemented, "analytics rollups are not supported by this trace store")
+		_ = a.spoorError(c, http.StatusNotImplemented, "analytics rollups are not supported by this trace store")
 	}
 	return rr, ok
 }
@@ -123,11 +124,11 @@ func spanKindName(k uint8) string {
 func (a *API) spoorRED(c echo.Context) error {
 	start, end, err := parseRollupRange(c, a.now())
 	if err != nil {
-		return a.answerParamError(c, err)
+		return a.spoorFailure(c, "parse parameters", err)
 	}
 	kind, err := parseSpanKind(c.QueryParam("spanKind"))
 	if err != nil {
-		return a.answerParamError(c, err)
+		return a.spoorFailure(c, "parse parameters", err)
 	}
 	rr, ok := a.rollupReader(c)
 	if !ok {
@@ -135,7 +136,7 @@ func (a *API) spoorRED(c echo.Context) error {
 	}
 	rows, err := rr.ReadRED(c.Request().Context(), storage.RollupQuery{Start: start, End: end, Service: c.QueryParam("service")})
 	if err != nil {
-		return a.storageError(c, "read RED rollups", err)
+		return a.spoorFailure(c, "read RED rollups", err)
 	}
 	type key struct {
 		svc, op string
@@ -193,7 +194,7 @@ var edgeKinds = [...]string{storage.EdgeRequest: "request", storage.EdgeMessagin
 func (a *API) spoorGraph(c echo.Context) error {
 	start, end, err := parseRollupRange(c, a.now())
 	if err != nil {
-		return a.answerParamError(c, err)
+		return a.spoorFailure(c, "parse parameters", err)
 	}
 	rr, ok := a.rollupReader(c)
 	if !ok {
@@ -201,7 +202,7 @@ func (a *API) spoorGraph(c echo.Context) error {
 	}
 	rows, err := rr.ReadEdges(c.Request().Context(), storage.RollupQuery{Start: start, End: end, Service: c.QueryParam("service")})
 	if err != nil {
-		return a.storageError(c, "read edge rollups", err)
+		return a.spoorFailure(c, "read edge rollups", err)
 	}
 	type key struct {
 		parent, child string
@@ -254,11 +255,11 @@ func (a *API) spoorGraph(c echo.Context) error {
 func (a *API) spoorAlerts(c echo.Context) error {
 	as, ok := a.reader.(storage.AlertStateStore)
 	if !ok {
-		return a.writeError(c, http.StatusNotImplemented, "alert state is not supported by this trace store")
+		return a.spoorError(c, http.StatusNotImplemented, "alert state is not supported by this trace store")
 	}
 	doc, err := as.GetAlertState(c.Request().Context())
 	if err != nil {
-		return a.storageError(c, "get alert state", err)
+		return a.spoorFailure(c, "get alert state", err)
 	}
 	if len(doc) == 0 {
 		doc = []byte(`{"rules":[],"firings":[]}`)

@@ -73,7 +73,7 @@ func TestSpoorRED(t *testing.T) {
 	}
 	for _, bad := range []string{"?start=yesterday", "?start=2000&end=1000", "?spanKind=weird", "?start=0&end=" + ms(envNow)} {
 		status, body := e.get("/spoor/api/v1/red" + bad)
-		expectError(t, bad, status, body, http.StatusBadRequest, "")
+		expectSpoorError(t, bad, status, body, http.StatusBadRequest)
 	}
 }
 
@@ -157,5 +157,19 @@ func TestSpoorOpenAPI(t *testing.T) {
 		if !routes[p] {
 			t.Errorf("the OpenAPI document describes %s, which is not served", p)
 		}
+	}
+}
+
+// expectSpoorError checks a Spoor API error: the status and {"error":{"status","message"}}.
+func expectSpoorError(t *testing.T, what string, status int, body []byte, wantStatus int) {
+	t.Helper()
+	var e struct {
+		Error struct {
+			Status  int    `json:"status"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil || status != wantStatus || e.Error.Status != wantStatus || e.Error.Message == "" {
+		t.Errorf("%s: %d %s, want %d in the Spoor error shape", what, status, body, wantStatus)
 	}
 }
