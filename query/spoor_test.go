@@ -115,6 +115,18 @@ func TestSpoorGraphAndDependenciesFromRollups(t *testing.T) {
 	if status, body := e.get("/api/dependencies"); status != http.StatusOK || string(body) != want {
 		t.Errorf("dependencies: %d %s\nwant %s", status, body, want)
 	}
+	// Zipkin's answer comes from the same edges, with error counts where there are any.
+	status, body = e.get("/api/v2/dependencies?endTs=" + strconv.FormatInt(envNow.UnixMilli(), 10) + "&lookback=86400000")
+	var links []struct {
+		Parent     string `json:"parent"`
+		Child      string `json:"child"`
+		CallCount  uint64 `json:"callCount"`
+		ErrorCount uint64 `json:"errorCount"`
+	}
+	if err := json.Unmarshal(body, &links); status != http.StatusOK || err != nil || len(links) != 3 ||
+		links[0].Parent != "orders" || links[0].CallCount != 4 || links[2].Child != "stripe" || links[2].CallCount != 2 {
+		t.Errorf("Zipkin dependencies: %d %s", status, body)
+	}
 }
 
 func TestSpoorAlerts(t *testing.T) {

@@ -579,13 +579,20 @@ func (a *API) zipkinDependencies(c echo.Context) error {
 	if err != nil {
 		return a.zipkinParamError(c, err)
 	}
-	dr, ok := a.reader.(storage.DependencyReader)
-	if !ok {
-		return a.writeZipkinError(c, http.StatusNotImplemented, "service dependencies are not supported by this trace store")
-	}
-	links, err := dr.GetDependencies(c.Request().Context(), end, lookback)
+	// The analytics edges (every span, before sampling) when the store has them, as
+	// /api/dependencies answers; else the store's own counts of stored spans.
+	links, fromRollups, err := a.rollupDependencies(c.Request().Context(), end, lookback)
 	if err != nil {
 		return a.zipkinStorageError(c, "get dependencies", err)
+	}
+	if !fromRollups {
+		dr, ok := a.reader.(storage.DependencyReader)
+		if !ok {
+			return a.writeZipkinError(c, http.StatusNotImplemented, "service dependencies are not supported by this trace store")
+		}
+		if links, err = dr.GetDependencies(c.Request().Context(), end, lookback); err != nil {
+			return a.zipkinStorageError(c, "get dependencies", err)
+		}
 	}
 	merged := make([]storage.DependencyLink, 0, len(links))
 	for _, l := range links {
