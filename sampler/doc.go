@@ -23,6 +23,17 @@
 //     since an absent th means "probability unknown", which 100% here does not change.
 //   - The decision for a span with an empty tracestate allocates nothing (see
 //     sampler_bench_test.go); a rewritten non-empty tracestate costs one string.
+//   - sampling.priority (OpenTracing's span tag, an int, a double or a numeric string)
+//     overrides the probability per span, as contrib's probabilistic_sampler does after
+//     fail_closed, in every mode and at every rate: 0 drops the span, above 0 keeps it
+//     (negative or unreadable: the probability decides). A span it keeps is kept with
+//     probability 1, so below 100% it gets th:0, or keeps the th it came with (a stage
+//     only raises T); hash_seed also writes its rv, and leaves a span it refuses as it
+//     came. Both are counted under policy sampling_priority. Tested span for span
+//     against the contrib processor; the differences are the documented ones (an
+//     inconsistent th, and 100%, where contrib writes th:0 into every span). With tail
+//     policies on, priority above 0 also keeps the span's whole trace (tail policy
+//     sampling_priority), and priority 0 drops the span even from a trace a policy keeps.
 //
 // Which rate decides, with per-service and per-operation overrides: the rate of the
 // trace's root span (its service.name and span name) when the root is in the same batch,

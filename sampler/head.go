@@ -3,8 +3,10 @@ package sampler
 import (
 	"fmt"
 	"math"
+	"strconv"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
 // policy names where a decision's randomness came from, as contrib's metric does.
@@ -17,12 +19,61 @@ const (
 	policyMissingRandomness                // all-zero trace ID and no rv
 	policyRandomnessInUse                  // hash_seed refused: rv or th already there
 	policyInvalidTraceState                // hash_seed refused: unreadable tracestate
+	policySamplingPriority                 // the span's sampling.priority decided
 	numPolicies
 )
 
 var policyNames = [numPolicies]string{
 	"trace_id_w3c", "sampling_randomness", "trace_id_hash", "missing_randomness",
-	"randomness_in_use", "invalid_tracestate",
+	"randomness_in_use", "invalid_tracestate", "sampling_priority",
+}
+
+// priority is what a span's sampling.priority attribute asks for (OpenTracing's
+// semantic tag, read as contrib's probabilistic_sampler reads it).
+type priority uint8
+
+const (
+	priorityDefer priority = iota // absent, negative or unreadable: the probability decides
+	priorityKeep                  // above 0
+	priorityDrop                  // exactly 0
+)
+
+// samplingPriorityKey is the attribute contrib's probabilistic_sampler obeys.
+const samplingPriorityKey = "sampling.priority"
+
+// spanPriority reads sampling.priority as contrib does: an int, a double or a string
+// holding a number; 0 drops, above 0 keeps, anything else defers. A span without
+// attributes costs one length check.
+func spanPriority(sp ptrace.Span) priority {
+	attrs := sp.Attributes()
+	if attrs.Len() == 0 {
+		return priorityDefer
+	}
+	v, ok := attrs.Get(samplingPriorityKey)
+	if !ok {
+		return priorityDefer
+	}
+	var f float64
+	switch v.Type() {
+	case pcommon.ValueTypeInt:
+		f = float64(v.Int())
+	case pcommon.ValueTypeDouble:
+		f = v.Double()
+	case pcommon.ValueTypeStr:
+		var err error
+		if f, err = strconv.ParseFloat(v.Str(), 64); err != nil {
+			return priorityDefer
+		}
+	default:
+		return priorityDefer
+	}
+	switch {
+	case f == 0:
+		return priorityDrop
+	case f > 0:
+		return priorityKeep
+	}
+	return priorityDefer // negative or NaN
 }
 
 // rate is one configured percentage, compiled once.
@@ -66,6 +117,7 @@ func compileRate(mode Mode, pct float64, precision int) (rate, error) {
 // decision is the outcome for one span.
 type decision struct {
 	keep    bool
+	forced  bool // sampling.priority decided, not the probability
 	policy  policy
 	erased  bool   // an inconsistent or unreadable th was erased
 	rewrite bool   // the tracestate changes to ts
@@ -185,6 +237,90 @@ func (h *head) decideHashSeed(tid pcommon.TraceID, raw string, r *rate, buf []by
 		return d
 	}
 	d.keep = !h.failClosed
+	return d
+}
+
+// withPriority overrides d, the probability's decision for a span, by its
+// sampling.priority, as contrib's probabilistic_sampler does after fail_closed: 0 drops
+// the span, above 0 keeps it, in every mode, whatever the rate. A kept span's th says it
+// was kept with probability 1 (th:0), unless it arrived with a th: a stage may only
+// raise T, so an incoming consistent th stays. hash_seed writes its rv as well, and
+// leaves a span it refuses (rv or th already there, unreadable tracestate) untouched.
+// At 100% nothing is written, as for every span at 100%.
+func (h *head) withPriority(d decision, tid pcommon.TraceID, raw string, r *rate, prio priority, buf []byte) decision {
+	d.forced, d.policy = true, policySamplingPriority
+	if prio == priorityDrop {
+		d.keep, d.rewrite, d.ts = false, false, ""
+		return d
+	}
+	d.keep = true
+	if h.mode == HashSeed {
+		return h.priorityHashSeed(d, tid, raw, r, buf)
+	}
+	if !r.never && r.t == 0 {
+		// 100%: decide already wrote what a 100% stage writes (nothing, or an erasure);
+		// only a span without randomness was dropped, and priority keeps it as it came.
+		return d
+	}
+	var ts traceState
+	if raw != "" {
+		ts = parseTraceState(raw)
+	}
+	var R uint64
+	haveR := true
+	switch {
+	case ts.rvOK:
+		R = ts.r
+	case tid.IsEmpty():
+		haveR = false
+	default:
+		R = TraceIDRandomness(tid)
+	}
+	inTH := ts.thOK
+	d.erased = false
+	if ts.hasTH && (!ts.thOK || (haveR && R < ts.t)) {
+		inTH, d.erased = false, true
+	}
+	switch {
+	case inTH && !d.erased:
+		// T_in stays (a stage never lowers T): the tracestate is unchanged.
+		d.rewrite, d.ts = false, ""
+	case raw == "":
+		d.rewrite, d.ts = true, alwaysTS
+	default:
+		d.rewrite = true
+		d.ts = string(appendTraceState(buf[:0], raw, otEdit{setTH: true, th: 0}))
+	}
+	return d
+}
+
+// alwaysTS is the tracestate of a span kept with probability 1 that came without one.
+const alwaysTS = "ot=th:0"
+
+func (h *head) priorityHashSeed(d decision, tid pcommon.TraceID, raw string, r *rate, buf []byte) decision {
+	var ts traceState
+	if raw != "" {
+		ts = parseTraceState(raw)
+	}
+	d.rewrite, d.ts = false, ""
+	switch {
+	case ts.malformed:
+		// contrib cannot read it either, and passes the span untouched.
+	case r.never:
+		// contrib's never-sampler takes no randomness: th:0 unless a th is there.
+		if !ts.hasTH {
+			d.rewrite, d.ts = true, alwaysTS
+			if raw != "" {
+				d.ts = string(appendTraceState(buf[:0], raw, otEdit{setTH: true, th: 0}))
+			}
+		}
+	case ts.hasRV || ts.hasTH || tid.IsEmpty():
+		// Refused, or no randomness (ingest refuses empty trace IDs before they get
+		// here): kept as it came.
+	default:
+		d.rewrite = true
+		d.ts = string(appendTraceState(buf[:0], raw, otEdit{setRV: true, rv: hashSeedRandomness(tid, h.seed), setTH: true, th: 0}))
+	}
 	return d
 }
 

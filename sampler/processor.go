@@ -156,6 +156,9 @@ func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 				}
 				raw := sp.TraceState().AsRaw()
 				d := p.decide(tid, raw, r, scratch[:0])
+				if prio := spanPriority(sp); prio != priorityDefer {
+					d = p.withPriority(d, tid, raw, r, prio, scratch[:0])
+				}
 				kept := 0
 				if d.keep {
 					kept = 1

@@ -22,6 +22,7 @@ const (
 	tailError                       // a span has status Error
 	tailLatency                     // a span, or the held spans together, last long enough
 	tailAttribute                   // an attribute rule matched
+	tailPriority                    // a span's sampling.priority is above 0
 	numTailPolicies
 )
 
@@ -29,7 +30,7 @@ const (
 // other spans in the batch are kept as part of the decision, not as late spans.
 const decidedHere tailPolicy = 0x80
 
-var tailPolicyNames = [numTailPolicies]string{"none", "error", "latency", "attribute"}
+var tailPolicyNames = [numTailPolicies]string{"none", "error", "latency", "attribute", "sampling_priority"}
 
 // degradeReason is why held spans got their head decision without waiting.
 type degradeReason uint8
@@ -87,6 +88,10 @@ func (p *policies) match(sp ptrace.Span, resource bool) tailPolicy {
 	}
 	if p.latency != 0 && spanDuration(sp) >= p.latency {
 		return tailLatency
+	}
+	if spanPriority(sp) == priorityKeep {
+		// Head sampling keeps the span itself; its trace is kept whole with it.
+		return tailPriority
 	}
 	if resource {
 		return tailAttribute
@@ -473,6 +478,10 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 			pol |= decidedHere
 			b.matched[tid] = pol
 		}
+	}
+	if d.forced && !d.keep {
+		// sampling.priority 0 drops the span itself, whatever its trace's fate.
+		return true
 	}
 	if d.keep {
 		// Head sampling keeps the span, as it would without the tail stage.
