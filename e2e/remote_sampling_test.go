@@ -91,3 +91,53 @@ func runSpoorUntilExit(t *testing.T, extraEnv ...string) string {
 	}
 	return string(out)
 }
+
+// TestValidateSamplingConfig runs `spoor validate` (the built binary): it checks the
+// strategies file SPOOR_SAMPLING_STRATEGIES_FILE names and the sampler's config, exiting
+// non-zero with the file and the reason (the line of a JSON error), and 0 on good ones.
+func TestValidateSamplingConfig(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	syntax := filepath.Join(dir, "syntax.json")
+	if err := writeFile(good, `{"default_strategy":{"type":"probabilistic","param":0.5}}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(syntax, "{\"default_strategy\":{\n  \"type\": \"probabilistic\",\n  \"param\": 0.5\n}"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		env  []string
+		args []string
+		want []string // nil: exits 0
+	}{
+		{"good file", []string{"SPOOR_SAMPLING_STRATEGIES_FILE=" + good}, nil, nil},
+		{"syntax error", []string{"SPOOR_SAMPLING_STRATEGIES_FILE=" + syntax}, nil, []string{syntax, "line 4, column 2: unexpected EOF"}},
+		{"missing file", []string{"SPOOR_SAMPLING_STRATEGIES_FILE=" + filepath.Join(dir, "none.json")}, nil, []string{"none.json: no such file"}},
+		{"sampler percentage", []string{"SPOOR_SAMPLING_PERCENTAGE=-5"}, nil, []string{"spoor_sampler: sampling_percentage -5: want 0 to 100"}},
+		{"sampler regex", nil, []string{"--set", "processors::spoor_sampler::tail::policies::attributes=[{key: a, regex: '('}]"},
+			[]string{"spoor_sampler", "tail.policies.attributes[0] (a) regex"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, spoorBin, append([]string{"validate"}, c.args...)...)
+			cmd.Env = append(append(os.Environ(), freeEndpoints(t).env(t.TempDir())...), c.env...)
+			out, err := cmd.CombinedOutput()
+			if c.want == nil {
+				if err != nil {
+					t.Fatalf("spoor validate: %v\n%s", err, out)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("spoor validate exited 0, want an error:\n%s", out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output does not say %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/collector/component"
@@ -61,11 +63,84 @@ func TestDefaultConfigSamplingStrategies(t *testing.T) {
 		t.Errorf("defaults: endpoint %q, file %q, percentage %v", sc.ServerConfig.NetAddr.Endpoint, sc.StrategiesFile, sc.DefaultSamplingPercentage)
 	}
 
+	// Validation reads the file: it must exist and be valid.
+	file := filepath.Join(t.TempDir(), "strategies.json")
+	if err := os.WriteFile(file, []byte(`{"default_strategy":{"type":"probabilistic","param":0.5}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	t.Setenv("SPOOR_SAMPLING_ENDPOINT", "127.0.0.1:15778")
-	t.Setenv("SPOOR_SAMPLING_STRATEGIES_FILE", "/etc/spoor/strategies.json")
+	t.Setenv("SPOOR_SAMPLING_STRATEGIES_FILE", file)
 	t.Setenv("SPOOR_SAMPLING_PERCENTAGE", "12.5")
 	sc = samplingConfig(t)
-	if sc.ServerConfig.NetAddr.Endpoint != "127.0.0.1:15778" || sc.StrategiesFile != "/etc/spoor/strategies.json" || sc.DefaultSamplingPercentage != 12.5 {
+	if sc.ServerConfig.NetAddr.Endpoint != "127.0.0.1:15778" || sc.StrategiesFile != file || sc.DefaultSamplingPercentage != 12.5 {
 		t.Errorf("from the environment: endpoint %q, file %q, percentage %v", sc.ServerConfig.NetAddr.Endpoint, sc.StrategiesFile, sc.DefaultSamplingPercentage)
+	}
+}
+
+// `spoor validate` checks the strategies file named by SPOOR_SAMPLING_STRATEGIES_FILE and
+// the sampler's config, failing with the file and the reason (the line for JSON errors).
+func TestValidateCommand(t *testing.T) {
+	t.Setenv("SPOOR_METRICS_HOST", "127.0.0.1")
+	t.Setenv("SPOOR_METRICS_PORT", "8888")
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	good := write("good.json", `{"default_strategy":{"type":"probabilistic","param":0.5}}`)
+	syntax := write("syntax.json", "{\"default_strategy\":{\n  \"type\":\"probabilistic\",\n  \"param\":0.5,,\n}}")
+	rate := write("rate.json", `{"service_strategies":[{"service":"a","type":"ratelimiting","param":40000}]}`)
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want []string // "" for success
+	}{
+		{"default", nil, nil, nil},
+		{"good file", map[string]string{"SPOOR_SAMPLING_STRATEGIES_FILE": good}, nil, nil},
+		{"syntax error", map[string]string{"SPOOR_SAMPLING_STRATEGIES_FILE": syntax}, nil,
+			[]string{"spoor_sampling_strategies", syntax, "line 3, column 15", "invalid character ','"}},
+		{"bad rate", map[string]string{"SPOOR_SAMPLING_STRATEGIES_FILE": rate}, nil,
+			[]string{rate, `service_strategies[0] (service "a")`, "between 0 and 32767"}},
+		{"missing file", map[string]string{"SPOOR_SAMPLING_STRATEGIES_FILE": filepath.Join(dir, "none.json")}, nil,
+			[]string{"none.json", "no such file"}},
+		{"bad percentage", map[string]string{"SPOOR_SAMPLING_PERCENTAGE": "150"}, nil,
+			[]string{"processors::spoor_sampler: sampling_percentage 150: want 0 to 100"}},
+		{"bad mode", nil, []string{"--set", "processors::spoor_sampler::mode=random"},
+			[]string{"processors::spoor_sampler", `mode "random"`}},
+		{"bad tail", nil, []string{"--set", "processors::spoor_sampler::tail::policies::errors=false"},
+			[]string{"tail: enabled without any policy"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, k := range []string{"SPOOR_SAMPLING_STRATEGIES_FILE", "SPOOR_SAMPLING_PERCENTAGE"} {
+				t.Setenv(k, c.env[k])
+				if c.env[k] == "" {
+					if err := os.Unsetenv(k); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			cmd := newRootCommand(append([]string{"validate"}, c.args...))
+			cmd.SetOut(new(strings.Builder))
+			cmd.SetErr(new(strings.Builder))
+			err := cmd.Execute()
+			if c.want == nil {
+				if err != nil {
+					t.Fatalf("validate: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("validate passed, want an error naming %q", c.want)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
 	}
 }

@@ -29,7 +29,10 @@ type Config struct {
 	NumericStrategyType bool `mapstructure:"numeric_strategy_type"`
 }
 
-// Validate checks the configuration. The strategies file itself is read and checked by Start.
+// Validate checks the configuration and the strategies file, so that `spoor validate`
+// and a collector starting up refuse a bad file before anything listens, naming the file
+// and what is wrong (with the line for JSON errors). It only reads the file; Start reads
+// it again, since it may have changed in between.
 func (c *Config) Validate() error {
 	if c.ServerConfig.NetAddr.Endpoint == "" {
 		return errors.New("endpoint must be set")
@@ -39,6 +42,11 @@ func (c *Config) Validate() error {
 	}
 	if !(c.DefaultSamplingPercentage >= 0 && c.DefaultSamplingPercentage <= 100) {
 		return fmt.Errorf("default_sampling_percentage must be between 0 and 100, got %v", c.DefaultSamplingPercentage)
+	}
+	if c.StrategiesFile != "" {
+		if _, _, err := loadFile(c.StrategiesFile, c.DefaultSamplingPercentage); err != nil {
+			return err
+		}
 	}
 	return nil
 }

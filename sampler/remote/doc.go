@@ -5,7 +5,9 @@
 //
 // It answers GET /?service=NAME and GET /sampling?service=NAME with the proto-JSON of
 // jaeger.api_v2.SamplingStrategyResponse. Strategies come from a file in Jaeger's
-// strategies file format, validated at start and re-read when it changes (a bad edit is
-// logged and the last good version keeps being served); without a file every service
-// gets probabilistic sampling at the same percentage as Spoor's head sampler.
+// strategies file format, checked by the config's Validate (so `spoor validate` and
+// start-up refuse a bad file, naming it and the reason, with the line and column of a
+// JSON error) and again at Start, and re-read when it changes (a bad edit is logged and
+// the last good version keeps being served); without a file every service gets
+// probabilistic sampling at the same percentage as Spoor's head sampler.
 package remote

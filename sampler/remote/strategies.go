@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +42,37 @@ const (
 	// rate-limited service that has operation strategies.
 	defaultOperationProbability = 0.001
 )
+
+// maxFileBytes bounds the strategies file: thousands of services fit in far less.
+const maxFileBytes = 16 << 20
+
+// withPosition adds the line and column to the decoder's errors that carry an offset
+// (syntax errors, values of the wrong type), so that a hand-edited file's author can
+// find the mistake.
+func withPosition(data []byte, err error) error {
+	var off int64
+	// The decoder's offsets count the bytes read, the offending one included.
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+		off = se.Offset - 1
+	} else if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		off = te.Offset - 1
+	} else if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		off = int64(len(data))
+	} else {
+		return err
+	}
+	line, col := position(data, off)
+	return fmt.Errorf("line %d, column %d: %w", line, col, err)
+}
+
+// position is the 1-based line and column of byte offset off in data.
+func position(data []byte, off int64) (line, col int) {
+	off = min(max(off, 0), int64(len(data)))
+	before := data[:off]
+	line = 1 + bytes.Count(before, []byte{'\n'})
+	col = 1 + len(before) - (bytes.LastIndexByte(before, '\n') + 1)
+	return line, col
+}
 
 // strategyType is jaeger.api_v2.SamplingStrategyType.
 type strategyType int32
@@ -91,14 +123,26 @@ func defaultStrategies(percentage float64) *strategies {
 // out of range and duplicate services or operations are errors: a file that would not
 // do what its author meant is refused rather than half applied.
 func parseStrategies(r io.Reader, defaultPercentage float64) (*strategies, error) {
-	dec := json.NewDecoder(r)
+	data, err := io.ReadAll(io.LimitReader(r, maxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read strategies: %w", err)
+	}
+	if len(data) > maxFileBytes {
+		return nil, fmt.Errorf("strategies file larger than %d bytes", maxFileBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var f fileStrategies
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("decode strategies JSON: %w", err)
+		return nil, fmt.Errorf("decode strategies JSON: %w", withPosition(data, err))
 	}
+	end := dec.InputOffset()
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("decode strategies JSON: data after the JSON object")
+		for end < int64(len(data)) && bytes.IndexByte([]byte(" \t\r\n"), data[end]) >= 0 {
+			end++
+		}
+		line, col := position(data, end)
+		return nil, fmt.Errorf("decode strategies JSON: line %d, column %d: data after the JSON object", line, col)
 	}
 
 	out := defaultStrategies(defaultPercentage)

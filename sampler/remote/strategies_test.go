@@ -3,6 +3,7 @@ package remote
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -151,6 +152,52 @@ func TestParseErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), c.want) {
 				t.Errorf("error %q does not contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+// Validate reads and checks the strategies file: the collector's validate command and
+// its start-up call it, so a bad file is refused with the file's name and the reason, and
+// for JSON errors the line and column of the mistake.
+func TestValidateChecksStrategiesFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name, body string
+		want       string // "" for valid
+	}{
+		{"valid", `{"default_strategy":{"type":"probabilistic","param":0.5}}`, ""},
+		{"fixture", "", ""},
+		{"syntax", "{\n  \"default_strategy\": {\n    \"type\": \"probabilistic\",\n    \"param\": 0.5,\n  }\n}", "line 5, column 3: invalid character '}'"},
+		{"type", "{\"service_strategies\": [\n  {\"service\": \"a\", \"type\": \"probabilistic\", \"param\": \"0.5\"}\n]}", "line 2, column 58: json: cannot unmarshal string"},
+		{"truncated", "{\"default_strategy\":\n{\"type\":\"probabilistic\"", "line 2, column 24: unexpected EOF"},
+		{"trailing", "{}\n\n  {}", "line 3, column 3: data after the JSON object"},
+		{"unknown key", `{"default_strategy":{"type":"probabilistic","param":0.5,"rate":1}}`, `unknown field "rate"`},
+		{"range", `{"service_strategies":[{"service":"a","type":"probabilistic","param":2}]}`, `service_strategies[0] (service "a"): probabilistic param is a probability between 0 and 1, got 2`},
+		{"missing", "-", "no such file or directory"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(dir, c.name+".json")
+			switch c.body {
+			case "":
+				path = "testdata/strategies.json"
+			case "-":
+			default:
+				if err := os.WriteFile(path, []byte(c.body), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg := createDefaultConfig().(*Config)
+			cfg.StrategiesFile = path
+			err := cfg.Validate()
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("validate: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("validate: %v, want an error naming %s and saying %q", err, path, c.want)
 			}
 		})
 	}
