@@ -41,6 +41,11 @@ type Config struct {
 	// and, inside a service, per operation (the span name). See the package doc for
 	// which span's rate decides a trace.
 	Services []ServiceConfig `mapstructure:"services"`
+	// TraceRateCache is how many recent traces remember the rate that decided them, so
+	// that with per-service or per-operation rates every span of a trace, however its
+	// spans are batched, is decided at the same rate (see doc.go). 0: only spans in the
+	// same batch share their trace's rate.
+	TraceRateCache int `mapstructure:"trace_rate_cache"`
 	// Tail keeps whole traces that head sampling would drop when one of their spans
 	// errs, is slow or matches an attribute rule (see doc.go).
 	Tail TailConfig `mapstructure:"tail"`
@@ -101,6 +106,7 @@ func createDefaultConfig() *Config {
 		SamplingPercentage: 100,
 		SamplingPrecision:  DefaultPrecision,
 		FailClosed:         true,
+		TraceRateCache:     100_000,
 		Tail: TailConfig{
 			DecisionWait:  5 * time.Second,
 			MaxTraces:     25_000,
@@ -122,6 +128,9 @@ func (c *Config) Validate() error {
 	errs = append(errs, checkPercentage("sampling_percentage", c.SamplingPercentage))
 	if c.SamplingPrecision < 1 || c.SamplingPrecision > NumHexDigits {
 		errs = append(errs, fmt.Errorf("sampling_precision %d: want 1 to %d hex digits", c.SamplingPrecision, NumHexDigits))
+	}
+	if c.TraceRateCache < 0 {
+		errs = append(errs, fmt.Errorf("trace_rate_cache %d: want 0 or more", c.TraceRateCache))
 	}
 	seen := map[string]bool{}
 	for i, s := range c.Services {

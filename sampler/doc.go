@@ -35,19 +35,27 @@
 //     policies on, priority above 0 also keeps the span's whole trace (tail policy
 //     sampling_priority), and priority 0 drops the span even from a trace a policy keeps.
 //
-// Which rate decides, with per-service and per-operation overrides: the rate of the
-// trace's root span (its service.name and span name) when the root is in the same batch,
-// else the span's own service and operation. Without overrides every span of a trace
-// sees the same T, so a trace is never broken, however its spans are batched. With
-// overrides, a trace whose root arrives in another batch than some of its spans is
-// decided per span for those: because R is shared and R >= T is monotonic, the kept
-// spans are nested (kept at a lower rate implies kept at every higher one), and every
-// span's th states its own probability, so adjusted counts stay exact per span, but such
-// a trace can be stored partly (spans of higher-rate services without those of
-// lower-rate ones). Per-operation rates are meant for entry operations (for example a
-// health check at 1%), where the root is usually batched with its local children.
-// Making them exact across batches needs the decision to travel with the trace — an SDK
-// sampler writing th, which this stage then respects — or tail sampling's buffering.
+// Which rate decides, with per-service and per-operation overrides. Under the
+// specification a span's th is the threshold that decided it, and since every span of a
+// trace shares R, a trace stays whole exactly when all its spans are decided at one T.
+// So a trace gets one rate on a node: the rate remembered for it from an earlier batch
+// (the last trace_rate_cache traces decided are remembered, 100,000 by default), else
+// its root span's (service.name and span name) when the root is in this batch, else the
+// rate of its first span in this batch; the trace ID is then remembered with that rate.
+// Every span of the trace, in this batch and later ones, is decided at it and carries its
+// th, so the trace is kept or dropped whole however its spans are batched, and the root,
+// arriving after its children (SDKs export children first), follows them. Which rate
+// that is depends on arrival order, not on R, so P(kept | rate) is still the rate's
+// probability and th gives exact adjusted counts. Spans are never held for this: nothing
+// acknowledged waits in memory. The root's rate decides whenever the root comes with the
+// trace's first batch (an entry operation such as a health check, batched with its local
+// children, always does); otherwise the first span's service or operation rate decides
+// the whole trace. Limits: a trace whose spans keep arriving after its ID has left the
+// memory is decided afresh (at its then first span's rate: kept spans stay nested by
+// R >= T, but the trace can be stored partly); and nodes do not share the memory, so
+// when a trace's spans are spread over nodes, each node decides at the rate of what it
+// saw first. For per-operation rates exact across nodes, serve them to SDKs
+// (sampler/remote): their th travels with the trace and this stage respects it.
 //
 // Tail policies (tail: enabled) live in this processor, not in a second one after it: a
 // later stage would never see the spans head sampling dropped, and an error trace

@@ -24,13 +24,17 @@ type headProcessor struct {
 	def      rate
 	services map[string]*serviceRates
 	// overrides is set when any service or operation has its own rate: only then does a
-	// batch need the first pass that finds its traces' root spans.
+	// batch need the first pass that gives each of its traces one rate.
 	overrides bool
+	// rateMu guards rateCache: the rate that decided each recent trace, so that its
+	// spans in later batches are decided at the same rate (doc.go).
+	rateMu    sync.Mutex
+	rateCache decisionCache[*rate]
 
 	spans, traces metric.Int64Counter
 	erased        metric.Int64Counter
 	attrs         [numPolicies][2]metric.AddOption // [policy][kept]
-	rootPool      sync.Pool                        // *map[pcommon.TraceID]*rate
+	ratePool      sync.Pool                        // *map[pcommon.TraceID]traceRate
 
 	// tail, when enabled, holds the spans head sampling drops until their trace is
 	// decided by the tail policies (tail.go).
@@ -63,7 +67,10 @@ func newHeadProcessor(cfg *Config, mp metric.MeterProvider) (*headProcessor, err
 		p.services[s.Name] = sr
 		p.overrides = true
 	}
-	p.rootPool.New = func() any { m := map[pcommon.TraceID]*rate{}; return &m }
+	p.ratePool.New = func() any { m := map[pcommon.TraceID]traceRate{}; return &m }
+	if p.overrides {
+		p.rateCache = newDecisionCache[*rate](cfg.TraceRateCache)
+	}
 
 	m := mp.Meter("github.com/spoortrace/spoor/sampler")
 	if p.spans, err = m.Int64Counter("spoor_sampler_spans",
@@ -121,16 +128,17 @@ type counts struct {
 	erased        int64
 }
 
-// processTraces decides every span. Which rate applies: the rate of the trace's root
-// span (its service and operation) when the root is in this batch, else the span's own
-// service and operation (see doc.go for why, and what it costs).
+// processTraces decides every span. Which rate applies, with per-service or
+// per-operation rates: one per trace, the one that decided the trace in an earlier batch,
+// else its root span's when the root is in this batch, else its first span's here (see
+// doc.go for why).
 func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
-	var roots map[pcommon.TraceID]*rate
+	var rates map[pcommon.TraceID]traceRate
 	if p.overrides {
-		mp := p.rootPool.Get().(*map[pcommon.TraceID]*rate)
-		defer func() { clear(*mp); p.rootPool.Put(mp) }()
-		roots = *mp
-		p.findRoots(td, roots)
+		mp := p.ratePool.Get().(*map[pcommon.TraceID]traceRate)
+		defer func() { clear(*mp); p.ratePool.Put(mp) }()
+		rates = *mp
+		p.traceRates(td, rates)
 	}
 	var c counts
 	var scratch [512]byte
@@ -139,7 +147,6 @@ func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 		tb = p.tail.begin(td)
 	}
 	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
-		svc := p.serviceOf(rs)
 		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
 			if tb != nil {
 				tb.scopeSpans(rs, ss)
@@ -148,11 +155,7 @@ func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 				tid := sp.TraceID()
 				r := &p.def
 				if p.overrides {
-					if rr, ok := roots[tid]; ok {
-						r = rr
-					} else {
-						r = rateOf(svc, &p.def, sp.Name())
-					}
+					r = rates[tid].r
 				}
 				raw := sp.TraceState().AsRaw()
 				d := p.decide(tid, raw, r, scratch[:0])
@@ -193,7 +196,17 @@ func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 	return td, nil
 }
 
-func (p *headProcessor) findRoots(td ptrace.Traces, roots map[pcommon.TraceID]*rate) {
+// traceRate is the rate a trace of the batch is decided at, and whether it is its
+// root's.
+type traceRate struct {
+	r    *rate
+	root bool
+}
+
+// traceRates gives each trace of td one rate: the one remembered from an earlier batch,
+// else its root span's if the root is in td, else the rate of its first span in td; a
+// trace decided here is remembered for its later spans.
+func (p *headProcessor) traceRates(td ptrace.Traces, rates map[pcommon.TraceID]traceRate) {
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		svc := p.serviceOf(rss.At(i))
@@ -201,10 +214,27 @@ func (p *headProcessor) findRoots(td ptrace.Traces, roots map[pcommon.TraceID]*r
 		for j := 0; j < sss.Len(); j++ {
 			spans := sss.At(j).Spans()
 			for k := 0; k < spans.Len(); k++ {
-				if sp := spans.At(k); sp.ParentSpanID().IsEmpty() {
-					roots[sp.TraceID()] = rateOf(svc, &p.def, sp.Name())
+				sp := spans.At(k)
+				root := sp.ParentSpanID().IsEmpty()
+				if tr, seen := rates[sp.TraceID()]; !seen || (root && !tr.root) {
+					rates[sp.TraceID()] = traceRate{r: rateOf(svc, &p.def, sp.Name()), root: root}
 				}
 			}
+		}
+	}
+	if len(p.rateCache.ring) == 0 {
+		return
+	}
+	p.rateMu.Lock()
+	defer p.rateMu.Unlock()
+	for tid, tr := range rates {
+		if tid.IsEmpty() {
+			continue // no randomness: such spans are dropped, and they share no trace
+		}
+		if r, ok := p.rateCache.get(tid); ok {
+			rates[tid] = traceRate{r: r, root: tr.root}
+		} else {
+			p.rateCache.put(tid, tr.r)
 		}
 	}
 }

@@ -401,8 +401,9 @@ func TestTraceSplitOverBatches(t *testing.T) {
 }
 
 // Per-service and per-operation rates: the root span's rate decides for every span of
-// its trace in the same batch; spans whose root is elsewhere use their own rate, and the
-// R ≥ T rule keeps them nested (kept at a lower rate implies kept at a higher one).
+// its trace in the same batch, and, remembered, for its spans in later batches. Without
+// the memory (trace_rate_cache: 0), a batch without the root decides its spans of the
+// trace at the rate of the first of them, whole within the batch.
 func TestServiceAndOperationRates(t *testing.T) {
 	cfg := cfgWith(Equalizing, 50)
 	hundred, one := 100.0, 1.0
@@ -411,9 +412,12 @@ func TestServiceAndOperationRates(t *testing.T) {
 		{Name: "payments", Percentage: &one},
 	}
 	p := newProc(t, cfg)
+	noMemory := *cfg
+	noMemory.TraceRateCache = 0
+	p0 := newProc(t, &noMemory)
 	rng := rand.New(rand.NewPCG(4, 4))
 	n := million() / 10
-	var healthKept, checkoutKept, orphanPay, orphanGw int
+	var healthKept, checkoutKept, orphansKept int
 	for i := 0; i < n; i++ {
 		tid := randTID(rng)
 		// One batch per trace, root present: the whole trace follows the root's rate.
@@ -435,20 +439,24 @@ func TestServiceAndOperationRates(t *testing.T) {
 		default:
 			checkoutKept++
 		}
-		// Root elsewhere: the children decide on their own services' rates.
-		orphans := kept(run(t, p, batch(
-			span{service: "payments", name: "charge", tid: tid, sid: sid(2), parent: sid(1)},
-			span{service: "ledger", name: "write", tid: tid, sid: sid(3), parent: sid(2)},
-		)))
-		for _, o := range orphans {
-			if o[:16] == sid(2).String() {
-				orphanPay++
-			} else {
-				orphanGw++
+		// More spans later, root elsewhere: they follow the root's rate, remembered.
+		orphans := func() []span {
+			return []span{
+				{service: "payments", name: "charge", tid: tid, sid: sid(4), parent: sid(1)},
+				{service: "ledger", name: "write", tid: tid, sid: sid(5), parent: sid(4)},
 			}
 		}
-		if len(orphans) == 1 && orphans[0][:16] == sid(2).String() {
-			t.Fatalf("trace %s: payments (1%%) kept but ledger (50%%) dropped: rates are not nested", tid)
+		later := kept(run(t, p, batch(orphans()...)))
+		if (len(out) == 3) != (len(later) == 2) || (len(later) != 0 && len(later) != 2) {
+			t.Fatalf("trace %s (%s): %d of 3 spans kept, then %d of 2: the later batch does not follow the root's rate", tid, op, len(out), len(later))
+		}
+		// Without the memory: payments' rate (1%), its first span's, for both.
+		switch alone := kept(run(t, p0, batch(orphans()...))); len(alone) {
+		case 0:
+		case 2:
+			orphansKept++
+		default:
+			t.Fatalf("trace %s: %v kept of a batch of two spans of one trace", tid, alone)
 		}
 	}
 	if checkoutKept != n/2 {
@@ -459,7 +467,7 @@ func TestServiceAndOperationRates(t *testing.T) {
 		got  int
 		n    int
 		p    float64
-	}{{"healthz traces (1%)", healthKept, n / 2, 0.01}, {"orphan payments spans (1%)", orphanPay, n, 0.01}, {"orphan ledger spans (default 50%)", orphanGw, n, 0.5}} {
+	}{{"healthz traces (1%)", healthKept, n / 2, 0.01}, {"root-less batches, first span payments (1%)", orphansKept, n, 0.01}} {
 		want, sd := float64(c.n)*c.p, math.Sqrt(float64(c.n)*c.p*(1-c.p))
 		if math.Abs(float64(c.got)-want) > 4*sd {
 			t.Errorf("%s: %d of %d, want %.0f ± %.0f", c.what, c.got, c.n, want, 4*sd)
@@ -474,6 +482,7 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.SamplingPercentage = 101 },
 		func(c *Config) { c.SamplingPercentage = math.NaN() },
 		func(c *Config) { c.SamplingPrecision = 0 },
+		func(c *Config) { c.TraceRateCache = -1 },
 		func(c *Config) { c.Services = []ServiceConfig{{Name: ""}} },
 		func(c *Config) { c.Services = []ServiceConfig{{Name: "a"}, {Name: "a"}} },
 		func(c *Config) { c.Services = []ServiceConfig{{Name: "a", Percentage: &neg}} },

@@ -130,37 +130,38 @@ type pendingTrace struct {
 	gone     bool // decided or degraded; the queue skips it
 }
 
-// decisionCache remembers the last n decisions (trace ID → policy, tailNone meaning
-// "the head decision"), in a ring so that its size never exceeds n.
-type decisionCache struct {
-	m    map[pcommon.TraceID]tailPolicy
+// decisionCache remembers the last n decisions (trace ID → V), in a ring so that its
+// size never exceeds n. The tail stage keeps policies in one (tailNone meaning "the head
+// decision"); the head processor keeps the rate that decided each trace in another.
+type decisionCache[V any] struct {
+	m    map[pcommon.TraceID]V
 	ring []pcommon.TraceID
 	next int
 	full bool
 }
 
-func newDecisionCache(n int) decisionCache {
-	return decisionCache{m: map[pcommon.TraceID]tailPolicy{}, ring: make([]pcommon.TraceID, n)}
+func newDecisionCache[V any](n int) decisionCache[V] {
+	return decisionCache[V]{m: map[pcommon.TraceID]V{}, ring: make([]pcommon.TraceID, n)}
 }
 
-func (c *decisionCache) get(tid pcommon.TraceID) (tailPolicy, bool) {
-	p, ok := c.m[tid]
-	return p, ok
+func (c *decisionCache[V]) get(tid pcommon.TraceID) (V, bool) {
+	v, ok := c.m[tid]
+	return v, ok
 }
 
-func (c *decisionCache) put(tid pcommon.TraceID, p tailPolicy) {
+func (c *decisionCache[V]) put(tid pcommon.TraceID, v V) {
 	if len(c.ring) == 0 {
 		return
 	}
 	if _, ok := c.m[tid]; ok {
-		c.m[tid] = p
+		c.m[tid] = v
 		return
 	}
 	if c.full {
 		delete(c.m, c.ring[c.next])
 	}
 	c.ring[c.next] = tid
-	c.m[tid] = p
+	c.m[tid] = v
 	if c.next++; c.next == len(c.ring) {
 		c.next, c.full = 0, true
 	}
@@ -185,7 +186,7 @@ type tailStage struct {
 	nGone       int
 	spans       int
 	scopeSerial uint64
-	cache       decisionCache
+	cache       decisionCache[tailPolicy]
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -208,7 +209,7 @@ func newTailStage(cfg *TailConfig, m metric.Meter) (*tailStage, error) {
 		maxSpans:  cfg.MaxSpans,
 		now:       time.Now,
 		pending:   map[pcommon.TraceID]*pendingTrace{},
-		cache:     newDecisionCache(cfg.DecisionCache),
+		cache:     newDecisionCache[tailPolicy](cfg.DecisionCache),
 	}
 	for i, a := range cfg.Policies.Attributes {
 		r := attrRule{key: a.Key, value: a.Value}
