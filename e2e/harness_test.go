@@ -51,13 +51,13 @@ func runMain(m *testing.M) int {
 
 // endpoints are the loopback addresses one spoor process listens on.
 type endpoints struct {
-	OTLPGRPC, OTLPHTTP, Zipkin, Query, Metrics, Sampling string
+	OTLPGRPC, OTLPHTTP, Zipkin, Query, Metrics, Sampling, SamplingGRPC string
 }
 
 func freeEndpoints(t *testing.T) endpoints {
 	t.Helper()
-	addrs := make([]string, 6)
-	lns := make([]net.Listener, 6)
+	addrs := make([]string, 7)
+	lns := make([]net.Listener, 7)
 	for i := range addrs {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -68,7 +68,7 @@ func freeEndpoints(t *testing.T) endpoints {
 	for _, ln := range lns {
 		ln.Close()
 	}
-	return endpoints{OTLPGRPC: addrs[0], OTLPHTTP: addrs[1], Zipkin: addrs[2], Query: addrs[3], Metrics: addrs[4], Sampling: addrs[5]}
+	return endpoints{OTLPGRPC: addrs[0], OTLPHTTP: addrs[1], Zipkin: addrs[2], Query: addrs[3], Metrics: addrs[4], Sampling: addrs[5], SamplingGRPC: addrs[6]}
 }
 
 func (ep endpoints) env(dataDir string) []string {
@@ -80,6 +80,7 @@ func (ep endpoints) env(dataDir string) []string {
 		"SPOOR_QUERY_ENDPOINT=" + ep.Query,
 		"SPOOR_METRICS_ENDPOINT=" + ep.Metrics,
 		"SPOOR_SAMPLING_ENDPOINT=" + ep.Sampling,
+		"SPOOR_SAMPLING_GRPC_ENDPOINT=" + ep.SamplingGRPC,
 	}
 }
 

@@ -10,6 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 func getBody(t *testing.T, url string) (int, string) {
@@ -57,6 +61,25 @@ func TestSamplingStrategies(t *testing.T) {
 	} {
 		if status, body := getBody(t, "http://"+s.ep.Sampling+"/sampling?service="+service); status != http.StatusOK || body != want {
 			t.Errorf("service %s: %d %s, want 200 %s", service, status, body, want)
+		}
+	}
+	// The same strategies over gRPC on SPOOR_SAMPLING_GRPC_ENDPOINT, with Jaeger's client.
+	conn, err := grpc.NewClient(s.ep.SamplingGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := api_v2.NewSamplingManagerClient(conn)
+	for service, want := range map[string]string{
+		"x": `strategyType:RATE_LIMITING rateLimitingSampling:<maxTracesPerSecond:42 > `,
+		"y": `probabilisticSampling:<samplingRate:0.5 > `,
+	} {
+		resp, err := client.GetSamplingStrategy(ctxTimeout(t, 10*time.Second), &api_v2.SamplingStrategyParameters{ServiceName: service})
+		if err != nil {
+			t.Fatalf("gRPC GetSamplingStrategy(%s): %v", service, err)
+		}
+		if got := resp.String(); got != want {
+			t.Errorf("gRPC service %s: %q, want %q", service, got, want)
 		}
 	}
 }

@@ -52,15 +52,24 @@ func samplingConfig(t *testing.T) *remote.Config {
 }
 
 func TestDefaultConfigSamplingStrategies(t *testing.T) {
-	for _, k := range []string{"SPOOR_SAMPLING_ENDPOINT", "SPOOR_SAMPLING_STRATEGIES_FILE", "SPOOR_SAMPLING_PERCENTAGE"} {
+	for _, k := range []string{"SPOOR_SAMPLING_ENDPOINT", "SPOOR_SAMPLING_GRPC_ENDPOINT", "SPOOR_SAMPLING_STRATEGIES_FILE", "SPOOR_SAMPLING_PERCENTAGE"} {
 		t.Setenv(k, "") // restored when the test ends
 		if err := os.Unsetenv(k); err != nil {
 			t.Fatal(err)
 		}
 	}
 	sc := samplingConfig(t)
-	if sc.ServerConfig.NetAddr.Endpoint != "localhost:5778" || sc.StrategiesFile != "" || sc.DefaultSamplingPercentage != 100 {
-		t.Errorf("defaults: endpoint %q, file %q, percentage %v", sc.ServerConfig.NetAddr.Endpoint, sc.StrategiesFile, sc.DefaultSamplingPercentage)
+	if sc.ServerConfig.NetAddr.Endpoint != "localhost:5778" || sc.GRPCEndpoint != "localhost:5779" || sc.StrategiesFile != "" || sc.DefaultSamplingPercentage != 100 {
+		t.Errorf("defaults: endpoint %q, gRPC %q, file %q, percentage %v", sc.ServerConfig.NetAddr.Endpoint, sc.GRPCEndpoint, sc.StrategiesFile, sc.DefaultSamplingPercentage)
+	}
+	// Set and empty: gRPC off.
+	t.Setenv("SPOOR_SAMPLING_GRPC_ENDPOINT", "")
+	if sc := samplingConfig(t); sc.GRPCEndpoint != "" {
+		t.Errorf("SPOOR_SAMPLING_GRPC_ENDPOINT empty: gRPC on %q, want off", sc.GRPCEndpoint)
+	}
+	t.Setenv("SPOOR_SAMPLING_GRPC_ENDPOINT", "127.0.0.1:15779")
+	if sc := samplingConfig(t); sc.GRPCEndpoint != "127.0.0.1:15779" {
+		t.Errorf("SPOOR_SAMPLING_GRPC_ENDPOINT: gRPC on %q, want 127.0.0.1:15779", sc.GRPCEndpoint)
 	}
 
 	// Validation reads the file: it must exist and be valid.

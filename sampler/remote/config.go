@@ -3,6 +3,7 @@ package remote
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"go.opentelemetry.io/collector/config/confighttp"
@@ -14,6 +15,9 @@ type Config struct {
 	// embedded one: embedding would promote ServerConfig's Unmarshal to Config, and the
 	// collector would then decode the server's keys only, silently dropping ours.
 	ServerConfig confighttp.ServerConfig `mapstructure:",squash"`
+	// GRPCEndpoint is where jaeger.api_v2.SamplingManager/GetSamplingStrategy is served
+	// (host:port; Jaeger's port is 5779). Empty: no gRPC server.
+	GRPCEndpoint string `mapstructure:"grpc_endpoint"`
 	// StrategiesFile is a strategies file in Jaeger's format. Empty: every service gets
 	// probabilistic sampling at DefaultSamplingPercentage.
 	StrategiesFile string `mapstructure:"strategies_file"`
@@ -36,6 +40,15 @@ type Config struct {
 func (c *Config) Validate() error {
 	if c.ServerConfig.NetAddr.Endpoint == "" {
 		return errors.New("endpoint must be set")
+	}
+	if c.GRPCEndpoint != "" {
+		_, port, err := net.SplitHostPort(c.GRPCEndpoint)
+		if err != nil {
+			return fmt.Errorf("grpc_endpoint %q is not host:port: %w", c.GRPCEndpoint, err)
+		}
+		if port != "0" && c.GRPCEndpoint == c.ServerConfig.NetAddr.Endpoint {
+			return fmt.Errorf("grpc_endpoint %q is also the HTTP endpoint", c.GRPCEndpoint)
+		}
 	}
 	if c.ReloadInterval < 0 {
 		return fmt.Errorf("reload_interval must not be negative, got %s", c.ReloadInterval)

@@ -10,12 +10,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 )
 
 // Extension serves sampling strategies.
@@ -25,12 +27,14 @@ type Extension struct {
 	requests  metric.Int64Counter
 	reloads   metric.Int64Counter
 
-	mu      sync.Mutex
-	handler *handler
-	server  *http.Server
-	addr    string        // where it listens, for tests that bind port 0
-	done    chan struct{} // closed when the server and the reload loop have stopped
-	stop    chan struct{} // closed to stop the reload loop
+	mu       sync.Mutex
+	handler  *handler
+	server   *http.Server
+	grpc     *grpc.Server  // nil without grpc_endpoint
+	addr     string        // where it listens, for tests that bind port 0
+	grpcAddr string        // where gRPC listens
+	done     chan struct{} // closed when the server and the reload loop have stopped
+	stop     chan struct{} // closed to stop the reload loop
 }
 
 var _ extension.Extension = (*Extension)(nil)
@@ -83,10 +87,21 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 		_ = ln.Close()
 		return fmt.Errorf("create sampling strategies server: %w", err)
 	}
+	var gln net.Listener
+	if e.cfg.GRPCEndpoint != "" {
+		if gln, err = net.Listen("tcp", e.cfg.GRPCEndpoint); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listen for gRPC sampling strategy requests on %s: %w", e.cfg.GRPCEndpoint, err)
+		}
+		e.grpc = grpc.NewServer()
+		api_v2.RegisterSamplingManagerServer(e.grpc, grpcService{h: h})
+		e.grpcAddr = gln.Addr().String()
+	}
 	e.handler, e.server, e.stop, e.done = h, srv, make(chan struct{}), make(chan struct{})
 	e.addr = ln.Addr().String()
 	e.telemetry.Logger.Info("Remote sampling strategies listening",
-		zap.String("endpoint", ln.Addr().String()), zap.String("strategies_file", e.cfg.StrategiesFile))
+		zap.String("endpoint", ln.Addr().String()), zap.String("grpc_endpoint", e.grpcAddr),
+		zap.String("strategies_file", e.cfg.StrategiesFile))
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -96,6 +111,15 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(fmt.Errorf("sampling strategies server: %w", err)))
 		}
 	}()
+	if gs := e.grpc; gs != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := gs.Serve(gln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(fmt.Errorf("gRPC sampling strategies server: %w", err)))
+			}
+		}()
+	}
 	if e.cfg.StrategiesFile != "" && e.cfg.ReloadInterval > 0 {
 		wg.Add(1)
 		stop := e.stop
@@ -177,14 +201,26 @@ func loadFile(path string, defaultPercentage float64) (*strategies, fileVersion,
 // Shutdown stops serving and reloading. It is safe without Start and safe twice.
 func (e *Extension) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
-	srv, stop, done := e.server, e.stop, e.done
-	e.server, e.handler, e.stop, e.done = nil, nil, nil, nil
+	srv, gs, stop, done := e.server, e.grpc, e.stop, e.done
+	e.server, e.grpc, e.handler, e.stop, e.done = nil, nil, nil, nil, nil
 	e.mu.Unlock()
 	if srv == nil {
 		return nil
 	}
 	close(stop)
 	err := srv.Shutdown(ctx)
+	if gs != nil {
+		// GracefulStop waits for calls in flight, which answer at once; Stop when ctx
+		// ends first.
+		stopped := make(chan struct{})
+		go func() { gs.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			gs.Stop()
+			<-stopped
+		}
+	}
 	<-done
 	if err != nil {
 		return fmt.Errorf("stop sampling strategies server: %w", err)

@@ -379,6 +379,8 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.ReloadInterval = -time.Second }, "reload_interval must not be negative"},
 		{func(c *Config) { c.DefaultSamplingPercentage = 100.5 }, "default_sampling_percentage must be between 0 and 100"},
 		{func(c *Config) { c.DefaultSamplingPercentage = -1 }, "default_sampling_percentage must be between 0 and 100"},
+		{func(c *Config) { c.GRPCEndpoint = "5779" }, `grpc_endpoint "5779" is not host:port`},
+		{func(c *Config) { c.GRPCEndpoint = "localhost:5778" }, "is also the HTTP endpoint"},
 	}
 	for _, c := range cases {
 		cfg := createDefaultConfig().(*Config)
@@ -406,6 +408,7 @@ func TestConfigUnmarshal(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	conf := confmap.NewFromStringMap(map[string]any{
 		"endpoint":                    "127.0.0.1:1234",
+		"grpc_endpoint":               "127.0.0.1:1235",
 		"strategies_file":             "/etc/strategies.json",
 		"reload_interval":             "30s",
 		"default_sampling_percentage": 12.5,
@@ -414,7 +417,7 @@ func TestConfigUnmarshal(t *testing.T) {
 	if err := conf.Unmarshal(cfg); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.ServerConfig.NetAddr.Endpoint != "127.0.0.1:1234" || cfg.StrategiesFile != "/etc/strategies.json" ||
+	if cfg.ServerConfig.NetAddr.Endpoint != "127.0.0.1:1234" || cfg.GRPCEndpoint != "127.0.0.1:1235" || cfg.StrategiesFile != "/etc/strategies.json" ||
 		cfg.ReloadInterval != 30*time.Second || cfg.DefaultSamplingPercentage != 12.5 || !cfg.NumericStrategyType {
 		t.Errorf("unmarshalled %+v", cfg)
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
+
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -29,16 +31,24 @@ const (
 	resultQueryTooLong     = "query_too_long"
 )
 
-// served is one version of the strategies, encoded for the wire.
+// served is one version of the strategies, encoded for HTTP and built for gRPC.
 type served struct {
-	byService map[string][]byte
-	fallback  []byte
+	byService      map[string][]byte
+	fallback       []byte
+	protoByService map[string]*api_v2.SamplingStrategyResponse
+	protoFallback  *api_v2.SamplingStrategyResponse
 }
 
 func newServed(s *strategies, numeric bool) *served {
-	out := &served{byService: make(map[string][]byte, len(s.byService)), fallback: s.fallback.encode(numeric)}
+	out := &served{
+		byService:      make(map[string][]byte, len(s.byService)),
+		fallback:       s.fallback.encode(numeric),
+		protoByService: make(map[string]*api_v2.SamplingStrategyResponse, len(s.byService)),
+		protoFallback:  s.fallback.toProto(),
+	}
 	for name, st := range s.byService {
 		out.byService[name] = st.encode(numeric)
+		out.protoByService[name] = st.toProto()
 	}
 	return out
 }
