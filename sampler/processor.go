@@ -142,58 +142,91 @@ func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 	}
 	var c counts
 	var scratch [512]byte
-	var tb *tailBatch
 	if p.tail != nil {
-		tb = p.tail.begin(td)
-	}
-	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
-		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
-			if tb != nil {
-				tb.scopeSpans(rs, ss)
-			}
-			ss.Spans().RemoveIf(func(sp ptrace.Span) bool {
-				tid := sp.TraceID()
-				r := &p.def
-				if p.overrides {
-					r = rates[tid].r
-				}
-				raw := sp.TraceState().AsRaw()
-				d := p.decide(tid, raw, r, scratch[:0])
-				if prio := spanPriority(sp); prio != priorityDefer {
-					d = p.withPriority(d, tid, raw, r, prio, scratch[:0])
-				}
-				kept := 0
-				if d.keep {
-					kept = 1
-				}
-				c.spans[d.policy][kept]++
-				if sp.ParentSpanID().IsEmpty() {
-					c.traces[d.policy][kept]++
-				}
-				if d.erased {
-					c.erased++
-				}
-				if tb != nil && !tid.IsEmpty() {
-					// d.ts is a constant or a fresh string: scratch is free again.
-					return tb.span(sp, tid, raw, &d, scratch[:0])
-				}
-				if d.keep && d.rewrite {
-					sp.TraceState().FromRaw(d.ts)
-				}
-				return !d.keep
+		p.processWithTail(ctx, td, rates, &c, scratch[:0])
+	} else {
+		td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
+			rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
+				ss.Spans().RemoveIf(func(sp ptrace.Span) bool {
+					d, _, _ := p.decideSpan(sp, rates, &c, scratch[:0])
+					if d.keep && d.rewrite {
+						sp.TraceState().FromRaw(d.ts)
+					}
+					return !d.keep
+				})
+				return ss.Spans().Len() == 0
 			})
-			return ss.Spans().Len() == 0
+			return rs.ScopeSpans().Len() == 0
 		})
-		return rs.ScopeSpans().Len() == 0
-	})
-	if tb != nil {
-		tb.end(ctx, td)
 	}
 	p.record(ctx, &c)
 	if td.ResourceSpans().Len() == 0 {
 		return td, processorhelper.ErrSkipProcessingData
 	}
 	return td, nil
+}
+
+// decideSpan is the head decision for one span, counted in c; buf is scratch space for
+// a rewritten tracestate.
+func (p *headProcessor) decideSpan(sp ptrace.Span, rates map[pcommon.TraceID]traceRate, c *counts, buf []byte) (decision, pcommon.TraceID, string) {
+	tid := sp.TraceID()
+	r := &p.def
+	if p.overrides {
+		r = rates[tid].r
+	}
+	raw := sp.TraceState().AsRaw()
+	d := p.decide(tid, raw, r, buf)
+	if prio := spanPriority(sp); prio != priorityDefer {
+		d = p.withPriority(d, tid, raw, r, prio, buf)
+	}
+	kept := 0
+	if d.keep {
+		kept = 1
+	}
+	c.spans[d.policy][kept]++
+	if sp.ParentSpanID().IsEmpty() {
+		c.traces[d.policy][kept]++
+	}
+	if d.erased {
+		c.erased++
+	}
+	return d, tid, raw
+}
+
+// processWithTail decides every span with the tail stage: each scope's spans are
+// decided first (kept, dropped or held), then moved at once (tailBatch.place).
+func (p *headProcessor) processWithTail(ctx context.Context, td ptrace.Traces, rates map[pcommon.TraceID]traceRate, c *counts, buf []byte) {
+	tb := p.tail.begin(td)
+	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
+		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
+			tb.scopeSpans(rs, ss)
+			spans := ss.Spans()
+			acts := tb.acts[:0]
+			for k := 0; k < spans.Len(); k++ {
+				sp := spans.At(k)
+				d, tid, raw := p.decideSpan(sp, rates, c, buf)
+				var a action
+				switch {
+				case !tid.IsEmpty():
+					// d.ts is a constant or a fresh string: buf is free again.
+					a = tb.span(sp, tid, raw, &d, buf)
+				case d.keep:
+					if d.rewrite {
+						sp.TraceState().FromRaw(d.ts)
+					}
+					a = actKeep
+				default:
+					a = actDrop
+				}
+				acts = append(acts, a)
+			}
+			tb.acts = acts
+			tb.place(spans)
+			return spans.Len() == 0
+		})
+		return rs.ScopeSpans().Len() == 0
+	})
+	tb.end(ctx, td)
 }
 
 // traceRate is the rate a trace of the batch is decided at, and whether it is its

@@ -118,16 +118,68 @@ func (p *policies) matchResource(rs ptrace.ResourceSpans) bool {
 type pendingTrace struct {
 	tid      pcommon.TraceID
 	deadline int64 // unix nanoseconds
-	td       ptrace.Traces
 	spans    int
-	// cur is where this trace's spans of the scope being walked go, valid while
-	// curScope is that scope's serial: one resource and scope copy per trace per scope
-	// per batch, not one per span.
-	cur      ptrace.SpanSlice
-	curScope uint64
+	// parts are the held batches its spans are in, each once (a reference each).
+	parts    []*heldBatch
 	minStart pcommon.Timestamp
 	maxEnd   pcommon.Timestamp
 	gone     bool // decided or degraded; the queue skips it
+}
+
+// heldBatch holds the head-dropped spans of one incoming batch, of every trace they
+// belong to, with one resource and scope copy per scope of the batch rather than one
+// per trace: a trace's spans are found by its ID only when a policy keeps it (a walk
+// over the batches it is in), so holding a span costs no per-trace structure, and the
+// many traces whose wait ends without a match are dropped by forgetting the batch.
+type heldBatch struct {
+	td ptrace.Traces
+	// spans is how many spans were put in it; they count in tailStage.retained, against
+	// max_spans, until the batch is freed, since the spans of traces already decided are
+	// only freed with their batch.
+	spans int
+	refs  int  // pending traces with spans in it
+	open  bool // the batch that fills it is still being walked
+	// cur is where the spans of the scope being walked go, valid while curScope is that
+	// scope's serial.
+	cur      ptrace.SpanSlice
+	curScope uint64
+}
+
+// cut moves the spans of trace tid out of the held batch into dst, creating dst's
+// resource and scope copies for the scopes that have some, and returns dst.
+func (hb *heldBatch) cut(tid pcommon.TraceID, dst ptrace.Traces) ptrace.Traces {
+	rss := hb.td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			ss := sss.At(j)
+			spans := ss.Spans()
+			var out ptrace.SpanSlice
+			found := false
+			for k := 0; k < spans.Len(); k++ {
+				sp := spans.At(k)
+				if sp.TraceID() != tid {
+					continue
+				}
+				if !found {
+					if dst == (ptrace.Traces{}) {
+						dst = ptrace.NewTraces()
+					}
+					ors := dst.ResourceSpans().AppendEmpty()
+					rs.Resource().CopyTo(ors.Resource())
+					ors.SetSchemaUrl(rs.SchemaUrl())
+					oss := ors.ScopeSpans().AppendEmpty()
+					ss.Scope().CopyTo(oss.Scope())
+					oss.SetSchemaUrl(ss.SchemaUrl())
+					out, found = oss.Spans(), true
+				}
+				// The slot left behind is empty: its zero trace ID matches no trace.
+				sp.MoveTo(out.AppendEmpty())
+			}
+		}
+	}
+	return dst
 }
 
 // decisionCache remembers the last n decisions (trace ID → V), in a ring so that its
@@ -175,6 +227,8 @@ type tailStage struct {
 	maxTraces int
 	maxSpans  int
 	now       func() time.Time // a field so that tests drive the clock
+	// scratch receives the dropped spans a held batch would otherwise keep (guarded by mu).
+	scratch ptrace.Span
 
 	mu      sync.Mutex
 	pending map[pcommon.TraceID]*pendingTrace
@@ -184,7 +238,8 @@ type tailStage struct {
 	queue       []*pendingTrace
 	qHead       int
 	nGone       int
-	spans       int
+	spans       int // held spans of pending traces
+	retained    int // spans in held batches not yet freed: what max_spans bounds
 	scopeSerial uint64
 	cache       decisionCache[tailPolicy]
 
@@ -208,6 +263,7 @@ func newTailStage(cfg *TailConfig, m metric.Meter) (*tailStage, error) {
 		maxTraces: cfg.MaxTraces,
 		maxSpans:  cfg.MaxSpans,
 		now:       time.Now,
+		scratch:   ptrace.NewSpan(),
 		pending:   map[pcommon.TraceID]*pendingTrace{},
 		cache:     newDecisionCache[tailPolicy](cfg.DecisionCache),
 	}
@@ -357,6 +413,7 @@ func (t *tailStage) sweep(ctx context.Context) {
 			break
 		}
 		t.remove(pt, &c)
+		t.unrefParts(pt)
 		t.cache.put(pt.tid, tailNone)
 		c.traces[tailNone]++
 		c.spans[tailNone] += int64(pt.spans)
@@ -407,11 +464,31 @@ func (t *tailStage) evictOldest(why degradeReason, c *tailCounts) *pendingTrace 
 		return nil
 	}
 	t.remove(pt, c)
+	t.unrefParts(pt)
 	t.cache.put(pt.tid, tailNone)
 	c.degTraces[why]++
 	c.degSpans[why] += int64(pt.spans)
-	pt.td = ptrace.Traces{}
 	return pt
+}
+
+// unrefParts drops pt's references to its held batches, freeing those no pending trace
+// and no batch being walked needs any more.
+func (t *tailStage) unrefParts(pt *pendingTrace) {
+	for _, hb := range pt.parts {
+		t.unref(hb)
+	}
+	pt.parts = nil
+}
+
+func (t *tailStage) unref(hb *heldBatch) {
+	if hb.refs--; hb.refs == 0 && !hb.open {
+		t.free(hb)
+	}
+}
+
+func (t *tailStage) free(hb *heldBatch) {
+	t.retained -= hb.spans
+	hb.spans, hb.td, hb.cur = 0, ptrace.Traces{}, ptrace.SpanSlice{}
 }
 
 // tailBatch is the tail stage's state while the head processor walks one batch.
@@ -422,9 +499,19 @@ type tailBatch struct {
 	now     int64
 	rs      ptrace.ResourceSpans
 	ss      ptrace.ScopeSpans
-	scope   uint64 // serial of ss, 0 until a span of it is held
+	scope   uint64     // serial of ss, 0 until a span of it is held
+	held    *heldBatch // this batch's held spans, nil until one is held
+	acts    []action   // the actions of the scope being walked
+	cuts    []keptCut  // traces kept in this batch, cut out of their held batches at its end
 	release []ptrace.Traces
 	c       tailCounts
+}
+
+// keptCut is a kept trace whose held spans are moved out of parts when the batch ends (some
+// may be in this batch's own held batch, still being filled).
+type keptCut struct {
+	tid   pcommon.TraceID
+	parts []*heldBatch
 }
 
 // begin finds the traces of td that match a policy: a matching span may come after its
@@ -464,10 +551,20 @@ func (b *tailBatch) scopeSpans(rs ptrace.ResourceSpans, ss ptrace.ScopeSpans) {
 	b.rs, b.ss, b.scope = rs, ss, 0
 }
 
-// span decides one span whose head decision is d, and says whether to remove it from
-// the batch (it is dropped or held). The head-kept path touches neither lock nor map
-// unless its trace matched a policy in this batch.
-func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *decision, buf []byte) (remove bool) {
+// action is what happens to a span of the batch: it stays, it goes, or it is held.
+type action uint8
+
+const (
+	actKeep action = iota
+	actDrop
+	actHold
+)
+
+// span decides one span whose head decision is d: it stays in the batch, is dropped, or
+// is held (its trace is then pending, with a reference to this batch's held batch; the
+// span itself moves there when its scope is placed). The head-kept path touches neither
+// lock nor map unless its trace matched a policy in this batch.
+func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *decision, buf []byte) action {
 	t := b.t
 	pol := b.matched[tid]
 	if pol != tailNone && pol&decidedHere == 0 {
@@ -482,48 +579,48 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 	}
 	if d.forced && !d.keep {
 		// sampling.priority 0 drops the span itself, whatever its trace's fate.
-		return true
+		return actDrop
 	}
 	if d.keep {
 		// Head sampling keeps the span, as it would without the tail stage.
 		if d.rewrite {
 			sp.TraceState().FromRaw(d.ts)
 		}
-		return false
+		return actKeep
 	}
 	b.lock()
 	if pol&decidedHere != 0 {
 		b.c.spans[pol&^decidedHere]++
 		eraseTH(sp, raw, buf)
-		return false
+		return actKeep
 	}
 	if cp, ok := t.cache.get(tid); ok {
 		if cp == tailNone {
 			b.c.late[0]++
-			return true
+			return actDrop
 		}
 		b.c.late[1]++
 		b.c.spans[cp]++
 		eraseTH(sp, raw, buf)
-		return false
+		return actKeep
 	}
 	pt := t.pending[tid]
 	if pt == nil {
 		for len(t.pending) >= t.maxTraces {
 			t.evictOldest(degradeMaxTraces, &b.c)
 		}
-		pt = &pendingTrace{tid: tid, deadline: b.now + int64(t.wait), td: ptrace.NewTraces(),
+		pt = &pendingTrace{tid: tid, deadline: b.now + int64(t.wait),
 			minStart: sp.StartTimestamp(), maxEnd: sp.EndTimestamp()}
 		t.pending[tid] = pt
 		t.queue = append(t.queue, pt)
 		b.c.bufTraces++
 	}
-	for t.spans >= t.maxSpans {
-		if t.evictOldest(degradeMaxSpans, &b.c) == pt {
+	for t.retained >= t.maxSpans {
+		if ev := t.evictOldest(degradeMaxSpans, &b.c); ev == pt || ev == nil {
 			// The trace was the oldest: it has its head decision now, and so does
 			// this span.
 			b.c.degSpans[degradeMaxSpans]++
-			return true
+			return actDrop
 		}
 	}
 	pt.minStart = min(pt.minStart, sp.StartTimestamp())
@@ -533,28 +630,100 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 		b.keep(tid, tailLatency)
 		b.c.spans[tailLatency]++
 		eraseTH(sp, raw, buf)
-		return false
+		return actKeep
 	}
 	// Held spans are only ever kept by a policy, never by a probability: th goes now.
 	eraseTH(sp, raw, buf)
-	if pt.curScope == 0 || pt.curScope != b.scope {
-		if b.scope == 0 {
-			t.scopeSerial++
-			b.scope = t.scopeSerial
+	hb := b.held
+	if hb == nil {
+		hb = &heldBatch{td: ptrace.NewTraces(), open: true}
+		b.held = hb
+	}
+	if n := len(pt.parts); n == 0 || pt.parts[n-1] != hb {
+		pt.parts = append(pt.parts, hb)
+		hb.refs++
+	}
+	hb.spans++
+	t.retained++
+	pt.spans++
+	t.spans++
+	b.c.bufSpans++
+	return actHold
+}
+
+// place carries out the actions of the scope's spans: the kept ones stay, in their
+// order, the others leave the batch, the held ones into the held batch. When most spans
+// are held (low head rates), the scope's whole span list moves there at once and the
+// few kept spans are moved back: one allocation per kept span instead of one per held
+// span. The slots left in the held batch are empty, and dropped spans are emptied too,
+// so the held batch keeps no data of theirs.
+func (b *tailBatch) place(spans ptrace.SpanSlice) {
+	nHold, nKeep := 0, 0
+	for _, a := range b.acts {
+		switch a {
+		case actHold:
+			nHold++
+		case actKeep:
+			nKeep++
 		}
-		rs := pt.td.ResourceSpans().AppendEmpty()
+	}
+	if nHold == 0 {
+		if nKeep == len(b.acts) {
+			return
+		}
+		i := 0
+		spans.RemoveIf(func(ptrace.Span) bool {
+			a := b.acts[i]
+			i++
+			return a != actKeep
+		})
+		return
+	}
+	dst := b.heldScope()
+	if nHold >= nKeep {
+		base := dst.Len()
+		spans.MoveAndAppendTo(dst)
+		for k, a := range b.acts {
+			switch a {
+			case actKeep:
+				dst.At(base + k).MoveTo(spans.AppendEmpty())
+			case actDrop:
+				dst.At(base + k).MoveTo(b.t.scratch)
+			}
+		}
+		return
+	}
+	for k, a := range b.acts {
+		if a == actHold {
+			spans.At(k).MoveTo(dst.AppendEmpty())
+		}
+	}
+	i := 0
+	spans.RemoveIf(func(ptrace.Span) bool {
+		a := b.acts[i]
+		i++
+		return a != actKeep
+	})
+}
+
+// heldScope is where the held spans of the scope being walked go in this batch's held
+// batch: one resource and scope copy per scope of the batch.
+func (b *tailBatch) heldScope() ptrace.SpanSlice {
+	hb := b.held
+	if hb.curScope == 0 || hb.curScope != b.scope {
+		if b.scope == 0 {
+			b.t.scopeSerial++
+			b.scope = b.t.scopeSerial
+		}
+		rs := hb.td.ResourceSpans().AppendEmpty()
 		b.rs.Resource().CopyTo(rs.Resource())
 		rs.SetSchemaUrl(b.rs.SchemaUrl())
 		ss := rs.ScopeSpans().AppendEmpty()
 		b.ss.Scope().CopyTo(ss.Scope())
 		ss.SetSchemaUrl(b.ss.SchemaUrl())
-		pt.cur, pt.curScope = ss.Spans(), b.scope
+		hb.cur, hb.curScope = ss.Spans(), b.scope
 	}
-	sp.MoveTo(pt.cur.AppendEmpty())
-	pt.spans++
-	t.spans++
-	b.c.bufSpans++
-	return true
+	return hb.cur
 }
 
 // keep records that a policy keeps the trace and releases its held spans into this
@@ -566,15 +735,34 @@ func (b *tailBatch) keep(tid pcommon.TraceID, pol tailPolicy) {
 	if pt := t.pending[tid]; pt != nil {
 		t.remove(pt, &b.c)
 		b.c.spans[pol] += int64(pt.spans)
-		b.release = append(b.release, pt.td)
-		pt.td = ptrace.Traces{}
+		// The references stay until the cut, so the batches stay.
+		b.cuts = append(b.cuts, keptCut{tid: tid, parts: pt.parts})
+		pt.parts = nil
 	}
 }
 
-// end unlocks and appends the released spans to the batch.
+// end cuts the kept traces' held spans out, frees what is no longer needed, unlocks,
+// and appends the released spans to the batch.
 func (b *tailBatch) end(ctx context.Context, td ptrace.Traces) {
+	t := b.t
+	if b.held != nil {
+		b.held.open = false
+	}
+	for _, c := range b.cuts {
+		var out ptrace.Traces
+		for _, hb := range c.parts {
+			out = hb.cut(c.tid, out)
+			t.unref(hb)
+		}
+		if out != (ptrace.Traces{}) {
+			b.release = append(b.release, out)
+		}
+	}
+	if b.held != nil && b.held.refs == 0 {
+		t.free(b.held)
+	}
 	if b.locked {
-		b.t.mu.Unlock()
+		t.mu.Unlock()
 	}
 	for _, r := range b.release {
 		r.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())

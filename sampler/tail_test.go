@@ -122,7 +122,15 @@ func headKeeps(p *headProcessor, tid pcommon.TraceID) bool {
 // sampling), else exactly when head sampling keeps it. Kept spans of error traces head
 // sampling dropped carry no th; head-kept ones carry th.
 func TestTailTraceOverBatchesAndSeconds(t *testing.T) {
-	p, clk := newTail(t, tailCfg(1), nil)
+	// At 1% nearly every span is held (a scope's spans move to the held batch at once);
+	// at 80% few are (they move one by one).
+	for _, pct := range []float64{1, 80} {
+		t.Run(fmt.Sprintf("%v%%", pct), func(t *testing.T) { testTailTraceOverBatches(t, pct) })
+	}
+}
+
+func testTailTraceOverBatches(t *testing.T, pct float64) {
+	p, clk := newTail(t, tailCfg(pct), nil)
 	rng := rand.New(rand.NewPCG(11, 11))
 	const traces, spansPer, batches = 3000, 6, 3
 	all := make([][]tspan, batches)
@@ -179,11 +187,11 @@ func TestTailTraceOverBatchesAndSeconds(t *testing.T) {
 			errKept++
 		}
 	}
-	if headKept == 0 || errKept < traces/3*9/10 {
+	if headKept == 0 || float64(errKept) < float64(traces)/3*(1-pct/100)*0.8 {
 		t.Fatalf("kept %d head-sampled and %d error traces of %d", headKept, errKept, traces)
 	}
-	if n := len(p.tail.pending); n != 0 || p.tail.spans != 0 {
-		t.Fatalf("after the sweep %d traces and %d spans are still held", n, p.tail.spans)
+	if n := len(p.tail.pending); n != 0 || p.tail.spans != 0 || p.tail.retained != 0 {
+		t.Fatalf("after the sweep %d traces and %d spans are still held, %d retained", n, p.tail.spans, p.tail.retained)
 	}
 }
 
@@ -357,11 +365,26 @@ func TestTailMemoryCap(t *testing.T) {
 			t.Fatalf("batch %d: %d traces, %d spans, queue %d, cache %d held: over the cap", b, len(tl.pending), tl.spans, len(tl.queue)-tl.qHead, len(tl.cache.m))
 		}
 		held := 0
+		batches := map[*heldBatch]bool{}
 		for _, pt := range tl.pending {
 			held += pt.spans
+			for _, hb := range pt.parts {
+				batches[hb] = true
+			}
 		}
 		if held != tl.spans {
 			t.Fatalf("batch %d: %d spans in pending traces, %d counted", b, held, tl.spans)
+		}
+		// Memory: the spans of the held batches still referenced (decided traces' spans
+		// included, until their batch goes) are what max_spans bounds.
+		retained, inBatches := 0, 0
+		for hb := range batches {
+			retained += hb.spans
+			inBatches += spansWithData(hb.td) // not the slots left empty
+		}
+		if retained != tl.retained || tl.retained > cfg.Tail.MaxSpans || inBatches > retained || held > inBatches {
+			t.Fatalf("batch %d: held batches have %d spans (%d slots), %d counted retained, %d held, cap %d",
+				b, inBatches, retained, tl.retained, held, cfg.Tail.MaxSpans)
 		}
 		clk.advance(10 * time.Millisecond)
 	}
@@ -381,6 +404,9 @@ func TestTailMemoryCap(t *testing.T) {
 	}
 	if err := p.tail.shutdown(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if p.tail.retained != 0 {
+		t.Errorf("after shutdown %d spans retained, want 0", p.tail.retained)
 	}
 	if m := collect(t, reader, "mode"); m["spoor_sampler_tail_buffered_spans"] != 0 || m["spoor_sampler_tail_degraded_spans reason=shutdown"] == 0 {
 		t.Errorf("after shutdown: %v, want nothing held and the dropped spans counted", m)
@@ -489,5 +515,66 @@ func TestTailConfigValidate(t *testing.T) {
 		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
+	}
+}
+
+// spansWithData counts the spans of td that are not empty slots (moved or dropped).
+func spansWithData(td ptrace.Traces) int {
+	n := 0
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				if !spans.At(k).TraceID().IsEmpty() {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
+// A scope whose spans are mostly held moves to the held batch whole; its kept spans come
+// back to the batch, in order, and its dropped spans leave no data behind: when the held
+// trace is kept later, exactly its spans are released.
+func TestTailPlaceMostlyHeld(t *testing.T) {
+	p, clk := newTail(t, tailCfg(1), nil)
+	rng := rand.New(rand.NewPCG(13, 13))
+	held, late := dropTID(t, p, rng), dropTID(t, p, rng)
+	var kept pcommon.TraceID
+	for !headKeeps(p, kept) {
+		kept = randTID(rng)
+	}
+	got := out{}
+	got.add(run(t, p, tbatch(tspan{tid: late, sid: sid(9)})))
+	clk.advance(6 * time.Second)
+	p.tail.sweep(context.Background()) // late's wait ends: dropped
+	got.add(run(t, p, tbatch(
+		tspan{tid: held, sid: sid(1)},
+		tspan{tid: kept, sid: sid(2)},
+		tspan{tid: held, sid: sid(3)},
+		tspan{tid: late, sid: sid(4)},
+		tspan{tid: held, sid: sid(5)},
+		tspan{tid: kept, sid: sid(6)},
+	)))
+	if fmt.Sprint(got[kept]) != fmt.Sprint([]string{sid(2).String() + " ot=th:fd70a", sid(6).String() + " ot=th:fd70a"}) {
+		t.Fatalf("head-kept spans: %v, want both, in order, with th", got[kept])
+	}
+	if len(got[held]) != 0 || len(got[late]) != 0 {
+		t.Fatalf("held %v and late %v passed", got[held], got[late])
+	}
+	hbs := p.tail.pending[held].parts
+	if len(hbs) != 1 || spansWithData(hbs[0].td) != 3 || p.tail.retained != 3 {
+		t.Fatalf("held batches %d, with %d spans of data, %d retained: want one, with the 3 held spans", len(hbs), spansWithData(hbs[0].td), p.tail.retained)
+	}
+	got.add(run(t, p, tbatch(tspan{tid: held, sid: sid(7), err: true})))
+	slices.Sort(got[held])
+	if want := []string{sid(1).String() + " ", sid(3).String() + " ", sid(5).String() + " ", sid(7).String() + " "}; fmt.Sprint(got[held]) != fmt.Sprint(want) {
+		t.Fatalf("kept trace: %v, want %v", got[held], want)
+	}
+	if len(got[late]) != 0 || p.tail.retained != 0 || len(p.tail.pending) != 0 {
+		t.Fatalf("after the keep: late %v, %d retained, %d pending", got[late], p.tail.retained, len(p.tail.pending))
 	}
 }
