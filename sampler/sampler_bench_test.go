@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/metric/noop"
 )
 
@@ -51,10 +52,23 @@ func BenchmarkHeadDecision(b *testing.B) {
 // BenchmarkProcessBatch is the processor over a 1,000-span batch (10 spans per trace),
 // with its pdata walk, span removal and tracestate writes: ns/op divided by 1,000 is the
 // cost per span in the pipeline.
+//
+// 10pct_rates has a per-operation rate configured, so each batch gives each of its
+// traces one rate and remembers it (trace_rate_cache): the cost of keeping traces whole
+// under per-service and per-operation rates.
 func BenchmarkProcessBatch(b *testing.B) {
-	for _, pct := range []float64{10, 100} {
-		b.Run(map[float64]string{10: "10pct", 100: "100pct"}[pct], func(b *testing.B) {
-			p, err := newHeadProcessor(cfgWith(Equalizing, pct), noop.NewMeterProvider())
+	for _, c := range []struct {
+		name  string
+		pct   float64
+		rates bool
+	}{{"10pct", 10, false}, {"10pct_rates", 10, true}, {"100pct", 100, false}} {
+		pct := c.pct
+		b.Run(c.name, func(b *testing.B) {
+			cfg := cfgWith(Equalizing, pct)
+			if c.rates {
+				cfg.Services = []ServiceConfig{{Name: "svc", Operations: []OperationConfig{{Name: "GET /healthz", Percentage: 1}}}}
+			}
+			p, err := newHeadProcessor(cfg, noop.NewMeterProvider())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -71,12 +85,45 @@ func BenchmarkProcessBatch(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				td := batch(spans...) // the processor drops spans in place: a fresh batch each time
+				if c.rates {
+					uniqueTraceIDs(td, i) // new traces each time, as in production
+				}
 				b.StartTimer()
 				if _, err := p.processTraces(context.Background(), td); err != nil && td.SpanCount() != 0 {
 					b.Fatal(err)
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/span")
+		})
+	}
+}
+
+// BenchmarkSpanPriority is the sampling.priority lookup every span pays: a span with six
+// attributes without it (the common case), and with it.
+func BenchmarkSpanPriority(b *testing.B) {
+	for _, with := range []bool{false, true} {
+		b.Run(map[bool]string{false: "absent", true: "present"}[with], func(b *testing.B) {
+			sp := ptrace.NewSpan()
+			a := sp.Attributes()
+			a.PutStr("http.request.method", "GET")
+			a.PutStr("http.route", "/api/orders/{id}")
+			a.PutInt("http.response.status_code", 200)
+			a.PutStr("server.address", "checkout.internal")
+			a.PutStr("url.path", "/api/orders/1")
+			a.PutStr("network.protocol.version", "1.1")
+			if with {
+				a.PutInt(samplingPriorityKey, 1)
+			}
+			n := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				if spanPriority(sp) != priorityDefer {
+					n++
+				}
+			}
+			if with != (n > 0) {
+				b.Fatalf("priority found %d times", n)
+			}
 		})
 	}
 }
