@@ -133,22 +133,22 @@ type counts struct {
 // else its root span's when the root is in this batch, else its first span's here (see
 // doc.go for why).
 func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
-	var rates map[pcommon.TraceID]traceRate
+	var rates batchRates
 	if p.overrides {
 		mp := p.ratePool.Get().(*map[pcommon.TraceID]traceRate)
 		defer func() { clear(*mp); p.ratePool.Put(mp) }()
-		rates = *mp
-		p.traceRates(td, rates)
+		rates.m = *mp
+		p.traceRates(td, rates.m)
 	}
 	var c counts
 	var scratch [512]byte
 	if p.tail != nil {
-		p.processWithTail(ctx, td, rates, &c, scratch[:0])
+		p.processWithTail(ctx, td, &rates, &c, scratch[:0])
 	} else {
 		td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
 			rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
 				ss.Spans().RemoveIf(func(sp ptrace.Span) bool {
-					d, _, _ := p.decideSpan(sp, rates, &c, scratch[:0])
+					d, _, _ := p.decideSpan(sp, &rates, &c, scratch[:0])
 					if d.keep && d.rewrite {
 						sp.TraceState().FromRaw(d.ts)
 					}
@@ -168,11 +168,11 @@ func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 
 // decideSpan is the head decision for one span, counted in c; buf is scratch space for
 // a rewritten tracestate.
-func (p *headProcessor) decideSpan(sp ptrace.Span, rates map[pcommon.TraceID]traceRate, c *counts, buf []byte) (decision, pcommon.TraceID, string) {
+func (p *headProcessor) decideSpan(sp ptrace.Span, rates *batchRates, c *counts, buf []byte) (decision, pcommon.TraceID, string) {
 	tid := sp.TraceID()
 	r := &p.def
 	if p.overrides {
-		r = rates[tid].r
+		r = rates.get(tid)
 	}
 	raw := sp.TraceState().AsRaw()
 	d := p.decide(tid, raw, r, buf)
@@ -195,7 +195,7 @@ func (p *headProcessor) decideSpan(sp ptrace.Span, rates map[pcommon.TraceID]tra
 
 // processWithTail decides every span with the tail stage: each scope's spans are
 // decided first (kept, dropped or held), then moved at once (tailBatch.place).
-func (p *headProcessor) processWithTail(ctx context.Context, td ptrace.Traces, rates map[pcommon.TraceID]traceRate, c *counts, buf []byte) {
+func (p *headProcessor) processWithTail(ctx context.Context, td ptrace.Traces, rates *batchRates, c *counts, buf []byte) {
 	tb := p.tail.begin(td)
 	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
 		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
@@ -229,6 +229,21 @@ func (p *headProcessor) processWithTail(ctx context.Context, td ptrace.Traces, r
 	tb.end(ctx, td)
 }
 
+// batchRates are the rates of a batch's traces, with the last one looked up remembered:
+// a trace's spans often come one after another.
+type batchRates struct {
+	m     map[pcommon.TraceID]traceRate
+	last  pcommon.TraceID
+	lastR *rate
+}
+
+func (b *batchRates) get(tid pcommon.TraceID) *rate {
+	if b.lastR == nil || tid != b.last {
+		b.last, b.lastR = tid, b.m[tid].r
+	}
+	return b.lastR
+}
+
 // traceRate is the rate a trace of the batch is decided at, and whether it is its
 // root's.
 type traceRate struct {
@@ -241,6 +256,8 @@ type traceRate struct {
 // trace decided here is remembered for its later spans.
 func (p *headProcessor) traceRates(td ptrace.Traces, rates map[pcommon.TraceID]traceRate) {
 	rss := td.ResourceSpans()
+	var last pcommon.TraceID
+	haveLast := false
 	for i := 0; i < rss.Len(); i++ {
 		svc := p.serviceOf(rss.At(i))
 		sss := rss.At(i).ScopeSpans()
@@ -248,9 +265,14 @@ func (p *headProcessor) traceRates(td ptrace.Traces, rates map[pcommon.TraceID]t
 			spans := sss.At(j).Spans()
 			for k := 0; k < spans.Len(); k++ {
 				sp := spans.At(k)
+				tid := sp.TraceID()
 				root := sp.ParentSpanID().IsEmpty()
-				if tr, seen := rates[sp.TraceID()]; !seen || (root && !tr.root) {
-					rates[sp.TraceID()] = traceRate{r: rateOf(svc, &p.def, sp.Name()), root: root}
+				if haveLast && tid == last && !root {
+					continue // the trace has its entry, which only a root span changes
+				}
+				last, haveLast = tid, true
+				if tr, seen := rates[tid]; !seen || (root && !tr.root) {
+					rates[tid] = traceRate{r: rateOf(svc, &p.def, sp.Name()), root: root}
 				}
 			}
 		}
