@@ -63,3 +63,47 @@ func TestTailSamplingKeepsErrorTraces(t *testing.T) {
 		t.Errorf("/metrics lacks the error trace in spoor_sampler_tail_traces or spoor_sampler_tail_buffered_spans")
 	}
 }
+
+// TestSamplingPriority checks sampling.priority end to end at 1% head sampling: a span
+// with priority 1 is stored, and with the default config's tail stage keeps its whole
+// trace (the span held before it included); a span with priority 0 is not stored even in
+// a trace the error policy keeps.
+func TestSamplingPriority(t *testing.T) {
+	s := startSpoor(t, t.TempDir(), "SPOOR_SAMPLING_PERCENTAGE=1")
+	forced := pcommon.TraceID{0x7b, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 1}
+	failing := pcommon.TraceID{0x7b, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 2}
+	send := func(tid pcommon.TraceID, sid byte, prio any, isErr bool) {
+		t.Helper()
+		td, _ := goodTraces(sid)
+		sp := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+		sp.SetTraceID(tid)
+		switch v := prio.(type) {
+		case int:
+			sp.Attributes().PutInt("sampling.priority", int64(v))
+		case string:
+			sp.Attributes().PutStr("sampling.priority", v)
+		}
+		if isErr {
+			sp.Status().SetCode(ptrace.StatusCodeError)
+		}
+		if status, body := post(t, "http://"+s.ep.OTLPHTTP+"/v1/traces", "application/x-protobuf", "", protoBody(t, td)); status != 200 {
+			t.Fatalf("export: %d %s", status, body)
+		}
+	}
+	send(forced, 1, nil, false)
+	send(failing, 2, "0", false)
+	time.Sleep(300 * time.Millisecond)
+	send(forced, 3, 1, false)
+	send(failing, 4, nil, true)
+	tr, ok := s.trace(forced.String(), 5*time.Second)
+	if !ok || len(tr.Spans) != 2 {
+		t.Fatalf("trace with a priority 1 span: stored %v with %d spans, want both spans", ok, len(tr.Spans))
+	}
+	tr, ok = s.trace(failing.String(), 5*time.Second)
+	if !ok || len(tr.Spans) != 1 {
+		t.Fatalf("error trace with a priority 0 span: stored %v with %d spans, want only the error span", ok, len(tr.Spans))
+	}
+	if m := s.metrics(); !strings.Contains(m, `policy="sampling_priority"`) {
+		t.Errorf("/metrics does not count policy sampling_priority")
+	}
+}
