@@ -35,6 +35,7 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "", "store directory (default: a temporary one, removed after)")
 	flag.StringVar(&o.cpuprofile, "search-cpuprofile", "", "write a CPU profile of the search phase to this file")
 	flag.StringVar(&o.writeProfile, "write-cpuprofile", "", "write a CPU profile of the write phase to this file")
+	flag.StringVar(&o.tgenProfile, "tgen-cpuprofile", "", "write a CPU profile of the telemetrygen-shaped write phase to this file")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "storebench:", err)
@@ -45,7 +46,7 @@ func main() {
 type options struct {
 	spans, services, opsPerService, queries, lookups int
 	tgenSpans                                        int
-	dir, cpuprofile, writeProfile                    string
+	dir, cpuprofile, writeProfile, tgenProfile       string
 }
 
 const (
@@ -307,7 +308,7 @@ func run(o options) error {
 	fmt.Printf("  trace by ID                                       p50 %7.2f ms  p99 %7.2f ms   (%d random traces; target p99 < 2 ms)\n",
 		ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), o.lookups)
 	if o.tgenSpans > 0 {
-		return tgenPhase(o.tgenSpans)
+		return tgenPhase(o.tgenSpans, o.tgenProfile)
 	}
 	return nil
 }

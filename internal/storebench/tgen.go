@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -61,7 +62,7 @@ func tgenBatch(seed uint64, spans int, start time.Time) ptrace.Traces {
 
 // tgenPhase writes spans telemetrygen-shaped spans on one core, fsync per commit, into
 // a store of its own, and prints throughput, CPU per span and bytes on disk per span.
-func tgenPhase(spans int) error {
+func tgenPhase(spans int, profile string) error {
 	dir, err := os.MkdirTemp("", "spoor-storebench-tgen")
 	if err != nil {
 		return err
@@ -75,6 +76,16 @@ func tgenPhase(spans int) error {
 	start := time.Now().Add(-time.Hour)
 	var wall, cpu time.Duration
 	written := 0
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	prev := runtime.GOMAXPROCS(1)
 	for written < spans {
 		var batches []ptrace.Traces
