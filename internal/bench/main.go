@@ -118,7 +118,8 @@ func run(o options) error {
 	}
 	defer os.RemoveAll(dataDir)
 	addrs := map[string]string{}
-	for _, k := range []string{"SPOOR_OTLP_GRPC_ENDPOINT", "SPOOR_OTLP_HTTP_ENDPOINT", "SPOOR_ZIPKIN_ENDPOINT", "SPOOR_QUERY_ENDPOINT", "SPOOR_METRICS_ENDPOINT"} {
+	for _, k := range []string{"SPOOR_OTLP_GRPC_ENDPOINT", "SPOOR_OTLP_HTTP_ENDPOINT", "SPOOR_ZIPKIN_ENDPOINT", "SPOOR_QUERY_ENDPOINT",
+		"SPOOR_METRICS_ENDPOINT", "SPOOR_SAMPLING_ENDPOINT", "SPOOR_SAMPLING_GRPC_ENDPOINT"} {
 		a, err := freeAddr()
 		if err != nil {
 			return fmt.Errorf("pick port: %w", err)
