@@ -36,6 +36,8 @@ func main() {
 	flag.IntVar(&o.childSpans, "child-spans", 4, "child spans per trace")
 	flag.IntVar(&o.lookups, "lookups", 1000, "trace-by-ID lookups")
 	flag.IntVar(&o.replayStreams, "replay-streams", 8, "concurrent gRPC senders of the replay phase")
+	flag.StringVar(&o.spoorConfig, "spoor-config", "", "run spoor with --config FILE (e.g. one adding the pprof extension)")
+	flag.StringVar(&o.profileURL, "profile-url", "", "during the replay phase, fetch a 20 s CPU profile of spoor from this pprof URL into replay.prof")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -50,6 +52,8 @@ type options struct {
 	rate                float64
 	lookups             int
 	replayStreams       int
+	spoorConfig         string
+	profileURL          string
 }
 
 // meter measures spoor's side of one load phase.
@@ -127,6 +131,9 @@ func run(o options) error {
 		addrs[k] = a
 	}
 	cmd := exec.Command(o.spoor)
+	if o.spoorConfig != "" {
+		cmd.Args = append(cmd.Args, "--config", o.spoorConfig)
+	}
 	cmd.Env = append(os.Environ(), "SPOOR_DATA_DIR="+dataDir)
 	for k, v := range addrs {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -170,6 +177,14 @@ func run(o options) error {
 	})
 	if err != nil {
 		return fmt.Errorf("%w (spoor log: %s)", err, logf.Name())
+	}
+	if o.profileURL != "" {
+		go func() {
+			time.Sleep(5 * time.Second)
+			if err := fetchProfile(o.profileURL+"/debug/pprof/profile?seconds=20", "replay.prof"); err != nil {
+				fmt.Fprintln(os.Stderr, "bench: profile:", err)
+			}
+		}()
 	}
 	rp, err := m.measure(func() error {
 		return replay(addrs["SPOOR_OTLP_GRPC_ENDPOINT"], o.replayStreams, o.duration, o.childSpans+1)
@@ -387,4 +402,21 @@ func traceIDs(ctx context.Context, query string, n int) ([]string, error) {
 		return nil, errors.New("search found no stored traces")
 	}
 	return ids, nil
+}
+
+func fetchProfile(url, file string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
