@@ -1,0 +1,290 @@
+import { useEffect, useState } from 'preact/hooks';
+import { getOperations, getServices, jaegerTraces, lookbackChoices, timeRange } from '../lib/api';
+import { aggregateFlow, flattenHops, type Flow, type HopNode } from '../lib/flow';
+import { useAsync } from '../lib/useAsync';
+import { href, navigate, type Loc } from '../lib/router';
+import { fmtDuration, fmtPercent } from '../lib/format';
+import { Empty, ErrorBox, ErrorShare, Loading, Note, serviceColor } from '../components/common';
+
+// The payment-flow view: every trace of one entry operation folded into the hops it
+// crosses and the paths it takes, with where the failures start.
+export function FlowView({ loc }: { loc: Loc }) {
+  const service = loc.query.get('service') ?? '';
+  const operation = loc.query.get('operation') ?? '';
+  const lookback = loc.query.get('lookback') ?? '1h';
+  const limit = Math.min(1500, Math.max(10, parseInt(loc.query.get('limit') ?? '500', 10) || 500));
+  return (
+    <div class="page">
+      <h1>Payment flow</h1>
+      <p class="sub">
+        Pick an entry operation: its traces are folded into the hops they cross and the paths they take, with error share, latency and where
+        failures start.
+      </p>
+      <FlowForm service={service} operation={operation} lookback={lookback} limit={limit} />
+      {operation ? <FlowResult service={service} operation={operation} lookback={lookback} limit={limit} /> : <EntryPicker lookback={lookback} />}
+    </div>
+  );
+}
+
+function FlowForm(p: { service: string; operation: string; lookback: string; limit: number }) {
+  const [svc, setSvc] = useState(p.service);
+  const [op, setOp] = useState(p.operation);
+  const [lb, setLb] = useState(p.lookback);
+  const [lim, setLim] = useState(String(p.limit));
+  useEffect(() => {
+    setSvc(p.service);
+    setOp(p.operation);
+    setLb(p.lookback);
+    setLim(String(p.limit));
+  }, [p.service, p.operation, p.lookback, p.limit]);
+  const services = useAsync((s) => getServices(s), []);
+  const ops = useAsync((s) => (svc ? getOperations(svc, s) : Promise.resolve([] as string[])), [svc]);
+  return (
+    <form
+      class="search-form flow-form"
+      onSubmit={(e) => {
+        e.preventDefault();
+        navigate(href('/flow', { service: svc, operation: op, lookback: lb, limit: lim }));
+      }}
+    >
+      <label>
+        Entry service
+        <select value={svc} onChange={(e) => (setSvc(e.currentTarget.value), setOp(''))} name="service">
+          <option value="">Any</option>
+          {services.data?.map((s) => <option value={s}>{s}</option>)}
+        </select>
+      </label>
+      <label>
+        Entry operation
+        <select value={op} onChange={(e) => setOp(e.currentTarget.value)} disabled={!svc} name="operation">
+          <option value="">Choose…</option>
+          {ops.data?.map((s) => <option value={s}>{s}</option>)}
+          {op && !ops.data?.includes(op) && <option value={op}>{op}</option>}
+        </select>
+      </label>
+      <label>
+        Time range
+        <select name="lookback" value={lb} onChange={(e) => setLb(e.currentTarget.value)}>
+          {lookbackChoices.map((l) => (
+            <option value={l}>Last {l}</option>
+          ))}
+        </select>
+      </label>
+      <label class="narrow">
+        Traces
+        <select name="limit" value={lim} onChange={(e) => setLim(e.currentTarget.value)}>
+          {[100, 200, 500, 1000, 1500].map((n) => (
+            <option value={String(n)}>{n}</option>
+          ))}
+        </select>
+      </label>
+      <div class="actions">
+        <button class="btn btn-primary" type="submit" disabled={!op}>
+          Show flow
+        </button>
+      </div>
+    </form>
+  );
+}
+
+// EntryPicker lists the root operations of recent traces, busiest first.
+function EntryPicker({ lookback }: { lookback: string }) {
+  const st = useAsync(async (signal) => {
+    const [s, e] = timeRange({ lookback, start: '', end: '' });
+    const traces = await jaegerTraces({ start: s, end: e, limit: 300 }, signal);
+    const m = new Map<string, { service: string; operation: string; n: number; err: number }>();
+    for (const t of traces) {
+      const k = t.rootService + '\u0000' + t.rootOperation;
+      let a = m.get(k);
+      if (!a) m.set(k, (a = { service: t.rootService, operation: t.rootOperation, n: 0, err: 0 }));
+      a.n++;
+      if (t.errorCount) a.err++;
+    }
+    return [...m.values()].sort((a, b) => b.n - a.n);
+  }, [lookback]);
+  if (st.loading && !st.data) return <Loading what="entry operations" />;
+  if (st.error) return <ErrorBox error={st.error} what="entry operations" retry={st.reload} />;
+  if (!st.data?.length)
+    return (
+      <Empty title="No traces in this window">
+        Nothing to fold yet. Run <code>spoor demo</code> to send checkout flows.
+      </Empty>
+    );
+  return (
+    <div>
+      <h3>Entry operations seen recently</h3>
+      <table class="grid" data-testid="entries">
+        <thead>
+          <tr>
+            <th>Entry</th>
+            <th class="num">Traces (sample)</th>
+            <th>With errors</th>
+          </tr>
+        </thead>
+        <tbody>
+          {st.data.map((a) => (
+            <tr>
+              <td>
+                <a href={href('/flow', { service: a.service, operation: a.operation, lookback })}>
+                  <b>{a.service}</b> {a.operation}
+                </a>
+              </td>
+              <td class="num">{a.n}</td>
+              <td>
+                <ErrorShare share={a.err / a.n} />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function FlowResult(p: { service: string; operation: string; lookback: string; limit: number }) {
+  const st = useAsync(
+    async (signal) => {
+      const [s, e] = timeRange({ lookback: p.lookback, start: '', end: '' });
+      const traces = await jaegerTraces({ service: p.service, operation: p.operation, start: s, end: e, limit: p.limit }, signal);
+      return { flow: aggregateFlow(traces, { service: p.service || undefined, operation: p.operation }), fetched: traces.length };
+    },
+    [p.service, p.operation, p.lookback, p.limit],
+  );
+  if (st.loading && !st.data) return <Loading what={`the traces of ${p.operation}`} />;
+  if (st.error) return <ErrorBox error={st.error} what="the flow" retry={st.reload} />;
+  if (!st.data) return null;
+  const { flow, fetched } = st.data;
+  if (!flow.traces)
+    return (
+      <Empty title={`No trace of ${p.operation} in the last ${p.lookback}`}>
+        Widen the time range, or check the operation name. <a href="/flow">Pick another entry</a>
+      </Empty>
+    );
+  return (
+    <div class={st.loading ? 'stale' : ''} data-testid="flow">
+      <div class="flow-summary">
+        <span>
+          <b>{flow.traces}</b> traces of <b>{p.operation}</b>
+        </span>
+        <span>
+          <b>{flow.paths.length}</b> distinct paths
+        </span>
+        <span>
+          <ErrorShare share={flow.errorTraces / flow.traces} /> of traces have an error
+        </span>
+        {fetched >= p.limit && <span class="muted">(the {p.limit} most recent; raise “Traces” to fold more)</span>}
+      </div>
+      <h3>Paths</h3>
+      <Paths flow={flow} p={p} />
+      <h3>Hops</h3>
+      <p class="sub">Every place a request of this flow entered a service, nested under its caller. ⚑ marks where failures started.</p>
+      <Hops flow={flow} />
+      <Note>Aggregated in the browser from the traces the search returned.</Note>
+    </div>
+  );
+}
+
+function Paths({ flow, p }: { flow: Flow; p: { service: string; operation: string } }) {
+  return (
+    <table class="grid paths" data-testid="flow-paths">
+      <thead>
+        <tr>
+          <th>Path</th>
+          <th class="num">Traces</th>
+          <th>Error share</th>
+          <th class="num">p50</th>
+          <th class="num">p99</th>
+          <th>Errors start at</th>
+          <th>Examples</th>
+        </tr>
+      </thead>
+      <tbody>
+        {flow.paths.map((path) => (
+          <tr class={path.errorTraces ? 'row-bad failing-path' : ''} data-testid={path.errorTraces ? 'failing-path' : 'path'}>
+            <td class="path-cell">
+              {path.hops.map((h, i) => (
+                <>
+                  {i > 0 && <span class="arrow">→</span>}
+                  <span class="hop" style={{ borderColor: serviceColor(h.split(' ')[0]) }} title={h}>
+                    {h}
+                  </span>
+                </>
+              ))}
+            </td>
+            <td class="num">{path.count}</td>
+            <td>
+              <ErrorShare share={path.errorShare} />
+            </td>
+            <td class="num">{fmtDuration(path.p50)}</td>
+            <td class="num">{fmtDuration(path.p99)}</td>
+            <td>
+              {path.origins.map((o) => (
+                <div class="origin">
+                  ⚑ {o.hop} <span class="muted">×{o.count}</span>
+                </div>
+              ))}
+            </td>
+            <td class="examples">
+              {path.exampleError.slice(0, 3).map((id) => (
+                <span>
+                  <a href={`/trace/${id}`} class="ex ex-err">
+                    {id.slice(0, 6)}
+                  </a>
+                  <a href={href('/compare', { failing: id, service: p.service, operation: p.operation })} class="ex" title="Compare with a typical success" data-testid="compare-example">
+                    ⇄
+                  </a>
+                </span>
+              ))}
+              {path.exampleOk.slice(0, 2).map((id) => (
+                <a href={`/trace/${id}`} class="ex">
+                  {id.slice(0, 6)}
+                </a>
+              ))}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function Hops({ flow }: { flow: Flow }) {
+  const nodes = flattenHops(flow.root);
+  const maxP99 = Math.max(1, ...nodes.map((n) => n.p99));
+  return (
+    <div class="hops" data-testid="flow-hops">
+      {nodes.map((n: HopNode) => (
+        <div class={'hop-row' + (n.errors ? ' hop-err' : '') + (n.origins ? ' hop-origin' : '')} style={{ paddingLeft: `${n.depth * 22 + 8}px` }}>
+          <span class="hop-name">
+            <i class="dot" style={{ background: serviceColor(n.service) }} />
+            <b>{n.service}</b> {n.operation}
+          </span>
+          <span class="num">{n.traces} traces{n.calls > n.traces ? ` · ${n.calls} calls` : ''}</span>
+          <span>
+            <ErrorShare share={n.calls ? n.errors / n.calls : 0} />
+          </span>
+          <span class="lat" title={`p50 ${fmtDuration(n.p50)}, p99 ${fmtDuration(n.p99)}`}>
+            <span class="lat-bar" style={{ width: `${(n.p99 / maxP99) * 100}%` }}>
+              <span style={{ width: `${(n.p50 / Math.max(n.p99, 1)) * 100}%` }} />
+            </span>
+            {fmtDuration(n.p50)} / {fmtDuration(n.p99)}
+          </span>
+          <span>{n.origins > 0 && <span class="origin-badge" data-testid="error-origin">⚑ errors start here ({n.origins})</span>}</span>
+          <span class="examples">
+            {n.exampleError.slice(0, 2).map((id) => (
+              <a href={`/trace/${id}`} class="ex ex-err">
+                {id.slice(0, 6)}
+              </a>
+            ))}
+            {n.exampleOk.slice(0, 1).map((id) => (
+              <a href={`/trace/${id}`} class="ex">
+                {id.slice(0, 6)}
+              </a>
+            ))}
+          </span>
+        </div>
+      ))}
+      <div class="muted small">{fmtPercent(flow.errorTraces / Math.max(1, flow.traces))} of {flow.traces} traces had an error somewhere.</div>
+    </div>
+  );
+}

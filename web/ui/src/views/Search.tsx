@@ -1,0 +1,265 @@
+import { useEffect, useState } from 'preact/hooks';
+import { emptyQuery, getOperations, getServices, lookbackChoices, search, timeRange, type SearchQuery, type Summary } from '../lib/api';
+import { useAsync } from '../lib/useAsync';
+import { href, navigate, type Loc } from '../lib/router';
+import { fmtAgo, fmtClock, fmtClockMs, fmtDuration, fmtTime, shortID } from '../lib/format';
+import { Empty, ErrorBox, Loading, Note, ServiceChip } from '../components/common';
+
+const keys: (keyof SearchQuery)[] = [
+  'service', 'operation', 'attrs', 'status', 'minDuration', 'maxDuration', 'minTraceDuration', 'maxTraceDuration', 'lookback', 'start', 'end', 'limit',
+];
+
+export function queryFromURL(q: URLSearchParams): SearchQuery {
+  const out: any = { ...emptyQuery };
+  for (const k of keys) {
+    const v = q.get(k);
+    if (v !== null) out[k] = k === 'limit' ? Math.min(200, Math.max(1, parseInt(v, 10) || 20)) : v;
+  }
+  return out;
+}
+
+export function searchHref(q: Partial<SearchQuery>, cursor = ''): string {
+  const p: Record<string, string> = {};
+  for (const k of keys) {
+    const v = (q as any)[k];
+    if (v !== undefined && v !== '' && v !== (emptyQuery as any)[k]) p[k] = String(v);
+  }
+  return href('/search', { ...p, cursor });
+}
+
+export function Search({ loc }: { loc: Loc }) {
+  const q = queryFromURL(loc.query);
+  const cursor = loc.query.get('cursor') ?? '';
+  const submitted = loc.query.toString() !== '';
+  const key = loc.query.toString();
+  const res = useAsync(
+    async (signal) => {
+      const t0 = performance.now();
+      const page = await search(q, cursor, signal);
+      return { page, ms: performance.now() - t0, range: timeRange(q) };
+    },
+    [key],
+  );
+  return (
+    <div class="page">
+      <h1>Search traces</h1>
+      <SearchForm initial={q} />
+      {res.loading && !res.data && <Loading what="traces" />}
+      {res.error && <ErrorBox error={res.error} what="the search" retry={res.reload} />}
+      {res.data && (
+        <div class={'results' + (res.loading ? ' stale' : '')} data-testid="results" data-ms={res.data.ms.toFixed(0)}>
+          {res.data.page.summaries.length === 0 ? (
+            <Empty title={cursor ? 'No older traces match' : 'No trace matches'}>
+              {submitted ? 'Widen the time range, or drop a condition.' : 'Nothing was stored in the last hour.'}{' '}
+              {cursor && <a href={searchHref(q)}>Back to the newest</a>}
+            </Empty>
+          ) : (
+            <>
+              <Scatter traces={res.data.page.summaries} range={res.data.range} />
+              <div class="result-head">
+                <span data-testid="result-count">
+                  {res.data.page.summaries.length} trace{res.data.page.summaries.length === 1 ? '' : 's'}
+                  {cursor ? ' (older page)' : ''}, newest first
+                </span>
+                <span class="muted">answered in {res.data.ms.toFixed(0)} ms</span>
+              </div>
+              <TraceList traces={res.data.page.summaries} />
+              <div class="pager">
+                {cursor && (
+                  <a class="btn" href={searchHref(q)}>
+                    ← Newest
+                  </a>
+                )}
+                {res.data.page.nextCursor && (
+                  <a class="btn" href={searchHref(q, res.data.page.nextCursor)} data-testid="older">
+                    Older →
+                  </a>
+                )}
+              </div>
+            </>
+          )}
+          {res.data.page.notes.map((n) => (
+            <Note>{n}</Note>
+          ))}
+        </div>
+      )}
+    </div>
+  );
+}
+
+function SearchForm({ initial }: { initial: SearchQuery }) {
+  const [q, setQ] = useState<SearchQuery>(initial);
+  useEffect(() => setQ(initial), [JSON.stringify(initial)]);
+  const services = useAsync((s) => getServices(s), []);
+  const ops = useAsync((s) => (q.service ? getOperations(q.service, s) : Promise.resolve([] as string[])), [q.service]);
+  const set = (k: keyof SearchQuery) => (e: Event) => setQ({ ...q, [k]: (e.currentTarget as HTMLInputElement).value });
+  return (
+    <form
+      class="search-form"
+      onSubmit={(e) => {
+        e.preventDefault();
+        navigate(searchHref(q));
+      }}
+    >
+      <label>
+        Service
+        <select name="service" value={q.service} onChange={(e) => setQ({ ...q, service: e.currentTarget.value, operation: '' })}>
+          <option value="">All services</option>
+          {services.data?.map((s) => <option value={s}>{s}</option>)}
+          {q.service && !services.data?.includes(q.service) && <option value={q.service}>{q.service}</option>}
+        </select>
+      </label>
+      <label>
+        Operation
+        <select name="operation" value={q.operation} onChange={set('operation')} disabled={!q.service}>
+          <option value="">All operations</option>
+          {ops.data?.map((s) => <option value={s}>{s}</option>)}
+          {q.operation && !ops.data?.includes(q.operation) && <option value={q.operation}>{q.operation}</option>}
+        </select>
+      </label>
+      <label class="wide">
+        Attributes
+        <input name="attrs" value={q.attrs} onInput={set('attrs')} placeholder='payment.method=card http.response.status_code!=200 error.type=~"time.*"' spellcheck={false} />
+      </label>
+      <label>
+        Status
+        <select name="status" value={q.status} onChange={set('status')}>
+          <option value="">Any</option>
+          <option value="error">A matching span failed</option>
+          <option value="trace-error">Any span failed</option>
+          <option value="ok">Matching span not failed</option>
+        </select>
+      </label>
+      <label class="pair">
+        Span duration
+        <span>
+          <input name="minDuration" value={q.minDuration} onInput={set('minDuration')} placeholder="min, e.g. 100ms" />
+          <input name="maxDuration" value={q.maxDuration} onInput={set('maxDuration')} placeholder="max" />
+        </span>
+      </label>
+      <label class="pair">
+        Trace duration
+        <span>
+          <input name="minTraceDuration" value={q.minTraceDuration} onInput={set('minTraceDuration')} placeholder="min, e.g. 1s" />
+          <input name="maxTraceDuration" value={q.maxTraceDuration} onInput={set('maxTraceDuration')} placeholder="max" />
+        </span>
+      </label>
+      <label>
+        Time range
+        <select name="lookback" value={q.lookback} onChange={set('lookback')}>
+          {lookbackChoices.map((l) => (
+            <option value={l}>Last {l}</option>
+          ))}
+          <option value="custom">Custom…</option>
+        </select>
+      </label>
+      {q.lookback === 'custom' && (
+        <label class="pair">
+          From – to
+          <span>
+            <input type="datetime-local" step="1" name="start" value={q.start} onInput={set('start')} />
+            <input type="datetime-local" step="1" name="end" value={q.end} onInput={set('end')} />
+          </span>
+        </label>
+      )}
+      <label class="narrow">
+        Per page
+        <select name="limit" value={String(q.limit)} onChange={(e) => setQ({ ...q, limit: parseInt(e.currentTarget.value, 10) })}>
+          {[20, 50, 100, 200].map((n) => (
+            <option value={String(n)}>{n}</option>
+          ))}
+        </select>
+      </label>
+      <div class="actions">
+        <button class="btn btn-primary" type="submit" data-testid="search-submit">
+          Find traces
+        </button>
+        <a class="btn" href="/search">
+          Reset
+        </a>
+      </div>
+    </form>
+  );
+}
+
+// Scatter of trace duration over time; errors in red. Click a point to open the trace.
+export function Scatter({ traces, range }: { traces: Summary[]; range: [number, number] }) {
+  const W = 1000;
+  const H = 160;
+  const pad = { l: 56, r: 12, t: 10, b: 22 };
+  let t0 = Math.min(...traces.map((t) => t.start));
+  let t1 = Math.max(...traces.map((t) => t.start));
+  if (t1 - t0 < 1e6) {
+    t0 = Math.max(range[0], t0 - 30e6);
+    t1 = Math.min(range[1], t1 + 30e6);
+  }
+  if (t1 <= t0) t1 = t0 + 1;
+  const dmax = Math.max(...traces.map((t) => t.duration), 1) * 1.1;
+  const x = (t: number) => pad.l + ((t - t0) / (t1 - t0)) * (W - pad.l - pad.r);
+  const y = (d: number) => H - pad.b - (d / dmax) * (H - pad.t - pad.b);
+  const ticks = [0, 0.25, 0.5, 0.75, 1];
+  return (
+    <svg class="scatter" viewBox={`0 0 ${W} ${H}`} data-testid="scatter" role="img" aria-label="Trace duration over time">
+      {ticks.map((f) => (
+        <g>
+          <line x1={pad.l} x2={W - pad.r} y1={y(f * dmax)} y2={y(f * dmax)} class="gridline" />
+          <text x={pad.l - 6} y={y(f * dmax) + 4} class="axis" text-anchor="end">
+            {fmtDuration(f * dmax)}
+          </text>
+          <text x={x(t0 + f * (t1 - t0))} y={H - 6} class="axis" text-anchor={f === 0 ? 'start' : f === 1 ? 'end' : 'middle'}>
+            {t1 - t0 < 60e6 ? fmtClockMs(t0 + f * (t1 - t0)) : fmtClock(t0 + f * (t1 - t0))}
+          </text>
+        </g>
+      ))}
+      {traces.map((t) => (
+        <a href={`/trace/${t.traceID}`}>
+          <circle
+            cx={x(t.start)}
+            cy={y(t.duration)}
+            r={Math.min(9, 3 + Math.sqrt(t.spanCount) / 2)}
+            class={t.errorCount ? 'pt pt-err' : 'pt'}
+           
+          >
+            <title>
+              {t.rootService} {t.rootOperation} — {fmtDuration(t.duration)}, {t.spanCount} spans{t.errorCount ? `, ${t.errorCount} errors` : ''} — {fmtTime(t.start)}
+            </title>
+          </circle>
+        </a>
+      ))}
+    </svg>
+  );
+}
+
+export function TraceList({ traces }: { traces: Summary[] }) {
+  const maxD = Math.max(...traces.map((t) => t.duration), 1);
+  return (
+    <ul class="trace-list" data-testid="trace-list">
+      {traces.map((t) => (
+        <li class={t.errorCount ? 'has-err' : ''} data-trace-id={t.traceID}>
+          <a href={`/trace/${t.traceID}`} class="tl-main">
+            <span class="tl-title">
+              <b>{t.rootService || '(no root)'}</b> {t.rootOperation}
+              <span class="mono muted"> {shortID(t.traceID)}</span>
+            </span>
+            <span class="tl-dur">
+              <span class="tl-bar" style={{ width: `${(t.duration / maxD) * 100}%` }} />
+              {fmtDuration(t.duration)}
+            </span>
+          </a>
+          <div class="tl-meta">
+            <span>{t.spanCount} spans</span>
+            {t.errorCount > 0 && <span class="err-badge">{t.errorCount} error{t.errorCount > 1 ? 's' : ''}</span>}
+            <span class="muted" title={fmtTime(t.start)}>
+              {fmtTime(t.start)} · {fmtAgo(t.start)}
+            </span>
+          </div>
+          <div class="tl-services">
+            {t.services.map((s) => (
+              <ServiceChip name={s.name} count={s.spanCount} errors={s.errorCount} />
+            ))}
+          </div>
+        </li>
+      ))}
+    </ul>
+  );
+}

@@ -1,0 +1,476 @@
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { getTrace } from '../lib/api';
+import { useAsync } from '../lib/useAsync';
+import { href, navigate, type Loc } from '../lib/router';
+import type { JaegerTrace, KV, Span, Trace } from '../lib/model';
+import { criticalPath, segmentsBySpan, type Segment } from '../lib/critical';
+import { ancestors, collapseToDepth, descendantCount, visibleRows } from '../lib/tree';
+import { fmtDuration, fmtTime } from '../lib/format';
+import { Empty, ErrorBox, Loading, ServiceChip, serviceColor } from '../components/common';
+import { HttpError } from '../lib/api';
+
+const ROW = 24;
+const OVERSCAN = 12;
+
+export function TraceView({ id, loc }: { id: string; loc: Loc }) {
+  const st = useAsync((signal) => getTrace(id, signal), [id]);
+  const view = loc.query.get('view') === 'json' ? 'json' : 'waterfall';
+  const spanParam = loc.query.get('span') ?? '';
+  if (st.loading && !st.data) return <div class="page"><Loading what={`trace ${id}`} /></div>;
+  if (st.error)
+    return (
+      <div class="page">
+        {st.error instanceof HttpError && st.error.status === 404 ? (
+          <Empty title="Trace not found">
+            No trace <span class="mono">{id}</span> is stored. It may have expired (retention), been sampled out, or not arrived yet.{' '}
+            <a href="/search">Search traces</a>
+          </Empty>
+        ) : (
+          <ErrorBox error={st.error} what={`trace ${id}`} retry={st.reload} />
+        )}
+      </div>
+    );
+  if (!st.data) return null;
+  return <TraceLoaded key={id} trace={st.data.trace} raw={st.data.raw} view={view} spanParam={spanParam} />;
+}
+
+function setParam(name: string, value: string) {
+  const q = new URLSearchParams(location.search);
+  if (value) q.set(name, value);
+  else q.delete(name);
+  const s = q.toString();
+  navigate(location.pathname + (s ? '?' + s : ''), true);
+}
+
+function TraceLoaded({ trace, raw, view, spanParam }: { trace: Trace; raw: JaegerTrace; view: string; spanParam: string }) {
+  const [collapsed, setCollapsed] = useState<Set<string>>(() => new Set());
+  const [showCP, setShowCP] = useState(true);
+  const segs = useMemo(() => criticalPath(trace), [trace]);
+  const cpBySpan = useMemo(() => segmentsBySpan(segs), [segs]);
+  const rows = useMemo(() => visibleRows(trace, collapsed), [trace, collapsed]);
+  const selected = spanParam ? trace.byID.get(spanParam) : undefined;
+
+  // A span named in the URL is shown: its ancestors are expanded.
+  useEffect(() => {
+    if (!selected) return;
+    const anc = ancestors(selected);
+    if (anc.some((a) => collapsed.has(a.spanID))) {
+      const next = new Set(collapsed);
+      anc.forEach((a) => next.delete(a.spanID));
+      setCollapsed(next);
+    }
+  }, [selected]);
+
+  const select = (s: Span | undefined) => setParam('span', s ? s.spanID : '');
+  const toggle = (s: Span) => {
+    const next = new Set(collapsed);
+    if (next.has(s.spanID)) next.delete(s.spanID);
+    else next.add(s.spanID);
+    setCollapsed(next);
+  };
+
+  return (
+    <div class="trace-page" data-testid="trace-view">
+      <TraceHeader trace={trace} cpCount={cpBySpan.size} />
+      <div class="toolbar">
+        <div class="tabs">
+          <button class={view === 'waterfall' ? 'tab active' : 'tab'} onClick={() => setParam('view', '')}>
+            Waterfall
+          </button>
+          <button class={view === 'json' ? 'tab active' : 'tab'} onClick={() => setParam('view', 'json')} data-testid="json-tab">
+            JSON
+          </button>
+        </div>
+        {view === 'waterfall' && (
+          <>
+            <button class="btn btn-small" onClick={() => setCollapsed(new Set())}>
+              Expand all
+            </button>
+            <button class="btn btn-small" onClick={() => setCollapsed(collapseToDepth(trace, 1))}>
+              Collapse to depth 1
+            </button>
+            <button class="btn btn-small" onClick={() => setCollapsed(new Set(trace.spans.filter((s) => s.children.length && !subtreeHasError(s)).map((s) => s.spanID)))}>
+              Errors only
+            </button>
+            <label class="check">
+              <input type="checkbox" checked={showCP} onChange={(e) => setShowCP(e.currentTarget.checked)} /> Critical path
+            </label>
+          </>
+        )}
+        <span class="spacer" />
+        {trace.errorCount > 0 && (
+          <a class="btn btn-small" href={href('/compare', { failing: trace.traceID })} data-testid="compare-link">
+            Compare with a typical success
+          </a>
+        )}
+        <a class="btn btn-small" href={href('/flow', { service: trace.rootService, operation: trace.rootOperation })}>
+          Flow of {trace.rootOperation || 'this entry'}
+        </a>
+        <span class="muted keys" title="j/k or ↑/↓ move, ←/→ collapse/expand or go to parent/child, Enter toggles, Esc closes">
+          ⌨ j k ← → ⏎ esc
+        </span>
+      </div>
+      {view === 'json' ? (
+        <pre class="json" data-testid="json-view">{JSON.stringify(raw, null, 2)}</pre>
+      ) : (
+        <div class="trace-body">
+          <Waterfall
+            trace={trace}
+            rows={rows}
+            collapsed={collapsed}
+            toggle={toggle}
+            selected={selected}
+            select={select}
+            cp={showCP ? cpBySpan : null}
+          />
+          {selected && <SpanDetail span={selected} trace={trace} cp={cpBySpan.get(selected.spanID)} onClose={() => select(undefined)} />}
+        </div>
+      )}
+    </div>
+  );
+}
+
+function subtreeHasError(s: Span): boolean {
+  const stack = [s];
+  while (stack.length) {
+    const x = stack.pop()!;
+    if (x.error) return true;
+    for (const c of x.children) stack.push(c);
+  }
+  return false;
+}
+
+function TraceHeader({ trace, cpCount }: { trace: Trace; cpCount: number }) {
+  return (
+    <div class="trace-head">
+      <h1>
+        <span style={{ color: serviceColor(trace.rootService) }}>{trace.rootService}</span> {trace.rootOperation}
+      </h1>
+      <div class="facts">
+        <span>
+          Trace <span class="mono" data-testid="trace-id">{trace.traceID}</span>
+        </span>
+        <span>Started {fmtTime(trace.start)}</span>
+        <span>
+          Duration <b>{fmtDuration(trace.duration)}</b>
+        </span>
+        <span>
+          <b data-testid="span-count">{trace.spans.length}</b> spans
+        </span>
+        <span>
+          <b>{trace.services.length}</b> services
+        </span>
+        {trace.errorCount > 0 ? <span class="err-badge">{trace.errorCount} error spans</span> : <span class="ok-badge">no errors</span>}
+        <span class="muted">{cpCount} spans on the critical path</span>
+      </div>
+      <div class="tl-services" data-testid="trace-services">
+        {trace.services.map((s) => (
+          <ServiceChip name={s.name} count={s.spans} errors={s.errors} />
+        ))}
+      </div>
+      {trace.warnings.length > 0 && <div class="note">{trace.warnings.join('; ')}</div>}
+    </div>
+  );
+}
+
+function ticks(duration: number): number[] {
+  return [0, 0.2, 0.4, 0.6, 0.8, 1].map((f) => f * duration);
+}
+
+function Waterfall(props: {
+  trace: Trace;
+  rows: Span[];
+  collapsed: Set<string>;
+  toggle: (s: Span) => void;
+  selected: Span | undefined;
+  select: (s: Span | undefined) => void;
+  cp: Map<string, Segment[]> | null;
+}) {
+  const { trace, rows, collapsed, toggle, selected, select, cp } = props;
+  const box = useRef<HTMLDivElement>(null);
+  const [scroll, setScroll] = useState(0);
+  const [height, setHeight] = useState(600);
+  const rowIndex = useMemo(() => new Map(rows.map((s, i) => [s, i])), [rows]);
+
+  useEffect(() => {
+    const el = box.current!;
+    const measure = () => setHeight(el.clientHeight || 600);
+    measure();
+    const ro = new ResizeObserver(measure);
+    ro.observe(el);
+    el.focus({ preventScroll: true });
+    return () => ro.disconnect();
+  }, []);
+
+  // Keep the selected row in view.
+  useEffect(() => {
+    if (!selected) return;
+    const i = rowIndex.get(selected);
+    const el = box.current;
+    if (i === undefined || !el) return;
+    // Rows sit below the sticky time axis, one row high.
+    const top = i * ROW;
+    if (top < el.scrollTop) el.scrollTop = top;
+    else if (top + 2 * ROW > el.scrollTop + el.clientHeight) el.scrollTop = top + 2 * ROW - el.clientHeight;
+  }, [selected, rowIndex]);
+
+  const onKey = (e: KeyboardEvent) => {
+    if ((e.target as HTMLElement).closest('input,textarea,select')) return;
+    const i = selected ? rowIndex.get(selected) ?? -1 : -1;
+    const go = (j: number) => {
+      if (rows.length) select(rows[Math.max(0, Math.min(rows.length - 1, j))]);
+    };
+    switch (e.key) {
+      case 'ArrowDown':
+      case 'j':
+        go(i + 1);
+        break;
+      case 'ArrowUp':
+      case 'k':
+        go(i < 0 ? 0 : i - 1);
+        break;
+      case 'PageDown':
+        go(i + Math.floor(height / ROW));
+        break;
+      case 'PageUp':
+        go(i - Math.floor(height / ROW));
+        break;
+      case 'Home':
+        go(0);
+        break;
+      case 'End':
+        go(rows.length - 1);
+        break;
+      case 'ArrowRight':
+      case 'l':
+        if (selected?.children.length) {
+          if (collapsed.has(selected.spanID)) toggle(selected);
+          else select(selected.children[0]);
+        }
+        break;
+      case 'ArrowLeft':
+      case 'h':
+        if (selected && selected.children.length && !collapsed.has(selected.spanID)) toggle(selected);
+        else if (selected?.parent) select(selected.parent);
+        break;
+      case 'Enter':
+      case ' ':
+        if (selected?.children.length) toggle(selected);
+        break;
+      case 'Escape':
+        select(undefined);
+        break;
+      default:
+        return;
+    }
+    e.preventDefault();
+  };
+
+  const first = Math.max(0, Math.floor(scroll / ROW) - OVERSCAN);
+  const last = Math.min(rows.length, Math.ceil((scroll + height) / ROW) + OVERSCAN);
+  const dur = Math.max(trace.duration, 1);
+  const pct = (t: number) => ((t - trace.start) / dur) * 100;
+  const out = [];
+  for (let i = first; i < last; i++) {
+    const s = rows[i];
+    const segs = cp?.get(s.spanID);
+    const left = pct(s.start);
+    const width = Math.max(0.15, (s.duration / dur) * 100);
+    const isCol = collapsed.has(s.spanID);
+    out.push(
+      <div
+        key={s.spanID + ':' + i}
+        class={'wf-row' + (s === selected ? ' sel' : '') + (s.error ? ' err' : '') + (segs ? ' cp' : '')}
+        style={{ top: `${i * ROW}px` }}
+        onClick={() => select(s === selected ? undefined : s)}
+        data-span-id={s.spanID}
+        data-service={s.service}
+        data-error={s.error ? 'true' : undefined}
+        role="row"
+        aria-selected={s === selected}
+      >
+        <div class="wf-label" style={{ paddingLeft: `${Math.min(s.depth, 30) * 14 + 4}px` }} title={`${s.service} ${s.operation}`}>
+          {s.children.length ? (
+            <button
+              class="wf-toggle"
+              onClick={(e) => {
+                e.stopPropagation();
+                toggle(s);
+              }}
+              aria-label={isCol ? 'Expand' : 'Collapse'}
+            >
+              {isCol ? '▸' : '▾'}
+            </button>
+          ) : (
+            <span class="wf-toggle" />
+          )}
+          <i class="dot" style={{ background: serviceColor(s.service) }} />
+          {s.error && (
+            <span class="err-icon" title={s.statusMessage || 'error'} data-testid="error-marker">
+              !
+            </span>
+          )}
+          <b>{s.service}</b>
+          <span class="op">{s.operation}</span>
+          {isCol && <span class="hidden-count">+{descendantCount(s)}</span>}
+          {s.depth > 30 && <span class="muted"> ⋯{s.depth}</span>}
+        </div>
+        <div class="wf-track">
+          <div class="wf-bar" style={{ left: `${left}%`, width: `${width}%`, background: serviceColor(s.service) }}>
+            {segs?.map((g) => (
+              <span class="cp-seg" style={{ left: `${((g.start - s.start) / Math.max(s.duration, 1)) * 100}%`, width: `${((g.end - g.start) / Math.max(s.duration, 1)) * 100}%` }} />
+            ))}
+            {s.events.map((ev) => (
+              <span class="ev-tick" style={{ left: `${((ev.timestamp - s.start) / Math.max(s.duration, 1)) * 100}%` }} title={ev.name} />
+            ))}
+          </div>
+          <span class="wf-dur" style={left + width > 82 ? { right: `${100 - left + 0.5}%` } : { left: `${left + width + 0.5}%` }}>
+            {fmtDuration(s.duration)}
+          </span>
+        </div>
+      </div>,
+    );
+  }
+  return (
+    <div
+      class="waterfall"
+      ref={box}
+      tabIndex={0}
+      onKeyDown={onKey}
+      onScroll={(e) => setScroll((e.currentTarget as HTMLDivElement).scrollTop)}
+      data-testid="waterfall"
+      data-rows={rows.length}
+      role="grid"
+      aria-label="Spans"
+    >
+      <div class="wf-axis">
+        <div class="wf-label">Service · operation</div>
+        <div class="wf-track">
+          {ticks(trace.duration).map((t, i, a) => (
+            <span class="tick" style={i === a.length - 1 ? { right: '0' } : { left: `${(t / dur) * 100}%` }}>
+              {fmtDuration(t)}
+            </span>
+          ))}
+        </div>
+      </div>
+      <div style={{ height: `${rows.length * ROW}px`, position: 'relative' }}>{out}</div>
+    </div>
+  );
+}
+
+function KVTable({ title, kvs }: { title: string; kvs: KV[] }) {
+  if (!kvs.length) return null;
+  return (
+    <section>
+      <h4>
+        {title} <span class="muted">({kvs.length})</span>
+      </h4>
+      <table class="kv">
+        {kvs.map((kv) => (
+          <tr>
+            <th>{kv.key}</th>
+            <td class={kv.type && kv.type !== 'string' ? 'typed' : ''}>{String(kv.value)}</td>
+          </tr>
+        ))}
+      </table>
+    </section>
+  );
+}
+
+function SpanDetail({ span, trace, cp, onClose }: { span: Span; trace: Trace; cp?: Segment[]; onClose: () => void }) {
+  const cpTime = cp?.reduce((a, g) => a + g.end - g.start, 0) ?? 0;
+  return (
+    <aside class="detail" data-testid="span-detail">
+      <div class="detail-head">
+        <div>
+          <div class="muted">
+            <i class="dot" style={{ background: serviceColor(span.service) }} /> {span.service} · {span.kind || 'span'}
+          </div>
+          <h3>{span.operation}</h3>
+        </div>
+        <button class="btn btn-small" onClick={onClose} aria-label="Close">
+          ✕
+        </button>
+      </div>
+      {span.error && (
+        <div class="status-err" data-testid="span-error">
+          <b>Error</b> {span.statusMessage}
+        </div>
+      )}
+      <table class="kv facts-kv">
+        <tr>
+          <th>Duration</th>
+          <td>{fmtDuration(span.duration)}</td>
+        </tr>
+        <tr>
+          <th>Starts at</th>
+          <td>+{fmtDuration(span.start - trace.start)}</td>
+        </tr>
+        <tr>
+          <th>Critical path</th>
+          <td>{cp ? `${fmtDuration(cpTime)} of this span's time` : 'not on it'}</td>
+        </tr>
+        <tr>
+          <th>Span ID</th>
+          <td class="mono">{span.spanID}</td>
+        </tr>
+        <tr>
+          <th>Parent</th>
+          <td class="mono">{span.parent ? <a href={href(`/trace/${trace.traceID}`, { span: span.parent.spanID })}>{span.parentID}</a> : span.parentID ?? 'root'}</td>
+        </tr>
+        <tr>
+          <th>Children</th>
+          <td>{span.children.length}</td>
+        </tr>
+      </table>
+      <KVTable title="Span attributes" kvs={span.tags} />
+      <KVTable title="Resource (process)" kvs={span.resource} />
+      <KVTable title="Instrumentation scope" kvs={span.scope} />
+      {span.events.length > 0 && (
+        <section>
+          <h4>
+            Events <span class="muted">({span.events.length})</span>
+          </h4>
+          <div class="ev-line">
+            {span.events.map((e) => (
+              <span class="ev-dot" style={{ left: `${((e.timestamp - span.start) / Math.max(span.duration, 1)) * 100}%` }} title={e.name} />
+            ))}
+          </div>
+          <ul class="events">
+            {span.events.map((e) => (
+              <li>
+                <span class="muted">+{fmtDuration(e.timestamp - span.start)}</span> <b>{e.name}</b>
+                {e.fields.length > 0 && (
+                  <table class="kv">
+                    {e.fields.map((f) => (
+                      <tr>
+                        <th>{f.key}</th>
+                        <td>{String(f.value)}</td>
+                      </tr>
+                    ))}
+                  </table>
+                )}
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      {span.links.length > 0 && (
+        <section>
+          <h4>Links</h4>
+          <ul class="links-list">
+            {span.links.map((l) => (
+              <li>
+                <a href={href(`/trace/${l.traceID}`, { span: l.spanID })} data-testid="span-link">
+                  {l.traceID === trace.traceID ? 'this trace' : `trace ${l.traceID.slice(0, 12)}…`} · span {l.spanID}
+                </a>{' '}
+                <span class="muted">{l.refType}</span>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      {span.warnings.length > 0 && <div class="note">{span.warnings.join('; ')}</div>}
+    </aside>
+  );
+}
