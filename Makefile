@@ -7,21 +7,32 @@ TELEMETRYGEN_VERSION := v0.161.0
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-short bench lint fmt ui tools clean
+.PHONY: help build run test test-short test-ui bench bench-ui lint fmt ui ui-deps chromium tools clean
+
+UI_DIR    := web/ui
+CHROMIUM  ?= /usr/bin/chromium
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build bin/spoor (UI included)
+build: ## build bin/spoor, embedding web/dist/ui when make ui has built it
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/spoor
 
-run: build ## build and start spoor with its embedded defaults (SPOOR_* env vars apply)
+run: ui ## build everything (UI included) and start spoor with its embedded defaults (SPOOR_* env vars apply)
+	$(MAKE) build
 	./$(BIN)
 
 test: ## run every test (race detector on), installing what the tests need
 	$(GO) mod download
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
+	$(MAKE) test-ui
+
+test-ui: ui-deps chromium ## UI unit tests (vitest), then browser e2e in headless chromium against bin/spoor fed by spoor demo
+	cd $(UI_DIR) && npm run typecheck && npm test
+	$(MAKE) ui
+	$(MAKE) build
+	cd $(UI_DIR) && SPOOR_BIN=$(CURDIR)/$(BIN) CHROMIUM=$(CHROMIUM) node e2e/run.mjs
 
 test-short: ## the tests without the race detector (faster)
 	$(GO) test -timeout 10m ./...
@@ -35,6 +46,12 @@ bench: build tools ## end-to-end benchmark of bin/spoor (telemetrygen), the trac
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 4000x ./analytics/...
 	$(GO) test -count=1 -run '^TestErrorSpanToWebhookDelay$$' -v ./e2e/ | grep 'error span'
 	$(GO) test -count=1 -run '^$$' -bench AnalyticsShareOfCPU -benchtime 2x ./e2e/
+	$(MAKE) bench-ui
+
+bench-ui: ui-deps chromium ## UI figures: search page answer time, 10,000-span trace render time (headless chromium)
+	$(MAKE) ui
+	$(MAKE) build
+	cd $(UI_DIR) && SPOOR_BIN=$(CURDIR)/$(BIN) CHROMIUM=$(CHROMIUM) node e2e/bench.mjs
 
 tools: ## install telemetrygen (the load generator of make bench)
 	@test -x $(GOBIN)/telemetrygen || $(GO) install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$(TELEMETRYGEN_VERSION)
@@ -46,8 +63,24 @@ lint: ## go vet and gofmt check
 fmt: ## format the Go code
 	gofmt -w $$(git ls-files '*.go')
 
-ui: ## build the web UI (not built yet: the binary serves a placeholder page)
-	@echo "The UI has no build yet; bin/spoor embeds web/placeholder."
+ui: ui-deps ## build the web UI into web/dist/ui (embedded by the next make build; without it the binary serves a placeholder)
+	cd $(UI_DIR) && npm run build
+
+# npm ci only when package-lock.json changed since the last install.
+ui-deps: $(UI_DIR)/node_modules/.spoor-installed
+$(UI_DIR)/node_modules/.spoor-installed: $(UI_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "make ui needs Node.js 20+ and npm (apt-get install -y nodejs npm)"; exit 1; }
+	cd $(UI_DIR) && npm ci --no-audit --no-fund
+	@touch $@
+
+chromium: ## install Debian's chromium for the browser tests when it is missing
+	@test -x $(CHROMIUM) && exit 0; \
+	echo "$(CHROMIUM) missing: installing Debian's chromium"; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
+	  echo "cannot install chromium: not root and no sudo; install it (apt-get install -y chromium) or set CHROMIUM=/path"; exit 1; fi; \
+	command -v apt-get >/dev/null || { echo "cannot install chromium: no apt-get; install it yourself or set CHROMIUM=/path"; exit 1; }; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium && test -x $(CHROMIUM) \
+	  || { echo "chromium could not be installed; the browser tests cannot run"; exit 1; }
 
 clean: ## remove build output
-	rm -rf bin
+	rm -rf bin web/dist/ui

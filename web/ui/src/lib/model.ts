@@ -114,6 +114,12 @@ export function fromJaeger(jt: JaegerTrace): Trace {
   for (const js of jt.spans) {
     const proc = jt.processes[js.processID];
     const tags = js.tags ?? [];
+    const own: KV[] = [];
+    const scope: KV[] = [];
+    for (const t of tags) {
+      if (scopeKeys.has(t.key)) scope.push(t);
+      else if (!hiddenKeys.has(t.key)) own.push(t);
+    }
     const refs = js.references ?? [];
     let parentID: string | null = null;
     const links: SpanLink[] = [];
@@ -132,9 +138,9 @@ export function fromJaeger(jt: JaegerTrace): Trace {
       duration: js.duration,
       error: isErrorTags(tags),
       statusMessage: String(tagValue(tags, 'otel.status_description') ?? ''),
-      tags: tags.filter((t) => !scopeKeys.has(t.key) && !hiddenKeys.has(t.key)),
+      tags: own,
       resource: proc?.tags ?? [],
-      scope: tags.filter((t) => scopeKeys.has(t.key)),
+      scope,
       events: (js.logs ?? []).map((l) => {
         const name = l.fields.find((f) => f.key === 'event');
         return {
@@ -156,7 +162,7 @@ export function fromJaeger(jt: JaegerTrace): Trace {
 }
 
 function link(traceID: string, spans: Span[], byID: Map<string, Span>, warnings: string[]): Trace {
-  spans.sort((a, b) => a.start - b.start || a.spanID.localeCompare(b.spanID));
+  spans.sort((a, b) => a.start - b.start || (a.spanID < b.spanID ? -1 : a.spanID > b.spanID ? 1 : 0));
   const roots: Span[] = [];
   for (const s of spans) {
     const p = s.parentID ? byID.get(s.parentID) : undefined;
@@ -221,7 +227,7 @@ function link(traceID: string, spans: Span[], byID: Map<string, Span>, warnings:
     start,
     end,
     duration: end - start,
-    services: [...svc.values()].sort((a, b) => a.name.localeCompare(b.name)),
+    services: [...svc.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
     errorCount,
     rootService: root?.service ?? '',
     rootOperation: root?.operation ?? '',

@@ -36,7 +36,7 @@ export function Search({ loc }: { loc: Loc }) {
     async (signal) => {
       const t0 = performance.now();
       const page = await search(q, cursor, signal);
-      return { page, ms: performance.now() - t0, range: timeRange(q) };
+      return { page, ms: performance.now() - t0, range: timeRange(q), key };
     },
     [key],
   );
@@ -47,7 +47,7 @@ export function Search({ loc }: { loc: Loc }) {
       {res.loading && !res.data && <Loading what="traces" />}
       {res.error && <ErrorBox error={res.error} what="the search" retry={res.reload} />}
       {res.data && (
-        <div class={'results' + (res.loading ? ' stale' : '')} data-testid="results" data-ms={res.data.ms.toFixed(0)}>
+        <div class={'results' + (res.loading ? ' stale' : '')} data-testid="results" data-ms={res.data.ms.toFixed(0)} data-key={res.data.key}>
           {res.data.page.summaries.length === 0 ? (
             <Empty title={cursor ? 'No older traces match' : 'No trace matches'}>
               {submitted ? 'Widen the time range, or drop a condition.' : 'Nothing was stored in the last hour.'}{' '}

@@ -45,8 +45,13 @@ function setParam(name: string, value: string) {
 function TraceLoaded({ trace, raw, view, spanParam }: { trace: Trace; raw: JaegerTrace; view: string; spanParam: string }) {
   const [collapsed, setCollapsed] = useState<Set<string>>(() => new Set());
   const [showCP, setShowCP] = useState(true);
-  const segs = useMemo(() => criticalPath(trace), [trace]);
-  const cpBySpan = useMemo(() => segmentsBySpan(segs), [segs]);
+  // The critical path is computed right after the first paint, so a 10,000-span trace
+  // shows its rows without waiting for it.
+  const [cpBySpan, setCP] = useState<Map<string, Segment[]>>(() => new Map());
+  useEffect(() => {
+    const t = setTimeout(() => setCP(segmentsBySpan(criticalPath(trace))), 0);
+    return () => clearTimeout(t);
+  }, [trace]);
   const rows = useMemo(() => visibleRows(trace, collapsed), [trace, collapsed]);
   const selected = spanParam ? trace.byID.get(spanParam) : undefined;
 
