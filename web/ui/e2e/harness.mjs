@@ -25,7 +25,7 @@ async function freePort() {
   });
 }
 
-export async function startSpoor() {
+export async function startSpoor(extraEnv = {}) {
   const bin = process.env.SPOOR_BIN || join(repoRoot, 'bin', 'spoor');
   if (!existsSync(bin)) throw new Error(`${bin} does not exist: run make build (after make ui) first`);
   const ports = [];
@@ -44,6 +44,7 @@ export async function startSpoor() {
     SPOOR_QUERY_ENDPOINT: query,
     SPOOR_METRICS_ENDPOINT: metrics,
     SPOOR_SAMPLING_ENDPOINT: sampling,
+    ...extraEnv,
   };
   const proc = spawn(bin, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let logs = '';

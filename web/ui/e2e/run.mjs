@@ -2,6 +2,8 @@
 // headless Debian chromium by playwright-core. Every view is screenshotted into
 // test-artifacts/. Exit status 1 when a test fails.
 import { join } from 'node:path';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { ensureArtifacts, launchBrowser, runDemo, startSpoor } from './harness.mjs';
 
 const DEMO_EDGES = [
@@ -40,7 +42,24 @@ async function test(name, fn) {
   }
 }
 
-const spoor = await startSpoor();
+// A rule that demo traffic fires; a Spoor without the alert engine ignores the variable.
+const rulesFile = join(mkdtempSync(join(tmpdir(), 'spoor-ui-rules-')), 'rules.yaml');
+writeFileSync(
+  rulesFile,
+  `groups:
+  - name: payments
+    rules:
+      - alert: PaymentSpansFailing
+        match:
+          service: payment-service
+        condition: error_count > 0
+        window: 5m
+        for: 0s
+        labels: {severity: page}
+        annotations: {summary: "payment-service spans fail"}
+`,
+);
+const spoor = await startSpoor({ SPOOR_ALERT_RULES: rulesFile });
 let browser;
 try {
   console.log(`spoor at ${spoor.base}; sending demo traffic`);
@@ -202,6 +221,16 @@ try {
   await test('TestAlertsView', async () => {
     await page.goto('/alerts');
     await page.waitForSelector('[data-testid=empty], [data-testid=alert-rules]');
+    if (await page.$('[data-testid=alert-rules]')) {
+      // The alert engine is there: the demo's payment failures fire the rule, and the rule
+      // links the traces that fired it.
+      const row = await page.textContent('[data-testid=alert-rules] tbody tr');
+      assert(row.includes('PaymentSpansFailing'), `rule not listed: ${row}`);
+      assert(/firing|pending|resolved/.test(row), `rule never fired on demo failures: ${row}`);
+      assert(await page.$('[data-testid=alert-rules] a.ex'), 'the rule links no trace');
+    } else {
+      assert((await page.textContent('[data-testid=empty]')).includes('not available'), 'the 404 state is not explained');
+    }
     await screenshot(page, 'alerts');
   });
 

@@ -33,13 +33,25 @@ export function layout(g: Graph): { pos: Map<string, { x: number; y: number }>; 
     cols.get(l)!.push(n);
   }
   const colW = 340;
-  const rowH = 110;
+  const rowH = 104;
   const maxRows = Math.max(1, ...[...cols.values()].map((c) => c.length));
   const pos = new Map<string, { x: number; y: number }>();
-  for (const [l, c] of cols) {
-    c.sort();
-    const off = ((maxRows - c.length) * rowH) / 2;
-    c.forEach((n, i) => pos.set(n, { x: 30 + l * colW, y: 30 + off + i * rowH }));
+  // Columns left to right; within a column, services sit near the mean row of their
+  // callers (one barycentre sweep), which keeps fan-outs from crossing.
+  const rowOf = new Map<string, number>();
+  for (const l of [...cols.keys()].sort((a, b) => a - b)) {
+    const c = cols.get(l)!;
+    const bary = (n: string) => {
+      const ps = g.edges.filter((e) => e.child === n && rowOf.has(e.parent)).map((e) => rowOf.get(e.parent)!);
+      return ps.length ? ps.reduce((a, b) => a + b, 0) / ps.length : Infinity;
+    };
+    const key = new Map(c.map((n) => [n, bary(n)]));
+    c.sort((a, b) => key.get(a)! - key.get(b)! || (a < b ? -1 : 1));
+    const off = (maxRows - c.length) / 2;
+    c.forEach((n, i) => {
+      rowOf.set(n, off + i);
+      pos.set(n, { x: 30 + l * colW, y: 30 + (off + i) * rowH });
+    });
   }
   return { pos, width: 30 + Math.max(1, cols.size) * colW, height: 30 + maxRows * rowH };
 }
@@ -90,7 +102,7 @@ function MapSVG({ g, focus, lookbackSecs, lb }: { g: Graph; focus: string; lookb
   const inst = new Map(g.nodes.map((n) => [n.name, n.instrumented]));
   return (
     <div class="map-wrap">
-      <svg class="map" viewBox={`0 0 ${width} ${height}`} width={width} height={height} data-testid="service-map">
+      <svg class="map" viewBox={`0 0 ${width} ${height}`} style={{ width: '100%', maxWidth: `${width}px`, height: 'auto' }} data-testid="service-map">
         <defs>
           <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="11" markerHeight="11" orient="auto-start-reverse">
             <path d="M0,0 L10,5 L0,10 z" fill="#868e96" />
@@ -111,8 +123,13 @@ function MapSVG({ g, focus, lookbackSecs, lb }: { g: Graph; focus: string; lookb
           const d = back
             ? `M${a.x + NW / 2},${a.y + NH} C${a.x + NW / 2},${a.y + NH + 60} ${b.x + NW / 2},${b.y + NH + 60} ${b.x + NW / 2},${b.y + NH}`
             : `M${x1},${y1} C${x1 + 60},${y1} ${x2 - 60},${y2} ${x2},${y2}`;
-          const mx = back ? (a.x + b.x) / 2 + NW / 2 : (x1 + x2) / 2;
-          const my = back ? Math.max(a.y, b.y) + NH + 48 : (y1 + y2) / 2;
+          // Labels sit past the middle, towards the callee, so a fan-out's labels spread
+          // with its callees instead of piling up at the caller.
+          const t = 0.62;
+          const bez = (p0: number, p1: number, p2: number, p3: number) =>
+            (1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * p1 + 3 * (1 - t) * t * t * p2 + t ** 3 * p3;
+          const mx = back ? (a.x + b.x) / 2 + NW / 2 : bez(x1, x1 + 60, x2 - 60, x2);
+          const my = back ? Math.max(a.y, b.y) + NH + 48 : bez(y1, y1, y2, y2);
           const err = e.errors > 0 || e.errorShare > 0;
           const dim = focus && e.parent !== focus && e.child !== focus;
           const rate = e.calls / lookbackSecs;
