@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { ensureArtifacts, launchBrowser, runDemo, startSpoor } from './harness.mjs';
+import { ensureArtifacts, launchBrowser, otlpTrace, postOTLP, runDemo, startSpoor } from './harness.mjs';
 
 const DEMO_EDGES = [
   ['api-gateway', 'order-service'],
@@ -216,6 +216,31 @@ try {
     const statuses = await page.$$eval('[data-testid=compare] tbody tr', (l) => l.map((r) => r.getAttribute('data-status')));
     assert(statuses.includes('error'), `compare marks no failed span: ${statuses}`);
     await screenshot(page, 'compare');
+  });
+
+  await test('TestTenThousandSpanTraceIsVirtualized', async () => {
+    const big = otlpTrace(10000);
+    await postOTLP(spoor, big.resourceSpans);
+    await page.goto(`/trace/${big.traceId}`);
+    await page.waitForSelector('[data-testid=waterfall] .wf-row', { timeout: 60000 });
+    const total = await page.$eval('[data-testid=waterfall]', (w) => Number(w.getAttribute('data-rows')));
+    assert(total === 10000, `waterfall has ${total} rows, want 10000`);
+    const dom = await page.$$eval('[data-testid=waterfall] .wf-row', (l) => l.length);
+    assert(dom < 200, `${dom} rows in the DOM: not virtualized`);
+    await page.focus('[data-testid=waterfall]');
+    await page.keyboard.press('j');
+    await page.keyboard.press('End');
+    await page.waitForFunction(() => {
+      const sel = document.querySelector('.wf-row.sel');
+      const w = document.querySelector('[data-testid=waterfall]');
+      if (!sel || !w) return false;
+      const a = sel.getBoundingClientRect();
+      const b = w.getBoundingClientRect();
+      return a.top >= b.top && a.bottom <= b.bottom + 1;
+    });
+    const errs = await page.$$('[data-testid=waterfall] .wf-row[data-error=true]');
+    await page.screenshot({ path: join(art, `${String(++shot).padStart(2, '0')}-trace-10000-spans.png`) });
+    void errs;
   });
 
   await test('TestAlertsView', async () => {

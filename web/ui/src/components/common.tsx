@@ -1,4 +1,5 @@
 import type { ComponentChildren } from 'preact';
+import { HttpError, setToken } from '../lib/api';
 
 const palette = [
   '#1c7ed6', '#2f9e44', '#f08c00', '#7048e8', '#0c8599', '#d6336c', '#5c940d', '#e8590c',
@@ -26,6 +27,22 @@ export function ErrorBox({ error, what, retry }: { error: Error; what: string; r
     <div class="state state-error" role="alert" data-testid="error">
       <strong>Could not load {what}.</strong>
       <div class="mono">{error.message}</div>
+      {error instanceof HttpError && error.status === 401 && (
+        <form
+          class="token-form"
+          onSubmit={(e) => {
+            e.preventDefault();
+            setToken(String(new FormData(e.currentTarget).get('token') ?? '').trim());
+            location.reload();
+          }}
+        >
+          This Spoor asks for a token (SPOOR_QUERY_AUTH_TOKEN). It is kept in this browser only.
+          <input name="token" type="password" placeholder="Bearer token" autoComplete="off" />
+          <button class="btn" type="submit">
+            Use token
+          </button>
+        </form>
+      )}
       {retry && (
         <button class="btn" onClick={retry}>
           Try again

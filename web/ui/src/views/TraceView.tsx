@@ -49,7 +49,10 @@ function TraceLoaded({ trace, raw, view, spanParam }: { trace: Trace; raw: Jaege
   // shows its rows without waiting for it.
   const [cpBySpan, setCP] = useState<Map<string, Segment[]>>(() => new Map());
   useEffect(() => {
-    const t = setTimeout(() => setCP(segmentsBySpan(criticalPath(trace))), 0);
+    const t = setTimeout(() => {
+      setCP(segmentsBySpan(criticalPath(trace)));
+      performance.mark('trace:critical');
+    }, 0);
     return () => clearTimeout(t);
   }, [trace]);
   const rows = useMemo(() => visibleRows(trace, collapsed), [trace, collapsed]);
@@ -201,6 +204,7 @@ function Waterfall(props: {
     const el = box.current!;
     const measure = () => setHeight(el.clientHeight || 600);
     measure();
+    performance.mark('trace:rows');
     const ro = new ResizeObserver(measure);
     ro.observe(el);
     el.focus({ preventScroll: true });
