@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -195,4 +196,27 @@ func TestAcceptsGzip(t *testing.T) {
 			t.Errorf("acceptsGzip(%q) = %v, want %v", h, got, want)
 		}
 	}
+}
+
+// The budget: the embedded UI adds under 5 MB to the binary.
+func TestEmbeddedUIUnderBudget(t *testing.T) {
+	var total int64
+	err := fs.WalkDir(embedded, "dist", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		total += info.Size()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total >= 5<<20 {
+		t.Fatalf("embedded UI is %d bytes, over the 5 MB budget", total)
+	}
+	t.Logf("embedded UI: %d bytes", total)
 }

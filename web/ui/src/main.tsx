@@ -1,6 +1,6 @@
 import { render } from 'preact';
 import './style.css';
-import { useLocation } from './lib/router';
+import { navigate, useLocation } from './lib/router';
 import { Home } from './views/Home';
 import { Search } from './views/Search';
 import { TraceView } from './views/TraceView';
@@ -69,10 +69,7 @@ function TraceJump() {
       onSubmit={(e) => {
         e.preventDefault();
         const v = (new FormData(e.currentTarget).get('id') as string).trim().toLowerCase();
-        if (v) {
-          history.pushState(null, '', `/trace/${encodeURIComponent(v)}`);
-          dispatchEvent(new PopStateEvent('popstate'));
-        }
+        if (v) navigate(`/trace/${encodeURIComponent(v)}`);
       }}
     >
       <input name="id" placeholder="Trace ID…" aria-label="Open trace by ID" spellcheck={false} />

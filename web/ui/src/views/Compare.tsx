@@ -1,3 +1,4 @@
+import { useRef } from 'preact/hooks';
 import { getTrace, jaegerTraces } from '../lib/api';
 import { compareTraces, pickTypical, type CompareRow } from '../lib/compare';
 import { useAsync } from '../lib/useAsync';
@@ -12,23 +13,28 @@ export function Compare({ loc }: { loc: Loc }) {
   const baseID = loc.query.get('base') ?? '';
   const service = loc.query.get('service') ?? '';
   const operation = loc.query.get('operation') ?? '';
+  // The base this view picked itself and wrote into the URL: it needs no second load.
+  const picked = useRef('');
   const st = useAsync(
     async (signal) => {
       if (!failingID) return null;
       const failing = (await getTrace(failingID, signal)).trace;
       const entry = { service: service || failing.rootService, operation: operation || failing.rootOperation };
       let base: Trace | undefined;
-      if (baseID) base = (await getTrace(baseID, signal)).trace;
+      if (baseID && baseID !== picked.current) base = (await getTrace(baseID, signal)).trace;
       else {
         const end = Date.now() * 1000;
         const start = Math.min(failing.start - 3600e6, end - 3600e6);
         const pool = await jaegerTraces({ service: entry.service, operation: entry.operation, start, end, limit: 300 }, signal);
         base = pickTypical(pool, failing, entry);
-        if (base) navigate(href('/compare', { failing: failingID, base: base.traceID, service, operation }), true);
+        if (base) {
+          picked.current = base.traceID;
+          navigate(href('/compare', { failing: failingID, base: base.traceID, service, operation }), true);
+        }
       }
       return { failing, base, rows: base ? compareTraces(base, failing) : [], entry };
     },
-    [failingID, baseID],
+    [failingID, baseID === picked.current ? '' : baseID],
   );
   return (
     <div class="page">
