@@ -173,6 +173,13 @@ try {
     await page.keyboard.press('Escape');
     await page.waitForFunction(() => !document.querySelector('[data-testid=span-detail]'));
     await screenshot(page, 'trace-overview');
+    // Find: '/' focuses the box, Enter selects the first matching span.
+    await page.keyboard.press('/');
+    await page.keyboard.type('fraud-service');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('.wf-row.sel.match'); // a fraud-service span, or a call naming it (peer.service)
+    const count = await page.textContent('[data-testid=find-count]');
+    assert(/^1 of [1-9]/.test(count), `find count: ${count}`);
   });
 
   await test('TestTraceJSONView', async () => {

@@ -1,5 +1,5 @@
 import { fromJaeger, type JaegerTrace, type Trace } from './model';
-import { edgesFromTraces, serviceStatsFromTraces, type Edge, type ServiceStats } from './stats';
+import { edgesFromTraces, serviceStatsFromTraces, sparkIndex, SPARK_BUCKETS, type Edge, type ServiceStats } from './stats';
 import { goDuration, parseDuration } from './format';
 
 // The data layer. Spoor's own API (/spoor/api/v1: search with summaries and cursors, RED
@@ -332,6 +332,7 @@ interface RedSeries {
   errors: number;
   p50Ms: number;
   p99Ms: number;
+  points?: { minute: string; calls: number; errors: number }[];
 }
 
 export async function serviceRED(services: string[], signal?: AbortSignal): Promise<RedResult> {
@@ -355,7 +356,15 @@ export async function serviceRED(services: string[], signal?: AbortSignal): Prom
       // Percentiles do not add up across operations: show the slowest operation that
       // carries at least 1% of the service's calls.
       const big = l.filter((s) => s.calls >= 0.01 * calls);
+      const spark = { calls: new Array(SPARK_BUCKETS).fill(0), errors: new Array(SPARK_BUCKETS).fill(0) };
+      for (const s of l)
+        for (const p of s.points ?? []) {
+          const b = sparkIndex(Date.parse(p.minute) * 1000, start * 1000, end * 1000);
+          spark.calls[b] += p.calls;
+          spark.errors[b] += p.errors;
+        }
       stats.push({
+        spark,
         service: name,
         requests: calls,
         errors,

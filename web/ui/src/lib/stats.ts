@@ -25,6 +25,16 @@ export interface ServiceStats {
   p50Ms: number;
   p99Ms: number;
   source: 'rollups' | 'traces';
+  // Requests and errors per minute over the window, oldest first (SPARK_BUCKETS).
+  spark?: { calls: number[]; errors: number[] };
+}
+
+export const SPARK_BUCKETS = 60;
+
+// sparkIndex places time t (µs) in one of SPARK_BUCKETS equal buckets of [from, to].
+export function sparkIndex(t: number, from: number, to: number): number {
+  const i = Math.floor(((t - from) / Math.max(1, to - from)) * SPARK_BUCKETS);
+  return Math.min(SPARK_BUCKETS - 1, Math.max(0, i));
 }
 
 // serviceStatsFromTraces estimates RED per service from a sample of traces: requests are
@@ -34,14 +44,19 @@ export function serviceStatsFromTraces(traces: Trace[], windowStartUs: number, n
   let from = windowStartUs;
   if (limitHit && traces.length) from = Math.max(from, Math.min(...traces.map((t) => t.start)));
   const secs = Math.max(1, (nowUs - from) / 1e6);
-  const acc = new Map<string, { n: number; e: number; d: number[] }>();
+  const acc = new Map<string, { n: number; e: number; d: number[]; calls: number[]; errors: number[] }>();
   for (const t of traces) {
     for (const s of t.spans) {
       if (!isServiceEntry(s)) continue;
       let a = acc.get(s.service);
-      if (!a) acc.set(s.service, (a = { n: 0, e: 0, d: [] }));
+      if (!a) acc.set(s.service, (a = { n: 0, e: 0, d: [], calls: new Array(SPARK_BUCKETS).fill(0), errors: new Array(SPARK_BUCKETS).fill(0) }));
       a.n++;
-      if (s.error) a.e++;
+      const b = sparkIndex(s.start, windowStartUs, nowUs);
+      a.calls[b]++;
+      if (s.error) {
+        a.e++;
+        a.errors[b]++;
+      }
       a.d.push(s.duration);
     }
   }
@@ -55,6 +70,7 @@ export function serviceStatsFromTraces(traces: Trace[], windowStartUs: number, n
       p50Ms: quantile(a.d, 0.5) / 1000,
       p99Ms: quantile(a.d, 0.99) / 1000,
       source: 'traces' as const,
+      spark: { calls: a.calls, errors: a.errors },
     }))
     .sort((x, y) => x.service.localeCompare(y.service));
 }

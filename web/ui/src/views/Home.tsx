@@ -33,6 +33,7 @@ export function Home() {
                 <th class="num">Requests</th>
                 <th class="num">Rate</th>
                 <th>Error share</th>
+                <th>Last hour</th>
                 <th class="num">p50</th>
                 <th class="num">p99</th>
                 <th />
@@ -50,6 +51,7 @@ export function Home() {
                   <td class="num">{Math.round(s.requests)}</td>
                   <td class="num">{s.requests ? fmtRate(s.ratePerSec) : 'idle'}</td>
                   <td>{s.requests ? <ErrorShare share={s.errorShare} /> : '–'}</td>
+                  <td>{s.spark && <Spark calls={s.spark.calls} errors={s.spark.errors} />}</td>
                   <td class="num">{fmtMs(s.p50Ms)}</td>
                   <td class="num">{fmtMs(s.p99Ms)}</td>
                   <td class="links">
@@ -64,5 +66,27 @@ export function Home() {
         </>
       )}
     </div>
+  );
+}
+
+// Spark draws requests per minute as bars, the failed part of each in red.
+function Spark({ calls, errors }: { calls: number[]; errors: number[] }) {
+  const W = 150;
+  const H = 26;
+  const max = Math.max(1, ...calls);
+  const bw = W / calls.length;
+  return (
+    <svg class="spark" width={W} height={H} viewBox={`0 0 ${W} ${H}`} aria-label="requests per minute over the last hour">
+      {calls.map((c, i) => {
+        const h = (c / max) * (H - 2);
+        const eh = (errors[i] / max) * (H - 2);
+        return (
+          <g>
+            {c > 0 && <rect x={i * bw} y={H - h} width={Math.max(1, bw - 0.6)} height={h} class="spark-ok" />}
+            {errors[i] > 0 && <rect x={i * bw} y={H - eh} width={Math.max(1, bw - 0.6)} height={Math.max(1.5, eh)} class="spark-err" />}
+          </g>
+        );
+      })}
+    </svg>
   );
 }

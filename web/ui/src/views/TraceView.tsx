@@ -70,6 +70,34 @@ function TraceLoaded({ trace, raw, view, spanParam }: { trace: Trace; raw: Jaege
   }, [selected]);
 
   const select = (s: Span | undefined) => setParam('span', s ? s.spanID : '');
+
+  // Find: spans whose service, operation, ID or any attribute contains the text.
+  const [find, setFind] = useState('');
+  const matches = useMemo(() => {
+    const q = find.trim().toLowerCase();
+    if (!q) return [] as Span[];
+    const hit = (kvs: KV[]) => kvs.some((kv) => kv.key.toLowerCase().includes(q) || String(kv.value).toLowerCase().includes(q));
+    return trace.spans
+      .filter((s) => s.service.toLowerCase().includes(q) || s.operation.toLowerCase().includes(q) || s.spanID === q || hit(s.tags) || hit(s.resource))
+      .sort((a, b) => a.start - b.start);
+  }, [trace, find]);
+  const matchSet = useMemo(() => new Set(matches), [matches]);
+  const findNext = (dir: 1 | -1) => {
+    if (!matches.length) return;
+    const i = selected ? matches.indexOf(selected) : -1;
+    select(matches[(i + dir + matches.length) % matches.length]);
+  };
+  const findBox = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === '/' && !(e.target as HTMLElement).closest('input,textarea,select')) {
+        e.preventDefault();
+        findBox.current?.focus();
+      }
+    };
+    addEventListener('keydown', onKey);
+    return () => removeEventListener('keydown', onKey);
+  }, []);
   const toggle = (s: Span) => {
     const next = new Set(collapsed);
     if (next.has(s.spanID)) next.delete(s.spanID);
@@ -103,6 +131,27 @@ function TraceLoaded({ trace, raw, view, spanParam }: { trace: Trace; raw: Jaege
             <label class="check">
               <input type="checkbox" checked={showCP} onChange={(e) => setShowCP(e.currentTarget.checked)} /> Critical path
             </label>
+            <span class="find">
+              <input
+                ref={findBox}
+                value={find}
+                onInput={(e) => setFind(e.currentTarget.value)}
+                onKeyDown={(e) => {
+                  if (e.key === 'Enter') {
+                    e.preventDefault();
+                    findNext(e.shiftKey ? -1 : 1);
+                  } else if (e.key === 'Escape') setFind('');
+                }}
+                placeholder="Find span…  ( / )"
+                aria-label="Find spans by service, operation, ID or attribute"
+                data-testid="find"
+              />
+              {find.trim() && (
+                <span class="muted small" data-testid="find-count">
+                  {matches.length ? `${selected && matchSet.has(selected) ? matches.indexOf(selected) + 1 : '–'} of ${matches.length}` : 'no match'}
+                </span>
+              )}
+            </span>
           </>
         )}
         <span class="spacer" />
@@ -130,6 +179,7 @@ function TraceLoaded({ trace, raw, view, spanParam }: { trace: Trace; raw: Jaege
             selected={selected}
             select={select}
             cp={showCP ? cpBySpan : null}
+            matches={matchSet}
           />
           {selected && <SpanDetail span={selected} trace={trace} cp={cpBySpan.get(selected.spanID)} onClose={() => select(undefined)} />}
         </div>
@@ -193,8 +243,9 @@ function Waterfall(props: {
   selected: Span | undefined;
   select: (s: Span | undefined) => void;
   cp: Map<string, Segment[]> | null;
+  matches: Set<Span>;
 }) {
-  const { trace, rows, collapsed, toggle, selected, select, cp } = props;
+  const { trace, rows, collapsed, toggle, selected, select, cp, matches } = props;
   const box = useRef<HTMLDivElement>(null);
   const [scroll, setScroll] = useState(0);
   const [height, setHeight] = useState(600);
@@ -289,7 +340,7 @@ function Waterfall(props: {
     out.push(
       <div
         key={s.spanID + ':' + i}
-        class={'wf-row' + (s === selected ? ' sel' : '') + (s.error ? ' err' : '') + (segs ? ' cp' : '')}
+        class={'wf-row' + (s === selected ? ' sel' : '') + (s.error ? ' err' : '') + (segs ? ' cp' : '') + (matches.has(s) ? ' match' : '')}
         style={{ top: `${i * ROW}px` }}
         onClick={() => select(s === selected ? undefined : s)}
         data-span-id={s.spanID}
