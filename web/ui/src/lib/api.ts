@@ -180,7 +180,7 @@ export async function search(q: SearchQuery, cursor: string, signal?: AbortSigna
     try {
       return await spoorSearch(q, cursor, signal);
     } catch (e) {
-      if (!unavailable(e) || (e as HttpError).message.includes('cursor')) throw e;
+      if (!unavailable(e)) throw e;
       spoorSearchMissing = true;
     }
   }
@@ -380,7 +380,9 @@ export async function serviceRED(services: string[], signal?: AbortSignal): Prom
   } catch (e) {
     if (!unavailable(e)) throw e;
   }
-  const limit = 1000;
+  // A sample is enough for shares and percentiles, and the rate divides by the time it
+  // covers; whole traces are heavy, so it stays small.
+  const limit = 300;
   const traces = await jaegerTraces({ start: start * 1000, end: end * 1000, limit }, signal);
   const stats = serviceStatsFromTraces(traces, start * 1000, end * 1000, traces.length >= limit);
   const seen = new Set(stats.map((s) => s.service));
@@ -423,7 +425,7 @@ export async function serviceGraph(lookbackSecs: number, signal?: AbortSignal): 
   }
   // Fallback: Jaeger dependencies give the edges and their call counts; error share and
   // latency come from a sample of recent traces.
-  const limit = 500;
+  const limit = 300;
   const [deps, traces] = await Promise.all([
     getJSON<Envelope<{ parent: string; child: string; callCount: number }[]>>(`/api/dependencies?endTs=${end}&lookback=${lookbackSecs * 1000}`, signal)
       .then((r) => r.data ?? [])
