@@ -54,7 +54,7 @@ describe('flow aggregation', () => {
     expect(main.hops).toEqual(['gateway POST /checkout', 'orders CreateOrder', 'inventory reserve', 'payments charge', 'fraud score']);
     expect(main.errorTraces).toBe(1);
     expect(main.errorShare).toBeCloseTo(1 / 3);
-    expect(main.origins).toEqual([{ hop: 'fraud score', count: 1 }]);
+    expect(main.origins).toEqual([{ hop: 'fraud score', spread: ['payments charge', 'orders CreateOrder', 'gateway POST /checkout'], count: 1 }]);
     expect(main.exampleError).toEqual(['c']);
     expect(flow.paths[1].hops).toContain('inventory reserve ×2');
     expect(main.p50).toBe(100);

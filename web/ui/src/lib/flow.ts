@@ -39,8 +39,9 @@ export interface FlowPath {
   errorShare: number;
   p50: number;
   p99: number;
-  // origin hop label → traces whose first failure was there.
-  origins: { hop: string; count: number }[];
+  // Where failures started (hop label) and the hops they spread to on the way up (the
+  // failed ancestors' hops, nearest first), with how many traces failed that way.
+  origins: { hop: string; spread: string[]; count: number }[];
   exampleOk: string[];
   exampleError: string[];
 }
@@ -100,6 +101,22 @@ export function errorOrigin(top: Span): Span | undefined {
   return best;
 }
 
+// spreadOf lists the hops an error reached on its way up from origin to top: the hops of
+// origin's failed ancestors, nearest first, each once, origin's own hop left out.
+export function spreadOf(origin: Span, top: Span): string[] {
+  const out: string[] = [];
+  const own = hopOf(origin, top);
+  for (let a = origin.parent; a; a = a.parent) {
+    if (a.error) {
+      const h = hopOf(a, top);
+      const label = hopLabel(h);
+      if (h !== own && out[out.length - 1] !== label) out.push(label);
+    }
+    if (a === top) break;
+  }
+  return out;
+}
+
 interface Acc {
   node: HopNode;
   traceSeen: Set<string>;
@@ -109,7 +126,7 @@ interface Acc {
 // skipped.
 export function aggregateFlow(traces: Trace[], entry: Entry): Flow {
   const nodes = new Map<string, Acc>();
-  const paths = new Map<string, { p: FlowPath; d: number[]; origins: Map<string, number> }>();
+  const paths = new Map<string, { p: FlowPath; d: number[]; origins: Map<string, { hop: string; spread: string[]; count: number }> }>();
   let root: HopNode | null = null;
   let count = 0;
   let errorTraces = 0;
@@ -206,7 +223,11 @@ export function aggregateFlow(traces: Trace[], entry: Entry): Flow {
       pa.p.errorTraces++;
       if (pa.p.exampleError.length < EXAMPLES) pa.p.exampleError.push(t.traceID);
       const where = originHop ? hopLabel(originHop) : hopLabel(top);
-      pa.origins.set(where, (pa.origins.get(where) ?? 0) + 1);
+      const spread = origin ? spreadOf(origin, top) : [];
+      const k = where + '\u0000' + spread.join('\u0000');
+      const o = pa.origins.get(k);
+      if (o) o.count++;
+      else pa.origins.set(k, { hop: where, spread, count: 1 });
     } else if (pa.p.exampleOk.length < EXAMPLES) {
       pa.p.exampleOk.push(t.traceID);
     }
@@ -222,7 +243,7 @@ export function aggregateFlow(traces: Trace[], entry: Entry): Flow {
     errorShare: p.count ? p.errorTraces / p.count : 0,
     p50: quantile(d, 0.5),
     p99: quantile(d, 0.99),
-    origins: [...origins.entries()].map(([hop, count]) => ({ hop, count })).sort((a, b) => b.count - a.count),
+    origins: [...origins.values()].sort((a, b) => b.count - a.count),
   }));
   outPaths.sort((a, b) => b.count - a.count || a.signature.localeCompare(b.signature));
   return { entry, traces: count, errorTraces, root, paths: outPaths };

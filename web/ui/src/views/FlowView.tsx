@@ -219,8 +219,9 @@ function Paths({ flow, p }: { flow: Flow; p: { service: string; operation: strin
             <td class="num">{fmtDuration(path.p99)}</td>
             <td>
               {path.origins.map((o) => (
-                <div class="origin">
+                <div class="origin" data-testid="path-origin">
                   ⚑ {o.hop} <span class="muted">×{o.count}</span>
+                  {o.spread.length > 0 && <div class="spread">↑ spread to {o.spread.map((h) => h.split(' ')[0]).join(' → ')}</div>}
                 </div>
               ))}
             </td>

@@ -30,8 +30,12 @@ export function searchHref(q: Partial<SearchQuery>, cursor = ''): string {
 export function Search({ loc }: { loc: Loc }) {
   const q = queryFromURL(loc.query);
   const cursor = loc.query.get('cursor') ?? '';
+  const sort = loc.query.get('sort') ?? '';
   const submitted = loc.query.toString() !== '';
-  const key = loc.query.toString();
+  // The sort only reorders the page in hand: it is not part of the query.
+  const kq = new URLSearchParams(loc.query);
+  kq.delete('sort');
+  const key = kq.toString();
   const res = useAsync(
     async (signal) => {
       const t0 = performance.now();
@@ -57,13 +61,14 @@ export function Search({ loc }: { loc: Loc }) {
             <>
               <Scatter traces={res.data.page.summaries} range={res.data.range} />
               <div class="result-head">
+                <SortSelect value={sort} />
                 <span data-testid="result-count">
                   {res.data.page.summaries.length} trace{res.data.page.summaries.length === 1 ? '' : 's'}
-                  {cursor ? ' (older page)' : ''}, newest first
+                  {cursor ? ' (older page)' : ''}, newest first{sort ? ` (this page ${sorts[sort]?.[0].toLowerCase() ?? ''})` : ''}
                 </span>
                 <span class="muted">answered in {res.data.ms.toFixed(0)} ms</span>
               </div>
-              <TraceList traces={res.data.page.summaries} />
+              <TraceList traces={sortSummaries(res.data.page.summaries, sort)} />
               <div class="pager">
                 {cursor && (
                   <a class="btn" href={searchHref(q)}>
@@ -227,6 +232,38 @@ export function Scatter({ traces, range }: { traces: Summary[]; range: [number, 
         </a>
       ))}
     </svg>
+  );
+}
+
+const sorts: Record<string, [string, (a: Summary, b: Summary) => number]> = {
+  '': ['Newest first', (a, b) => b.start - a.start],
+  longest: ['Longest first', (a, b) => b.duration - a.duration],
+  errors: ['Most errors first', (a, b) => b.errorCount - a.errorCount || b.start - a.start],
+  spans: ['Most spans first', (a, b) => b.spanCount - a.spanCount || b.start - a.start],
+};
+
+function sortSummaries(list: Summary[], sort: string): Summary[] {
+  const f = sorts[sort]?.[1];
+  return sort && f !== undefined ? [...list].sort(f) : list;
+}
+
+function SortSelect({ value }: { value: string }) {
+  return (
+    <select
+      class="sort"
+      value={value}
+      aria-label="Order of this page"
+      onChange={(e) => {
+        const q = new URLSearchParams(location.search);
+        if (e.currentTarget.value) q.set('sort', e.currentTarget.value);
+        else q.delete('sort');
+        navigate(`/search?${q}`, true);
+      }}
+    >
+      {Object.entries(sorts).map(([k, [label]]) => (
+        <option value={k}>{label}</option>
+      ))}
+    </select>
   );
 }
 

@@ -393,7 +393,7 @@ function Waterfall(props: {
   }
   return (
     <div
-      class="waterfall"
+      class={'waterfall' + (cp?.size ? ' show-cp' : '')}
       ref={box}
       tabIndex={0}
       onKeyDown={onKey}
