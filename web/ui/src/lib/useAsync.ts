@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useLayoutEffect, useState } from 'preact/hooks';
 
 export interface AsyncState<T> {
   loading: boolean;
@@ -6,11 +6,13 @@ export interface AsyncState<T> {
   data: T | undefined;
 }
 
-// useAsync runs fn whenever deps change, aborting the previous run.
+// useAsync runs fn whenever deps change, aborting the previous run. It starts in a layout
+// effect, right after the render rather than after the next paint: a request started a
+// frame earlier answers a frame earlier.
 export function useAsync<T>(fn: (signal: AbortSignal) => Promise<T>, deps: unknown[]): AsyncState<T> & { reload: () => void } {
   const [state, setState] = useState<AsyncState<T>>({ loading: true, error: null, data: undefined });
   const [n, setN] = useState(0);
-  useEffect(() => {
+  useLayoutEffect(() => {
     const ctl = new AbortController();
     setState((s) => ({ loading: true, error: null, data: s.data }));
     fn(ctl.signal).then(

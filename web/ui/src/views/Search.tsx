@@ -44,6 +44,9 @@ export function Search({ loc }: { loc: Loc }) {
     },
     [key],
   );
+  useEffect(() => {
+    if (res.data && !res.loading) performance.mark('search:rendered');
+  }, [res.data, res.loading]);
   return (
     <div class="page">
       <h1>Search traces</h1>
