@@ -103,6 +103,7 @@ export async function launchBrowser() {
 }
 
 export function ensureArtifacts() {
+  rmSync(artifacts, { recursive: true, force: true });
   mkdirSync(artifacts, { recursive: true });
   return artifacts;
 }

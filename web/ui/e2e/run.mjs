@@ -182,6 +182,23 @@ try {
     assert(/^1 of [1-9]/.test(count), `find count: ${count}`);
   });
 
+  await test('TestTraceTimeZoom', async () => {
+    await page.goto(traceURL.replace(/[?&]span=[^&]+/, ''));
+    const axis = await page.waitForSelector('[data-testid=time-axis]');
+    const box = await axis.boundingBox();
+    await page.mouse.move(box.x + box.width * 0.3, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.45, box.y + box.height / 2, { steps: 4 });
+    await page.mouse.move(box.x + box.width * 0.6, box.y + box.height / 2, { steps: 4 });
+    await page.mouse.up();
+    await page.waitForFunction(() => new URLSearchParams(location.search).has('zoom'));
+    const first = await page.textContent('[data-testid=time-axis] .tick');
+    assert(first !== '0µs', `the zoomed axis still starts at ${first}`);
+    await screenshot(page, 'trace-zoomed');
+    await page.click('[data-testid=zoom-reset]');
+    await page.waitForFunction(() => !new URLSearchParams(location.search).has('zoom'));
+  });
+
   await test('TestTraceJSONView', async () => {
     await page.goto(traceURL + '&view=json');
     await page.waitForSelector('[data-testid=json-view]');

@@ -31,7 +31,9 @@ export function TraceView({ id, loc }: { id: string; loc: Loc }) {
       </div>
     );
   if (!st.data) return null;
-  return <TraceLoaded key={id} trace={st.data.trace} raw={st.data.raw} view={view} spanParam={spanParam} />;
+  const zp = (loc.query.get('zoom') ?? '').split(',').map(Number);
+  const zoom: [number, number] | null = zp.length === 2 && zp[0] >= 0 && zp[1] <= 1 && zp[0] < zp[1] ? [zp[0], zp[1]] : null;
+  return <TraceLoaded key={id} trace={st.data.trace} raw={st.data.raw} view={view} spanParam={spanParam} zoom={zoom} />;
 }
 
 function setParam(name: string, value: string) {
@@ -42,7 +44,7 @@ function setParam(name: string, value: string) {
   navigate(location.pathname + (s ? '?' + s : ''), true);
 }
 
-function TraceLoaded({ trace, raw, view, spanParam }: { trace: Trace; raw: JaegerTrace; view: string; spanParam: string }) {
+function TraceLoaded({ trace, raw, view, spanParam, zoom }: { trace: Trace; raw: JaegerTrace; view: string; spanParam: string; zoom: [number, number] | null }) {
   const [collapsed, setCollapsed] = useState<Set<string>>(() => new Set());
   const [showCP, setShowCP] = useState(true);
   // The critical path is computed right after the first paint, so a 10,000-span trace
@@ -131,6 +133,11 @@ function TraceLoaded({ trace, raw, view, spanParam }: { trace: Trace; raw: Jaege
             <label class="check">
               <input type="checkbox" checked={showCP} onChange={(e) => setShowCP(e.currentTarget.checked)} /> Critical path
             </label>
+            {zoom && (
+              <button class="btn btn-small" onClick={() => setParam('zoom', '')} data-testid="zoom-reset">
+                Reset zoom
+              </button>
+            )}
             <span class="find">
               <input
                 ref={findBox}
@@ -163,8 +170,8 @@ function TraceLoaded({ trace, raw, view, spanParam }: { trace: Trace; raw: Jaege
         <a class="btn btn-small" href={href('/flow', { service: trace.rootService, operation: trace.rootOperation })}>
           Flow of {trace.rootOperation || 'this entry'}
         </a>
-        <span class="muted keys" title="j/k or ↑/↓ move, ←/→ collapse/expand or go to parent/child, Enter toggles, Esc closes">
-          ⌨ j k ← → ⏎ esc
+        <span class="muted keys" title="j/k or ↑/↓ move, ←/→ collapse/expand or go to parent/child, Enter toggles, Esc closes, / finds, drag the time axis to zoom">
+          ⌨
         </span>
       </div>
       {view === 'json' ? (
@@ -180,6 +187,8 @@ function TraceLoaded({ trace, raw, view, spanParam }: { trace: Trace; raw: Jaege
             select={select}
             cp={showCP ? cpBySpan : null}
             matches={matchSet}
+            zoom={zoom}
+            setZoom={(z) => setParam('zoom', z ? `${z[0].toFixed(4)},${z[1].toFixed(4)}` : '')}
           />
           {selected && <SpanDetail span={selected} trace={trace} cp={cpBySpan.get(selected.spanID)} onClose={() => select(undefined)} />}
         </div>
@@ -244,8 +253,11 @@ function Waterfall(props: {
   select: (s: Span | undefined) => void;
   cp: Map<string, Segment[]> | null;
   matches: Set<Span>;
+  zoom: [number, number] | null;
+  setZoom: (z: [number, number] | null) => void;
 }) {
-  const { trace, rows, collapsed, toggle, selected, select, cp, matches } = props;
+  const { trace, rows, collapsed, toggle, selected, select, cp, matches, zoom, setZoom } = props;
+  const [drag, setDrag] = useState<[number, number] | null>(null);
   const box = useRef<HTMLDivElement>(null);
   const [scroll, setScroll] = useState(0);
   const [height, setHeight] = useState(600);
@@ -328,8 +340,12 @@ function Waterfall(props: {
 
   const first = Math.max(0, Math.floor(scroll / ROW) - OVERSCAN);
   const last = Math.min(rows.length, Math.ceil((scroll + height) / ROW) + OVERSCAN);
-  const dur = Math.max(trace.duration, 1);
-  const pct = (t: number) => ((t - trace.start) / dur) * 100;
+  // The time window shown: the whole trace, or the zoomed part [z0, z1] (fractions).
+  const [z0, z1] = zoom ?? [0, 1];
+  const full = Math.max(trace.duration, 1);
+  const w0 = trace.start + z0 * full;
+  const dur = Math.max((z1 - z0) * full, 1);
+  const pct = (t: number) => ((t - w0) / dur) * 100;
   const out = [];
   for (let i = first; i < last; i++) {
     const s = rows[i];
@@ -405,12 +421,37 @@ function Waterfall(props: {
     >
       <div class="wf-axis">
         <div class="wf-label">Service · operation</div>
-        <div class="wf-track">
-          {ticks(trace.duration).map((t, i, a) => (
+        <div
+          class="wf-track wf-zoom"
+          title="Drag to zoom into a time range"
+          data-testid="time-axis"
+          onPointerDown={(e) => {
+            const el = e.currentTarget as HTMLDivElement;
+            const r = el.getBoundingClientRect();
+            const at = (x: number) => Math.min(1, Math.max(0, (x - r.left) / r.width));
+            const a = at(e.clientX);
+            setDrag([a, a]);
+            el.setPointerCapture(e.pointerId);
+            const move = (ev: PointerEvent) => setDrag([a, at(ev.clientX)]);
+            const up = (ev: PointerEvent) => {
+              el.removeEventListener('pointermove', move);
+              el.removeEventListener('pointerup', up);
+              setDrag(null);
+              const b = at(ev.clientX);
+              const lo = Math.min(a, b);
+              const hi = Math.max(a, b);
+              if (hi - lo > 0.005) setZoom([z0 + lo * (z1 - z0), z0 + hi * (z1 - z0)]);
+            };
+            el.addEventListener('pointermove', move);
+            el.addEventListener('pointerup', up);
+          }}
+        >
+          {ticks(dur).map((t, i, a) => (
             <span class="tick" style={i === a.length - 1 ? { right: '0' } : { left: `${(t / dur) * 100}%` }}>
-              {fmtDuration(t)}
+              {fmtDuration(w0 - trace.start + t)}
             </span>
           ))}
+          {drag && <span class="zoom-sel" style={{ left: `${Math.min(...drag) * 100}%`, width: `${Math.abs(drag[1] - drag[0]) * 100}%` }} />}
         </div>
       </div>
       <div style={{ height: `${rows.length * ROW}px`, position: 'relative' }}>{out}</div>
