@@ -113,6 +113,17 @@ try {
     errorTraceID = await page.$$eval('[data-testid=trace-list] li.has-err', (l) =>
       l.map((li) => ({ id: li.getAttribute('data-trace-id'), n: li.querySelectorAll('.chip').length })).sort((a, b) => b.n - a.n)[0]?.id ?? '');
     assert(errorTraceID, 'no trace with errors among the results');
+    // Dragging across the scatter searches that time range (absolute, in the URL).
+    const sc = await (await page.$('[data-testid=scatter]')).boundingBox();
+    await page.mouse.move(sc.x + sc.width * 0.1, sc.y + sc.height * 0.5);
+    await page.mouse.down();
+    await page.mouse.move(sc.x + sc.width * 0.5, sc.y + sc.height * 0.5, { steps: 4 });
+    await page.mouse.move(sc.x + sc.width * 0.9, sc.y + sc.height * 0.5, { steps: 4 });
+    await page.mouse.up();
+    await page.waitForFunction(() => new URLSearchParams(location.search).get('lookback') === 'custom');
+    await page.waitForSelector('[data-testid=trace-list] li');
+    assert(await page.$eval('select[name=lookback]', (s) => s.value) === 'custom', 'the form does not show the custom range');
+    await screenshot(page, 'search-custom-range');
   });
 
   await test('TestSearchPagingAndStatus', async () => {

@@ -62,7 +62,11 @@ export function Search({ loc }: { loc: Loc }) {
             </Empty>
           ) : (
             <>
-              <Scatter traces={res.data.page.summaries} range={res.data.range} />
+              <Scatter
+                traces={res.data.page.summaries}
+                range={res.data.range}
+                onRange={(a, b) => navigate(searchHref({ ...q, lookback: 'custom', start: localInput(a), end: localInput(b + 999_999) }))}
+              />
               <div class="result-head">
                 <SortSelect value={sort} />
                 <span data-testid="result-count">
@@ -190,8 +194,17 @@ function SearchForm({ initial }: { initial: SearchQuery }) {
   );
 }
 
-// Scatter of trace duration over time; errors in red. Click a point to open the trace.
-export function Scatter({ traces, range }: { traces: Summary[]; range: [number, number] }) {
+// localInput writes a µs time as a datetime-local value (local time, seconds).
+function localInput(us: number): string {
+  const d = new Date(us / 1000);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+// Scatter of trace duration over time; errors in red. Click a point to open the trace;
+// drag across the chart to search that time range.
+export function Scatter({ traces, range, onRange }: { traces: Summary[]; range: [number, number]; onRange?: (startUs: number, endUs: number) => void }) {
+  const [drag, setDrag] = useState<[number, number] | null>(null);
   const W = 1000;
   const H = 160;
   const pad = { l: 56, r: 12, t: 10, b: 22 };
@@ -206,8 +219,37 @@ export function Scatter({ traces, range }: { traces: Summary[]; range: [number, 
   const x = (t: number) => pad.l + ((t - t0) / (t1 - t0)) * (W - pad.l - pad.r);
   const y = (d: number) => H - pad.b - (d / dmax) * (H - pad.t - pad.b);
   const ticks = [0, 0.25, 0.5, 0.75, 1];
+  const toX = (e: PointerEvent, el: SVGSVGElement) => {
+    const r = el.getBoundingClientRect();
+    return Math.min(W - pad.r, Math.max(pad.l, ((e.clientX - r.left) / r.width) * W));
+  };
+  const toT = (vx: number) => t0 + ((vx - pad.l) / (W - pad.l - pad.r)) * (t1 - t0);
   return (
-    <svg class="scatter" viewBox={`0 0 ${W} ${H}`} data-testid="scatter" role="img" aria-label="Trace duration over time">
+    <svg
+      class="scatter"
+      viewBox={`0 0 ${W} ${H}`}
+      data-testid="scatter"
+      role="img"
+      aria-label="Trace duration over time; drag to search a time range"
+      onPointerDown={(e) => {
+        if ((e.target as Element).closest('a') || !onRange) return;
+        const el = e.currentTarget as SVGSVGElement;
+        const a = toX(e, el);
+        setDrag([a, a]);
+        el.setPointerCapture(e.pointerId);
+        const move = (ev: PointerEvent) => setDrag([a, toX(ev, el)]);
+        const up = (ev: PointerEvent) => {
+          el.removeEventListener('pointermove', move);
+          el.removeEventListener('pointerup', up);
+          setDrag(null);
+          const b = toX(ev, el);
+          if (Math.abs(b - a) > 6) onRange(toT(Math.min(a, b)), toT(Math.max(a, b)));
+        };
+        el.addEventListener('pointermove', move);
+        el.addEventListener('pointerup', up);
+      }}
+    >
+      {drag && <rect x={Math.min(...drag)} y={pad.t} width={Math.abs(drag[1] - drag[0])} height={H - pad.t - pad.b} class="brush" />}
       {ticks.map((f) => (
         <g>
           <line x1={pad.l} x2={W - pad.r} y1={y(f * dmax)} y2={y(f * dmax)} class="gridline" />
