@@ -84,6 +84,21 @@ function CompareTable({ failing, base, rows }: { failing: Trace; base: Trace; ro
           <div class="muted">Differences</div>
           <b>{diffs}</b> of {rows.length} spans differ
         </div>
+        <form
+          class="cmp-card cmp-other"
+          onSubmit={(e) => {
+            e.preventDefault();
+            const id = String(new FormData(e.currentTarget).get('base') ?? '').trim().toLowerCase();
+            if (id) navigate(href('/compare', { failing: failing.traceID, base: id }));
+          }}
+        >
+          <label class="muted" for="cmp-base">
+            Compare with another trace
+          </label>
+          <span>
+            <input id="cmp-base" name="base" placeholder="trace ID" spellcheck={false} /> <button class="btn btn-small">Compare</button>
+          </span>
+        </form>
       </div>
       <table class="grid compare-table">
         <thead>
