@@ -306,6 +306,38 @@ try {
     await page.waitForSelector('[data-testid=empty]');
   });
 
+  // An older Spoor, without /spoor/api/v1: every view falls back to the Jaeger API and
+  // says so; alerts show their designed 404 state.
+  await test('TestFallbackWithoutSpoorAPI', async () => {
+    const old = await browser.newContext({ viewport: { width: 1440, height: 900 }, baseURL: spoor.base });
+    await old.route('**/spoor/api/**', (r) => r.fulfill({ status: 404, contentType: 'text/plain', body: '404 page not found' }));
+    const p = await old.newPage();
+    p.on('pageerror', (e) => consoleErrors.push(String(e)));
+    await p.goto('/');
+    await p.waitForSelector('[data-testid=services] tbody tr');
+    assert((await p.textContent('.note')).includes('Estimated from'), 'the start page does not say its figures are estimated');
+    assert((await p.$$('[data-testid=services] tbody tr')).length >= 5, 'fallback start page lists fewer than 5 services');
+    await screenshot(p, 'fallback-start-page');
+    await p.goto('/search?service=payment-service&status=error&limit=20');
+    await p.waitForSelector('[data-testid=trace-list] li');
+    const errs = await p.$$eval('[data-testid=trace-list] li', (l) => l.map((x) => x.classList.contains('has-err')));
+    assert(errs.every(Boolean), 'fallback status=error listed traces without errors');
+    assert((await p.textContent('[data-testid=results]')).includes('Jaeger API'), 'the fallback search does not say so');
+    await p.click('[data-testid=older]');
+    await p.waitForFunction(() => location.search.includes('cursor=jaeger'));
+    await p.waitForSelector('[data-testid=trace-list] li, [data-testid=empty]');
+    await p.goto('/map');
+    await p.waitForSelector('[data-testid=map-edge]');
+    const edges = await p.$$eval('[data-testid=map-edge]', (l) => l.map((e) => e.getAttribute('data-edge')));
+    for (const [a, b] of DEMO_EDGES) assert(edges.includes(`${a}->${b}`), `fallback map lacks ${a}->${b}`);
+    await screenshot(p, 'fallback-service-map');
+    await p.goto('/alerts');
+    await p.waitForSelector('[data-testid=empty]');
+    assert((await p.textContent('[data-testid=empty]')).includes('not available'), 'alerts 404 state missing');
+    await screenshot(p, 'fallback-alerts');
+    await old.close();
+  });
+
   await test('TestNoPageErrors', async () => {
     assert(consoleErrors.length === 0, `the pages logged errors:\n${consoleErrors.join('\n')}`);
   });

@@ -8,56 +8,7 @@ import { searchHref } from './Search';
 
 const choices: Record<string, number> = { '15m': 900, '1h': 3600, '6h': 21600, '24h': 86400, '7d': 604800 };
 
-// layout places services in columns by their longest call chain from a caller-less
-// service (bounded, so cycles cannot loop), in rows by name.
-export function layout(g: Graph): { pos: Map<string, { x: number; y: number }>; width: number; height: number } {
-  const names = g.nodes.map((n) => n.name);
-  const layer = new Map(names.map((n) => [n, 0]));
-  const V = names.length;
-  for (let it = 0; it < V; it++) {
-    let changed = false;
-    for (const e of g.edges) {
-      if (e.parent === e.child) continue;
-      const l = (layer.get(e.parent) ?? 0) + 1;
-      if (l < V && (layer.get(e.child) ?? 0) < l) {
-        layer.set(e.child, l);
-        changed = true;
-      }
-    }
-    if (!changed) break;
-  }
-  const cols = new Map<number, string[]>();
-  for (const n of names) {
-    const l = layer.get(n)!;
-    if (!cols.has(l)) cols.set(l, []);
-    cols.get(l)!.push(n);
-  }
-  const colW = 340;
-  const rowH = 104;
-  const maxRows = Math.max(1, ...[...cols.values()].map((c) => c.length));
-  const pos = new Map<string, { x: number; y: number }>();
-  // Columns left to right; within a column, services sit near the mean row of their
-  // callers (one barycentre sweep), which keeps fan-outs from crossing.
-  const rowOf = new Map<string, number>();
-  for (const l of [...cols.keys()].sort((a, b) => a - b)) {
-    const c = cols.get(l)!;
-    const bary = (n: string) => {
-      const ps = g.edges.filter((e) => e.child === n && rowOf.has(e.parent)).map((e) => rowOf.get(e.parent)!);
-      return ps.length ? ps.reduce((a, b) => a + b, 0) / ps.length : Infinity;
-    };
-    const key = new Map(c.map((n) => [n, bary(n)]));
-    c.sort((a, b) => key.get(a)! - key.get(b)! || (a < b ? -1 : 1));
-    const off = (maxRows - c.length) / 2;
-    c.forEach((n, i) => {
-      rowOf.set(n, off + i);
-      pos.set(n, { x: 30 + l * colW, y: 30 + (off + i) * rowH });
-    });
-  }
-  return { pos, width: 30 + Math.max(1, cols.size) * colW, height: 30 + maxRows * rowH };
-}
-
-const NW = 180;
-const NH = 46;
+import { layout, NW, NH } from '../lib/layout';
 
 export function ServiceMap({ loc }: { loc: Loc }) {
   const lb = loc.query.get('lookback') ?? '1h';
