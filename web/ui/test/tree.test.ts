@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fromJaeger, makeTrace } from '../src/lib/model';
-import { collapseToDepth, descendantCount, visibleRows } from '../src/lib/tree';
+import { collapseErrorFree, collapseToDepth, descendantCount, visibleRows } from '../src/lib/tree';
 
 const t = () =>
   makeTrace('t1', [
@@ -31,6 +31,16 @@ describe('span tree', () => {
     expect(visibleRows(tr, new Set(['r'])).map((s) => s.spanID)).toEqual(['r', 'orphan']);
     expect(descendantCount(tr.byID.get('r')!)).toBe(3);
     expect([...collapseToDepth(tr, 1)]).toEqual(['c1']);
+    // Only c1's subtree holds the error: r and c1 stay open, nothing else has children.
+    expect([...collapseErrorFree(tr)]).toEqual([]);
+    const ok = makeTrace('t3', [
+      { id: 'r', service: 'a', op: 'root', start: 0, duration: 10 },
+      { id: 'x', parent: 'r', service: 'a', op: 'x', start: 1, duration: 2 },
+      { id: 'y', parent: 'x', service: 'a', op: 'y', start: 1, duration: 1 },
+      { id: 'z', parent: 'r', service: 'a', op: 'z', start: 5, duration: 2, error: true },
+      { id: 'w', parent: 'z', service: 'a', op: 'w', start: 5, duration: 1 },
+    ]);
+    expect([...collapseErrorFree(ok)]).toEqual(['x']); // z failed itself: it stays open
   });
 
   it('survives a parent cycle in bad data, showing every span once', () => {

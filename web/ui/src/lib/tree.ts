@@ -40,3 +40,23 @@ export function ancestors(s: Span): Span[] {
   for (let p = s.parent; p; p = p.parent) out.push(p);
   return out;
 }
+
+// collapseErrorFree returns the collapsed set that hides every subtree without an error
+// span, so the paths to the errors stay open. One pass, children before parents.
+export function collapseErrorFree(trace: Trace): Set<string> {
+  const bad = new Set<Span>();
+  const order: Span[] = [];
+  const stack = [...trace.roots];
+  while (stack.length) {
+    const s = stack.pop()!;
+    order.push(s);
+    for (const c of s.children) stack.push(c);
+  }
+  for (let i = order.length - 1; i >= 0; i--) {
+    const s = order[i];
+    if (s.error || s.children.some((c) => bad.has(c))) bad.add(s);
+  }
+  const out = new Set<string>();
+  for (const s of trace.spans) if (s.children.length && !bad.has(s)) out.add(s.spanID);
+  return out;
+}

@@ -4,7 +4,7 @@ import { useAsync } from '../lib/useAsync';
 import { href, navigate, type Loc } from '../lib/router';
 import type { JaegerTrace, KV, Span, Trace } from '../lib/model';
 import { criticalPath, segmentsBySpan, type Segment } from '../lib/critical';
-import { ancestors, collapseToDepth, descendantCount, visibleRows } from '../lib/tree';
+import { ancestors, collapseErrorFree, collapseToDepth, descendantCount, visibleRows } from '../lib/tree';
 import { fmtDuration, fmtTime } from '../lib/format';
 import { Empty, ErrorBox, Loading, ServiceChip, serviceColor } from '../components/common';
 import { HttpError } from '../lib/api';
@@ -127,7 +127,7 @@ function TraceLoaded({ trace, raw, view, spanParam, zoom }: { trace: Trace; raw:
             <button class="btn btn-small" onClick={() => setCollapsed(collapseToDepth(trace, 1))}>
               Collapse to depth 1
             </button>
-            <button class="btn btn-small" onClick={() => setCollapsed(new Set(trace.spans.filter((s) => s.children.length && !subtreeHasError(s)).map((s) => s.spanID)))}>
+            <button class="btn btn-small" onClick={() => setCollapsed(collapseErrorFree(trace))}>
               Errors only
             </button>
             <label class="check">
@@ -195,16 +195,6 @@ function TraceLoaded({ trace, raw, view, spanParam, zoom }: { trace: Trace; raw:
       )}
     </div>
   );
-}
-
-function subtreeHasError(s: Span): boolean {
-  const stack = [s];
-  while (stack.length) {
-    const x = stack.pop()!;
-    if (x.error) return true;
-    for (const c of x.children) stack.push(c);
-  }
-  return false;
 }
 
 function TraceHeader({ trace, cpCount }: { trace: Trace; cpCount: number }) {
