@@ -278,6 +278,30 @@ try {
     void errs;
   });
 
+  await test('TestSpanLinkOpensLinkedTrace', async () => {
+    // Two traces: a consumer span in the second links the producer span of the first.
+    const now = BigInt(Date.now() - 2000) * 1000000n;
+    const a = { trace: 'a1'.repeat(16), span: 'a1'.repeat(8) };
+    const b = { trace: 'b2'.repeat(16), span: 'b2'.repeat(8) };
+    const rs = (svc, spans) => ({ resource: { attributes: [{ key: 'service.name', value: { stringValue: svc } }] }, scopeSpans: [{ scope: { name: 'e2e' }, spans }] });
+    await postOTLP(spoor, [
+      rs('shop-producer', [{ traceId: a.trace, spanId: a.span, name: 'publish order', kind: 4, startTimeUnixNano: String(now), endTimeUnixNano: String(now + 5000000n) }]),
+      rs('shop-consumer', [{
+        traceId: b.trace, spanId: b.span, name: 'consume order', kind: 5, startTimeUnixNano: String(now + 9000000n), endTimeUnixNano: String(now + 20000000n),
+        links: [{ traceId: a.trace, spanId: a.span, attributes: [] }],
+        events: [{ timeUnixNano: String(now + 12000000n), name: 'retry', attributes: [{ key: 'attempt', value: { intValue: '2' } }] }],
+      }]),
+    ]);
+    await page.goto(`/trace/${b.trace}?span=${b.span}`);
+    await page.waitForSelector('[data-testid=span-link]');
+    const ev = await page.textContent('[data-testid=span-detail]');
+    assert(ev.includes('retry') && ev.includes('attempt'), 'the span event is not shown');
+    await screenshot(page, 'span-link-and-event');
+    await page.click('[data-testid=span-link]');
+    await page.waitForFunction((t) => location.pathname === `/trace/${t}`, a.trace);
+    await page.waitForSelector(`.wf-row.sel[data-span-id="${a.span}"]`);
+  });
+
   await test('TestAlertsView', async () => {
     await page.goto('/alerts');
     await page.waitForSelector('[data-testid=empty], [data-testid=alert-rules]');

@@ -78,6 +78,7 @@ describe('compare', () => {
     expect(by('orders', 2).status).toBe('same'); // INSERT 5 vs 5
     expect(by('inventory', 2).status).toBe('extra'); // the retry exists only in the failing trace
     expect(rows.length).toBe(8);
+    expect(rows.map((r) => r.depth)).toEqual([0, 1, 2, 3, 3, 3, 3, 4]);
     const okOnly = compareTraces(bad, ok).filter((r) => r.status === 'missing');
     expect(okOnly.length).toBe(1);
   });

@@ -32,7 +32,8 @@ function keyed(t: Trace): { keys: Map<string, Span>; order: string[] } {
       const name = `${c.service} ${c.operation}`;
       const n = (counts.get(name) ?? 0) + 1;
       counts.set(name, n);
-      entries.push({ s: c, key: `${prefix}/${name}#${n}` });
+      // NUL separates levels: operation names hold slashes (POST /checkout).
+      entries.push({ s: c, key: `${prefix}\u0000${name}#${n}` });
     }
     for (let i = entries.length - 1; i >= 0; i--) stack.push(entries[i]);
   };
@@ -87,7 +88,7 @@ export function compareTraces(base: Trace, other: Trace): CompareRow[] {
     }
     return {
       key,
-      depth: key.split('/').length - 2,
+      depth: s.depth,
       service: s.service,
       operation: s.operation,
       base: x,
