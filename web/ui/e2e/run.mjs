@@ -208,6 +208,14 @@ try {
     await screenshot(page, 'trace-zoomed');
     await page.click('[data-testid=zoom-reset]');
     await page.waitForFunction(() => !new URLSearchParams(location.search).has('zoom'));
+    // The fold is in the URL too: Errors only keeps the paths to the error spans open.
+    const all = await page.$eval('[data-testid=waterfall]', (w) => Number(w.getAttribute('data-rows')));
+    await page.click('[data-testid=fold-errors]');
+    await page.waitForFunction(() => new URLSearchParams(location.search).get('fold') === 'errors');
+    await page.reload();
+    await page.waitForSelector('[data-testid=waterfall] .wf-row[data-error=true]');
+    const folded = await page.$eval('[data-testid=waterfall]', (w) => Number(w.getAttribute('data-rows')));
+    assert(folded < all, `Errors only shows ${folded} of ${all} rows`);
   });
 
   await test('TestTraceJSONView', async () => {

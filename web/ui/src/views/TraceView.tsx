@@ -33,7 +33,7 @@ export function TraceView({ id, loc }: { id: string; loc: Loc }) {
   if (!st.data) return null;
   const zp = (loc.query.get('zoom') ?? '').split(',').map(Number);
   const zoom: [number, number] | null = zp.length === 2 && zp[0] >= 0 && zp[1] <= 1 && zp[0] < zp[1] ? [zp[0], zp[1]] : null;
-  return <TraceLoaded key={id} trace={st.data.trace} raw={st.data.raw} view={view} spanParam={spanParam} zoom={zoom} />;
+  return <TraceLoaded key={id} trace={st.data.trace} raw={st.data.raw} view={view} spanParam={spanParam} zoom={zoom} fold={loc.query.get('fold') ?? ''} />;
 }
 
 function setParam(name: string, value: string) {
@@ -44,8 +44,18 @@ function setParam(name: string, value: string) {
   navigate(location.pathname + (s ? '?' + s : ''), true);
 }
 
-function TraceLoaded({ trace, raw, view, spanParam, zoom }: { trace: Trace; raw: JaegerTrace; view: string; spanParam: string; zoom: [number, number] | null }) {
-  const [collapsed, setCollapsed] = useState<Set<string>>(() => new Set());
+// foldSet is the collapsed set a fold= URL parameter names: how the tree was folded by the
+// toolbar (single toggles are not kept in the URL).
+function foldSet(trace: Trace, fold: string): Set<string> {
+  if (fold === 'depth1') return collapseToDepth(trace, 1);
+  if (fold === 'errors') return collapseErrorFree(trace);
+  return new Set();
+}
+
+function TraceLoaded(props: { trace: Trace; raw: JaegerTrace; view: string; spanParam: string; zoom: [number, number] | null; fold: string }) {
+  const { trace, raw, view, spanParam, zoom, fold } = props;
+  const [collapsed, setCollapsed] = useState<Set<string>>(() => foldSet(trace, fold));
+  useEffect(() => setCollapsed(foldSet(trace, fold)), [fold]);
   const [showCP, setShowCP] = useState(true);
   // The critical path is computed right after the first paint, so a 10,000-span trace
   // shows its rows without waiting for it.
@@ -121,13 +131,13 @@ function TraceLoaded({ trace, raw, view, spanParam, zoom }: { trace: Trace; raw:
         </div>
         {view === 'waterfall' && (
           <>
-            <button class="btn btn-small" onClick={() => setCollapsed(new Set())}>
+            <button class="btn btn-small" onClick={() => (fold ? setParam('fold', '') : setCollapsed(new Set()))}>
               Expand all
             </button>
-            <button class="btn btn-small" onClick={() => setCollapsed(collapseToDepth(trace, 1))}>
+            <button class={'btn btn-small' + (fold === 'depth1' ? ' on' : '')} onClick={() => (fold === 'depth1' ? setCollapsed(foldSet(trace, fold)) : setParam('fold', 'depth1'))}>
               Collapse to depth 1
             </button>
-            <button class="btn btn-small" onClick={() => setCollapsed(collapseErrorFree(trace))}>
+            <button class={'btn btn-small' + (fold === 'errors' ? ' on' : '')} onClick={() => (fold === 'errors' ? setCollapsed(foldSet(trace, fold)) : setParam('fold', 'errors'))} data-testid="fold-errors">
               Errors only
             </button>
             <label class="check">
