@@ -132,6 +132,7 @@ try {
     const first = await page.$$eval('[data-testid=trace-list] li', (l) => l.map((x) => x.getAttribute('data-trace-id')));
     await page.click('[data-testid=older]');
     await page.waitForFunction(() => location.search.includes('cursor='));
+    assert(/[?&]at=\d+/.test(page.url()), `the older page does not pin its window: ${page.url()}`);
     await page.waitForSelector('[data-testid=trace-list] li');
     await page.waitForFunction((f) => !document.querySelector(`[data-trace-id="${f}"]`), first[0]);
     const second = await page.$$eval('[data-testid=trace-list] li', (l) => l.map((x) => x.getAttribute('data-trace-id')));

@@ -98,11 +98,14 @@ export interface SearchQuery {
   start: string;
   end: string;
   limit: number;
+  // at anchors a relative range (unix ms): the pages after the first carry the first's
+  // anchor, so a cursor always continues the same window.
+  at: string;
 }
 
 export const emptyQuery: SearchQuery = {
   service: '', operation: '', attrs: '', status: '', minDuration: '', maxDuration: '',
-  minTraceDuration: '', maxTraceDuration: '', lookback: '1h', start: '', end: '', limit: 20,
+  minTraceDuration: '', maxTraceDuration: '', lookback: '1h', start: '', end: '', limit: 20, at: '',
 };
 
 export interface ServiceSpanCount {
@@ -137,7 +140,8 @@ const lookbacks: Record<string, number> = {
 export const lookbackChoices = Object.keys(lookbacks);
 
 // timeRange turns the query's range into µs [start, end].
-export function timeRange(q: Pick<SearchQuery, 'lookback' | 'start' | 'end'>, nowMs = Date.now()): [number, number] {
+export function timeRange(q: Pick<SearchQuery, 'lookback' | 'start' | 'end'> & { at?: string }, nowMs = Date.now()): [number, number] {
+  if (q.at && Number(q.at) > 0) nowMs = Number(q.at);
   if (q.lookback === 'custom') {
     const s = q.start ? Date.parse(q.start) : nowMs - 3600e3;
     const e = q.end ? Date.parse(q.end) : nowMs;

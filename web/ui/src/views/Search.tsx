@@ -6,7 +6,7 @@ import { fmtAgo, fmtClock, fmtClockMs, fmtDuration, fmtTime, shortID } from '../
 import { Empty, ErrorBox, Loading, Note, ServiceChip } from '../components/common';
 
 const keys: (keyof SearchQuery)[] = [
-  'service', 'operation', 'attrs', 'status', 'minDuration', 'maxDuration', 'minTraceDuration', 'maxTraceDuration', 'lookback', 'start', 'end', 'limit',
+  'service', 'operation', 'attrs', 'status', 'minDuration', 'maxDuration', 'minTraceDuration', 'maxTraceDuration', 'lookback', 'start', 'end', 'limit', 'at',
 ];
 
 export function queryFromURL(q: URLSearchParams): SearchQuery {
@@ -40,7 +40,8 @@ export function Search({ loc }: { loc: Loc }) {
     async (signal) => {
       const t0 = performance.now();
       const page = await search(q, cursor, signal);
-      return { page, ms: performance.now() - t0, range: timeRange(q), key };
+      const range = timeRange(q);
+      return { page, ms: performance.now() - t0, range, key, anchor: q.at || String(Math.round(range[1] / 1000)) };
     },
     [key],
   );
@@ -58,14 +59,14 @@ export function Search({ loc }: { loc: Loc }) {
           {res.data.page.summaries.length === 0 ? (
             <Empty title={cursor ? 'No older traces match' : 'No trace matches'}>
               {submitted ? 'Widen the time range, or drop a condition.' : 'Nothing was stored in the last hour.'}{' '}
-              {cursor && <a href={searchHref(q)}>Back to the newest</a>}
+              {cursor && <a href={searchHref({ ...q, at: '' })}>Back to the newest</a>}
             </Empty>
           ) : (
             <>
               <Scatter
                 traces={res.data.page.summaries}
                 range={res.data.range}
-                onRange={(a, b) => navigate(searchHref({ ...q, lookback: 'custom', start: localInput(a), end: localInput(b + 999_999) }))}
+                onRange={(a, b) => navigate(searchHref({ ...q, at: '', lookback: 'custom', start: localInput(a), end: localInput(b + 999_999) }))}
               />
               <div class="result-head">
                 <SortSelect value={sort} />
@@ -78,12 +79,12 @@ export function Search({ loc }: { loc: Loc }) {
               <TraceList traces={sortSummaries(res.data.page.summaries, sort)} />
               <div class="pager">
                 {cursor && (
-                  <a class="btn" href={searchHref(q)}>
+                  <a class="btn" href={searchHref({ ...q, at: '' })}>
                     ← Newest
                   </a>
                 )}
                 {res.data.page.nextCursor && (
-                  <a class="btn" href={searchHref(q, res.data.page.nextCursor)} data-testid="older">
+                  <a class="btn" href={searchHref(q.lookback === 'custom' ? q : { ...q, at: res.data.anchor }, res.data.page.nextCursor)} data-testid="older">
                     Older →
                   </a>
                 )}
@@ -110,7 +111,7 @@ function SearchForm({ initial }: { initial: SearchQuery }) {
       class="search-form"
       onSubmit={(e) => {
         e.preventDefault();
-        navigate(searchHref(q));
+        navigate(searchHref({ ...q, at: '' }));
       }}
     >
       <label>
