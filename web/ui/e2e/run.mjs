@@ -371,6 +371,26 @@ try {
     await old.close();
   });
 
+  await test('TestErrorAndLoadingStates', async () => {
+    const bad = await browser.newContext({ viewport: { width: 1440, height: 900 }, baseURL: spoor.base });
+    let release;
+    const held = new Promise((r) => (release = r));
+    await bad.route('**/api/services', async (r) => {
+      await held; // the loading state stays up until the screenshot is taken
+      await r.fulfill({ status: 500, contentType: 'application/json', body: JSON.stringify({ data: null, total: 0, limit: 0, offset: 0, errors: [{ code: 500, msg: 'get services: disk on fire' }] }) });
+    });
+    const p = await bad.newPage();
+    await p.goto('/');
+    await p.waitForSelector('[data-testid=loading]');
+    await screenshot(p, 'state-loading');
+    release();
+    await p.waitForSelector('[data-testid=error]');
+    const msg = await p.textContent('[data-testid=error]');
+    assert(msg.includes('disk on fire') && msg.includes('Try again'), `error state: ${msg}`);
+    await screenshot(p, 'state-error');
+    await bad.close();
+  });
+
   await test('TestNoPageErrors', async () => {
     assert(consoleErrors.length === 0, `the pages logged errors:\n${consoleErrors.join('\n')}`);
   });
