@@ -103,6 +103,9 @@ func TestAppRoutesServeIndex(t *testing.T) {
 		if cc := resp.Header.Get("Cache-Control"); cc != "no-cache" {
 			t.Errorf("GET %s Cache-Control = %q, want no-cache (a new build must be picked up)", p, cc)
 		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
+			t.Errorf("GET %s Content-Security-Policy = %q", p, csp)
+		}
 	}
 }
 

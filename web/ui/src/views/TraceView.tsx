@@ -509,7 +509,7 @@ function SpanDetail({ span, trace, cp, onClose }: { span: Span; trace: Trace; cp
         </tr>
         <tr>
           <th>Critical path</th>
-          <td>{cp ? `${fmtDuration(cpTime)} of this span's time` : 'not on it'}</td>
+          <td>{cp ? `on it: ${fmtDuration(cpTime)} of its own time (the rest waits on children)` : 'not on it'}</td>
         </tr>
         <tr>
           <th>Span ID</th>
