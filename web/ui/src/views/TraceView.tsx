@@ -509,7 +509,7 @@ function SpanDetail({ span, trace, cp, onClose }: { span: Span; trace: Trace; cp
         </tr>
         <tr>
           <th>Critical path</th>
-          <td>{cp ? `on it: ${fmtDuration(cpTime)} of its own time (the rest waits on children)` : 'not on it'}</td>
+          <td>{!cp ? 'not on it' : cpTime >= span.duration ? 'on it, all of its time' : `on it: ${fmtDuration(cpTime)} of its own; the rest of its path runs in children`}</td>
         </tr>
         <tr>
           <th>Span ID</th>
