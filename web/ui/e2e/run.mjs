@@ -209,6 +209,17 @@ try {
     await screenshot(page, 'trace-zoomed');
     await page.click('[data-testid=zoom-reset]');
     await page.waitForFunction(() => !new URLSearchParams(location.search).has('zoom'));
+    // The overview above the axis zooms the same way; a double click shows it all again.
+    const mini = await (await page.$('[data-testid=minimap]')).boundingBox();
+    assert(mini.width > 100, `overview is ${mini.width}px wide`);
+    await page.mouse.move(mini.x + mini.width * 0.5, mini.y + mini.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(mini.x + mini.width * 0.9, mini.y + mini.height / 2, { steps: 5 });
+    await page.mouse.up();
+    await page.waitForFunction(() => new URLSearchParams(location.search).has('zoom'));
+    await screenshot(page, 'trace-overview-zoomed');
+    await page.dblclick('[data-testid=minimap]');
+    await page.waitForFunction(() => !new URLSearchParams(location.search).has('zoom'));
     // The fold is in the URL too: Errors only keeps the paths to the error spans open.
     const all = await page.$eval('[data-testid=waterfall]', (w) => Number(w.getAttribute('data-rows')));
     await page.click('[data-testid=fold-errors]');

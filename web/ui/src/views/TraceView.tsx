@@ -10,6 +10,8 @@ import { Empty, ErrorBox, Loading, ServiceChip, serviceColor } from '../componen
 import { HttpError } from '../lib/api';
 
 const ROW = 24;
+const MINI = 40;
+const HEAD = ROW + MINI;
 const OVERSCAN = 12;
 
 export function TraceView({ id, loc }: { id: string; loc: Loc }) {
@@ -280,10 +282,10 @@ function Waterfall(props: {
     const i = rowIndex.get(selected);
     const el = box.current;
     if (i === undefined || !el) return;
-    // Rows sit below the sticky time axis, one row high.
+    // Rows sit below the sticky overview and time axis, HEAD high.
     const top = i * ROW;
     if (top < el.scrollTop) el.scrollTop = top;
-    else if (top + 2 * ROW > el.scrollTop + el.clientHeight) el.scrollTop = top + 2 * ROW - el.clientHeight;
+    else if (top + ROW + HEAD > el.scrollTop + el.clientHeight) el.scrollTop = top + ROW + HEAD - el.clientHeight;
   }, [selected, rowIndex]);
 
   const onKey = (e: KeyboardEvent) => {
@@ -419,6 +421,13 @@ function Waterfall(props: {
       role="grid"
       aria-label="Spans"
     >
+      <div class="wf-head">
+      <div class="wf-mini-row">
+        <div class="wf-label muted">
+          Overview · {zoom ? 'zoomed' : 'whole trace'}
+        </div>
+        <Minimap trace={trace} rows={rows} zoom={zoom} setZoom={setZoom} />
+      </div>
       <div class="wf-axis">
         <div class="wf-label">Service · operation</div>
         <div
@@ -454,7 +463,76 @@ function Waterfall(props: {
           {drag && <span class="zoom-sel" style={{ left: `${Math.min(...drag) * 100}%`, width: `${Math.abs(drag[1] - drag[0]) * 100}%` }} />}
         </div>
       </div>
+      </div>
       <div style={{ height: `${rows.length * ROW}px`, position: 'relative' }}>{out}</div>
+    </div>
+  );
+}
+
+// Minimap draws every shown row of the trace on a canvas, the zoomed window bright and the
+// rest dimmed; dragging on it zooms, a double click shows the whole trace again.
+function Minimap({ trace, rows, zoom, setZoom }: { trace: Trace; rows: Span[]; zoom: [number, number] | null; setZoom: (z: [number, number] | null) => void }) {
+  const canvas = useRef<HTMLCanvasElement>(null);
+  const [width, setWidth] = useState(0);
+  const [drag, setDrag] = useState<[number, number] | null>(null);
+  useEffect(() => {
+    const el = canvas.current!.parentElement!;
+    const ro = new ResizeObserver(() => setWidth(el.clientWidth));
+    ro.observe(el);
+    setWidth(el.clientWidth);
+    return () => ro.disconnect();
+  }, []);
+  useEffect(() => {
+    const c = canvas.current;
+    if (!c || !width) return;
+    const dpr = window.devicePixelRatio || 1;
+    c.width = Math.round(width * dpr);
+    c.height = Math.round(MINI * dpr);
+    const g = c.getContext('2d');
+    if (!g) return;
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, width, MINI);
+    const dur = Math.max(trace.duration, 1);
+    const n = Math.max(rows.length, 1);
+    const h = Math.max(1, (MINI - 4) / n);
+    for (let i = 0; i < rows.length; i++) {
+      const s = rows[i];
+      g.fillStyle = s.error ? '#e03131' : serviceColor(s.service);
+      g.fillRect(((s.start - trace.start) / dur) * width, 2 + (i / n) * (MINI - 4), Math.max(1, (s.duration / dur) * width), h);
+    }
+  }, [trace, rows, width]);
+  const at = (e: PointerEvent, el: Element) => {
+    const r = el.getBoundingClientRect();
+    return Math.min(1, Math.max(0, (e.clientX - r.left) / r.width));
+  };
+  const [z0, z1] = zoom ?? [0, 1];
+  return (
+    <div
+      class="wf-track wf-mini"
+      data-testid="minimap"
+      title="Drag to zoom, double-click for the whole trace"
+      onDblClick={() => setZoom(null)}
+      onPointerDown={(e) => {
+        const el = e.currentTarget as HTMLDivElement;
+        const a = at(e, el);
+        setDrag([a, a]);
+        el.setPointerCapture(e.pointerId);
+        const move = (ev: PointerEvent) => setDrag([a, at(ev, el)]);
+        const up = (ev: PointerEvent) => {
+          el.removeEventListener('pointermove', move);
+          el.removeEventListener('pointerup', up);
+          setDrag(null);
+          const b = at(ev, el);
+          if (Math.abs(b - a) > 0.005) setZoom([Math.min(a, b), Math.max(a, b)]);
+        };
+        el.addEventListener('pointermove', move);
+        el.addEventListener('pointerup', up);
+      }}
+    >
+      <canvas ref={canvas} style={{ width: `${width}px`, height: `${MINI}px` }} />
+      {zoom && <span class="mini-shade" style={{ left: 0, width: `${z0 * 100}%` }} />}
+      {zoom && <span class="mini-shade" style={{ left: `${z1 * 100}%`, right: 0 }} />}
+      {drag && <span class="zoom-sel" style={{ left: `${Math.min(...drag) * 100}%`, width: `${Math.abs(drag[1] - drag[0]) * 100}%` }} />}
     </div>
   );
 }
