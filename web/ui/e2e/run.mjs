@@ -257,6 +257,8 @@ try {
     const failText = await failing[0].textContent();
     assert(/payment-service|inventory-service|fraud-service|ledger-service/.test(failText), `failing path names no failing service: ${failText}`);
     assert(await page.$('[data-testid=flow-hops] [data-testid=error-origin]'), 'no hop is marked as where errors start');
+    assert(await page.$('[data-testid=flow-graph] .flow-node.origin'), 'the flow graph marks no hop where failures start');
+    assert(await page.$('[data-testid=flow-graph] .band-err'), 'the flow graph shows no failing call');
     await screenshot(page, 'flow');
     await page.evaluate(() => document.querySelector('[data-testid=flow-hops]').scrollIntoView());
     await screenshot(page, 'flow-hops');

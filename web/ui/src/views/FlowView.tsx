@@ -174,12 +174,104 @@ function FlowResult(p: { service: string; operation: string; lookback: string; l
         </span>
         {fetched >= p.limit && <span class="muted">(the {p.limit} most recent; raise “Traces” to fold more)</span>}
       </div>
+      <FlowGraph flow={flow} />
       <h3>Paths</h3>
       <Paths flow={flow} p={p} />
       <h3>Hops</h3>
       <p class="sub">Every place a request of this flow entered a service, nested under its caller. ⚑ marks where failures started.</p>
       <Hops flow={flow} />
       <Note>Aggregated in the browser from the traces the search returned.</Note>
+    </div>
+  );
+}
+
+// FlowGraph draws the hop tree left to right: each hop a box with its traffic and error
+// share, each call a band as wide as the traffic it carries, red as far as it failed;
+// ⚑ marks where failures started. A box opens an example trace (a failing one first).
+function FlowGraph({ flow }: { flow: Flow }) {
+  if (!flow.root) return null;
+  const colW = 290;
+  const NW = 220;
+  const NH = 50;
+  const rowH = 66;
+  const pos = new Map<HopNode, { x: number; y: number }>();
+  let next = 0;
+  let maxDepth = 0;
+  // Leaves take the next row, parents sit at the middle of their children (post-order,
+  // without recursion).
+  const stack: { n: HopNode; done: boolean }[] = [{ n: flow.root, done: false }];
+  while (stack.length) {
+    const top = stack.pop()!;
+    const n = top.n;
+    maxDepth = Math.max(maxDepth, n.depth);
+    if (!n.children.length) {
+      pos.set(n, { x: 20 + n.depth * colW, y: 16 + next++ * rowH });
+    } else if (!top.done) {
+      stack.push({ n, done: true });
+      for (let i = n.children.length - 1; i >= 0; i--) stack.push({ n: n.children[i], done: false });
+    } else {
+      const ys = n.children.map((c) => pos.get(c)!.y);
+      pos.set(n, { x: 20 + n.depth * colW, y: (Math.min(...ys) + Math.max(...ys)) / 2 });
+    }
+  }
+  const W = 40 + maxDepth * colW + NW;
+  const H = 32 + Math.max(1, next) * rowH - (rowH - NH);
+  const maxTraces = Math.max(1, flow.root.traces);
+  const nodes = [...pos.keys()];
+  return (
+    <div class="map-wrap flow-graph-wrap">
+      <svg class="flow-graph" viewBox={`0 0 ${W} ${H}`} style={{ width: '100%', maxWidth: `${W}px`, height: 'auto' }} data-testid="flow-graph">
+        {nodes.flatMap((n) =>
+          n.children.map((c) => {
+            const a = pos.get(n)!;
+            const b = pos.get(c)!;
+            const x1 = a.x + NW;
+            const y1 = a.y + NH / 2;
+            const x2 = b.x;
+            const y2 = b.y + NH / 2;
+            const w = 2 + 14 * (c.traces / maxTraces);
+            const errShare = c.calls ? c.errors / c.calls : 0;
+            const d = `M${x1},${y1} C${x1 + 40},${y1} ${x2 - 40},${y2} ${x2},${y2}`;
+            return (
+              <g class="flow-edge">
+                <path d={d} stroke-width={w} class="band" />
+                {errShare > 0 && <path d={d} stroke-width={Math.max(1.5, w * errShare)} class="band-err" />}
+              </g>
+            );
+          }),
+        )}
+        {nodes.map((n) => {
+          const p = pos.get(n)!;
+          const errShare = n.calls ? n.errors / n.calls : 0;
+          const example = n.exampleError[0] ?? n.exampleOk[0];
+          const label = `${n.operation}`;
+          return (
+            <a href={example ? `/trace/${example}` : undefined} class={'flow-node' + (n.errors ? ' has-err' : '') + (n.origins ? ' origin' : '')} data-hop={`${n.service} ${n.operation}`}>
+              <title>
+                {n.service} {n.operation}: {n.traces} traces, {n.calls} calls, {fmtPercent(errShare)} failed, p50 {fmtDuration(n.p50)}, p99 {fmtDuration(n.p99)}
+                {n.origins ? `; failures started here in ${n.origins} traces` : ''} — click for an example trace
+              </title>
+              <rect x={p.x} y={p.y} width={NW} height={NH} rx={7} />
+              <rect x={p.x} y={p.y} width={5} height={NH} rx={2} fill={serviceColor(n.service)} />
+              <text x={p.x + 13} y={p.y + 17} class="fn-svc">
+                {n.service}
+              </text>
+              <text x={p.x + 13} y={p.y + 31} class="fn-op">
+                {label.length > 30 ? label.slice(0, 29) + '…' : label}
+              </text>
+              <text x={p.x + 13} y={p.y + 44} class="fn-sub">
+                {n.traces} · p99 {fmtDuration(n.p99)}
+                {errShare > 0 ? ` · ${fmtPercent(errShare)} failed` : ''}
+              </text>
+              {n.origins > 0 && (
+                <text x={p.x + NW - 8} y={p.y + 17} text-anchor="end" class="fn-origin">
+                  ⚑ {n.origins}
+                </text>
+              )}
+            </a>
+          );
+        })}
+      </svg>
     </div>
   );
 }
