@@ -422,47 +422,47 @@ function Waterfall(props: {
       aria-label="Spans"
     >
       <div class="wf-head">
-      <div class="wf-mini-row">
-        <div class="wf-label muted">
-          Overview · {zoom ? 'zoomed' : 'whole trace'}
+        <div class="wf-mini-row">
+          <div class="wf-label muted">
+            Overview · {zoom ? 'zoomed' : 'whole trace'}
+          </div>
+          <Minimap trace={trace} rows={rows} zoom={zoom} setZoom={setZoom} />
         </div>
-        <Minimap trace={trace} rows={rows} zoom={zoom} setZoom={setZoom} />
-      </div>
-      <div class="wf-axis">
-        <div class="wf-label">Service · operation</div>
-        <div
-          class="wf-track wf-zoom"
-          title="Drag to zoom into a time range"
-          data-testid="time-axis"
-          onPointerDown={(e) => {
-            const el = e.currentTarget as HTMLDivElement;
-            const r = el.getBoundingClientRect();
-            const at = (x: number) => Math.min(1, Math.max(0, (x - r.left) / r.width));
-            const a = at(e.clientX);
-            setDrag([a, a]);
-            el.setPointerCapture(e.pointerId);
-            const move = (ev: PointerEvent) => setDrag([a, at(ev.clientX)]);
-            const up = (ev: PointerEvent) => {
-              el.removeEventListener('pointermove', move);
-              el.removeEventListener('pointerup', up);
-              setDrag(null);
-              const b = at(ev.clientX);
-              const lo = Math.min(a, b);
-              const hi = Math.max(a, b);
-              if (hi - lo > 0.005) setZoom([z0 + lo * (z1 - z0), z0 + hi * (z1 - z0)]);
-            };
-            el.addEventListener('pointermove', move);
-            el.addEventListener('pointerup', up);
-          }}
-        >
-          {ticks(dur).map((t, i, a) => (
-            <span class="tick" style={i === a.length - 1 ? { right: '0' } : { left: `${(t / dur) * 100}%` }}>
-              {fmtDuration(w0 - trace.start + t)}
-            </span>
-          ))}
-          {drag && <span class="zoom-sel" style={{ left: `${Math.min(...drag) * 100}%`, width: `${Math.abs(drag[1] - drag[0]) * 100}%` }} />}
+        <div class="wf-axis">
+          <div class="wf-label">Service · operation</div>
+          <div
+            class="wf-track wf-zoom"
+            title="Drag to zoom into a time range"
+            data-testid="time-axis"
+            onPointerDown={(e) => {
+              const el = e.currentTarget as HTMLDivElement;
+              const r = el.getBoundingClientRect();
+              const at = (x: number) => Math.min(1, Math.max(0, (x - r.left) / r.width));
+              const a = at(e.clientX);
+              setDrag([a, a]);
+              el.setPointerCapture(e.pointerId);
+              const move = (ev: PointerEvent) => setDrag([a, at(ev.clientX)]);
+              const up = (ev: PointerEvent) => {
+                el.removeEventListener('pointermove', move);
+                el.removeEventListener('pointerup', up);
+                setDrag(null);
+                const b = at(ev.clientX);
+                const lo = Math.min(a, b);
+                const hi = Math.max(a, b);
+                if (hi - lo > 0.005) setZoom([z0 + lo * (z1 - z0), z0 + hi * (z1 - z0)]);
+              };
+              el.addEventListener('pointermove', move);
+              el.addEventListener('pointerup', up);
+            }}
+          >
+            {ticks(dur).map((t, i, a) => (
+              <span class="tick" style={i === a.length - 1 ? { right: '0' } : { left: `${(t / dur) * 100}%` }}>
+                {fmtDuration(w0 - trace.start + t)}
+              </span>
+            ))}
+            {drag && <span class="zoom-sel" style={{ left: `${Math.min(...drag) * 100}%`, width: `${Math.abs(drag[1] - drag[0]) * 100}%` }} />}
+          </div>
         </div>
-      </div>
       </div>
       <div style={{ height: `${rows.length * ROW}px`, position: 'relative' }}>{out}</div>
     </div>
