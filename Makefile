@@ -69,7 +69,8 @@ ui: ui-deps ## build the web UI into web/dist/ui (embedded by the next make buil
 # npm ci only when package-lock.json changed since the last install.
 ui-deps: $(UI_DIR)/node_modules/.spoor-installed
 $(UI_DIR)/node_modules/.spoor-installed: $(UI_DIR)/package-lock.json
-	@command -v npm >/dev/null || { echo "make ui needs Node.js 20+ and npm (apt-get install -y nodejs npm)"; exit 1; }
+	@command -v npm >/dev/null && node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
+	  || { echo "make ui needs Node.js 20.19 or later with npm (Vite 8); found: $$(node --version 2>/dev/null || echo none)"; exit 1; }
 	cd $(UI_DIR) && npm ci --no-audit --no-fund
 	@touch $@
 
