@@ -110,6 +110,52 @@ type redSeriesJSON struct {
 	Points []redPointJSON `json:"points"`
 }
 
+// redServiceJSON is one service's requests: its SERVER and CONSUMER spans (the calls it
+// answered), or all its spans when it has none of those, with percentiles from the
+// merged histograms of those series (exact to the histogram's buckets, unlike any mix of
+// per-operation percentiles).
+type redServiceJSON struct {
+	Service   string   `json:"service"`
+	SpanKinds []string `json:"spanKinds"`
+	Calls     float64  `json:"calls"`
+	Errors    float64  `json:"errors"`
+	ErrorRate float64  `json:"errorRate"`
+	latencyJSON
+}
+
+func entryKind(kind string) bool { return kind == "server" || kind == "consumer" }
+
+// redServices folds the series (with their merged histograms) into one row per service.
+func redServices(series []*redSeriesJSON, hist func(*redSeriesJSON) *storage.Histogram) []*redServiceJSON {
+	var out []*redServiceJSON
+	for i := 0; i < len(series); {
+		j := i
+		entries := false
+		for ; j < len(series) && series[j].Service == series[i].Service; j++ {
+			entries = entries || entryKind(series[j].SpanKind)
+		}
+		row := &redServiceJSON{Service: series[i].Service, SpanKinds: []string{}}
+		var h storage.Histogram
+		for _, s := range series[i:j] {
+			if entries && !entryKind(s.SpanKind) {
+				continue
+			}
+			row.Calls += s.Calls
+			row.Errors += s.Errors
+			h.Merge(*hist(s))
+			if !slices.Contains(row.SpanKinds, s.SpanKind) {
+				row.SpanKinds = append(row.SpanKinds, s.SpanKind)
+			}
+		}
+		slices.Sort(row.SpanKinds)
+		row.ErrorRate = rate(row.Errors, row.Calls)
+		row.latencyJSON = latencies(h)
+		out = append(out, row)
+		i = j
+	}
+	return out
+}
+
 var spanKinds = [...]string{"unspecified", "internal", "server", "client", "producer", "consumer"}
 
 func spanKindName(k uint8) string {
@@ -160,15 +206,21 @@ func (a *API) spoorRED(c echo.Context) error {
 		s.Points = append(s.Points, redPointJSON{Minute: r.Minute, Calls: r.Calls, Errors: r.Errors, latencyJSON: latencies(r.Duration)})
 	}
 	out := make([]*redSeriesJSON, 0, len(byKey))
+	histOf := map[*redSeriesJSON]*storage.Histogram{}
 	for k, s := range byKey {
 		s.ErrorRate = rate(s.Errors, s.Calls)
 		s.latencyJSON = latencies(*hists[k])
+		histOf[s] = hists[k]
 		out = append(out, s)
 	}
 	slices.SortFunc(out, func(x, y *redSeriesJSON) int {
 		return cmp.Or(cmp.Compare(x.Service, y.Service), cmp.Compare(x.Operation, y.Operation), cmp.Compare(x.SpanKind, y.SpanKind))
 	})
-	return a.writeOwn(c, map[string]any{"start": start.UTC(), "end": end.UTC(), "series": out})
+	services := redServices(out, func(s *redSeriesJSON) *storage.Histogram { return histOf[s] })
+	if services == nil {
+		services = []*redServiceJSON{}
+	}
+	return a.writeOwn(c, map[string]any{"start": start.UTC(), "end": end.UTC(), "services": services, "series": out})
 }
 
 type graphEdgeJSON struct {

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -183,5 +184,49 @@ func expectSpoorError(t *testing.T, what string, status int, body []byte, wantSt
 	}
 	if err := json.Unmarshal(body, &e); err != nil || status != wantStatus || e.Error.Status != wantStatus || e.Error.Message == "" {
 		t.Errorf("%s: %d %s, want %d in the Spoor error shape", what, status, body, wantStatus)
+	}
+}
+
+// TestSpoorREDServices: one row per service over the calls it answered (SERVER and
+// CONSUMER spans; all spans when it has none), percentiles from the merged histogram —
+// not the slowest operation's.
+func TestSpoorREDServices(t *testing.T) {
+	e := newTestEnv(t, Options{})
+	m := envNow.Truncate(time.Minute).Add(-10 * time.Minute)
+	ms := func(n int, d time.Duration) []time.Duration {
+		out := make([]time.Duration, n)
+		for i := range out {
+			out[i] = d
+		}
+		return out
+	}
+	writeRollups(t, e, storage.RollupBatch{RED: []storage.REDRollup{
+		{Minute: m, Service: "api", Operation: "GET /fast", Kind: 2, Calls: 98, Errors: 1, Duration: hist(ms(98, time.Millisecond)...)},
+		{Minute: m, Service: "api", Operation: "GET /slow", Kind: 2, Calls: 2, Errors: 1, Duration: hist(ms(2, 100*time.Millisecond)...)},
+		{Minute: m, Service: "api", Operation: "db query", Kind: 3, Calls: 10, Duration: hist(ms(10, 500*time.Millisecond)...)},
+		{Minute: m, Service: "worker", Operation: "tick", Kind: 1, Calls: 4, Duration: hist(ms(4, 7*time.Millisecond)...)},
+	}})
+	status, body := e.get("/spoor/api/v1/red")
+	var got struct {
+		Services []struct {
+			Service                  string
+			SpanKinds                []string
+			Calls, Errors, ErrorRate float64
+			P50Ms                    float64 `json:"p50Ms"`
+			P99Ms                    float64 `json:"p99Ms"`
+		}
+	}
+	if err := json.Unmarshal(body, &got); status != http.StatusOK || err != nil || len(got.Services) != 2 {
+		t.Fatalf("%d %v %s", status, err, body)
+	}
+	api, worker := got.Services[0], got.Services[1]
+	if api.Service != "api" || fmt.Sprint(api.SpanKinds) != "[server]" || api.Calls != 100 || api.Errors != 2 || api.ErrorRate != 0.02 {
+		t.Errorf("api row = %+v, want its 100 server calls only", api)
+	}
+	if api.P50Ms < 0.9 || api.P50Ms > 1.2 || api.P99Ms < 80 || api.P99Ms > 120 {
+		t.Errorf("api p50 %v ms p99 %v ms, want about 1 (the merged histogram) and 100", api.P50Ms, api.P99Ms)
+	}
+	if worker.Service != "worker" || fmt.Sprint(worker.SpanKinds) != "[internal]" || worker.Calls != 4 || worker.P50Ms < 6 || worker.P50Ms > 8 {
+		t.Errorf("worker row = %+v, want its internal spans (it answers no calls)", worker)
 	}
 }

@@ -339,11 +339,21 @@ interface RedSeries {
   points?: { minute: string; calls: number; errors: number }[];
 }
 
+interface RedService {
+  service: string;
+  calls: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
 export async function serviceRED(services: string[], signal?: AbortSignal): Promise<RedResult> {
   const end = Date.now();
   const start = end - 3600e3;
   try {
-    const r = await getJSON<{ series: RedSeries[] }>(`/spoor/api/v1/red?start=${start}&end=${end}`, signal);
+    const r = await getJSON<{ series: RedSeries[]; services?: RedService[] }>(`/spoor/api/v1/red?start=${start}&end=${end}`, signal);
+    // Per-service percentiles from the merged histograms, when this Spoor serves them.
+    const svcRow = new Map((r.services ?? []).map((s) => [s.service, s]));
     const by = new Map<string, RedSeries[]>();
     for (const s of r.series ?? []) {
       let l = by.get(s.service);
@@ -357,8 +367,9 @@ export async function serviceRED(services: string[], signal?: AbortSignal): Prom
       const l = entry.length ? entry : all;
       const calls = l.reduce((a, s) => a + s.calls, 0);
       const errors = l.reduce((a, s) => a + s.errors, 0);
-      // Percentiles do not add up across operations: show the slowest operation that
-      // carries at least 1% of the service's calls.
+      // Percentiles do not add up across operations: without the server's per-service
+      // rows (merged histograms), show the slowest operation that carries at least 1% of
+      // the service's calls.
       const big = l.filter((s) => s.calls >= 0.01 * calls);
       const spark = { calls: new Array(SPARK_BUCKETS).fill(0), errors: new Array(SPARK_BUCKETS).fill(0) };
       for (const s of l)
@@ -374,13 +385,16 @@ export async function serviceRED(services: string[], signal?: AbortSignal): Prom
         errors,
         ratePerSec: calls / 3600,
         errorShare: calls ? errors / calls : 0,
-        p50Ms: big.length ? Math.max(...big.map((s) => s.p50Ms)) : NaN,
-        p99Ms: big.length ? Math.max(...big.map((s) => s.p99Ms)) : NaN,
+        p50Ms: svcRow.get(name)?.p50Ms ?? (big.length ? Math.max(...big.map((s) => s.p50Ms)) : NaN),
+        p99Ms: svcRow.get(name)?.p99Ms ?? (big.length ? Math.max(...big.map((s) => s.p99Ms)) : NaN),
         source: 'rollups',
       });
     }
     stats.sort((a, b) => a.service.localeCompare(b.service));
-    return { stats, source: 'rollups', note: 'From the analytics rollups: every span, before sampling. p99 of the slowest operation.' };
+    const note = r.services
+      ? 'From the analytics rollups: every span, before sampling; percentiles over the calls each service answered.'
+      : 'From the analytics rollups: every span, before sampling. p99 of the slowest operation.';
+    return { stats, source: 'rollups', note };
   } catch (e) {
     if (!unavailable(e)) throw e;
   }
