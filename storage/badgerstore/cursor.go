@@ -35,7 +35,7 @@ func encodeCursor(c cursor) string {
 }
 
 func decodeCursor(s string) (cursor, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil || len(b) != cursorLen || b[0] != cursorV2 {
 		return cursor{}, &storage.InvalidInputError{Reason: "malformed search cursor"}
 	}

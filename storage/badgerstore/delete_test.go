@@ -3,8 +3,11 @@ package badgerstore
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -76,4 +79,42 @@ func TestDeleteTrace(t *testing.T) {
 	}
 	defer s.Close()
 	check(s, "after restart")
+}
+
+// TestReadValueRereadsOnce: a value that does not decode is read again in a fresh
+// transaction once (counted); one that never decodes is an error naming both attempts.
+func TestReadValueRereadsOnce(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{NoSyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// A key of the current hour: retention's pass at Open drops old buckets.
+	key := appendBlockKey(nil, prefixTable, blockRef{bucket: bucketOf(uint64(time.Now().UnixNano())), hash: 1})
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(key, []byte("value")) }); err != nil {
+		t.Fatal(err)
+	}
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	calls := 0
+	found, err := s.readValue(txn, key, func(v []byte) error {
+		calls++
+		if calls == 1 {
+			return errors.New("torn read")
+		}
+		if string(v) != "value" {
+			t.Errorf("second read saw %q", v)
+		}
+		return nil
+	})
+	if err != nil || !found || calls != 2 || s.Stats().ValueRereads != 1 {
+		t.Fatalf("reread: found %v, err %v, %d decodes, %d rereads", found, err, calls, s.Stats().ValueRereads)
+	}
+	_, err = s.readValue(txn, key, func([]byte) error { return errors.New("bad value") })
+	if err == nil || !strings.Contains(err.Error(), "bad value") {
+		t.Fatalf("a value that never decodes: err %v", err)
+	}
+	if found, err := s.readValue(txn, []byte{prefixTable, 9}, func([]byte) error { return nil }); found || err != nil {
+		t.Fatalf("missing key: found %v, err %v", found, err)
+	}
 }

@@ -457,23 +457,17 @@ func (s *Store) segPostings(txn *badger.Txn, sg *segment, fields []uint64, dst [
 // readSegPage reads and decompresses a segment page into a new slice (postings keep
 // slices of it).
 func (s *Store) readSegPage(txn *badger.Txn, key []byte) ([]byte, bool, error) {
-	item, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("read segment page %x: %w", key, err)
-	}
 	var page []byte
-	err = item.Value(func(v []byte) error {
+	found, err := s.readValue(txn, key, func(v []byte) error {
 		if len(v) == 0 || v[0] != codecZstdPage {
 			return fmt.Errorf("unknown segment page codec (value starts %x)", v[:min(len(v), 1)])
 		}
+		var err error
 		page, err = s.dec.DecodeAll(v[1:], nil)
 		return err
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("read segment page %x: %w", key, err)
 	}
-	return page, true, nil
+	return page, found, nil
 }

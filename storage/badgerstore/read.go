@@ -159,20 +159,17 @@ func (s *Store) block(txn *badger.Txn, ref blockRef, fill bool) (*decodedBlock, 
 		return blk, nil
 	}
 	var key [blockKeyLen]byte
-	item, err := txn.Get(appendBlockKey(key[:0], prefixBlock, ref))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read block %x: %w", key, err)
-	}
 	var blk *decodedBlock
-	if err := item.Value(func(v []byte) error {
+	found, err := s.readValue(txn, appendBlockKey(key[:0], prefixBlock, ref), func(v []byte) error {
 		var err error
 		blk, err = s.decodeBlock(v)
 		return err
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read block %x: %w", key, err)
+	}
+	if !found {
+		return nil, nil
 	}
 	if fill {
 		s.cache.put(ref, blk)

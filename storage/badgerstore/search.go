@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -530,20 +529,16 @@ func (h *postingHeap) pop() posting {
 // readTable appends the rows of a block's trace table to rows.
 func (s *Store) readTable(txn *badger.Txn, ref blockRef, rows []tableRow) ([]tableRow, error) {
 	var key [blockKeyLen]byte
-	item, err := txn.Get(appendBlockKey(key[:0], prefixTable, ref))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return rows, nil // expired with its block
-	}
-	if err != nil {
-		return rows, fmt.Errorf("read trace table %x: %w", key, err)
-	}
-	if err := item.Value(func(v []byte) error {
-		rows, err = decodeTable(v, rows)
+	start := len(rows)
+	_, err := s.readValue(txn, appendBlockKey(key[:0], prefixTable, ref), func(v []byte) error {
+		var err error
+		rows, err = decodeTable(v, rows[:start])
 		return err
-	}); err != nil {
-		return rows, fmt.Errorf("read trace table %x: %w", key, err)
+	})
+	if err != nil {
+		return rows[:start], fmt.Errorf("read trace table %x: %w", key, err)
 	}
-	return rows, nil
+	return rows, nil // no rows: expired with its block
 }
 
 // verify decides whether the trace matches: trace-level conditions and the cursor from

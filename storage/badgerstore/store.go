@@ -173,6 +173,9 @@ type Stats struct {
 	Index               IndexStats
 	// TracesDeleted counts DeleteTrace calls that deleted a trace.
 	TracesDeleted int64
+	// ValueRereads counts values that did not decode on a first read and did on a
+	// second, in a fresh transaction (readValue).
+	ValueRereads int64
 }
 
 // Store is the Badger trace store. It is safe for concurrent use.
@@ -200,7 +203,7 @@ type Store struct {
 	flushSignal chan struct{}
 
 	indexFlushes, indexMerges, indexFlushFailures, indexReplayed atomic.Int64
-	tracesDeleted                                                atomic.Int64
+	tracesDeleted, valueRereads                                  atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -399,6 +402,7 @@ func (s *Store) Stats() Stats {
 		IndexReplayedBlocks: s.indexReplayed.Load(),
 		Index:               s.idx.stats(),
 		TracesDeleted:       s.tracesDeleted.Load(),
+		ValueRereads:        s.valueRereads.Load(),
 	}
 }
 
