@@ -40,8 +40,8 @@ func newRootCommand(args []string) *cobra.Command {
 	return cmd
 }
 
-// collectorSettings describes the distribution. The default config is the only URI; a
-// --config flag replaces it.
+// collectorSettings describes the distribution. The default config (with forwarding
+// added from SPOOR_FORWARD_*, forward.go) is the only URI; a --config flag replaces it.
 func collectorSettings(disableGracefulShutdown bool) otelcol.CollectorSettings {
 	return otelcol.CollectorSettings{
 		BuildInfo: component.BuildInfo{
@@ -53,7 +53,7 @@ func collectorSettings(disableGracefulShutdown bool) otelcol.CollectorSettings {
 		DisableGracefulShutdown: disableGracefulShutdown,
 		ConfigProviderSettings: otelcol.ConfigProviderSettings{
 			ResolverSettings: confmap.ResolverSettings{
-				URIs: []string{"yaml:" + defaultConfig},
+				URIs: []string{"yaml:" + defaultConfigYAML(os.Getenv)},
 				ProviderFactories: []confmap.ProviderFactory{
 					yamlprovider.NewFactory(),
 					envprovider.NewFactory(),
@@ -79,7 +79,7 @@ func withDefaultConfig(args []string) []string {
 		}
 	}
 	if hasSet && !hasConfig {
-		return append([]string{"--config", "yaml:" + defaultConfig}, args...)
+		return append([]string{"--config", "yaml:" + defaultConfigYAML(os.Getenv)}, args...)
 	}
 	return args
 }
