@@ -59,6 +59,12 @@ func freePort(t testing.TB) string {
 
 func startDoor(t testing.TB) *door {
 	t.Helper()
+	return startDoorWith(t, nil)
+}
+
+// startDoorWith is startDoor with the processor's config adjusted by configure.
+func startDoorWith(t testing.TB, configure func(*ProcessorConfig)) *door {
+	t.Helper()
 	ctx := context.Background()
 	store, err := badgerstore.Open(t.TempDir(), badgerstore.Options{NoSyncWrites: true})
 	if err != nil {
@@ -84,10 +90,18 @@ func startDoor(t testing.TB) *door {
 		t.Fatal(err)
 	}
 	pf := ProcessorFactories()[0]
-	proc, err := pf.CreateTraces(ctx, processortest.NewNopSettings(ProcessorType), pf.CreateDefaultConfig(), write)
+	pcfg := pf.CreateDefaultConfig().(*ProcessorConfig)
+	if configure != nil {
+		configure(pcfg)
+	}
+	proc, err := pf.CreateTraces(ctx, processortest.NewNopSettings(ProcessorType), pcfg, write)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := proc.Start(ctx, host); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proc.Shutdown(context.Background()); _ = proc.Shutdown(context.Background()) })
 
 	d := &door{store: store}
 	otlpAddr, zipkinAddr, grpcAddr := freePort(t), freePort(t), freePort(t)
@@ -102,7 +116,7 @@ func startDoor(t testing.TB) *door {
 	}{
 		{ReceiverFactories()[0], map[string]any{"protocols": map[string]any{
 			"http": map[string]any{"endpoint": otlpAddr, "max_request_body_size": 1 << 20, "middlewares": middlewares},
-			"grpc": map[string]any{"endpoint": grpcAddr, "max_recv_msg_size_mib": 1},
+			"grpc": map[string]any{"endpoint": grpcAddr, "max_recv_msg_size_mib": 1, "middlewares": middlewares},
 		}}},
 		{ReceiverFactories()[1], map[string]any{"endpoint": zipkinAddr, "max_request_body_size": 1 << 20, "middlewares": middlewares}},
 	} {

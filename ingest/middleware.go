@@ -10,12 +10,17 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/extension/extensionmiddleware"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 )
 
 // ExtensionType is the door middleware's type. HTTP receivers list it under
@@ -39,16 +44,51 @@ func createMiddleware(_ context.Context, set extension.Settings, _ component.Con
 	if err != nil {
 		return nil, fmt.Errorf("create rejected requests counter: %w", err)
 	}
-	return &middleware{rejected: rejected}, nil
+	refused, err := m.Int64Counter("spoor_ingest_refused_requests",
+		metric.WithDescription("Requests refused at the door, before their body was read, because Spoor was overloaded, by reason and transport."))
+	if err != nil {
+		return nil, fmt.Errorf("create refused requests counter: %w", err)
+	}
+	return &middleware{rejected: rejected, refused: refused}, nil
 }
 
 type middleware struct {
 	component.StartFunc
 	component.ShutdownFunc
 	rejected metric.Int64Counter
+	refused  metric.Int64Counter
+	// adm is the ingest processor's admission control, handed over when the processor
+	// starts; nil until then (and in configs without the processor).
+	adm atomic.Pointer[admission]
 }
 
-var _ extensionmiddleware.HTTPServer = (*middleware)(nil)
+var (
+	_ extensionmiddleware.HTTPServer = (*middleware)(nil)
+	_ extensionmiddleware.GRPCServer = (*middleware)(nil)
+)
+
+// early reports whether a request must be refused before it is read.
+func (m *middleware) early() (overloadReason, *admission) {
+	a := m.adm.Load()
+	if a == nil {
+		return overloadNone, nil
+	}
+	return a.full(), a
+}
+
+// GetGRPCServerOptions refuses calls while Spoor is full, before their message is
+// read: RESOURCE_EXHAUSTED with RetryInfo, as the processor would answer after
+// decoding it.
+func (m *middleware) GetGRPCServerOptions(context.Context) ([]grpc.ServerOption, error) {
+	return []grpc.ServerOption{grpc.InTapHandle(func(ctx context.Context, _ *tap.Info) (context.Context, error) {
+		reason, a := m.early()
+		if reason == overloadNone {
+			return ctx, nil
+		}
+		m.refused.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", string(reason)), attribute.String("transport", "grpc")))
+		return ctx, a.refusal(reason, 0)
+	})}, nil
+}
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
@@ -61,6 +101,13 @@ func (m *middleware) GetHTTPHandler(context.Context) (extensionmiddleware.WrapHT
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodPost {
 				next.ServeHTTP(w, r)
+				return
+			}
+			if reason, a := m.early(); reason != overloadNone {
+				m.refused.Add(r.Context(), 1, metric.WithAttributes(attribute.String("reason", string(reason)), attribute.String("transport", "http")))
+				w.Header().Set("Retry-After", strconv.Itoa(int((a.retryAfter+time.Second-1)/time.Second)))
+				msg := status.Convert(a.refusal(reason, 0)).Message()
+				m.refuse(r.Context(), w, http.StatusTooManyRequests, "overloaded_"+string(reason), msg)
 				return
 			}
 			buf := bodyPool.Get().(*bytes.Buffer)
@@ -115,6 +162,14 @@ type explainingWriter struct {
 }
 
 func (w *explainingWriter) WriteHeader(status int) {
+	if d := w.rej.overload(); d > 0 && status >= 500 {
+		// The Zipkin receiver answers every retryable error with 500; an overloaded
+		// Spoor says 429 and when to come back, as the OTLP receiver does.
+		status = http.StatusTooManyRequests
+	}
+	if d := w.rej.overload(); d > 0 && status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+	}
 	w.status = status
 	if status >= 400 {
 		ct := w.Header().Get("Content-Type")

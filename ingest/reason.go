@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // rejection carries, from the pipeline back to the HTTP door, why a request was
@@ -11,6 +12,8 @@ import (
 type rejection struct {
 	mu     sync.Mutex
 	reason string
+	// retryAfter is set when the refusal was for overload: the sender should retry.
+	retryAfter time.Duration
 }
 
 type rejectionKey struct{}
@@ -30,6 +33,24 @@ func recordRejection(ctx context.Context, reason string) {
 		}
 		r.mu.Unlock()
 	}
+}
+
+// recordOverload notes that the request of ctx was refused for overload, with the
+// delay the sender should wait.
+func recordOverload(ctx context.Context, reason string, retryAfter time.Duration) {
+	if r, ok := ctx.Value(rejectionKey{}).(*rejection); ok {
+		r.mu.Lock()
+		if r.reason == "" {
+			r.reason, r.retryAfter = reason, retryAfter
+		}
+		r.mu.Unlock()
+	}
+}
+
+func (r *rejection) overload() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.retryAfter
 }
 
 func (r *rejection) get() string {

@@ -17,12 +17,17 @@ const goHeapShare = 0.4
 // twice its live size before the collector runs (measured: 653 MiB peak RSS at 246k
 // spans/s, 478 MiB with the limit, at the same CPU cost within noise).
 func applyMemoryLimit() error {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return nil
-	}
 	limit, err := memoryLimitMiB()
 	if err != nil {
 		return err
+	}
+	// The default config's ingest admission control reads the variable; the default
+	// depends on the machine, so spoor sets it when the user did not.
+	if err := os.Setenv("SPOOR_MEMORY_LIMIT_MIB", strconv.FormatInt(limit, 10)); err != nil {
+		return fmt.Errorf("set SPOOR_MEMORY_LIMIT_MIB: %w", err)
+	}
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return nil
 	}
 	debug.SetMemoryLimit(int64(float64(limit) * goHeapShare * (1 << 20)))
 	return nil
