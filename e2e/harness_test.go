@@ -126,6 +126,13 @@ func startSpoorOn(t *testing.T, ep endpoints, dataDir string, extraEnv ...string
 
 func startSpoorArgs(t *testing.T, ep endpoints, dataDir string, args []string, extraEnv ...string) *spoor {
 	t.Helper()
+	return startSpoorProbe(t, ep, dataDir, args, http.DefaultClient, "http://"+ep.Query+"/healthz", extraEnv...)
+}
+
+// startSpoorProbe starts spoor and waits until healthURL, fetched with client, answers
+// 200 (a spoor serving TLS needs a client that trusts its certificate).
+func startSpoorProbe(t *testing.T, ep endpoints, dataDir string, args []string, client *http.Client, healthURL string, extraEnv ...string) *spoor {
+	t.Helper()
 	s := &spoor{t: t, ep: ep, dataDir: dataDir, logs: &lockedBuffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(spoorBin, args...)
 	s.cmd.Env = append(append(os.Environ(), ep.env(dataDir)...), extraEnv...)
@@ -158,7 +165,7 @@ func startSpoorArgs(t *testing.T, ep endpoints, dataDir string, args []string, e
 			t.Fatalf("spoor exited during start (%v):\n%s", s.waitErr, s.logs.String())
 		default:
 		}
-		resp, err := http.Get("http://" + ep.Query + "/healthz")
+		resp, err := client.Get(healthURL)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

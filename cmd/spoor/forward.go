@@ -35,17 +35,33 @@ const (
 	forwardQueueSpans = 1_000_000
 )
 
-// defaultConfigYAML is the embedded default config with forwarding added for the
-// SPOOR_FORWARD_* variables set in getenv.
+// defaultConfigYAML is the embedded default config with what the environment adds:
+// forwarding for the SPOOR_FORWARD_* variables set, TLS for SPOOR_TLS_* (tls.go).
 func defaultConfigYAML(getenv func(string) string) string {
 	exps := forwardExporters(getenv)
-	if len(exps) == 0 {
+	tls := tlsSettings(getenv)
+	if len(exps) == 0 && tls == nil {
 		return defaultConfig
 	}
 	var doc map[string]any
 	if err := yaml.Unmarshal([]byte(defaultConfig), &doc); err != nil {
 		panic("BUG: embedded config.yaml does not parse: " + err.Error())
 	}
+	if len(exps) > 0 {
+		addForwarding(doc, exps)
+	}
+	if tls != nil {
+		addTLS(doc, tls)
+	}
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		panic("BUG: cannot marshal the default config: " + err.Error())
+	}
+	return string(out)
+}
+
+// addForwarding adds the forwarding pipeline for exps to the default config doc.
+func addForwarding(doc map[string]any, exps []forwardExporter) {
 	extensions := section(doc, "extensions")
 	extensions[forwardStorage] = map[string]any{
 		"directory":        "${env:SPOOR_DATA_DIR:-./data}/forward-queue",
@@ -96,11 +112,6 @@ func defaultConfigYAML(getenv func(string) string) string {
 		"receivers": []any{forwardName},
 		"exporters": names,
 	}
-	out, err := yaml.Marshal(doc)
-	if err != nil {
-		panic("BUG: cannot marshal the default config: " + err.Error())
-	}
-	return string(out)
 }
 
 type forwardExporter struct {

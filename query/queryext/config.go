@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configopaque"
 )
 
 // Config configures the query server.
@@ -22,6 +23,9 @@ type Config struct {
 	// MaxClockSkewAdjust is the largest shift the clock skew adjuster applies to a span;
 	// zero means 1s, a negative duration turns the adjuster off.
 	MaxClockSkewAdjust time.Duration `mapstructure:"max_clock_skew_adjust"`
+	// AuthToken, when set, is required of every request but /healthz: as
+	// `Authorization: Bearer <token>`, or as the spoor_token cookie the /login form sets.
+	AuthToken configopaque.String `mapstructure:"auth_token"`
 }
 
 // Validate checks the configuration.

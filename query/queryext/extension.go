@@ -64,11 +64,15 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	mux.Handle("/spoor/api/", api.Handler())
 	mux.Handle("/", web.Handler())
 
+	var handler http.Handler = mux
+	if e.cfg.AuthToken != "" {
+		handler = withAuth(string(e.cfg.AuthToken), e.cfg.ServerConfig.TLS.HasValue(), mux)
+	}
 	ln, err := e.cfg.ServerConfig.ToListener(ctx)
 	if err != nil {
 		return fmt.Errorf("listen for queries on %s: %w", e.cfg.ServerConfig.NetAddr.Endpoint, err)
 	}
-	srv, err := e.cfg.ServerConfig.ToServer(ctx, host.GetExtensions(), e.telemetry, mux)
+	srv, err := e.cfg.ServerConfig.ToServer(ctx, host.GetExtensions(), e.telemetry, handler)
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("create query server: %w", err)
