@@ -7,7 +7,7 @@ TELEMETRYGEN_VERSION := v0.161.0
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-short test-ui bench bench-ui lint fmt ui ui-deps chromium tools clean
+.PHONY: help build run test test-short test-ui bench bench-ui lint fmt ui ui-deps chromium tools clean fuzz soak
 
 UI_DIR    := web/ui
 CHROMIUM  ?= /usr/bin/chromium
@@ -52,6 +52,18 @@ bench-ui: ui-deps chromium ## UI figures: search page answer time, 10,000-span t
 	$(MAKE) ui
 	$(MAKE) build
 	cd $(UI_DIR) && SPOOR_BIN=$(CURDIR)/$(BIN) CHROMIUM=$(CHROMIUM) node e2e/bench.mjs
+
+FUZZTIME ?= 30s
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s), then list the failures; seed corpora live in each package's testdata/fuzz
+	@failed=""; \
+	for file in $$(git ls-files -co --exclude-standard '*_test.go' | xargs grep -l '^func Fuzz'); do \
+		pkg=./$$(dirname $$file); \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg || failed="$$failed $$pkg:$$target"; \
+		done; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz targets that failed:$$failed"; exit 1; fi
 
 tools: ## install telemetrygen (the load generator of make bench)
 	@test -x $(GOBIN)/telemetrygen || $(GO) install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$(TELEMETRYGEN_VERSION)

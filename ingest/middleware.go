@@ -133,7 +133,7 @@ func (m *middleware) GetHTTPHandler(context.Context) (extensionmiddleware.WrapHT
 			r.Body = io.NopCloser(bytes.NewReader(buf.Bytes()))
 			r.ContentLength = int64(buf.Len())
 			ctx, rej := withRejection(r.Context())
-			ew := &explainingWriter{ResponseWriter: w, rej: rej}
+			ew := &explainingWriter{ResponseWriter: w, rej: rej, ctype: r.Header.Get("Content-Type")}
 			next.ServeHTTP(ew, r.WithContext(ctx))
 			if ew.status >= 400 {
 				m.rejected.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", "refused_by_receiver"),
@@ -156,6 +156,7 @@ func (m *middleware) refuse(ctx context.Context, w http.ResponseWriter, status i
 // or JSON Status) already carry the message and pass unchanged.
 type explainingWriter struct {
 	http.ResponseWriter
+	ctype    string // the request's Content-Type, for messages
 	rej      *rejection
 	status   int
 	replaced bool
@@ -169,6 +170,19 @@ func (w *explainingWriter) WriteHeader(status int) {
 	}
 	if d := w.rej.overload(); d > 0 && status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+	}
+	if status >= 500 && !w.rej.decoded() {
+		// The request failed before its spans reached the pipeline: in decoding, which
+		// is the body's fault. (The OTLP receiver answers 500 when the decoder's error
+		// message is itself not valid UTF-8 and cannot be put into a JSON Status.)
+		w.replaced = true
+		msg := "cannot decode the request body as " + truncateName(w.ctype) + " (malformed, or not valid UTF-8 where text is required)"
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(msg)+1))
+		w.status = http.StatusBadRequest
+		w.ResponseWriter.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w.ResponseWriter, msg+"\n")
+		return
 	}
 	w.status = status
 	if status >= 400 {

@@ -24,7 +24,9 @@ var ProcessorType = component.MustNewType("spoor_ingest")
 // ProcessorFactories returns the processors of the ingest stage.
 func ProcessorFactories() []processor.Factory {
 	return []processor.Factory{
-		processor.NewFactory(ProcessorType, func() component.Config { return &ProcessorConfig{RetryAfter: time.Second} },
+		processor.NewFactory(ProcessorType, func() component.Config {
+			return &ProcessorConfig{RetryAfter: time.Second, Limits: defaultLimits()}
+		},
 			processor.WithTraces(createProcessor, component.StabilityLevelDevelopment)),
 	}
 }
@@ -41,6 +43,8 @@ type ProcessorConfig struct {
 	MaxInflightSpans int64 `mapstructure:"max_inflight_spans"`
 	// RetryAfter is the delay a refused sender is asked to wait (RetryInfo, Retry-After).
 	RetryAfter time.Duration `mapstructure:"retry_after"`
+	// Limits bound what one request may hold.
+	Limits `mapstructure:",squash"`
 }
 
 // Validate checks the configuration.
@@ -51,7 +55,7 @@ func (c *ProcessorConfig) Validate() error {
 	if c.RetryAfter < time.Second {
 		return fmt.Errorf("retry_after %v must be at least 1s (Retry-After counts whole seconds)", c.RetryAfter)
 	}
-	return nil
+	return c.Limits.validate()
 }
 
 func createProcessor(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Traces) (processor.Traces, error) {
@@ -67,7 +71,7 @@ func createProcessor(_ context.Context, set processor.Settings, cfg component.Co
 	if err != nil {
 		return nil, fmt.Errorf("create refused spans counter: %w", err)
 	}
-	v := &validator{next: next, rejected: rejected, refused: refused,
+	v := &validator{next: next, rejected: rejected, refused: refused, limits: c.Limits,
 		adm: newAdmission(c.MemoryLimitMiB, c.MaxInflightSpans, c.RetryAfter)}
 	inflight, err := m.Int64ObservableGauge("spoor_ingest_inflight_spans",
 		metric.WithDescription("Spans accepted and not yet stored."))
@@ -97,6 +101,7 @@ type validator struct {
 	next     consumer.Traces
 	rejected metric.Int64Counter
 	refused  metric.Int64Counter
+	limits   Limits
 	adm      *admission
 	reg      metric.Registration
 	doors    []*middleware
@@ -141,6 +146,7 @@ var (
 )
 
 func (v *validator) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	markSeen(ctx)
 	if err := v.check(ctx, td); err != nil {
 		recordRejection(ctx, err.Error())
 		return consumererror.NewPermanent(status.Error(codes.InvalidArgument, err.Error()))
@@ -163,6 +169,10 @@ func (v *validator) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 // check finds the first invalid span. A request is refused whole: accepting part of it
 // would leave the sender unable to tell which spans to fix and resend.
 func (v *validator) check(ctx context.Context, td ptrace.Traces) error {
+	if e := v.limits.checkLimits(td); e != nil {
+		v.rejected.Add(ctx, int64(td.SpanCount()), e.reason)
+		return e
+	}
 	n := 0
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {

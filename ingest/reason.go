@@ -14,6 +14,9 @@ type rejection struct {
 	reason string
 	// retryAfter is set when the refusal was for overload: the sender should retry.
 	retryAfter time.Duration
+	// seen is set once the request's spans reached the pipeline: a failure without it
+	// happened while the receiver decoded the body.
+	seen bool
 }
 
 type rejectionKey struct{}
@@ -45,6 +48,21 @@ func recordOverload(ctx context.Context, reason string, retryAfter time.Duration
 		}
 		r.mu.Unlock()
 	}
+}
+
+// markSeen notes that the request of ctx was decoded and reached the pipeline.
+func markSeen(ctx context.Context) {
+	if r, ok := ctx.Value(rejectionKey{}).(*rejection); ok {
+		r.mu.Lock()
+		r.seen = true
+		r.mu.Unlock()
+	}
+}
+
+func (r *rejection) decoded() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen
 }
 
 func (r *rejection) overload() time.Duration {
