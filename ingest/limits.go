@@ -92,7 +92,9 @@ func (l Limits) checkSpan(sp ptrace.Span) *limitError {
 	if l.MaxAttributeBytes == 0 {
 		return nil
 	}
-	where := func() string { return fmt.Sprintf("span %s (%q) of trace %s", sp.SpanID(), truncateName(sp.Name()), sp.TraceID()) }
+	where := func() string {
+		return fmt.Sprintf("span %s (%q) of trace %s", sp.SpanID(), truncateName(sp.Name()), sp.TraceID())
+	}
 	if e := l.checkMap(attrs, ""); e != nil {
 		e.msg = where() + ": " + e.msg
 		return e
