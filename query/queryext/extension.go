@@ -60,8 +60,12 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.Handler())
 	mux.Handle("/spoor/", api.Handler())
-	mux.Handle("/healthz", api.Handler())
 	mux.Handle("/spoor/api/", api.Handler())
+	se, err := storageext.GetExtension(host, e.cfg.Storage)
+	if err != nil {
+		return err
+	}
+	mux.Handle("/healthz", storageHealth(se.Guard(), api.Handler()))
 	mux.Handle("/", web.Handler())
 
 	var handler http.Handler = mux

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
@@ -11,8 +12,10 @@ import (
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/spoortrace/spoor/storage"
 	"github.com/spoortrace/spoor/storage/storageext"
@@ -37,6 +40,7 @@ func createDefaultConfig() component.Config {
 type storageExporter struct {
 	cfg    *Config
 	writer storage.Writer
+	guard  *storageext.WriteGuard
 }
 
 func createTraces(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Traces, error) {
@@ -52,11 +56,15 @@ func createTraces(ctx context.Context, set exporter.Settings, cfg component.Conf
 }
 
 func (e *storageExporter) start(_ context.Context, host component.Host) error {
+	ext, err := storageext.GetExtension(host, e.cfg.Storage)
+	if err != nil {
+		return err
+	}
 	st, err := storageext.GetStore(host, e.cfg.Storage)
 	if err != nil {
 		return err
 	}
-	e.writer = st
+	e.writer, e.guard = st, ext.Guard()
 	return nil
 }
 
@@ -64,7 +72,17 @@ func (e *storageExporter) push(ctx context.Context, td ptrace.Traces) error {
 	if e.writer == nil {
 		return errors.New("storage exporter has not started")
 	}
+	if e.guard != nil {
+		if err := e.guard.Check(td.SpanCount()); err != nil {
+			// UNAVAILABLE with a retry delay: HTTP 503 with Retry-After at the OTLP
+			// receiver; SDKs and collectors retry both.
+			return retryable(codes.Unavailable, err.Error(), 5*time.Second)
+		}
+	}
 	err := e.writer.WriteTraces(ctx, td)
+	if e.guard != nil && !storage.IsInvalidInput(err) {
+		e.guard.Done(err)
+	}
 	if err == nil {
 		return nil
 	}
@@ -74,4 +92,13 @@ func (e *storageExporter) push(ctx context.Context, td ptrace.Traces) error {
 		return consumererror.NewPermanent(status.Error(codes.InvalidArgument, err.Error()))
 	}
 	return fmt.Errorf("store spans: %w", err)
+}
+
+// retryable is a gRPC status error with a RetryInfo delay.
+func retryable(code codes.Code, msg string, delay time.Duration) error {
+	st := status.New(code, msg)
+	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)}); err == nil {
+		st = d
+	}
+	return st.Err()
 }

@@ -19,6 +19,14 @@ type Config struct {
 	// traces are dropped before their retention ends. 0 means no cap. Leave room above
 	// it for one value-log file (256 MiB) and the memtables, which cannot be reclaimed.
 	MaxDiskBytes int64 `mapstructure:"max_disk_bytes"`
+	// MinFreeDiskBytes is the free space kept on the data directory's file system
+	// beyond what the store's memory-mapped files may still claim; below it, writes are
+	// refused with a retryable error until space returns (see WriteGuard).
+	MinFreeDiskBytes int64 `mapstructure:"min_free_disk_bytes"`
+	// ValueLogFileSize and MemTableSize size Badger's files (0: the store's defaults,
+	// 256 MiB and 32 MiB); each mapped file is created at twice its size.
+	ValueLogFileSize int64 `mapstructure:"value_log_file_size"`
+	MemTableSize     int64 `mapstructure:"mem_table_size"`
 }
 
 // Validate checks the configuration without touching the disk.
@@ -31,6 +39,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxDiskBytes < 0 {
 		return fmt.Errorf("max_disk_bytes %d is negative: use 0 for no cap", c.MaxDiskBytes)
+	}
+	if c.MinFreeDiskBytes < 0 || c.ValueLogFileSize < 0 || c.MemTableSize < 0 {
+		return errors.New("min_free_disk_bytes, value_log_file_size and mem_table_size must not be negative")
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/otel/metric"
@@ -17,9 +18,11 @@ type Extension struct {
 	cfg       *Config
 	telemetry component.TelemetrySettings
 
-	mu    sync.Mutex
-	store *badgerstore.Store
-	reg   metric.Registration
+	mu       sync.Mutex
+	store    *badgerstore.Store
+	guard    *WriteGuard
+	reg      metric.Registration
+	guardReg metric.Registration
 }
 
 func newExtension(cfg *Config, ts component.TelemetrySettings) *Extension {
@@ -36,8 +39,10 @@ func (e *Extension) Start(_ context.Context, _ component.Host) error {
 	st, err := badgerstore.Open(e.cfg.Directory, badgerstore.Options{
 		Retention:    e.cfg.Retention,
 		NoSyncWrites: !e.cfg.SyncWrites,
-		MaxDiskBytes: e.cfg.MaxDiskBytes,
-		Logger:       e.telemetry.Logger,
+		MaxDiskBytes:     e.cfg.MaxDiskBytes,
+		ValueLogFileSize: e.cfg.ValueLogFileSize,
+		MemTableSize:     e.cfg.MemTableSize,
+		Logger:           e.telemetry.Logger,
 	})
 	if err != nil {
 		return fmt.Errorf("open trace store: %w", err)
@@ -47,7 +52,15 @@ func (e *Extension) Start(_ context.Context, _ component.Host) error {
 		_ = st.Close()
 		return err
 	}
-	e.store, e.reg = st, reg
+	guard := newWriteGuard(e.cfg.Directory, e.cfg.MinFreeDiskBytes)
+	guardReg, err := registerGuardMetrics(e.telemetry.MeterProvider.Meter("github.com/spoortrace/spoor/storage"), guard)
+	if err != nil {
+		_ = reg.Unregister()
+		_ = st.Close()
+		return err
+	}
+	guard.start(time.Second)
+	e.store, e.reg, e.guard, e.guardReg = st, reg, guard, guardReg
 	return nil
 }
 
@@ -62,8 +75,12 @@ func (e *Extension) Shutdown(context.Context) error {
 	if e.reg != nil {
 		errs = append(errs, e.reg.Unregister())
 	}
+	if e.guardReg != nil {
+		errs = append(errs, e.guardReg.Unregister())
+	}
+	e.guard.shutdown()
 	errs = append(errs, e.store.Close())
-	e.store, e.reg = nil, nil
+	e.store, e.reg, e.guard, e.guardReg = nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -74,10 +91,15 @@ func (e *Extension) Store() *badgerstore.Store {
 	return e.store
 }
 
-// GetStore finds the trace store extension id among the host's extensions and returns
-// its open store. Components call it from their Start, which runs after every
-// extension has started.
-func GetStore(host component.Host, id component.ID) (*badgerstore.Store, error) {
+// Guard returns the store's write guard, or nil before Start and after Shutdown.
+func (e *Extension) Guard() *WriteGuard {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.guard
+}
+
+// GetExtension finds the trace store extension id among the host's extensions.
+func GetExtension(host component.Host, id component.ID) (*Extension, error) {
 	ext, ok := host.GetExtensions()[id]
 	if !ok {
 		return nil, fmt.Errorf("trace store extension %q is not configured (add it to service.extensions)", id)
@@ -85,6 +107,17 @@ func GetStore(host component.Host, id component.ID) (*badgerstore.Store, error) 
 	se, ok := ext.(*Extension)
 	if !ok {
 		return nil, fmt.Errorf("extension %q is a %T, not a %s extension", id, ext, Type)
+	}
+	return se, nil
+}
+
+// GetStore finds the trace store extension id among the host's extensions and returns
+// its open store. Components call it from their Start, which runs after every
+// extension has started.
+func GetStore(host component.Host, id component.ID) (*badgerstore.Store, error) {
+	se, err := GetExtension(host, id)
+	if err != nil {
+		return nil, err
 	}
 	st := se.Store()
 	if st == nil {
@@ -163,4 +196,44 @@ func registerMetrics(m metric.Meter, st *badgerstore.Store) (metric.Registration
 		o.ObserveInt64(flushes, s.IndexFlushFailures, metric.WithAttributes(outcomeFailed))
 		return nil
 	}, disk, spans, dropped, reclaimed, passes, passDur, stall, headSpans, segments, flushes)
+}
+
+func registerGuardMetrics(m metric.Meter, g *WriteGuard) (metric.Registration, error) {
+	free, err := m.Int64ObservableGauge("spoor_storage_disk_free_bytes",
+		metric.WithDescription("Free bytes on the data directory's file system."), metric.WithUnit("By"))
+	if err != nil {
+		return nil, fmt.Errorf("create disk free gauge: %w", err)
+	}
+	reserve, err := m.Int64ObservableGauge("spoor_storage_disk_reserve_bytes",
+		metric.WithDescription("Bytes the store's memory-mapped files may still claim on disk."), metric.WithUnit("By"))
+	if err != nil {
+		return nil, fmt.Errorf("create disk reserve gauge: %w", err)
+	}
+	accepting, err := m.Int64ObservableGauge("spoor_storage_accepting_writes",
+		metric.WithDescription("1 while the store takes writes; 0 while it refuses them for lack of disk space."))
+	if err != nil {
+		return nil, fmt.Errorf("create accepting writes gauge: %w", err)
+	}
+	refused, err := m.Int64ObservableCounter("spoor_storage_refused_spans",
+		metric.WithDescription("Spans refused with a retryable error because the disk was too full to write safely."))
+	if err != nil {
+		return nil, fmt.Errorf("create refused spans counter: %w", err)
+	}
+	failures, err := m.Int64ObservableCounter("spoor_storage_write_failures",
+		metric.WithDescription("Store writes that failed (I/O errors and the like; refusals for disk space not included)."))
+	if err != nil {
+		return nil, fmt.Errorf("create write failures counter: %w", err)
+	}
+	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(free, g.free.Load())
+		o.ObserveInt64(reserve, g.reserve.Load())
+		a := int64(1)
+		if g.lowDisk.Load() {
+			a = 0
+		}
+		o.ObserveInt64(accepting, a)
+		o.ObserveInt64(refused, g.refusals.Load())
+		o.ObserveInt64(failures, g.failures.Load())
+		return nil
+	}, free, reserve, accepting, refused, failures)
 }
