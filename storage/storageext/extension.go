@@ -37,8 +37,8 @@ func (e *Extension) Start(_ context.Context, _ component.Host) error {
 		return errors.New("trace store already started")
 	}
 	st, err := badgerstore.Open(e.cfg.Directory, badgerstore.Options{
-		Retention:    e.cfg.Retention,
-		NoSyncWrites: !e.cfg.SyncWrites,
+		Retention:        e.cfg.Retention,
+		NoSyncWrites:     !e.cfg.SyncWrites,
 		MaxDiskBytes:     e.cfg.MaxDiskBytes,
 		ValueLogFileSize: e.cfg.ValueLogFileSize,
 		MemTableSize:     e.cfg.MemTableSize,

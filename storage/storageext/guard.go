@@ -153,4 +153,3 @@ func sparseReserve(dir string) int64 {
 	}
 	return total
 }
-
