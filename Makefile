@@ -65,6 +65,11 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s), then list the fa
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz targets that failed:$$failed"; exit 1; fi
 
+SOAK_DURATION ?= 30m
+SOAK_INTERVAL ?= 1m
+soak: build tools ## not part of make test: spoor demo + telemetrygen against one spoor for SOAK_DURATION (30m), RSS, goroutines, open files and disk every SOAK_INTERVAL
+	$(GO) run ./internal/soak -spoor $(BIN) -telemetrygen $(GOBIN)/telemetrygen -duration $(SOAK_DURATION) -interval $(SOAK_INTERVAL)
+
 tools: ## install telemetrygen (the load generator of make bench)
 	@test -x $(GOBIN)/telemetrygen || $(GO) install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$(TELEMETRYGEN_VERSION)
 

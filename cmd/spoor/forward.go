@@ -36,11 +36,13 @@ const (
 )
 
 // defaultConfigYAML is the embedded default config with what the environment adds:
-// forwarding for the SPOOR_FORWARD_* variables set, TLS for SPOOR_TLS_* (tls.go).
+// forwarding for the SPOOR_FORWARD_* variables set, TLS for SPOOR_TLS_* and pprof for
+// SPOOR_PPROF_ENDPOINT (tls.go).
 func defaultConfigYAML(getenv func(string) string) string {
 	exps := forwardExporters(getenv)
 	tls := tlsSettings(getenv)
-	if len(exps) == 0 && tls == nil {
+	pprof := getenv(envPprof)
+	if len(exps) == 0 && tls == nil && pprof == "" {
 		return defaultConfig
 	}
 	var doc map[string]any
@@ -52,6 +54,9 @@ func defaultConfigYAML(getenv func(string) string) string {
 	}
 	if tls != nil {
 		addTLS(doc, tls)
+	}
+	if pprof != "" {
+		addPprof(doc, pprof)
 	}
 	out, err := yaml.Marshal(doc)
 	if err != nil {

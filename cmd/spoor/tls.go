@@ -35,3 +35,14 @@ func addTLS(doc map[string]any, tls map[string]any) {
 		s["tls"] = tls
 	}
 }
+
+// SPOOR_PPROF_ENDPOINT (host:port), when set, adds the collector's pprof extension
+// there: Go's /debug/pprof for profiles and goroutine counts (make soak reads it).
+const envPprof = "SPOOR_PPROF_ENDPOINT"
+
+// addPprof enables the pprof extension on endpoint.
+func addPprof(doc map[string]any, endpoint string) {
+	section(doc, "extensions")["pprof"] = map[string]any{"endpoint": endpoint}
+	service := section(doc, "service")
+	service["extensions"] = append(list(service, "extensions"), "pprof")
+}
