@@ -131,7 +131,10 @@ func (a *admission) full() overloadReason {
 	if a.memLimit > 0 && a.memory.Load() > a.memLimit {
 		return overloadMemory
 	}
-	if a.maxSpans > 0 && a.inflight.Load() >= a.maxSpans {
+	// Three quarters: requests the door lets in are decoded before admit sees them, and
+	// while they are decoded others finish; refusing at the door a little early spares
+	// decoding requests that admit would refuse anyway.
+	if a.maxSpans > 0 && a.inflight.Load() >= a.maxSpans*3/4 {
 		return overloadInflight
 	}
 	return overloadNone
