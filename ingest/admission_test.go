@@ -96,6 +96,14 @@ func TestAdmissionInflight(t *testing.T) {
 		t.Fatalf("beside it: %q, want inflight", r)
 	}
 	a.release(500)
+	if r := a.full(); r != overloadNone {
+		t.Fatalf("door check with nothing in flight: %q", r)
+	}
+	a.admit(75)
+	if r := a.full(); r != overloadInflight {
+		t.Fatalf("door check at three quarters of the bound: %q, want inflight", r)
+	}
+	a.release(75)
 	if got := a.inflight.Load(); got != 0 {
 		t.Fatalf("in flight %d after every release", got)
 	}

@@ -1,8 +1,11 @@
 package storageext
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -41,5 +44,26 @@ func TestSparseReserve(t *testing.T) {
 	}
 	if h := g.Health(); h != "" {
 		t.Errorf("Health() = %q on a roomy file system", h)
+	}
+}
+
+// TestWriteGuardFailures: a failed write is reported by Health until a write succeeds;
+// a caller giving up (context canceled) is not a disk failure.
+func TestWriteGuardFailures(t *testing.T) {
+	g := newWriteGuard(t.TempDir(), 1<<20)
+	g.Done(context.Canceled)
+	if h := g.Health(); h != "" {
+		t.Errorf("Health after a canceled write = %q, want healthy", h)
+	}
+	g.Done(errors.New("write 000001.vlog: input/output error"))
+	if h := g.Health(); !strings.Contains(h, "input/output error") {
+		t.Errorf("Health after an I/O error = %q", h)
+	}
+	g.Done(nil)
+	if h := g.Health(); h != "" {
+		t.Errorf("Health after a good write = %q, want healthy", h)
+	}
+	if g.failures.Load() != 1 {
+		t.Errorf("failures = %d, want 1", g.failures.Load())
 	}
 }
