@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"go.uber.org/goleak"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -107,4 +108,20 @@ func TestAdmissionInflight(t *testing.T) {
 	if got := a.inflight.Load(); got != 0 {
 		t.Fatalf("in flight %d after every release", got)
 	}
+}
+
+// TestAdmissionStopsSampler: the memory sampler started by Start is gone after
+// Shutdown, which is safe twice and without Start.
+func TestAdmissionStopsSampler(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	idle := newAdmission(64, 0, time.Second)
+	idle.shutdown()
+	a := newAdmission(64, 0, time.Second)
+	a.start()
+	a.start()
+	if a.memory.Load() <= 0 {
+		t.Error("no memory measured at start")
+	}
+	a.shutdown()
+	a.shutdown()
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // TestSparseReserve: the reserve is what Badger's sparse mapped files may still claim —
@@ -66,4 +68,14 @@ func TestWriteGuardFailures(t *testing.T) {
 	if g.failures.Load() != 1 {
 		t.Errorf("failures = %d, want 1", g.failures.Load())
 	}
+}
+
+// TestWriteGuardStops: the guard's measuring goroutine ends with shutdown.
+func TestWriteGuardStops(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	g := newWriteGuard(t.TempDir(), 1<<20)
+	g.start(time.Millisecond)
+	time.Sleep(5 * time.Millisecond)
+	g.shutdown()
+	g.shutdown()
 }
