@@ -40,7 +40,8 @@ func TestQueryAuthToken(t *testing.T) {
 	}
 	base := "http://" + s.ep.Query
 	paths := []string{"/api/services", "/api/traces/" + tid.String(), "/api/traces?service=bad-input-test",
-		"/api/operations?service=bad-input-test", "/api/dependencies", "/", "/index.html", "/api/unknown"}
+		"/api/operations?service=bad-input-test", "/api/dependencies", "/", "/index.html", "/api/unknown",
+		"/spoor/api/v1/openapi.json", "/api/v2/services", "/api/v3/services"}
 	get := func(path, authz string, cookie *http.Cookie) (int, string, http.Header) {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodGet, base+path, nil)
