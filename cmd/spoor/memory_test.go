@@ -25,7 +25,7 @@ func TestMemoryLimit(t *testing.T) {
 
 	t.Setenv("SPOOR_MEMORY_LIMIT_MIB", "")
 	n, err := memoryLimitMiB()
-	if err != nil || n < 256 || n > 1024 {
-		t.Errorf("default memory limit = %d MiB (%v), want within [256, 1024]", n, err)
+	if err != nil || n < 512 || n > 2048 {
+		t.Errorf("default memory limit = %d MiB (%v), want within [512, 2048]", n, err)
 	}
 }
