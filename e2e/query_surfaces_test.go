@@ -149,6 +149,20 @@ func TestQueryClientsReplay(t *testing.T) {
 		}
 	}
 
+	// The service graph comes from the analytics stage, which writes its rollups every
+	// 2 s: wait for the first edges before the clients ask for them.
+	depsDeadline := time.Now().Add(15 * time.Second)
+	for {
+		status, body := httpGet(t, q+"/api/v2/dependencies?endTs="+strconv.FormatInt(time.Now().Add(time.Minute).UnixMilli(), 10)+"&lookback=86400000")
+		if status == http.StatusOK && strings.Contains(string(body), "zk-inventory") {
+			break
+		}
+		if time.Now().After(depsDeadline) {
+			t.Fatalf("no service graph edges after 15 s: %d %s", status, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	t.Run("grafana-zipkin", func(t *testing.T) {
 		var services, spans []string
 		getZipkin("/api/v2/services", &services)

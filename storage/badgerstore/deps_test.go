@@ -204,3 +204,34 @@ func TestDependencyCompactionAndRetention(t *testing.T) {
 		t.Errorf("after restart: %s, want %s", got, want)
 	}
 }
+
+// TestNoDependencies: with counting off, a parent and child of two services make no
+// edge, in memory or on disk; the same writes with it on do (the test can fail).
+func TestNoDependencies(t *testing.T) {
+	now := time.Now()
+	for _, off := range []bool{true, false} {
+		dir := t.TempDir()
+		s, err := Open(dir, Options{NoSyncWrites: true, NoDependencies: off})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.WriteTraces(context.Background(), depBatch(1, now,
+			depSpec{id: 1, service: "gw", kind: ptrace.SpanKindClient},
+			depSpec{id: 2, parent: 1, service: "orders", kind: ptrace.SpanKindServer})); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if s, err = Open(dir, Options{NoSyncWrites: true, NoDependencies: off}); err != nil {
+			t.Fatal(err)
+		}
+		got := deps(t, s, now.Add(time.Minute), time.Hour)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]string{true: "[]", false: "[{gw orders 1 0}]"}[off]; got != want {
+			t.Errorf("NoDependencies=%v: dependencies %s, want %s", off, got, want)
+		}
+	}
+}

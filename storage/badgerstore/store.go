@@ -68,6 +68,10 @@ type Options struct {
 	// DependencyFlushInterval is how often dependency counts are written (default
 	// 10s); a crash loses at most the counts since the last flush.
 	DependencyFlushInterval time.Duration
+	// NoDependencies turns the store's dependency counting off (GetDependencies then
+	// answers from what earlier processes stored): for pipelines whose analytics stage
+	// counts the service graph already.
+	NoDependencies bool
 	// HeadMaxSpans and HeadMaxAge bound the in-memory head of the search index
 	// (index.go): past either, it is flushed as segments (defaults 2^17 spans, 5
 	// minutes). Open re-indexes the blocks of a head lost in a crash, so HeadMaxSpans
@@ -244,7 +248,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, errors.Join(fmt.Errorf("open trace store %q: %w", dir, err), s.closeDB())
 	}
 	s.startRetention()
-	s.startDependencyFlusher()
+	if !opts.NoDependencies {
+		s.startDependencyFlusher()
+	}
 	s.startIndexFlusher()
 	return s, nil
 }

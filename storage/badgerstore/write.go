@@ -255,7 +255,9 @@ func (s *Store) writeBlock(ctx context.Context, w *writeScratch, td ptrace.Trace
 	s.idx.publish(p.seq, ref, len(w.refs), p.posts)
 	s.blocksWritten.Add(1)
 	s.spansWritten.Add(int64(len(w.refs)))
-	s.deps.observe(w, now)
+	if !s.opts.NoDependencies {
+		s.deps.observe(w, now)
+	}
 	s.maybeFlush()
 	return nil
 }
@@ -330,7 +332,9 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 				sum.errors++
 				svcErrors++
 			}
-			w.addDepRec(sp, w.rows[gid].id, r.rs, b)
+			if !s.opts.NoDependencies {
+				w.addDepRec(sp, w.rows[gid].id, r.rs, b)
+			}
 			name := sp.Name()
 			if sp.ParentSpanID().IsEmpty() {
 				sum.offerRoot(st, sp.SpanID(), service, name)

@@ -42,6 +42,7 @@ func (e *Extension) Start(_ context.Context, _ component.Host) error {
 		MaxDiskBytes:     e.cfg.MaxDiskBytes,
 		ValueLogFileSize: e.cfg.ValueLogFileSize,
 		MemTableSize:     e.cfg.MemTableSize,
+		NoDependencies:   !e.cfg.Dependencies,
 		Logger:           e.telemetry.Logger,
 	})
 	if err != nil {

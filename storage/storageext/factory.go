@@ -21,6 +21,8 @@ func createDefaultConfig() component.Config {
 		Directory:  "./data",
 		Retention:  72 * time.Hour,
 		SyncWrites: true,
+		// The fallback graph of stores without the analytics stage.
+		Dependencies: true,
 		// Room for Badger's compactions and a retention pass beyond the mapped files.
 		MinFreeDiskBytes: 64 << 20,
 	}
