@@ -299,7 +299,7 @@ func scanRollups(ctx context.Context, txn *badger.Txn, prefix byte, q storage.Ro
 			*keys = append(*keys, item.KeyCopy(nil))
 		}
 		err := item.Value(func(v []byte) error {
-			r := rollupReader{b: v}
+			r := rollupReader{byteReader{b: v}}
 			n := r.uvarint()
 			for i := uint64(0); i < n && !r.bad; i++ {
 				if !fn(bucket, &r, rr) {
@@ -350,40 +350,8 @@ func appendHistogram(dst []byte, h storage.Histogram) []byte {
 	return dst
 }
 
-type rollupReader struct {
-	b   []byte
-	bad bool
-}
-
-func (r *rollupReader) take(n int) []byte {
-	if r.bad || n < 0 || len(r.b) < n {
-		r.bad = true
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *rollupReader) u8() uint8 {
-	if v := r.take(1); v != nil {
-		return v[0]
-	}
-	return 0
-}
-
-func (r *rollupReader) uvarint() uint64 {
-	if r.bad {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.bad = true
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+// rollupReader is the summary's byteReader with the rollups' own fields.
+type rollupReader struct{ byteReader }
 
 func (r *rollupReader) f64() float64 {
 	if v := r.take(8); v != nil {

@@ -147,7 +147,7 @@ type byteReader struct {
 }
 
 func (r *byteReader) take(n int) []byte {
-	if r.bad || len(r.b) < n {
+	if r.bad || n < 0 || len(r.b) < n {
 		r.bad = true
 		return nil
 	}
