@@ -22,9 +22,7 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
-
+	"github.com/spoortrace/spoor/internal/benchdata"
 	"github.com/spoortrace/spoor/query"
 	"github.com/spoortrace/spoor/storage"
 	"github.com/spoortrace/spoor/storage/badgerstore"
@@ -51,90 +49,19 @@ type options struct {
 	dir, cpuprofile, only                   string
 }
 
-const (
-	batchSpans    = 512
-	spansPerTrace = 5
-	window        = 2 * time.Hour
-	limit         = 20
-)
+const limit = 20
 
-var (
-	methods = []string{"GET", "POST", "PUT", "DELETE"}
-	tiers   = []string{"free", "pro", "enterprise"}
-)
-
-// fill writes o.spans spans over the last two hours: traces of a root and four children
-// across services, 10 attributes per span, 2% of spans failing.
+// fill writes o.spans benchdata spans.
 func fill(ctx context.Context, st *badgerstore.Store, o options) error {
-	rng := rand.New(rand.NewPCG(1, 2))
-	start := time.Now().Add(-window)
+	w := benchdata.New(o.spans, o.services, o.opsPerService, "querybench")
 	for written := 0; written < o.spans; {
-		td := ptrace.NewTraces()
-		at := start.Add(time.Duration(float64(window) * float64(written) / float64(o.spans)))
-		res := map[int]ptrace.SpanSlice{}
-		spansOf := func(s int) ptrace.SpanSlice {
-			if sl, ok := res[s]; ok {
-				return sl
-			}
-			rs := td.ResourceSpans().AppendEmpty()
-			rs.Resource().Attributes().PutStr("service.name", fmt.Sprintf("service-%02d", s))
-			rs.Resource().Attributes().PutStr("host.name", fmt.Sprintf("host-%d", s%7))
-			ss := rs.ScopeSpans().AppendEmpty()
-			ss.Scope().SetName("querybench")
-			res[s] = ss.Spans()
-			return res[s]
-		}
-		for n := 0; n < batchSpans; n += spansPerTrace {
-			var tid pcommon.TraceID
-			putRandom(rng, tid[:])
-			rootSvc := rng.IntN(o.services)
-			traceDur := time.Duration(1+rng.ExpFloat64()*20) * time.Millisecond
-			t0 := at.Add(time.Duration(rng.IntN(1000)) * time.Microsecond)
-			var root pcommon.SpanID
-			for i := 0; i < spansPerTrace; i++ {
-				svc := (rootSvc + i*7) % o.services
-				sp := spansOf(svc).AppendEmpty()
-				var sid pcommon.SpanID
-				putRandom(rng, sid[:])
-				sp.SetTraceID(tid)
-				sp.SetSpanID(sid)
-				if i == 0 {
-					root = sid
-					sp.SetKind(ptrace.SpanKindServer)
-				} else {
-					sp.SetParentSpanID(root)
-					sp.SetKind(ptrace.SpanKindClient)
-				}
-				sp.SetName(fmt.Sprintf("op-%02d-%02d", svc, rng.IntN(o.opsPerService)))
-				s := t0.Add(time.Duration(i) * traceDur / 10)
-				sp.SetStartTimestamp(pcommon.NewTimestampFromTime(s))
-				sp.SetEndTimestamp(pcommon.NewTimestampFromTime(s.Add(traceDur - time.Duration(i)*traceDur/10)))
-				a := sp.Attributes()
-				a.PutStr("http.request.method", methods[rng.IntN(len(methods))])
-				a.PutInt("http.response.status_code", int64([]int{200, 200, 200, 201, 404, 500}[rng.IntN(6)]))
-				a.PutStr("customer.tier", tiers[rng.IntN(len(tiers))])
-				a.PutStr("user.id", fmt.Sprintf("user-%d", rng.IntN(10_000)))
-				for k := 0; k < 6; k++ {
-					a.PutStr(fmt.Sprintf("attr%d", k), fmt.Sprintf("value-%d", k))
-				}
-				if rng.IntN(50) == 0 {
-					sp.Status().SetCode(ptrace.StatusCodeError)
-				}
-			}
-		}
+		td := w.Batch()
 		if err := st.WriteTraces(ctx, td); err != nil {
 			return fmt.Errorf("write: %w", err)
 		}
 		written += td.SpanCount()
 	}
 	return nil
-}
-
-func putRandom(rng *rand.Rand, b []byte) {
-	for i := range b {
-		b[i] = byte(rng.Uint32())
-	}
-	b[len(b)-1] |= 1
 }
 
 func run(o options) error {
@@ -205,7 +132,7 @@ func run(o options) error {
 	svc := func() string { return services[rng.IntN(len(services))] }
 	op := func(s string) string { return ops[s][rng.IntN(len(ops[s]))] }
 	end := time.Now().Add(time.Minute)
-	start := end.Add(-window - time.Hour)
+	start := end.Add(-benchdata.Window - time.Hour)
 	us := func(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
 	ms := func(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 	rfc := func(t time.Time) string { return url.QueryEscape(t.Format(time.RFC3339Nano)) }
@@ -223,7 +150,7 @@ func run(o options) error {
 			return "/api/traces?service=" + url.QueryEscape(s) + "&operation=" + url.QueryEscape(op(s)) + "&start=" + us(start) + "&end=" + us(end) + "&limit=" + n
 		}},
 		{"Jaeger  /api/traces service+tags (1 in 3)", func() string {
-			return "/api/traces?service=" + url.QueryEscape(svc()) + "&tags=" + url.QueryEscape(`{"customer.tier":"`+tiers[rng.IntN(3)]+`"}`) +
+			return "/api/traces?service=" + url.QueryEscape(svc()) + "&tags=" + url.QueryEscape(`{"customer.tier":"`+benchdata.Tiers[rng.IntN(3)]+`"}`) +
 				"&start=" + us(start) + "&end=" + us(end) + "&limit=" + n
 		}},
 		{"Jaeger  /api/v3/traces service", func() string {
@@ -233,11 +160,11 @@ func run(o options) error {
 			return "/api/v3/trace-summaries?query.serviceName=" + url.QueryEscape(svc()) + "&query.startTimeMin=" + rfc(start) + "&query.startTimeMax=" + rfc(end) + "&query.searchDepth=" + n
 		}},
 		{"Zipkin  /api/v2/traces serviceName", func() string {
-			return "/api/v2/traces?serviceName=" + url.QueryEscape(svc()) + "&endTs=" + ms(end) + "&lookback=" + strconv.FormatInt((window+time.Hour).Milliseconds(), 10) + "&limit=" + n
+			return "/api/v2/traces?serviceName=" + url.QueryEscape(svc()) + "&endTs=" + ms(end) + "&lookback=" + strconv.FormatInt((benchdata.Window+time.Hour).Milliseconds(), 10) + "&limit=" + n
 		}},
 		{"Zipkin  /api/v2/traces annotationQuery (1 in 3)", func() string {
-			return "/api/v2/traces?serviceName=" + url.QueryEscape(svc()) + "&annotationQuery=" + url.QueryEscape("customer.tier="+tiers[rng.IntN(3)]) +
-				"&endTs=" + ms(end) + "&lookback=" + strconv.FormatInt((window+time.Hour).Milliseconds(), 10) + "&limit=" + n
+			return "/api/v2/traces?serviceName=" + url.QueryEscape(svc()) + "&annotationQuery=" + url.QueryEscape("customer.tier="+benchdata.Tiers[rng.IntN(3)]) +
+				"&endTs=" + ms(end) + "&lookback=" + strconv.FormatInt((benchdata.Window+time.Hour).Milliseconds(), 10) + "&limit=" + n
 		}},
 		{"Spoor   /spoor/api/v1/search service", func() string {
 			return "/spoor/api/v1/search?service=" + url.QueryEscape(svc()) + "&start=" + rfc(start) + "&end=" + rfc(end) + "&limit=" + n

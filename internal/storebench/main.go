@@ -16,9 +16,9 @@ import (
 	"syscall"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/spoortrace/spoor/internal/benchdata"
 	"github.com/spoortrace/spoor/internal/diskusage"
 	"github.com/spoortrace/spoor/storage"
 	"github.com/spoortrace/spoor/storage/badgerstore"
@@ -49,119 +49,6 @@ type options struct {
 	dir, cpuprofile, writeProfile, tgenProfile       string
 }
 
-const (
-	batchSpans    = 512
-	spansPerTrace = 5
-	window        = 2 * time.Hour // spans start over the last two hours: several buckets
-)
-
-// workload makes telemetrygen-shaped batches: traces of a root and four children across
-// services, 10 attributes per span, of which one has high cardinality.
-type workload struct {
-	o        options
-	rng      *rand.Rand
-	services []string
-	ops      [][]string
-	start    time.Time
-	sample   []pcommon.TraceID // a reservoir of written trace IDs for lookups
-	written  int
-}
-
-func newWorkload(o options) *workload {
-	w := &workload{o: o, rng: rand.New(rand.NewPCG(1, 2)), start: time.Now().Add(-window)}
-	for s := 0; s < o.services; s++ {
-		w.services = append(w.services, fmt.Sprintf("service-%02d", s))
-		var ops []string
-		for p := 0; p < o.opsPerService; p++ {
-			ops = append(ops, fmt.Sprintf("op-%02d-%02d", s, p))
-		}
-		w.ops = append(w.ops, ops)
-	}
-	return w
-}
-
-var (
-	methods = []string{"GET", "POST", "PUT", "DELETE"}
-	tiers   = []string{"free", "pro", "enterprise"}
-)
-
-// batch returns the next batch; its spans start at a time that advances with the
-// number of spans written, so the store fills two hours evenly.
-func (w *workload) batch() ptrace.Traces {
-	td := ptrace.NewTraces()
-	at := w.start.Add(time.Duration(float64(window) * float64(w.written) / float64(w.o.spans)))
-	// One resource per service in the batch, as an SDK per service would send.
-	res := map[int]ptrace.SpanSlice{}
-	spansOf := func(s int) ptrace.SpanSlice {
-		if sl, ok := res[s]; ok {
-			return sl
-		}
-		rs := td.ResourceSpans().AppendEmpty()
-		rs.Resource().Attributes().PutStr("service.name", w.services[s])
-		rs.Resource().Attributes().PutStr("host.name", fmt.Sprintf("host-%d", s%7))
-		ss := rs.ScopeSpans().AppendEmpty()
-		ss.Scope().SetName("storebench")
-		res[s] = ss.Spans()
-		return res[s]
-	}
-	for n := 0; n < batchSpans; n += spansPerTrace {
-		var tid pcommon.TraceID
-		putRandom(w.rng, tid[:])
-		if len(w.sample) < 100_000 {
-			w.sample = append(w.sample, tid)
-		} else if i := w.rng.IntN(w.written/spansPerTrace + 1); i < len(w.sample) {
-			w.sample[i] = tid
-		}
-		rootSvc := w.rng.IntN(len(w.services))
-		traceDur := time.Duration(1+w.rng.ExpFloat64()*20) * time.Millisecond
-		t0 := at.Add(time.Duration(w.rng.IntN(1000)) * time.Microsecond)
-		var root pcommon.SpanID
-		for i := 0; i < spansPerTrace; i++ {
-			svc := rootSvc
-			if i > 0 {
-				svc = (rootSvc + i*7) % len(w.services)
-			}
-			sp := spansOf(svc).AppendEmpty()
-			var sid pcommon.SpanID
-			putRandom(w.rng, sid[:])
-			sp.SetTraceID(tid)
-			sp.SetSpanID(sid)
-			if i == 0 {
-				root = sid
-				sp.SetKind(ptrace.SpanKindServer)
-			} else {
-				sp.SetParentSpanID(root)
-				sp.SetKind(ptrace.SpanKindClient)
-			}
-			sp.SetName(w.ops[svc][w.rng.IntN(len(w.ops[svc]))])
-			start := t0.Add(time.Duration(i) * traceDur / 10)
-			dur := traceDur - time.Duration(i)*traceDur/10
-			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
-			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(dur)))
-			a := sp.Attributes()
-			a.PutStr("http.request.method", methods[w.rng.IntN(len(methods))])
-			a.PutInt("http.response.status_code", int64([]int{200, 200, 200, 201, 404, 500}[w.rng.IntN(6)]))
-			a.PutStr("customer.tier", tiers[w.rng.IntN(len(tiers))])
-			a.PutStr("user.id", fmt.Sprintf("user-%d", w.rng.IntN(10_000)))
-			for k := 0; k < 6; k++ {
-				a.PutStr(fmt.Sprintf("attr%d", k), fmt.Sprintf("value-%d", k))
-			}
-			if w.rng.IntN(50) == 0 {
-				sp.Status().SetCode(ptrace.StatusCodeError)
-			}
-		}
-	}
-	w.written += td.SpanCount()
-	return td
-}
-
-func putRandom(rng *rand.Rand, b []byte) {
-	for i := range b {
-		b[i] = byte(rng.Uint32())
-	}
-	b[len(b)-1] |= 1
-}
-
 func run(o options) error {
 	dir := o.dir
 	if dir == "" {
@@ -172,9 +59,9 @@ func run(o options) error {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	w := newWorkload(o)
+	w := benchdata.New(o.spans, o.services, o.opsPerService, "storebench")
 	fmt.Printf("spoor trace store benchmark: %d spans, %d services, %d operations, 10 attributes per span, traces of %d spans\n",
-		o.spans, o.services, o.services*o.opsPerService, spansPerTrace)
+		o.spans, o.services, o.services*o.opsPerService, benchdata.SpansPerTrace)
 
 	// Build the batches first: the write phase measures the store, not the generator.
 	ctx := context.Background()
@@ -199,8 +86,8 @@ func run(o options) error {
 	prev := runtime.GOMAXPROCS(1) // "on one core": Badger's own goroutines share it
 	for spans < o.spans {
 		var batches []ptrace.Traces
-		for i := 0; i < 64 && spans+len(batches)*batchSpans < o.spans; i++ {
-			batches = append(batches, w.batch())
+		for i := 0; i < 64 && spans+len(batches)*benchdata.BatchSpans < o.spans; i++ {
+			batches = append(batches, w.Batch())
 		}
 		cpu0, t0 := cpuTime(), time.Now()
 		for _, td := range batches {
@@ -240,25 +127,25 @@ func run(o options) error {
 
 	rng := rand.New(rand.NewPCG(3, 4))
 	end := time.Now().Add(time.Minute)
-	begin := end.Add(-window - time.Hour)
+	begin := end.Add(-benchdata.Window - time.Hour)
 	kinds := []struct {
 		name string
 		q    func() storage.TraceQuery
 	}{
 		{"service", func() storage.TraceQuery {
-			return storage.TraceQuery{ServiceName: w.services[rng.IntN(len(w.services))]}
+			return storage.TraceQuery{ServiceName: w.Services[rng.IntN(len(w.Services))]}
 		}},
 		{"service + operation", func() storage.TraceQuery {
-			s := rng.IntN(len(w.services))
-			return storage.TraceQuery{ServiceName: w.services[s], OperationName: w.ops[s][rng.IntN(len(w.ops[s]))]}
+			s := rng.IntN(len(w.Services))
+			return storage.TraceQuery{ServiceName: w.Services[s], OperationName: w.Ops[s][rng.IntN(len(w.Ops[s]))]}
 		}},
 		{"service + attribute (user.id, 1 in 10,000)", func() storage.TraceQuery {
-			return storage.TraceQuery{ServiceName: w.services[rng.IntN(len(w.services))],
+			return storage.TraceQuery{ServiceName: w.Services[rng.IntN(len(w.Services))],
 				Attributes: map[string]string{"user.id": fmt.Sprintf("user-%d", rng.IntN(10_000))}}
 		}},
 		{"service + attribute (customer.tier, 1 in 3)", func() storage.TraceQuery {
-			return storage.TraceQuery{ServiceName: w.services[rng.IntN(len(w.services))],
-				Attributes: map[string]string{"customer.tier": tiers[rng.IntN(len(tiers))]}}
+			return storage.TraceQuery{ServiceName: w.Services[rng.IntN(len(w.Services))],
+				Attributes: map[string]string{"customer.tier": benchdata.Tiers[rng.IntN(len(benchdata.Tiers))]}}
 		}},
 	}
 	kinds = append(kinds, extraSearches(w, rng)...)
@@ -293,15 +180,15 @@ func run(o options) error {
 
 	lat := make([]time.Duration, 0, o.lookups)
 	for i := 0; i < o.lookups; i++ {
-		id := w.sample[rng.IntN(len(w.sample))]
+		id := w.Sample[rng.IntN(len(w.Sample))]
 		t0 := time.Now()
 		td, err := st.GetTrace(ctx, id)
 		if err != nil {
 			return fmt.Errorf("get trace %s: %w", id, err)
 		}
 		lat = append(lat, time.Since(t0))
-		if td.SpanCount() != spansPerTrace {
-			return fmt.Errorf("trace %s has %d spans, want %d", id, td.SpanCount(), spansPerTrace)
+		if td.SpanCount() != benchdata.SpansPerTrace {
+			return fmt.Errorf("trace %s has %d spans, want %d", id, td.SpanCount(), benchdata.SpansPerTrace)
 		}
 	}
 	slices.Sort(lat)
