@@ -68,7 +68,7 @@ func tgenPhase(spans int, profile string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	st, err := badgerstore.Open(dir, badgerstore.Options{})
+	st, err := badgerstore.Open(dir, storeOptions)
 	if err != nil {
 		return err
 	}

@@ -79,6 +79,28 @@ func TestDeleteTrace(t *testing.T) {
 	}
 	defer s.Close()
 	check(s, "after restart")
+
+	// Spans sent for the deleted trace afterwards bring it back with those spans only.
+	late := ptrace.NewTraces()
+	lrs := late.ResourceSpans().AppendEmpty()
+	lrs.Resource().Attributes().PutStr("service.name", "late-svc")
+	sp := lrs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetTraceID(ids[0])
+	sp.SetSpanID(pcommon.SpanID{9, 9})
+	sp.SetName("late-op")
+	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Second)))
+	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(2 * time.Second)))
+	if err := s.WriteTraces(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	back, err := s.GetTrace(ctx, ids[0])
+	if err != nil || back.SpanCount() != 1 {
+		t.Fatalf("GetTrace after late spans: %d spans, %v; want the 1 late span", back.SpanCount(), err)
+	}
+	sum, err := s.GetTraceSummary(ctx, ids[0])
+	if err != nil || sum.SpanCount != 1 || len(sum.Services) != 1 || sum.Services[0].Name != "late-svc" {
+		t.Fatalf("GetTraceSummary after late spans: %+v, %v; want 1 span of late-svc", sum, err)
+	}
 }
 
 // TestReadValueRereadsOnce: a value that does not decode is read again in a fresh

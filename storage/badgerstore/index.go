@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/klauspost/compress/s2"
 )
 
 // The search index (FORMAT.md, "Search index: head and segments"). Postings — one per
@@ -24,6 +25,10 @@ import (
 const (
 	// segPageTarget is the size at which a segment page is cut (at a posting boundary).
 	segPageTarget = 32 << 10
+	// tracePageTarget is the page size of trace summary fragments: a trace lookup reads
+	// (and decompresses) one such page per segment that may hold the trace, so they are
+	// kept small.
+	tracePageTarget = 4 << 10
 	// segMergeFanIn segments of one level of one bucket merge into one of the next level.
 	segMergeFanIn = 8
 	// defaultHeadMaxSpans and defaultHeadMaxAge bound the head: its memory, and the spans
@@ -56,6 +61,7 @@ type postingOut struct {
 	field    uint64
 	maxStart uint64
 	val      []byte
+	trace    bool // a trace's summary fragment (field type 0x05)
 }
 
 type headRec struct {
@@ -65,6 +71,7 @@ type headRec struct {
 	block    int32 // into headIndex.blocks
 	prev     int32 // previous record of the same (field, bucket), -1 at the end
 	off, n   uint32
+	trace    bool
 }
 
 type headBlock struct {
@@ -75,6 +82,7 @@ type headBlock struct {
 // headIndex holds the postings of recent blocks in memory. Records and bytes are only
 // appended; a flushed head is replaced, never reset, so a reader may keep slices of it.
 type headIndex struct {
+	buckets []uint32 // distinct buckets of recs
 	recs    []headRec
 	last    fieldTable
 	arena   []byte
@@ -94,6 +102,9 @@ func (h *headIndex) add(seq uint64, ref blockRef, spans int, posts []postingOut)
 	h.spans += spans
 	h.maxSeq = max(h.maxSeq, seq)
 	for _, p := range posts {
+		if n := len(h.buckets); n == 0 || h.buckets[n-1] != p.bucket {
+			h.noteBucket(p.bucket)
+		}
 		k := fieldKey{hash: p.field, bucket: p.bucket}
 		prev, ok := h.last.get(k)
 		if !ok {
@@ -102,8 +113,20 @@ func (h *headIndex) add(seq uint64, ref blockRef, spans int, posts []postingOut)
 		off := uint32(len(h.arena))
 		h.arena = append(h.arena, p.val...)
 		h.last.put(k, int32(len(h.recs)))
-		h.recs = append(h.recs, headRec{field: p.field, maxStart: p.maxStart, bucket: p.bucket, block: bi, prev: prev, off: off, n: uint32(len(p.val))})
+		h.recs = append(h.recs, headRec{field: p.field, maxStart: p.maxStart, bucket: p.bucket, block: bi, prev: prev, off: off, n: uint32(len(p.val)), trace: p.trace})
 	}
+}
+
+// noteBucket adds b to the head's buckets (a handful: the current hour and late spans').
+// The bucket just added is kept last, as the cheap check in add expects.
+func (h *headIndex) noteBucket(b uint32) {
+	for i, o := range h.buckets {
+		if o == b {
+			h.buckets[i], h.buckets[len(h.buckets)-1] = h.buckets[len(h.buckets)-1], b
+			return
+		}
+	}
+	h.buckets = append(h.buckets, b)
 }
 
 // collect appends the head's postings of field in bucket b to dst.
@@ -125,9 +148,14 @@ type segment struct {
 	level    uint8
 	maxStart uint64
 	blocks   []headBlock
-	first    []uint64 // per page, its first field
-	bytes    int      // postings bytes, for merge decisions and metrics
+	first    []uint64    // per posting page, its first field
+	tfirst   []uint64    // per trace page (numbered after the posting pages), its first field
+	bytes    int         // postings bytes, for merge decisions and metrics
+	bloom    bloomFilter // of the trace fields
 }
+
+// pages is the number of pages of sg: posting pages, then trace pages.
+func (sg *segment) pages() int { return len(sg.first) + len(sg.tfirst) }
 
 // index is the store's search index: the head being filled, heads being flushed, and
 // the segment directories by bucket.
@@ -264,7 +292,11 @@ func (sg *segment) appendDir(dst []byte) []byte {
 	for _, f := range sg.first {
 		dst = binary.BigEndian.AppendUint64(dst, f)
 	}
-	return dst
+	dst = binary.AppendUvarint(dst, uint64(len(sg.tfirst)))
+	for _, f := range sg.tfirst {
+		dst = binary.BigEndian.AppendUint64(dst, f)
+	}
+	return sg.bloom.appendTo(dst)
 }
 
 var errBadSegment = errors.New("segment directory truncated or malformed")
@@ -296,6 +328,15 @@ func decodeSegDir(key, val []byte) (*segment, error) {
 	for i := range sg.first {
 		sg.first[i] = r.u64()
 	}
+	nt := r.uvarint()
+	if nt > uint64(len(r.b))/8 {
+		return nil, fmt.Errorf("segment directory %x: %w", key, errBadSegment)
+	}
+	sg.tfirst = make([]uint64, nt)
+	for i := range sg.tfirst {
+		sg.tfirst[i] = r.u64()
+	}
+	sg.bloom.decode(&r)
 	if r.bad || len(r.b) != 0 {
 		return nil, fmt.Errorf("segment directory %x: %w", key, errBadSegment)
 	}
@@ -309,6 +350,7 @@ type segEntry struct {
 	hash     uint64 // block hash, the tie-break of comparePosting
 	block    uint32 // into the segment's blocks
 	val      []byte
+	trace    bool
 }
 
 func compareSegEntry(a, b segEntry) int {
@@ -325,7 +367,7 @@ func compareSegEntry(a, b segEntry) int {
 // byteLen uvarint | n × (block uvarint | prevMax - maxStart uvarint | len uvarint | val);
 // a field may continue on the next page. It returns the pages and each page's first
 // field.
-func encodePages(ents []segEntry, segMax uint64) (pages [][]byte, first []uint64) {
+func encodePages(ents []segEntry, segMax uint64, target int) (pages [][]byte, first []uint64) {
 	var (
 		page     []byte
 		body     []byte
@@ -361,7 +403,7 @@ func encodePages(ents []segEntry, segMax uint64) (pages [][]byte, first []uint64
 		if inField && e.field != field {
 			flushField()
 		}
-		if len(page)+len(body) >= segPageTarget {
+		if len(page)+len(body) >= target {
 			flushField()
 			flushPage()
 		}
@@ -423,21 +465,41 @@ func pagePostings(sg *segment, page []byte, field uint64, dst []posting) ([]post
 	return dst, nil
 }
 
-// pagesOf returns the page range [lo, hi) of sg that may hold field.
-func (sg *segment) pagesOf(field uint64) (lo, hi int) {
-	hi = sort.Search(len(sg.first), func(i int) bool { return sg.first[i] > field })
-	lo = sort.Search(len(sg.first), func(i int) bool { return sg.first[i] >= field })
+// pagesOf returns the range [lo, hi) of the pages whose first fields are first that may
+// hold field.
+func pagesOf(first []uint64, field uint64) (lo, hi int) {
+	hi = sort.Search(len(first), func(i int) bool { return first[i] > field })
+	lo = sort.Search(len(first), func(i int) bool { return first[i] >= field })
 	if lo > 0 {
 		lo-- // the field may start at the end of the page before
 	}
 	return lo, hi
 }
 
+// segFragments appends the summary fragments of trace field f in segment sg to dst.
+func (s *Store) segFragments(txn *badger.Txn, sg *segment, f uint64, dst []posting) ([]posting, error) {
+	var key [17]byte
+	lo, hi := pagesOf(sg.tfirst, f)
+	for p := lo; p < hi; p++ {
+		page, found, err := s.readSegPage(txn, appendSegPageKey(key[:0], sg.bucket, sg.id, uint32(len(sg.first)+p)))
+		if err != nil {
+			return dst, err
+		}
+		if !found {
+			return dst, nil // dropped by retention under the read
+		}
+		if dst, err = pagePostings(sg, page, f, dst); err != nil {
+			return dst, fmt.Errorf("segment page %x: %w", key, err)
+		}
+	}
+	return dst, nil
+}
+
 // segPostings appends the postings of the fields in segment sg to dst, read in txn.
 func (s *Store) segPostings(txn *badger.Txn, sg *segment, fields []uint64, dst []posting) ([]posting, error) {
 	var key [17]byte
 	for _, f := range fields {
-		lo, hi := sg.pagesOf(f)
+		lo, hi := pagesOf(sg.first, f)
 		for p := lo; p < hi; p++ {
 			page, found, err := s.readSegPage(txn, appendSegPageKey(key[:0], sg.bucket, sg.id, uint32(p)))
 			if err != nil {
@@ -459,11 +521,15 @@ func (s *Store) segPostings(txn *badger.Txn, sg *segment, fields []uint64, dst [
 func (s *Store) readSegPage(txn *badger.Txn, key []byte) ([]byte, bool, error) {
 	var page []byte
 	found, err := s.readValue(txn, key, func(v []byte) error {
-		if len(v) == 0 || v[0] != codecZstdPage {
+		var err error
+		switch {
+		case len(v) > 0 && v[0] == codecZstdPage:
+			page, err = s.dec.DecodeAll(v[1:], nil)
+		case len(v) > 0 && v[0] == codecS2Page:
+			page, err = s2.Decode(nil, v[1:])
+		default:
 			return fmt.Errorf("unknown segment page codec (value starts %x)", v[:min(len(v), 1)])
 		}
-		var err error
-		page, err = s.dec.DecodeAll(v[1:], nil)
 		return err
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/klauspost/compress/s2"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 )
@@ -20,22 +21,22 @@ import (
 type indexState struct {
 	heads []*headIndex
 	segs  map[uint32][]*segment
-	seq   uint64 // the highest block sequence handed out
+	seq   uint64 // the index watermark: every block at or below it is published
 }
 
-// begin starts a read transaction together with the index state it may read.
-func (s *Store) begin(lo, hi uint32) (*badger.Txn, *indexState) {
+// begin starts a read transaction together with the index state it may read: every
+// bucket's segments, since a trace's summary fragments may lie in any bucket.
+func (s *Store) begin() (*badger.Txn, *indexState) {
 	x := &s.idx
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	txn := s.db.NewTransaction(false)
-	st := &indexState{heads: append([]*headIndex{x.head}, x.flushing...), segs: map[uint32][]*segment{}}
+	st := &indexState{heads: append([]*headIndex{x.head}, x.flushing...), segs: make(map[uint32][]*segment, len(x.segs))}
 	for b, list := range x.segs {
-		if b >= lo && b <= hi {
-			st.segs[b] = list // never modified in place: addSegments replaces the slice
-		}
+		st.segs[b] = list // never modified in place: install replaces the slice
 	}
-	st.seq = x.lastSeq()
+	// Every block at or below the watermark is published (FORMAT.md, cursors).
+	st.seq = x.watermark()
 	return txn, st
 }
 
@@ -130,7 +131,7 @@ func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
 				}
 				sg.maxStart = max(sg.maxStart, r.maxStart)
 				ents = append(ents, segEntry{field: f, maxStart: r.maxStart, hash: h.blocks[r.block].ref.hash,
-					block: uint32(blockIdx[r.block]), val: h.arena[r.off : r.off+r.n]})
+					block: uint32(blockIdx[r.block]), val: h.arena[r.off : r.off+r.n], trace: r.trace})
 				ri = r.prev
 			}
 			if chain := ents[start:]; !slices.IsSortedFunc(chain, compareSegEntry) {
@@ -147,8 +148,32 @@ func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
 
 // writeSegment writes the entries, sorted by compareSegEntry, as sg's pages.
 func (s *Store) writeSegment(sg *segment, ents []segEntry) error {
-	pages, first := encodePages(ents, sg.maxStart)
-	sg.first = first
+	// Postings in pages of segPageTarget, then the trace fields' summary fragments in
+	// small pages of their own, with a Bloom filter of the trace fields.
+	var posts, traces []segEntry
+	for _, e := range ents {
+		if e.trace {
+			traces = append(traces, e)
+		} else {
+			posts = append(posts, e)
+		}
+	}
+	pages, first := encodePages(posts, sg.maxStart, segPageTarget)
+	tpages, tfirst := encodePages(traces, sg.maxStart, tracePageTarget)
+	sg.first, sg.tfirst = first, tfirst
+	pages = append(pages, tpages...)
+	distinct := 0
+	for i := range traces {
+		if i == 0 || traces[i].field != traces[i-1].field {
+			distinct++
+		}
+	}
+	sg.bloom = newBloom(distinct)
+	for i := range traces {
+		if i == 0 || traces[i].field != traces[i-1].field {
+			sg.bloom.add(traces[i].field)
+		}
+	}
 	exp := s.expiresAt(time.Now())
 	var batch []*badger.Entry
 	size := int64(0)
@@ -175,9 +200,15 @@ func (s *Store) writeSegment(sg *segment, ents []segEntry) error {
 	}
 	for i, pg := range pages {
 		// Pages compress about 3:1 (varints, repeated small numbers); the field hashes
-		// do not.
-		val := s.enc.EncodeAll(pg, make([]byte, 1, len(pg)/2+16))
-		val[0] = codecZstdPage
+		// do not. Trace pages, read one per trace lookup, use S2: decoding a 4 KiB zstd
+		// page cost a search several times what reading its summaries used to.
+		var val []byte
+		if i < len(first) {
+			val = s.enc.EncodeAll(pg, make([]byte, 1, len(pg)/2+16))
+			val[0] = codecZstdPage
+		} else {
+			val = append([]byte{codecS2Page}, s2.EncodeBetter(nil, pg)...)
+		}
 		sg.bytes += len(val)
 		batch = append(batch, &badger.Entry{Key: appendSegPageKey(nil, sg.bucket, sg.id, uint32(i)), Value: val, ExpiresAt: exp})
 		size += int64(len(val)) + 64
@@ -285,7 +316,7 @@ func (s *Store) mergeSegments(group []*segment) error {
 		var key [17]byte
 		for _, sg := range group {
 			merged.maxStart = max(merged.maxStart, sg.maxStart)
-			for p := range sg.first {
+			for p := range sg.pages() {
 				v, found, err := s.readSegPage(txn, appendSegPageKey(key[:0], sg.bucket, sg.id, uint32(p)))
 				if err != nil {
 					return err
@@ -293,7 +324,7 @@ func (s *Store) mergeSegments(group []*segment) error {
 				if !found {
 					continue
 				}
-				if ents, err = pageEntries(sg, v, merged, blockIdx, ents); err != nil {
+				if ents, err = pageEntries(sg, v, merged, blockIdx, ents, p >= len(sg.first)); err != nil {
 					return fmt.Errorf("segment page %x: %w", key, err)
 				}
 			}
@@ -318,7 +349,7 @@ func (s *Store) mergeSegments(group []*segment) error {
 
 // pageEntries appends every posting of a page of sg to ents, renumbering blocks into
 // merged's block table.
-func pageEntries(sg *segment, page []byte, merged *segment, blockIdx map[blockRef]uint32, ents []segEntry) ([]segEntry, error) {
+func pageEntries(sg *segment, page []byte, merged *segment, blockIdx map[blockRef]uint32, ents []segEntry, trace bool) ([]segEntry, error) {
 	r := byteReader{b: page}
 	nf := r.uvarint()
 	for i := uint64(0); i < nf && !r.bad; i++ {
@@ -343,7 +374,7 @@ func pageEntries(sg *segment, page []byte, merged *segment, blockIdx map[blockRe
 				blockIdx[blk.ref] = mi
 				merged.blocks = append(merged.blocks, blk)
 			}
-			ents = append(ents, segEntry{field: f, maxStart: prevMax, hash: blk.ref.hash, block: mi, val: br.take(int(l))})
+			ents = append(ents, segEntry{field: f, maxStart: prevMax, hash: blk.ref.hash, block: mi, val: br.take(int(l)), trace: trace})
 		}
 		if br.bad {
 			return ents, errBadSegment
@@ -358,7 +389,7 @@ func pageEntries(sg *segment, page []byte, merged *segment, blockIdx map[blockRe
 func (s *Store) deletePages(group []*segment) error {
 	var keys [][]byte
 	for _, sg := range group {
-		for p := range sg.first {
+		for p := range sg.pages() {
 			keys = append(keys, appendSegPageKey(nil, sg.bucket, sg.id, uint32(p)))
 		}
 	}

@@ -167,14 +167,14 @@ func TestSegmentPagesRoundTrip(t *testing.T) {
 		}
 	}
 	slices.SortFunc(ents, compareSegEntry)
-	pages, first := encodePages(ents, sg.maxStart)
+	pages, first := encodePages(ents, sg.maxStart, segPageTarget)
 	sg.first = first
 	if len(pages) < 3 {
 		t.Fatalf("%d pages; the test wants a field spanning pages", len(pages))
 	}
 	for field, w := range want {
 		slices.SortFunc(w, comparePosting)
-		lo, hi := sg.pagesOf(field)
+		lo, hi := pagesOf(sg.first, field)
 		var got []posting
 		for p := lo; p < hi; p++ {
 			var err error
@@ -192,7 +192,7 @@ func TestSegmentPagesRoundTrip(t *testing.T) {
 		}
 	}
 	// A field that is not there reads nothing.
-	lo, hi := sg.pagesOf(12345)
+	lo, hi := pagesOf(sg.first, 12345)
 	for p := lo; p < hi; p++ {
 		got, err := pagePostings(sg, pages[p], 12345, nil)
 		if err != nil || len(got) != 0 {
@@ -230,4 +230,105 @@ func TestFieldTableAgreesWithMap(t *testing.T) {
 	if n != len(want) {
 		t.Fatalf("all visited %d keys, want %d", n, len(want))
 	}
+}
+
+// TestBloom: no false negatives, and about 1% false positives at 10 bits per key.
+func TestBloom(t *testing.T) {
+	const n = 20000
+	b := newBloom(n)
+	var h fieldHasher
+	for i := range n {
+		b.add(h.trace(pcommon.TraceID{byte(i), byte(i >> 8), byte(i >> 16), 1}))
+	}
+	for i := range n {
+		if !b.mayContain(h.trace(pcommon.TraceID{byte(i), byte(i >> 8), byte(i >> 16), 1})) {
+			t.Fatalf("key %d added but not found", i)
+		}
+	}
+	fp := 0
+	for i := range n {
+		if b.mayContain(h.trace(pcommon.TraceID{byte(i), byte(i >> 8), byte(i >> 16), 2})) {
+			fp++
+		}
+	}
+	if rate := float64(fp) / n; rate > 0.025 {
+		t.Fatalf("false positive rate %.3f, want about 0.01", rate)
+	}
+	// Round trip through a segment directory.
+	r := byteReader{b: b.appendTo(nil)}
+	var again bloomFilter
+	again.decode(&r)
+	if r.bad || len(r.b) != 0 || !slices.Equal(again.words, b.words) {
+		t.Fatalf("bloom filter did not round-trip")
+	}
+	if !(bloomFilter{}).mayContain(42) {
+		t.Fatalf("an empty filter must say maybe")
+	}
+}
+
+// TestSummaryAcrossBucketsAndSegments: a trace's fragments in an older bucket's segment
+// and in the head (a later bucket) merge into one summary, before and after a restart.
+func TestSummaryAcrossBucketsAndSegments(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(dir, Options{NoSyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := pcommon.TraceID{7, 7, 7}
+	batch := func(svc string, start time.Time, n int, spanByte byte) ptrace.Traces {
+		td := ptrace.NewTraces()
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", svc)
+		spans := rs.ScopeSpans().AppendEmpty().Spans()
+		for k := range n {
+			sp := spans.AppendEmpty()
+			sp.SetTraceID(id)
+			sp.SetSpanID(pcommon.SpanID{spanByte, byte(k + 1)})
+			if k > 0 || spanByte != 1 {
+				sp.SetParentSpanID(pcommon.SpanID{1, 1})
+			}
+			sp.SetName(svc + "-op")
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Millisecond)))
+		}
+		return td
+	}
+	early := time.Now().Add(-3 * time.Hour).Truncate(time.Hour).Add(time.Minute)
+	if err := s.WriteTraces(ctx, batch("a", early, 3, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.flushHead(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats().Index; st.Segments == 0 || st.HeadSpans != 0 {
+		t.Fatalf("after flush: %+v, want the spans in a segment", st)
+	}
+	late := time.Now().Add(-time.Minute)
+	if err := s.WriteTraces(ctx, batch("b", late, 2, 2)); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		sum, err := s.GetTraceSummary(ctx, id)
+		if err != nil || sum.SpanCount != 5 || len(sum.Services) != 2 || sum.RootService != "a" {
+			t.Fatalf("%s: summary %+v, %v; want 5 spans of a and b, root in a", when, sum, err)
+		}
+		if d := sum.Duration; d < late.Sub(early) {
+			t.Fatalf("%s: trace duration %s, want at least %s", when, d, late.Sub(early))
+		}
+		td, err := s.GetTrace(ctx, id)
+		if err != nil || td.SpanCount() != 5 {
+			t.Fatalf("%s: GetTrace = %d spans, %v", when, td.SpanCount(), err)
+		}
+	}
+	check("head and segment")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, Options{NoSyncWrites: true}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	check("after restart")
 }

@@ -8,13 +8,13 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
-// Key prefixes and constants of schema version 4 (storage/FORMAT.md).
+// Key prefixes and constants of schema version 5 (storage/FORMAT.md).
 const (
 	prefixMeta      byte = 0x00
 	prefixBlock     byte = 0x01
-	prefixSummary   byte = 0x02
 	prefixTable     byte = 0x03
 	prefixLog       byte = 0x04
+	prefixTombstone byte = 0x05
 	prefixSegPage   byte = 0x11
 	prefixSegDir    byte = 0x12
 	prefixService   byte = 0x20
@@ -26,17 +26,19 @@ const (
 	metaBucketWidth   byte = 0x02
 	metaIndexedSeq    byte = 0x03
 
-	schemaVersion uint32 = 4
+	schemaVersion uint32 = 5
 	bucketWidth          = time.Hour
 
 	codecZstdProto byte = 1
 	codecZstdPage  byte = 1
+	codecS2Page    byte = 2
 
 	fieldAll       byte = 0x00
 	fieldService   byte = 0x01
 	fieldOperation byte = 0x02
 	fieldAttribute byte = 0x03
 	fieldError     byte = 0x04
+	fieldTrace     byte = 0x05
 
 	// maxIndexedValue keeps unbounded attribute values out of the index: they are
 	// still searchable, through another index and verification.
@@ -44,9 +46,8 @@ const (
 	// maxNameLen caps service and span names in catalogs and summaries.
 	maxNameLen = 1024
 
-	blockKeyLen      = 1 + 4 + 8
-	summaryPrefixLen = 1 + 16
-	summaryKeyLen    = summaryPrefixLen + 8
+	blockKeyLen     = 1 + 4 + 8
+	tombstoneKeyLen = 1 + 16
 	// valueThreshold sends blocks (and big trace tables) to Badger's value log, written
 	// once, instead of through every LSM compaction.
 	valueThreshold = 1 << 10
@@ -88,15 +89,9 @@ func appendBlockKey(dst []byte, prefix byte, r blockRef) []byte {
 	return binary.BigEndian.AppendUint64(dst, r.hash)
 }
 
-// appendSummaryKey is the key of one summary fragment: a trace's spans in one block.
-func appendSummaryKey(dst []byte, id pcommon.TraceID, blockHash uint64) []byte {
-	dst = appendSummaryPrefix(dst, id)
-	return binary.BigEndian.AppendUint64(dst, blockHash)
-}
-
-// appendSummaryPrefix is the prefix of every summary fragment of a trace.
-func appendSummaryPrefix(dst []byte, id pcommon.TraceID) []byte {
-	dst = append(dst, prefixSummary)
+// appendTombstoneKey is the key of a deleted trace's tombstone.
+func appendTombstoneKey(dst []byte, id pcommon.TraceID) []byte {
+	dst = append(dst, prefixTombstone)
 	return append(dst, id[:]...)
 }
 
@@ -146,6 +141,14 @@ func (h *fieldHasher) operation(service, name string) uint64 {
 	h.start(fieldOperation)
 	h.str(service)
 	h.str(name)
+	return h.sum()
+}
+
+// trace is the field of one trace: its postings' values are the trace's summary
+// fragments, one per block.
+func (h *fieldHasher) trace(id pcommon.TraceID) uint64 {
+	h.start(fieldTrace)
+	h.buf = append(h.buf, id[:]...)
 	return h.sum()
 }
 

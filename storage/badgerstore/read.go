@@ -20,17 +20,17 @@ import (
 
 // GetTrace returns every stored span of the trace, each once.
 func (s *Store) GetTrace(ctx context.Context, traceID pcommon.TraceID) (ptrace.Traces, error) {
-	var td ptrace.Traces
-	var found bool
-	err := s.db.View(func(txn *badger.Txn) error {
-		var sum summary
-		ok, err := readSummary(txn, traceID, &sum)
-		if err != nil || !ok {
-			return err
-		}
-		td, found, err = s.readTrace(ctx, txn, traceID, &sum)
-		return err
-	})
+	txn, st := s.begin()
+	defer txn.Discard()
+	var sum summary
+	ok, err := s.traceSummary(txn, st, traceID, &sum, math.MaxUint64)
+	if err != nil {
+		return ptrace.Traces{}, err
+	}
+	if !ok {
+		return ptrace.Traces{}, storage.ErrTraceNotFound
+	}
+	td, found, err := s.readTrace(ctx, txn, traceID, &sum)
 	if err != nil {
 		return ptrace.Traces{}, err
 	}
@@ -117,12 +117,6 @@ func traceOfBlock(raw []byte, traceID pcommon.TraceID) (ptrace.Traces, error) {
 		return ptrace.Traces{}, fmt.Errorf("decode spans of the trace: %w", err)
 	}
 	return td, nil
-}
-
-// readSummary merges all the trace's summary fragments, one per block holding its
-// spans, into sum; found is false when the trace has none.
-func readSummary(txn *badger.Txn, traceID pcommon.TraceID, sum *summary) (bool, error) {
-	return readSummaryAsOf(txn, traceID, sum, math.MaxUint64)
 }
 
 // tracePart is the spans of one trace in one decoded block.

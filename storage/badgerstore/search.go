@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/hex"
 	"fmt"
 	"math"
 	"slices"
@@ -70,24 +69,17 @@ func (s *Store) SearchTraces(ctx context.Context, q storage.TraceQuery, depth st
 
 // GetTraceSummary returns the merged summary of a stored trace.
 func (s *Store) GetTraceSummary(_ context.Context, traceID pcommon.TraceID) (storage.TraceSummary, error) {
-	var out storage.TraceSummary
-	var found bool
-	err := s.db.View(func(txn *badger.Txn) error {
-		var sum summary
-		var err error
-		if found, err = readSummaryAsOf(txn, traceID, &sum, math.MaxUint64); err != nil || !found {
-			return err
-		}
-		out = exportSummary(traceID, &sum)
-		return nil
-	})
+	txn, st := s.begin()
+	defer txn.Discard()
+	var sum summary
+	found, err := s.traceSummary(txn, st, traceID, &sum, math.MaxUint64)
 	if err != nil {
 		return storage.TraceSummary{}, err
 	}
 	if !found {
 		return storage.TraceSummary{}, storage.ErrTraceNotFound
 	}
-	return out, nil
+	return exportSummary(traceID, &sum), nil
 }
 
 func exportSummary(id pcommon.TraceID, sum *summary) storage.TraceSummary {
@@ -107,40 +99,6 @@ func exportSummary(id pcommon.TraceID, sum *summary) storage.TraceSummary {
 		ts.Services[i] = storage.ServiceSummary{Name: sc.name, SpanCount: int(sc.spans), ErrorCount: int(sc.errors)}
 	}
 	return ts
-}
-
-// readSummaryAsOf merges the trace's summary fragments committed at or before Badger
-// version asOf (math.MaxUint64: all of them). Fragments are written once and never
-// rewritten (FORMAT.md), so skipping newer versions reads the summary as it was in the
-// snapshot asOf, which is what a cursor's later pages need.
-func readSummaryAsOf(txn *badger.Txn, traceID pcommon.TraceID, sum *summary, asOf uint64) (bool, error) {
-	var prefix [summaryPrefixLen]byte
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = appendSummaryPrefix(prefix[:0], traceID)
-	opts.PrefetchValues = false
-	it := txn.NewIterator(opts)
-	defer it.Close()
-	found := false
-	var frag summary
-	for it.Rewind(); it.Valid(); it.Next() {
-		item := it.Item()
-		if item.Version() > asOf {
-			continue
-		}
-		dst := sum
-		if found {
-			frag.reset()
-			dst = &frag
-		}
-		if err := item.Value(dst.decode); err != nil {
-			return false, fmt.Errorf("read summary of trace %s: %w", hex.EncodeToString(traceID[:]), err)
-		}
-		if found {
-			sum.merge(&frag)
-		}
-		found = true
-	}
-	return found, nil
 }
 
 type match struct {
@@ -281,10 +239,12 @@ type plan struct {
 	// needSpans is set when a span-level condition cannot be decided from summaries and
 	// posting bounds alone.
 	needSpans bool
-	// asOf is the Badger version of the snapshot searched (FORMAT.md: Search, cursors);
-	// after, when set, is the cursor's position: only matches ordered after it count.
-	asOf, asOfSeq uint64
-	after         *match
+	// asOfSeq is the index watermark of the snapshot searched (FORMAT.md: Search,
+	// cursors): postings, and summary fragments, of later blocks are ignored. after, when
+	// set, is the cursor's position: only matches ordered after it count.
+	asOfSeq uint64
+	after   *match
+	st      *indexState
 }
 
 type page struct {
@@ -296,7 +256,7 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 	if err := validateQuery(&q); err != nil {
 		return page{}, err
 	}
-	p := plan{q: &q, limit: q.Limit, asOf: math.MaxUint64, asOfSeq: math.MaxUint64, spanMax: math.MaxUint64}
+	p := plan{q: &q, limit: q.Limit, asOfSeq: math.MaxUint64, spanMax: math.MaxUint64}
 	if p.limit <= 0 {
 		p.limit = storage.DefaultLimit
 	}
@@ -305,7 +265,7 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 		if err != nil {
 			return page{}, err
 		}
-		p.after, p.asOf, p.asOfSeq = &match{id: c.id, start: c.start}, c.asOf, c.seq
+		p.after, p.asOfSeq = &match{id: c.id, start: c.start}, c.seq
 	}
 	now := time.Now()
 	p.walkMax = unixNs(q.StartTimeMax)
@@ -334,12 +294,13 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 	p.fields = fields
 
 	var pg page
-	txn, st := s.begin(loBucket, hiBucket)
+	txn, st := s.begin()
 	defer txn.Discard()
+	p.st = st
 	err := func() error {
 		if p.after == nil {
 			// The first page fixes the snapshot every later page reads.
-			p.asOf, p.asOfSeq = txn.ReadTs(), st.seq
+			p.asOfSeq = st.seq
 		}
 		if loBucket <= hiBucket {
 			var err error
@@ -349,7 +310,7 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 		}
 		if len(pg.matches) == p.limit {
 			last := pg.matches[len(pg.matches)-1]
-			pg.next = encodeCursor(cursor{start: last.start, id: last.id, asOf: p.asOf, seq: p.asOfSeq})
+			pg.next = encodeCursor(cursor{start: last.start, id: last.id, seq: p.asOfSeq})
 		}
 		if !summaries && !keepTraces {
 			return nil
@@ -360,7 +321,7 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 		for i := range pg.matches {
 			m := &pg.matches[i]
 			var err error
-			if found[i], err = readSummaryAsOf(txn, m.id, &sums[i], p.asOf); err != nil {
+			if found[i], err = s.traceSummary(txn, st, m.id, &sums[i], p.asOfSeq); err != nil {
 				return err
 			}
 			if found[i] && summaries {
@@ -545,7 +506,7 @@ func (s *Store) readTable(txn *badger.Txn, ref blockRef, rows []tableRow) ([]tab
 // its summary, span-level ones from the summary and the posting entry e when they
 // suffice, else from its spans. sum is left holding the trace's summary.
 func (s *Store) verify(ctx context.Context, txn *badger.Txn, id pcommon.TraceID, p *plan, e postingEntry, sum *summary, parts []tracePart) ([]tracePart, bool, error) {
-	found, err := readSummaryAsOf(txn, id, sum, p.asOf)
+	found, err := s.traceSummary(txn, p.st, id, sum, p.asOfSeq)
 	if err != nil || !found {
 		return parts, false, err
 	}

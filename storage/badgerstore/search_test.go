@@ -118,7 +118,7 @@ func TestSummaryOnlySearchLoadsNoBlock(t *testing.T) {
 }
 
 func FuzzDecodeCursor(f *testing.F) {
-	f.Add(encodeCursor(cursor{start: 1, id: pcommon.TraceID{1}, asOf: 7}))
+	f.Add(encodeCursor(cursor{start: 1, id: pcommon.TraceID{1}, seq: 7}))
 	f.Add("")
 	f.Add("AQ")
 	f.Fuzz(func(t *testing.T, s string) {

@@ -201,6 +201,8 @@ type Store struct {
 	retention retentionState
 	deps      depTracker
 	idx       index
+	deleted   tombstones
+	deleteMu  sync.Mutex
 
 	flusherStop context.CancelFunc
 	flusherDone chan struct{}
@@ -272,6 +274,9 @@ func (s *Store) init() error {
 		return err
 	}
 	if err := s.loadIndex(); err != nil {
+		return err
+	}
+	if err := s.loadTombstones(); err != nil {
 		return err
 	}
 	return s.loadDependencies()

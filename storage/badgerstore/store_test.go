@@ -3,6 +3,8 @@ package badgerstore
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/spoortrace/spoor/storage"
 	"github.com/spoortrace/spoor/storage/storagetest"
 )
 
@@ -99,38 +102,58 @@ func TestStatsDoNotDoubleCountRetries(t *testing.T) {
 	// The summary's span count was merged once.
 	id := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID()
 	var sum summary
-	if err := s.db.View(func(txn *badger.Txn) error {
-		found, err := readSummary(txn, id, &sum)
-		if !found && err == nil {
-			t.Fatal("summary missing")
-		}
-		return err
-	}); err != nil {
-		t.Fatalf("read summary: %v", err)
+	txn, ist := s.begin()
+	found, err := s.traceSummary(txn, ist, id, &sum, math.MaxUint64)
+	txn.Discard()
+	if err != nil || !found {
+		t.Fatalf("read summary: found %v, %v", found, err)
 	}
 	if sum.spans != 4 || !sum.hasRoot || sum.rootName != "root-op" || sum.rootService != "telemetrygen" {
 		t.Fatalf("summary = %+v, want 4 spans and root telemetrygen/root-op", sum)
 	}
 }
 
-// TestLargeBatchSplitsTransactions writes a batch bigger than one Badger transaction.
-func TestLargeBatchSplitsTransactions(t *testing.T) {
+// TestLargeBatch writes a batch far bigger than Badger's transaction limits allow in
+// entries (4 MiB memtable), naming thousands of new operations: the block's own
+// transaction stays three keys, the names go in transactions of their own.
+func TestLargeBatch(t *testing.T) {
 	s, err := Open(t.TempDir(), Options{NoSyncWrites: true, MemTableSize: 4 << 20})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	defer s.Close()
 	td := telemetrygenBatch(7, 40000, 4, time.Now())
+	spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+	const ops = 20000
+	for i := 0; i < spans.Len(); i++ {
+		spans.At(i).SetName(fmt.Sprintf("op-%05d", i%ops))
+	}
 	if err := s.WriteTraces(context.Background(), td); err != nil {
 		t.Fatalf("WriteTraces: %v", err)
 	}
-	if st := s.Stats(); st.SpansWritten != 40000 || st.Commits < 2 {
-		t.Fatalf("stats = %+v, want 40000 spans written in several commits", st)
+	if st := s.Stats(); st.SpansWritten != 40000 || st.BlocksWritten != 1 {
+		t.Fatalf("stats = %+v, want 40000 spans written in one block", st)
 	}
-	id := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(39999).TraceID()
+	id := spans.At(39999).TraceID()
 	got, err := s.GetTrace(context.Background(), id)
 	if err != nil || got.SpanCount() != 4 {
 		t.Fatalf("GetTrace(last trace) = %d spans, %v", got.SpanCount(), err)
+	}
+	listed, err := s.GetOperations(context.Background(), storage.OperationQuery{ServiceName: "telemetrygen"})
+	if err != nil || len(listed) != ops {
+		t.Fatalf("GetOperations = %d operations, %v; want %d", len(listed), err, ops)
+	}
+	// After a restart too: the names are on disk.
+	dir := s.dir
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, Options{NoSyncWrites: true, MemTableSize: 4 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	listed, err = s.GetOperations(context.Background(), storage.OperationQuery{ServiceName: "telemetrygen"})
+	if err != nil || len(listed) != ops {
+		t.Fatalf("after reopening, GetOperations = %d operations, %v; want %d", len(listed), err, ops)
 	}
 }
 

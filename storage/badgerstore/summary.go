@@ -2,12 +2,12 @@ package badgerstore
 
 import (
 	"encoding/binary"
-	"errors"
 	"slices"
 	"strings"
 )
 
-// summary is the per-trace record merged at write time (FORMAT.md, prefix 0x02).
+// summary is the per-trace record kept at write time, one fragment per block, and merged
+// on read (FORMAT.md, "Trace summary fragments").
 type summary struct {
 	minStart, maxEnd uint64
 	spans, errors    uint32
@@ -110,7 +110,9 @@ func sub0(a, b uint64) uint64 {
 	return a - b
 }
 
-func (s *summary) appendTo(dst []byte) []byte {
+// appendFragment encodes s as a fragment: without its blocks, since a fragment is the
+// posting of one block.
+func (s *summary) appendFragment(dst []byte) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, s.minStart)
 	dst = binary.AppendUvarint(dst, sub0(s.maxEnd, s.minStart))
 	dst = binary.AppendUvarint(dst, uint64(s.spans))
@@ -125,11 +127,6 @@ func (s *summary) appendTo(dst []byte) []byte {
 	dst = binary.AppendUvarint(dst, root)
 	dst = appendStr(dst, s.rootService)
 	dst = appendStr(dst, s.rootName)
-	dst = binary.AppendUvarint(dst, uint64(len(s.blocks)))
-	for _, r := range s.blocks {
-		dst = binary.BigEndian.AppendUint32(dst, r.bucket)
-		dst = binary.BigEndian.AppendUint64(dst, r.hash)
-	}
 	dst = binary.AppendUvarint(dst, uint64(len(s.services)))
 	for _, sc := range s.services {
 		dst = appendStr(dst, sc.name)
@@ -138,8 +135,6 @@ func (s *summary) appendTo(dst []byte) []byte {
 	}
 	return dst
 }
-
-var errShortSummary = errors.New("summary value truncated")
 
 type byteReader struct {
 	b   []byte
@@ -199,8 +194,9 @@ func (r *byteReader) str() string {
 	return string(r.take(int(n)))
 }
 
-// decode parses a stored summary; strings are copied, so b may be reused.
-func (s *summary) decode(b []byte) error {
+// decodeFragment parses a fragment (with no blocks); strings are copied, so b may be
+// reused.
+func (s *summary) decodeFragment(b []byte) error {
 	s.reset()
 	r := byteReader{b: b}
 	s.minStart = r.u64()
@@ -214,13 +210,6 @@ func (s *summary) decode(b []byte) error {
 	}
 	s.rootService = r.str()
 	s.rootName = r.str()
-	nb := r.uvarint()
-	if nb > uint64(len(r.b))/12 {
-		r.bad = true
-	}
-	for i := uint64(0); i < nb && !r.bad; i++ {
-		s.blocks = append(s.blocks, blockRef{bucket: r.u32(), hash: r.u64()})
-	}
 	ns := r.uvarint()
 	if ns > uint64(len(r.b)) {
 		r.bad = true
@@ -229,8 +218,8 @@ func (s *summary) decode(b []byte) error {
 		name := r.str()
 		s.services = append(s.services, serviceCount{name: name, spans: uint32(r.uvarint()), errors: uint32(r.uvarint())})
 	}
-	if r.bad {
-		return errShortSummary
+	if r.bad || len(r.b) != 0 {
+		return errFragment
 	}
 	return nil
 }

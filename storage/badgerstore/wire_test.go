@@ -142,14 +142,17 @@ func FuzzStoredValues(f *testing.F) {
 	var sum summary
 	sum.minStart, sum.maxEnd, sum.spans = 10, 20, 3
 	sum.addService("svc", 3, 1)
-	sum.addBlock(blockRef{bucket: 1, hash: 2})
-	f.Add(sum.appendTo(nil))
+	f.Add(sum.appendFragment(nil))
+	sg := &segment{bucket: 3, id: 4, maxStart: 9, blocks: []headBlock{{ref: blockRef{bucket: 3, hash: 5}, seq: 6}}, first: []uint64{7}, bloom: newBloom(2)}
+	sg.bloom.add(7)
+	f.Add(sg.appendDir(nil))
 	rows := []tableRow{{id: pcommon.TraceID{1}, minStart: 5, maxStart: 9}, {id: pcommon.TraceID{2}, minStart: 7, maxStart: 7}}
 	f.Add(appendTable(nil, rows))
 	f.Add(appendPosting(nil, 0, []postingEntry{{row: 1, first: 7, last: 7}}, rows))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var s summary
-		_ = s.decode(b)
+		_ = s.decodeFragment(b)
+		_, _ = decodeSegDir(appendSegDirKey(nil, 3, 4), b)
 		got, err := decodeTable(b, nil)
 		if err == nil && len(got) > len(b) {
 			t.Fatalf("%d rows decoded from %d bytes", len(got), len(b))

@@ -22,12 +22,6 @@ import (
 // trace summary; each retry re-reads the summaries, so it converges quickly.
 const maxConflictRetries = 64
 
-// Size estimates for splitting a batch before Badger refuses its transaction.
-const (
-	entryOverhead   = 24  // Badger's per-entry meta, version and bookkeeping
-	summaryEstimate = 160 // a merged summary value, generously
-)
-
 // spanRef locates a span in a ptrace.Traces; gid numbers its trace in the batch.
 type spanRef struct {
 	gid, rs, ss, sp int32
@@ -93,8 +87,6 @@ type writeScratch struct {
 	seenSvc     map[string]struct{}
 	seenOp      map[opKey]struct{}
 	arena       []byte
-	sumBuf      []byte
-	sumOff      []int
 	badgerEntry []badger.Entry
 	// prevAttrs holds strings of the batch being written; release clears it so the
 	// pool keeps no reference into a caller's spans.
@@ -207,11 +199,15 @@ func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 // fit in one transaction.
 func (s *Store) writeBlock(ctx context.Context, w *writeScratch, td ptrace.Traces, catalog []catalogEntry, now time.Time) error {
 	s.planFields(w, td)
-	est, count := w.estimate()
-	maxSize, maxCount := s.db.MaxBatchSize()*7/10, s.db.MaxBatchCount()*7/10
-	if (est > maxSize || count > maxCount) && len(w.refs) > 1 {
-		parts := int(max((est+maxSize-1)/maxSize, (count+maxCount-1)/maxCount))
-		return s.writeSplit(ctx, w, td, catalog, max(parts, 2))
+	// A block's transaction is three keys (block, trace table, log entry; the first two
+	// values go to the value log) plus the batch's new catalog names. A batch naming
+	// thousands of new operations writes its names in transactions of their own first:
+	// names without spans are harmless, and a retry writes them again.
+	if len(catalog) > maxCatalogPerBlock {
+		if err := s.writeCatalog(ctx, catalog, s.expiresAt(now)); err != nil {
+			return err
+		}
+		catalog = nil
 	}
 
 	// The batch as it came, marshaled once: td is read-only and may be shared.
@@ -240,9 +236,6 @@ func (s *Store) writeBlock(ctx context.Context, w *writeScratch, td ptrace.Trace
 	err = s.commit(ctx, w, p, catalog, s.expiresAt(now))
 	if err != nil || p.dup {
 		s.idx.done(p.seq)
-	}
-	if errors.Is(err, badger.ErrTxnTooBig) && len(w.refs) > 1 {
-		return s.writeSplit(ctx, w, td, catalog, 2)
 	}
 	if err != nil {
 		return err
@@ -551,44 +544,33 @@ func indexableValue(v pcommon.Value) (string, bool) {
 	return str, len(str) <= maxIndexedValue
 }
 
-// estimate is the transaction size and entry count of the planned block.
-func (w *writeScratch) estimate() (size, count int64) {
-	traces := int64(len(w.rows))
-	size = traces*(summaryKeyLen+summaryEstimate+entryOverhead) +
-		2*(blockKeyLen+12+entryOverhead) + min(traces*20, valueThreshold) + 9 + 12 + entryOverhead
-	return size, traces + 3
-}
+// maxCatalogPerBlock bounds the catalog keys a block's transaction carries, far below
+// Badger's transaction limits (thousands of entries even with a small memtable).
+const maxCatalogPerBlock = 256
 
-// writeSplit writes td as parts blocks of whole traces (of contiguous spans, for a
-// trace too big alone). Only this rare path copies spans.
-func (s *Store) writeSplit(ctx context.Context, w *writeScratch, td ptrace.Traces, catalog []catalogEntry, parts int) error {
-	target := max(1, (len(w.refs)+parts-1)/parts)
-	for start := 0; start < len(w.refs); {
-		end := start + 1
-		for end < len(w.refs) {
-			n := end - start
-			if n >= 2*target || (n >= target && w.refs[end].gid != w.refs[end-1].gid) {
-				break
+// writeCatalog writes catalog keys in transactions of maxCatalogPerBlock.
+func (s *Store) writeCatalog(ctx context.Context, catalog []catalogEntry, exp uint64) error {
+	for len(catalog) > 0 {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("write catalog: %w", err)
+		}
+		n := min(len(catalog), maxCatalogPerBlock)
+		s.retention.dropMu.RLock()
+		err := s.db.Update(func(txn *badger.Txn) error {
+			for _, c := range catalog[:n] {
+				if err := txn.SetEntry(&badger.Entry{Key: c.key, ExpiresAt: exp}); err != nil {
+					return err
+				}
 			}
-			end++
+			return nil
+		})
+		s.retention.dropMu.RUnlock()
+		if err != nil {
+			return fmt.Errorf("write %d catalog names: %w", n, err)
 		}
-		part := ptrace.NewTraces()
-		appendSpans(part, td, w.refs[start:end])
-		if err := s.writePart(ctx, part, catalog); err != nil {
-			return err
-		}
-		catalog = nil
-		start = end
+		catalog = catalog[n:]
 	}
 	return nil
-}
-
-// writePart writes one already validated part of a split batch.
-func (s *Store) writePart(ctx context.Context, td ptrace.Traces, catalog []catalogEntry) error {
-	w := scratchPool.Get().(*writeScratch)
-	defer w.release()
-	w.collectRefs(td)
-	return s.writeBlock(ctx, w, td, catalog, time.Now())
 }
 
 // blockPlan is everything one block writes, prepared outside the transaction. Its
@@ -600,7 +582,6 @@ type blockPlan struct {
 	logKey, logValue   []byte
 	value, table       []byte
 	posts              []postingOut // for the search index, after the commit
-	sumKeys            [][]byte     // per trace (gid)
 	dup                bool
 }
 
@@ -611,10 +592,6 @@ func (w *writeScratch) buildPlan(ref blockRef, value []byte) *blockPlan {
 	a = appendBlockKey(a, prefixTable, ref)
 	a = appendTable(a, w.rows)
 	tableEnd := len(a)
-	sumStart := len(a)
-	for _, r := range w.rows {
-		a = appendSummaryKey(a, r.id, ref.hash)
-	}
 	logStart := len(a)
 	a = binary.BigEndian.AppendUint32(a, ref.bucket)
 	a = binary.BigEndian.AppendUint64(a, ref.hash)
@@ -623,14 +600,6 @@ func (w *writeScratch) buildPlan(ref blockRef, value []byte) *blockPlan {
 	p.tableKey = a[blockKeyLen : 2*blockKeyLen : 2*blockKeyLen]
 	p.table = a[2*blockKeyLen : tableEnd : tableEnd]
 	p.logValue = a[logStart:len(a):len(a)]
-	p.sumKeys = make([][]byte, len(w.rows))
-	for i := range w.rows {
-		off := sumStart + i*summaryKeyLen
-		p.sumKeys[i] = a[off : off+summaryKeyLen : off+summaryKeyLen]
-	}
-	for i := range w.sums {
-		w.sums[i].blocks = append(w.sums[i].blocks[:0], ref)
-	}
 	p.posts = w.buildPostings(ref)
 	return p
 }
@@ -658,6 +627,14 @@ func (w *writeScratch) buildPostings(ref blockRef) []postingOut {
 		offs = append(offs, [2]int{v0, len(a)})
 		w.pouts = append(w.pouts, postingOut{bucket: k.bucket, field: k.hash, maxStart: last})
 		i = j
+	}
+	// The traces' summary fragments: the postings of their own fields (FORMAT.md), in
+	// the block's bucket.
+	for i := range w.rows {
+		v0 := len(a)
+		a = w.sums[i].appendFragment(a)
+		offs = append(offs, [2]int{v0, len(a)})
+		w.pouts = append(w.pouts, postingOut{bucket: ref.bucket, field: w.h.trace(w.rows[i].id), maxStart: w.rows[i].maxStart, trace: true})
 	}
 	for i, o := range offs {
 		w.pouts[i].val = a[o[0]:o[1]:o[1]]
@@ -726,21 +703,6 @@ func (s *Store) apply(txn *badger.Txn, w *writeScratch, p *blockPlan, catalog []
 	// The block log entry: Open re-indexes blocks that no flushed segment covers.
 	if err := set(p.logKey, p.logValue); err != nil {
 		return err
-	}
-	// Summary fragments are written blind, never read here: a read per trace per
-	// batch cost more than a sixth of the ingest CPU. Readers merge the fragments.
-	buf, offs := w.sumBuf[:0], w.sumOff[:0]
-	for i := range w.rows {
-		buf = w.sums[i].appendTo(buf)
-		offs = append(offs, len(buf))
-	}
-	w.sumBuf, w.sumOff = buf, offs
-	prev := 0
-	for i, end := range offs {
-		if err := set(p.sumKeys[i], buf[prev:end:end]); err != nil {
-			return err
-		}
-		prev = end
 	}
 	return nil
 }
