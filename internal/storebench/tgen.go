@@ -72,21 +72,41 @@ func tgenPhase(spans int, profile string) error {
 	if err != nil {
 		return err
 	}
+	written, wall, cpu, err := tgenWrite(st, spans, profile)
+	if err != nil {
+		return err
+	}
+	if err := st.Close(); err != nil {
+		return err
+	}
+	disk, err := diskusage.Of(dir)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  write, one core, telemetrygen-shaped spans (%d)  %9.0f spans/s   (%0.2f µs CPU per span = %0.0f spans/s per core; target ≥ 300,000/s)\n",
+		written, float64(written)/wall.Seconds(), float64(cpu.Microseconds())/float64(written), float64(written)/cpu.Seconds())
+	fmt.Printf("  bytes on disk per telemetrygen-shaped span        %9.1f         (target ≤ 100; Jaeger's Badger ≈ 290)\n",
+		float64(disk)/float64(written))
+	return nil
+}
+
+// tgenWrite writes spans telemetrygen-shaped spans into st on one core and returns what
+// it wrote, the wall time and the process CPU time the writes took.
+func tgenWrite(st *badgerstore.Store, spans int, profile string) (written int, wall, cpu time.Duration, err error) {
 	const batch = 512
 	start := time.Now().Add(-time.Hour)
-	var wall, cpu time.Duration
-	written := 0
 	if profile != "" {
 		f, err := os.Create(profile)
 		if err != nil {
-			return err
+			return 0, 0, 0, err
 		}
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+			return 0, 0, 0, err
 		}
 		defer pprof.StopCPUProfile()
 	}
 	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
 	for written < spans {
 		var batches []ptrace.Traces
 		for i := 0; i < 64 && written+len(batches)*batch < spans; i++ {
@@ -96,24 +116,12 @@ func tgenPhase(spans int, profile string) error {
 		c0, t0 := cpuTime(), time.Now()
 		for _, td := range batches {
 			if err := st.WriteTraces(context.Background(), td); err != nil {
-				return fmt.Errorf("write: %w", err)
+				return written, wall, cpu, fmt.Errorf("write: %w", err)
 			}
 			written += td.SpanCount()
 		}
 		wall += time.Since(t0)
 		cpu += cpuTime() - c0
 	}
-	runtime.GOMAXPROCS(prev)
-	if err := st.Close(); err != nil {
-		return err
-	}
-	disk, err := diskusage.Of(dir)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("  write, one core, telemetrygen-shaped spans (%d)  %9.0f spans/s   (%0.2f µs CPU per span; target ≥ 300,000/s)\n",
-		written, float64(written)/wall.Seconds(), float64(cpu.Microseconds())/float64(written))
-	fmt.Printf("  bytes on disk per telemetrygen-shaped span        %9.1f         (target ≤ 100; Jaeger's Badger ≈ 290)\n",
-		float64(disk)/float64(written))
-	return nil
+	return written, wall, cpu, nil
 }

@@ -350,7 +350,6 @@ type segEntry struct {
 	hash     uint64 // block hash, the tie-break of comparePosting
 	block    uint32 // into the segment's blocks
 	val      []byte
-	trace    bool
 }
 
 func compareSegEntry(a, b segEntry) int {

@@ -111,7 +111,9 @@ func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
 	slices.Sort(buckets)
 	var out []*segment
 	blockIdx := make([]int32, len(h.blocks))
-	ents := make([]segEntry, 0, len(h.recs))
+	// Postings and trace fragments go to separate page runs; a trace field's chain
+	// holds only fragments, every other field's only postings.
+	var posts, traces []segEntry
 	for _, b := range buckets {
 		for i := range blockIdx {
 			blockIdx[i] = -1
@@ -119,10 +121,14 @@ func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
 		sg := &segment{bucket: b, id: s.idx.nextSegID()}
 		fields := byBucket[b]
 		slices.Sort(fields)
-		ents = ents[:0]
+		posts, traces = posts[:0], traces[:0]
 		for _, f := range fields {
-			start := len(ents)
 			ri, _ := h.last.get(fieldKey{hash: f, bucket: b})
+			ents := &posts
+			if ri >= 0 && h.recs[ri].trace {
+				ents = &traces
+			}
+			start := len(*ents)
 			for ri >= 0 {
 				r := &h.recs[ri]
 				if blockIdx[r.block] < 0 {
@@ -130,15 +136,15 @@ func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
 					sg.blocks = append(sg.blocks, h.blocks[r.block])
 				}
 				sg.maxStart = max(sg.maxStart, r.maxStart)
-				ents = append(ents, segEntry{field: f, maxStart: r.maxStart, hash: h.blocks[r.block].ref.hash,
-					block: uint32(blockIdx[r.block]), val: h.arena[r.off : r.off+r.n], trace: r.trace})
+				*ents = append(*ents, segEntry{field: f, maxStart: r.maxStart, hash: h.blocks[r.block].ref.hash,
+					block: uint32(blockIdx[r.block]), val: h.arena[r.off : r.off+r.n]})
 				ri = r.prev
 			}
-			if chain := ents[start:]; !slices.IsSortedFunc(chain, compareSegEntry) {
+			if chain := (*ents)[start:]; !slices.IsSortedFunc(chain, compareSegEntry) {
 				slices.SortFunc(chain, compareSegEntry)
 			}
 		}
-		if err := s.writeSegment(sg, ents); err != nil {
+		if err := s.writeSegment(sg, posts, traces); err != nil {
 			return nil, err
 		}
 		out = append(out, sg)
@@ -146,18 +152,11 @@ func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
 	return out, nil
 }
 
-// writeSegment writes the entries, sorted by compareSegEntry, as sg's pages.
-func (s *Store) writeSegment(sg *segment, ents []segEntry) error {
+// writeSegment writes the postings and the trace fragments, each sorted by
+// compareSegEntry, as sg's pages: posting pages, then trace pages.
+func (s *Store) writeSegment(sg *segment, posts, traces []segEntry) error {
 	// Postings in pages of segPageTarget, then the trace fields' summary fragments in
 	// small pages of their own, with a Bloom filter of the trace fields.
-	var posts, traces []segEntry
-	for _, e := range ents {
-		if e.trace {
-			traces = append(traces, e)
-		} else {
-			posts = append(posts, e)
-		}
-	}
 	pages, first := encodePages(posts, sg.maxStart, segPageTarget)
 	tpages, tfirst := encodePages(traces, sg.maxStart, tracePageTarget)
 	sg.first, sg.tfirst = first, tfirst
@@ -311,7 +310,7 @@ func (s *Store) mergeTiers() error {
 func (s *Store) mergeSegments(group []*segment) error {
 	merged := &segment{bucket: group[0].bucket, id: s.idx.nextSegID(), level: group[0].level + 1}
 	blockIdx := map[blockRef]uint32{}
-	var ents []segEntry
+	var posts, traces []segEntry
 	err := s.db.View(func(txn *badger.Txn) error {
 		var key [17]byte
 		for _, sg := range group {
@@ -324,7 +323,11 @@ func (s *Store) mergeSegments(group []*segment) error {
 				if !found {
 					continue
 				}
-				if ents, err = pageEntries(sg, v, merged, blockIdx, ents, p >= len(sg.first)); err != nil {
+				ents := &posts
+				if p >= len(sg.first) {
+					ents = &traces
+				}
+				if *ents, err = pageEntries(sg, v, merged, blockIdx, *ents); err != nil {
 					return fmt.Errorf("segment page %x: %w", key, err)
 				}
 			}
@@ -334,8 +337,9 @@ func (s *Store) mergeSegments(group []*segment) error {
 	if err != nil {
 		return fmt.Errorf("merge %d segments of bucket %d: %w", len(group), merged.bucket, err)
 	}
-	slices.SortFunc(ents, compareSegEntry)
-	if err := s.writeSegment(merged, ents); err != nil {
+	slices.SortFunc(posts, compareSegEntry)
+	slices.SortFunc(traces, compareSegEntry)
+	if err := s.writeSegment(merged, posts, traces); err != nil {
 		return err
 	}
 	if err := s.install([]*segment{merged}, group, nil, nil); err != nil {
@@ -349,7 +353,7 @@ func (s *Store) mergeSegments(group []*segment) error {
 
 // pageEntries appends every posting of a page of sg to ents, renumbering blocks into
 // merged's block table.
-func pageEntries(sg *segment, page []byte, merged *segment, blockIdx map[blockRef]uint32, ents []segEntry, trace bool) ([]segEntry, error) {
+func pageEntries(sg *segment, page []byte, merged *segment, blockIdx map[blockRef]uint32, ents []segEntry) ([]segEntry, error) {
 	r := byteReader{b: page}
 	nf := r.uvarint()
 	for i := uint64(0); i < nf && !r.bad; i++ {
@@ -374,7 +378,7 @@ func pageEntries(sg *segment, page []byte, merged *segment, blockIdx map[blockRe
 				blockIdx[blk.ref] = mi
 				merged.blocks = append(merged.blocks, blk)
 			}
-			ents = append(ents, segEntry{field: f, maxStart: prevMax, hash: blk.ref.hash, block: mi, val: br.take(int(l)), trace: trace})
+			ents = append(ents, segEntry{field: f, maxStart: prevMax, hash: blk.ref.hash, block: mi, val: br.take(int(l))})
 		}
 		if br.bad {
 			return ents, errBadSegment
