@@ -2,19 +2,27 @@ package analytics
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 
+	"github.com/spoortrace/spoor/metrics"
 	"github.com/spoortrace/spoor/sampler"
 	"github.com/spoortrace/spoor/storage"
 )
@@ -364,15 +372,15 @@ func TestSpansPassUnchanged(t *testing.T) {
 	}
 }
 
-// TestMetricsWithExemplars: the RED counters carry the weighted counts, and an error
-// span's trace ID rides along as an exemplar.
-func TestMetricsWithExemplars(t *testing.T) {
+// TestMetricsWithoutMetricsExtension: with no spoor_metrics to serve them, the RED
+// metrics are observed through the OTel SDK (the collector's own endpoint), with the
+// weighted counts.
+func TestMetricsWithoutMetricsExtension(t *testing.T) {
 	r := newRig(t, t.TempDir(), nil)
 	rng := rand.New(rand.NewPCG(7, 8))
-	tid := randTraceID(rng)
 	specs := []spanSpec{
 		{service: "pay", name: "charge", kind: ptrace.SpanKindServer, start: time.Now(), dur: time.Millisecond, traceID: randTraceID(rng), spanID: randSpanID(rng), tracestate: "ot=th:c"},
-		{service: "pay", name: "charge", kind: ptrace.SpanKindServer, err: true, start: time.Now(), dur: time.Second, traceID: tid, spanID: randSpanID(rng)},
+		{service: "pay", name: "charge", kind: ptrace.SpanKindServer, err: true, start: time.Now(), dur: time.Second, traceID: randTraceID(rng), spanID: randSpanID(rng)},
 	}
 	if err := r.proc.ConsumeTraces(context.Background(), batch(specs)); err != nil {
 		t.Fatal(err)
@@ -384,22 +392,18 @@ func TestMetricsWithExemplars(t *testing.T) {
 	found := map[string]bool{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			switch d := m.Data.(type) {
-			case metricdata.Sum[float64]:
-				if m.Name != "spoor_span_calls_total" && m.Name != "spoor_span_errors_total" {
-					break
-				}
-				dp := d.DataPoints[0]
+			sum, ok := m.Data.(metricdata.Sum[float64])
+			if !ok {
+				continue
+			}
+			switch m.Name {
+			case "spoor_span_calls_total", "spoor_span_errors_total":
 				want := map[string]float64{"spoor_span_calls_total": 5, "spoor_span_errors_total": 1}[m.Name]
-				if dp.Value != want {
-					t.Errorf("%s = %v, want %v (th:c counts 4)", m.Name, dp.Value, want)
-				}
-				if len(dp.Exemplars) == 0 || [16]byte(dp.Exemplars[0].TraceID) != [16]byte(tid) {
-					t.Errorf("%s exemplars %+v, want trace %s", m.Name, dp.Exemplars, tid)
+				if len(sum.DataPoints) != 1 || sum.DataPoints[0].Value != want || !sum.IsMonotonic {
+					t.Errorf("%s = %+v, want one point of %v (th:c counts 4)", m.Name, sum.DataPoints, want)
 				}
 				found[m.Name] = true
-			}
-			if sum, ok := m.Data.(metricdata.Sum[float64]); ok && m.Name == "spoor_span_duration_seconds_bucket" {
+			case "spoor_span_duration_seconds_bucket":
 				// 1 ms at th:c (4) and 1 s (1): le=0.001 holds 4, le=1 and +Inf hold 5.
 				want := map[string]float64{"0.001": 4, "0.0025": 4, "0.5": 4, "1": 5, "+Inf": 5}
 				n := 0
@@ -421,6 +425,137 @@ func TestMetricsWithExemplars(t *testing.T) {
 			t.Errorf("metric %s missing or wrong", n)
 		}
 	}
+}
+
+// TestMetricsWithExemplars: with spoor_metrics running, the processor registers its RED
+// families there (and the SDK leaves them out): weighted counts, a real histogram, and
+// exemplars — an error span's trace on both counters, the slowest span in its bucket.
+func TestMetricsWithExemplars(t *testing.T) {
+	mf := metrics.NewFactory()
+	mcfg := mf.CreateDefaultConfig().(*metrics.Config)
+	mcfg.Endpoint = freeAddr(t)
+	mext, err := mf.Create(context.Background(), extensiontest.NewNopSettings(mf.Type()), mcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mext.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mext.Shutdown(context.Background()) })
+	r := newRigExt(t, t.TempDir(), nil, map[component.ID]component.Component{component.NewID(metrics.Type): mext})
+	rng := rand.New(rand.NewPCG(7, 8))
+	okID, errID, slowID := randTraceID(rng), randTraceID(rng), randTraceID(rng)
+	errSpan, slowSpan := randSpanID(rng), randSpanID(rng)
+	now := time.Now()
+	specs := []spanSpec{
+		{service: "pay", name: "charge", kind: ptrace.SpanKindServer, start: now, dur: time.Millisecond, traceID: okID, spanID: randSpanID(rng), tracestate: "ot=th:c"},
+		{service: "pay", name: "charge", kind: ptrace.SpanKindServer, err: true, start: now, dur: 20 * time.Millisecond, traceID: errID, spanID: errSpan},
+		{service: "pay", name: "charge", kind: ptrace.SpanKindServer, start: now, dur: 2 * time.Second, traceID: slowID, spanID: slowSpan},
+		{service: "pay", name: "refund", kind: ptrace.SpanKindServer, start: now, dur: 3 * time.Millisecond, traceID: okID, spanID: randSpanID(rng)},
+	}
+	if err := r.proc.ConsumeTraces(context.Background(), batch(specs)); err != nil {
+		t.Fatal(err)
+	}
+	// The SDK no longer observes the RED families.
+	var rm metricdata.ResourceMetrics
+	if err := r.reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if strings.HasPrefix(m.Name, "spoor_span_") {
+				if sum, ok := m.Data.(metricdata.Sum[float64]); ok && len(sum.DataPoints) > 0 {
+					t.Errorf("%s still observed through the SDK while spoor_metrics serves it", m.Name)
+				}
+			}
+		}
+	}
+	fams := map[string]*dto.MetricFamily{}
+	for _, f := range r.p0.families() {
+		fams[f.GetName()] = f
+	}
+	exemplarOf := func(e *dto.Exemplar) (trace, span string, v float64) {
+		if e == nil {
+			return "", "", 0
+		}
+		for _, l := range e.Label {
+			switch l.GetName() {
+			case "trace_id":
+				trace = l.GetValue()
+			case "span_id":
+				span = l.GetValue()
+			}
+		}
+		return trace, span, e.GetValue()
+	}
+	charge := func(f *dto.MetricFamily) *dto.Metric {
+		for _, m := range f.GetMetric() {
+			if labelsString(m.Label) == "service_name=pay,span_kind=server,span_name=charge" {
+				return m
+			}
+		}
+		t.Fatalf("%s has no series for pay/charge/server: %v", f.GetName(), f)
+		return nil
+	}
+	for name, want := range map[string]float64{"spoor_span_calls_total": 6, "spoor_span_errors_total": 1} {
+		f := fams[name]
+		if f == nil || f.GetType() != dto.MetricType_COUNTER {
+			t.Fatalf("family %s missing or not a counter: %v", name, f)
+		}
+		m := charge(f)
+		if m.Counter.GetValue() != want {
+			t.Errorf("%s = %v, want %v (th:c counts 4)", name, m.Counter.GetValue(), want)
+		}
+		tr, sp, v := exemplarOf(m.Counter.Exemplar)
+		if tr != hex.EncodeToString(errID[:]) || sp != hex.EncodeToString(errSpan[:]) || v != 1 {
+			t.Errorf("%s exemplar %v, want the error span %x/%x with value 1", name, m.Counter.Exemplar, errID, errSpan)
+		}
+	}
+	dur := fams["spoor_span_duration_seconds"]
+	if dur == nil || dur.GetType() != dto.MetricType_HISTOGRAM {
+		t.Fatalf("spoor_span_duration_seconds missing or not a histogram: %v", dur)
+	}
+	h := charge(dur).Histogram
+	if h.GetSampleCountFloat() != 6 || math.Abs(h.GetSampleSum()-(4*0.001+0.02+2)) > 1e-9 {
+		t.Errorf("histogram count %v sum %v, want 6 and 2.024", h.GetSampleCountFloat(), h.GetSampleSum())
+	}
+	wantCum := map[float64]float64{0.001: 4, 0.025: 5, 1: 5, 2.5: 6, math.Inf(1): 6}
+	for _, b := range h.Bucket {
+		if w, ok := wantCum[b.GetUpperBound()]; ok && b.GetCumulativeCountFloat() != w {
+			t.Errorf("bucket le=%v = %v, want %v", b.GetUpperBound(), b.GetCumulativeCountFloat(), w)
+		}
+		tr, sp, v := exemplarOf(b.Exemplar)
+		if b.GetUpperBound() == 2.5 {
+			if tr != hex.EncodeToString(slowID[:]) || sp != hex.EncodeToString(slowSpan[:]) || v != 2 {
+				t.Errorf("bucket le=2.5 exemplar %v, want the slowest span %x with value 2", b.Exemplar, slowID)
+			}
+		} else if tr != "" {
+			t.Errorf("bucket le=%v has exemplar %v; only the batch's slowest span is one", b.GetUpperBound(), b.Exemplar)
+		}
+	}
+	// After shutdown the families are withdrawn and the SDK observes them again.
+	r.stop(t)
+	if r.p0.exposed.Load() {
+		t.Error("still marked as served by spoor_metrics after shutdown")
+	}
+}
+
+func labelsString(ls []*dto.LabelPair) string {
+	parts := make([]string, 0, len(ls))
+	for _, l := range ls {
+		parts = append(parts, l.GetName()+"="+l.GetValue())
+	}
+	return strings.Join(parts, ",")
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func TestAdjustedCount(t *testing.T) {

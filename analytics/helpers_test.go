@@ -42,6 +42,12 @@ type rig struct {
 
 func newRig(t *testing.T, dir string, edit func(*Config)) *rig {
 	t.Helper()
+	return newRigExt(t, dir, edit, nil)
+}
+
+// newRigExt is newRig with more extensions offered to the processor.
+func newRigExt(t *testing.T, dir string, edit func(*Config), extra map[component.ID]component.Component) *rig {
+	t.Helper()
 	ctx := context.Background()
 	ef := storageext.NewFactory()
 	ecfg := ef.CreateDefaultConfig().(*storageext.Config)
@@ -70,7 +76,11 @@ func newRig(t *testing.T, dir string, edit func(*Config)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.proc.Start(ctx, host{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{sid: ext}}); err != nil {
+	exts := map[component.ID]component.Component{sid: ext}
+	for id, e := range extra {
+		exts[id] = e
+	}
+	if err := r.proc.Start(ctx, host{Host: componenttest.NewNopHost(), ext: exts}); err != nil {
 		t.Fatal(err)
 	}
 	r.store, err = storageext.GetStore(host{ext: map[component.ID]component.Component{sid: ext}}, sid)

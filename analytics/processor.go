@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -37,26 +39,28 @@ type seriesKey struct {
 // MaxSeries) so that its metric attributes are built once.
 type series struct {
 	key seriesKey
-	// addOpts carries the series' attributes; passed as a slice, so that an Add does
-	// not allocate its variadic options.
-	addOpts []metric.AddOption
-	// The Prometheus duration histogram, cumulative and weighted, guarded by the
-	// processor's mu: counts per durationBounds bucket (the last is +Inf), and the sum
-	// of durations in seconds. bucketAttrs[i] carries the series' attributes and le.
-	buckets     [len(durationBounds) + 1]float64
-	sum         float64
-	bucketAttrs []metric.ObserveOption
-	plainAttrs  metric.ObserveOption
+	// The Prometheus RED metrics, cumulative and weighted, guarded by the processor's
+	// mu: calls, errors, the duration histogram's counts per durationBounds bucket (the
+	// last is +Inf) and the sum of durations in seconds; and the latest exemplar of
+	// each sample. bucketAttrs[i] carries the series' attributes and le for the OTel
+	// SDK, promLabels the same for spoor_metrics.
+	calls, errors  float64
+	buckets        [len(durationBounds) + 1]float64
+	sum            float64
+	callsEx, errEx exemplar
+	bucketEx       [len(durationBounds) + 1]exemplar
+	bucketAttrs    []metric.ObserveOption
+	plainAttrs     metric.ObserveOption
+	promLabels     []*dto.LabelPair
 
 	// Shortcuts of aggregate, guarded by mu: the aggregate of minute curMinute in RED
-	// generation curGen, the index of the series in the batch batchSeq's touched list,
-	// and when it last carried an exemplar.
-	cur          *redAgg
-	curGen       uint64
-	curMinute    uint32
-	batchSeq     uint64
-	delta        int
-	lastExemplar time.Time
+	// generation curGen, and the index of the series in the batch batchSeq's touched
+	// list.
+	cur       *redAgg
+	curGen    uint64
+	curMinute uint32
+	batchSeq  uint64
+	delta     int
 }
 
 type redKey struct {
@@ -95,8 +99,8 @@ type scratch struct {
 type touched struct {
 	s             *series
 	calls, errors float64
-	ex            int  // index in recs of the exemplar span (an error one if any)
-	exemplar      bool // attach it
+	ex            int // index in recs of the counters' exemplar span (the first error one if any)
+	slow          int // index in recs of the slowest span, the duration histogram's exemplar
 }
 
 type analyticsProcessor struct {
@@ -118,6 +122,11 @@ type analyticsProcessor struct {
 	rules   []*alerts.Rule
 	engine  *alerts.Engine       // set by start when there are rules
 	pending *storage.RollupBatch // a batch whose write failed, retried next flush
+
+	// exposed is set while spoor_metrics serves the RED families (families.go): the
+	// OTel SDK then leaves them out.
+	exposed    atomic.Bool
+	unregister []func()
 
 	stop    chan struct{}
 	done    chan struct{}
@@ -161,6 +170,7 @@ func (p *analyticsProcessor) start(ctx context.Context, host component.Host) err
 		}
 		p.engine = eng
 	}
+	p.registerFamilies(host)
 	p.stop, p.done = make(chan struct{}), make(chan struct{})
 	p.started = true
 	go p.flushLoop()
@@ -174,6 +184,7 @@ func (p *analyticsProcessor) shutdown(ctx context.Context) error {
 		return nil
 	}
 	p.started = false
+	p.unregisterFamilies()
 	close(p.stop)
 	<-p.done
 	p.mu.Lock()
@@ -306,7 +317,6 @@ func (p *analyticsProcessor) observe(td ptrace.Traces) {
 	}
 	if len(sc.recs) > 0 {
 		p.aggregate(sc, now)
-		p.tel.record(sc)
 	}
 	if ab != nil {
 		p.engine.Commit(ab)
@@ -357,7 +367,7 @@ func (p *analyticsProcessor) aggregate(sc *scratch, now time.Time) {
 		s.sum += sec * r.adj
 		if s.batchSeq != p.batchSeq {
 			s.batchSeq, s.delta = p.batchSeq, len(sc.touched)
-			sc.touched = append(sc.touched, touched{s: s, ex: i})
+			sc.touched = append(sc.touched, touched{s: s, ex: i, slow: i})
 		}
 		d := &sc.touched[s.delta]
 		d.calls += r.adj
@@ -367,15 +377,28 @@ func (p *analyticsProcessor) aggregate(sc *scratch, now time.Time) {
 			}
 			d.errors += r.adj
 		}
+		if r.dur > sc.recs[d.slow].dur {
+			d.slow = i
+		}
 	}
-	// Exemplars cost a context per series: one a second per series, and every batch
-	// with errors (the exemplars worth following).
+	// Exemplars: every batch replaces each touched series' exemplars in place (no
+	// allocation), so a scrape sees the latest — for the counters an error span of the
+	// series when the batch had one, for the histogram the batch's slowest span in its
+	// bucket.
+	at := now.UnixNano()
 	for i := range sc.touched {
 		d := &sc.touched[i]
-		if d.errors > 0 || now.Sub(d.s.lastExemplar) >= time.Second {
-			d.exemplar = true
-			d.s.lastExemplar = now
+		s := d.s
+		s.calls += d.calls
+		r := &sc.recs[d.ex]
+		s.callsEx.set(r, r.adj, at)
+		if d.errors > 0 {
+			s.errors += d.errors
+			s.errEx.set(r, r.adj, at)
 		}
+		r = &sc.recs[d.slow]
+		sec := float64(r.dur) / 1e9
+		s.bucketEx[durationBucket(sec)].set(r, sec, at)
 	}
 	p.graph.observe(sc.recs, sc.svcIDs, now)
 }
@@ -393,7 +416,7 @@ func (p *analyticsProcessor) newSeries(k seriesKey) *series {
 	base := []attribute.KeyValue{attribute.String("service_name", k.svc), attribute.String("span_name", k.op),
 		attribute.String("span_kind", spanKindName(k.kind))}
 	set := attribute.NewSet(base...)
-	s := &series{key: k, addOpts: []metric.AddOption{metric.WithAttributeSet(set)}, plainAttrs: metric.WithAttributeSet(set)}
+	s := &series{key: k, plainAttrs: metric.WithAttributeSet(set), promLabels: promLabels(k)}
 	for i := range len(durationBounds) + 1 {
 		le := "+Inf"
 		if i < len(durationBounds) {

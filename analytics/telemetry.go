@@ -6,7 +6,12 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
+)
+
+const (
+	callsHelp    = "Spans received (before sampling), weighted by adjusted count, by service, span name and kind."
+	errorsHelp   = "Spans with status Error received (before sampling), weighted by adjusted count."
+	durationHelp = "Span durations in seconds (before sampling), weighted by adjusted count."
 )
 
 // durationBounds are the Prometheus histogram buckets of spoor_span_duration_seconds.
@@ -23,9 +28,8 @@ func durationBucket(sec float64) int {
 }
 
 type telemetry struct {
-	calls, errors metric.Float64Counter
-	rollupsLost   metric.Int64Counter
-	reg           metric.Registration
+	rollupsLost metric.Int64Counter
+	reg         metric.Registration
 }
 
 func newTelemetry(mp metric.MeterProvider, p *analyticsProcessor) (*telemetry, error) {
@@ -33,18 +37,20 @@ func newTelemetry(mp metric.MeterProvider, p *analyticsProcessor) (*telemetry, e
 	t := &telemetry{}
 	var err error
 	wrap := func(e error) error { return fmt.Errorf("create analytics metrics: %w", e) }
-	if t.calls, err = m.Float64Counter("spoor_span_calls_total",
-		metric.WithDescription("Spans received (before sampling), weighted by adjusted count, by service, span name and kind.")); err != nil {
+	// The RED metrics are kept by the processor, weighted, with their exemplars, and
+	// served by spoor_metrics (families.go) when it runs — the collector's Prometheus
+	// endpoint serves no exemplars. Without it they are observed here, the duration
+	// histogram as the three counter families of a Prometheus histogram: an OTel
+	// histogram takes one unweighted observation per span, and that Record cost more
+	// CPU than the rest of the analytics together (profile of BenchmarkAnalytics).
+	calls, err := m.Float64ObservableCounter("spoor_span_calls_total", metric.WithDescription(callsHelp))
+	if err != nil {
 		return nil, wrap(err)
 	}
-	if t.errors, err = m.Float64Counter("spoor_span_errors_total",
-		metric.WithDescription("Spans with status Error received (before sampling), weighted by adjusted count.")); err != nil {
+	errs, err := m.Float64ObservableCounter("spoor_span_errors_total", metric.WithDescription(errorsHelp))
+	if err != nil {
 		return nil, wrap(err)
 	}
-	// The duration histogram is kept by the processor, weighted, and exported as the
-	// three counter families of a Prometheus histogram: an OTel histogram takes one
-	// unweighted observation per span, and that Record cost more CPU than the rest of
-	// the analytics together (profile of BenchmarkAnalytics).
 	durBucket, err := m.Float64ObservableCounter("spoor_span_duration_seconds_bucket",
 		metric.WithDescription("Span durations (before sampling) at or below le seconds, weighted by adjusted count: a Prometheus histogram's buckets."))
 	if err != nil {
@@ -89,7 +95,14 @@ func newTelemetry(mp metric.MeterProvider, p *analyticsProcessor) (*telemetry, e
 			o.ObserveFloat64(edgeErrors, v[1], attrs)
 		}
 		o.ObserveInt64(unmatched, g.unmatched)
+		if p.exposed.Load() {
+			return nil
+		}
 		for _, s := range p.series {
+			o.ObserveFloat64(calls, s.calls, s.plainAttrs)
+			if s.errors > 0 {
+				o.ObserveFloat64(errs, s.errors, s.plainAttrs)
+			}
 			var cum float64
 			for i, c := range s.buckets {
 				cum += c
@@ -99,30 +112,9 @@ func newTelemetry(mp metric.MeterProvider, p *analyticsProcessor) (*telemetry, e
 			o.ObserveFloat64(durCount, cum, s.plainAttrs)
 		}
 		return nil
-	}, edgeCalls, edgeErrors, unmatched, durBucket, durSum, durCount)
+	}, calls, errs, edgeCalls, edgeErrors, unmatched, durBucket, durSum, durCount)
 	if err != nil {
 		return nil, wrap(err)
 	}
 	return t, nil
-}
-
-// record adds the batch to the RED counters: one update per series and batch. The
-// span chosen per series (an error span if there is one) rides along as the exemplar:
-// the SDK's trace-based exemplar filter keeps measurements made in the context of a
-// sampled span.
-func (t *telemetry) record(sc *scratch) {
-	bg := context.Background()
-	for i := range sc.touched {
-		d := &sc.touched[i]
-		ctx := bg
-		if d.exemplar {
-			r := &sc.recs[d.ex]
-			ctx = trace.ContextWithSpanContext(bg, trace.NewSpanContext(trace.SpanContextConfig{
-				TraceID: trace.TraceID(r.traceID), SpanID: trace.SpanID(r.spanID), TraceFlags: trace.FlagsSampled}))
-		}
-		t.calls.Add(ctx, d.calls, d.s.addOpts...)
-		if d.errors > 0 {
-			t.errors.Add(ctx, d.errors, d.s.addOpts...)
-		}
-	}
 }

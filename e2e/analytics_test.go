@@ -253,7 +253,7 @@ func TestAlertOnDeclineBurst(t *testing.T) {
 	m := s.metrics()
 	for _, want := range []string{`spoor_span_calls_total{service_name="payment-service",span_kind="internal",span_name="charge"}`,
 		`spoor_span_errors_total{service_name="payment-service",span_kind="internal",span_name="charge"}`,
-		`spoor_span_duration_seconds_bucket{le="0.25",service_name="payment-service",span_kind="internal",span_name="charge"}`,
+		`spoor_span_duration_seconds_bucket{service_name="payment-service",span_kind="internal",span_name="charge",le="0.25"}`,
 		`spoor_service_graph_calls_total{client="order-service",server="payment-service"}`,
 		`spoor_alert_notifications_delivered_total`} {
 		if !strings.Contains(m, want) {

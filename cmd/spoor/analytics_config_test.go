@@ -20,6 +20,7 @@ func resolveDefault(t *testing.T) (*otelcol.Config, error) {
 	t.Helper()
 	t.Setenv("SPOOR_METRICS_HOST", "127.0.0.1")
 	t.Setenv("SPOOR_METRICS_PORT", "8888")
+	t.Setenv("SPOOR_METRICS_INTERNAL_PORT", "18888")
 	provider, err := otelcol.NewConfigProvider(collectorSettings(true).ConfigProviderSettings)
 	if err != nil {
 		t.Fatalf("config provider: %v", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -84,8 +85,11 @@ func withDefaultConfig(args []string) []string {
 	return args
 }
 
-// exportMetricsEndpoint splits SPOOR_METRICS_ENDPOINT into the SPOOR_METRICS_HOST and
-// SPOOR_METRICS_PORT variables the default config's Prometheus reader takes.
+// exportMetricsEndpoint checks SPOOR_METRICS_ENDPOINT (host:port; spoor_metrics serves
+// /metrics there), exports its parts as SPOOR_METRICS_HOST and SPOOR_METRICS_PORT (for
+// configs written when the collector's own Prometheus reader served it), and picks
+// SPOOR_METRICS_INTERNAL_PORT, the loopback port of the collector's own Prometheus
+// reader, which spoor_metrics reads and serves (unless it is already set).
 func exportMetricsEndpoint() error {
 	ep := os.Getenv("SPOOR_METRICS_ENDPOINT")
 	if ep == "" {
@@ -101,5 +105,45 @@ func exportMetricsEndpoint() error {
 	if err := os.Setenv("SPOOR_METRICS_PORT", port); err != nil {
 		return fmt.Errorf("set SPOOR_METRICS_PORT: %w", err)
 	}
+	if os.Getenv("SPOOR_METRICS_INTERNAL_PORT") != "" {
+		return nil
+	}
+	internal, err := freeLoopbackPort(os.Environ())
+	if err != nil {
+		return fmt.Errorf("pick a loopback port for the collector's metrics (or set SPOOR_METRICS_INTERNAL_PORT): %w", err)
+	}
+	if err := os.Setenv("SPOOR_METRICS_INTERNAL_PORT", strconv.Itoa(internal)); err != nil {
+		return fmt.Errorf("set SPOOR_METRICS_INTERNAL_PORT: %w", err)
+	}
 	return nil
+}
+
+// freeLoopbackPort returns a port the kernel just had free on 127.0.0.1, other than any
+// port a SPOOR_*_ENDPOINT variable of env names (those are bound only later). The
+// collector binds it moments later; another process taking it in between would stop
+// spoor at start with "binding address", and setting SPOOR_METRICS_INTERNAL_PORT avoids it.
+func freeLoopbackPort(env []string) (int, error) {
+	taken := map[string]bool{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "SPOOR_") && strings.HasSuffix(k, "_ENDPOINT") {
+			if _, p, err := net.SplitHostPort(v); err == nil {
+				taken[p] = true
+			}
+		}
+	}
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		if err := ln.Close(); err != nil {
+			return 0, err
+		}
+		if !taken[strconv.Itoa(port)] {
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("every port picked is named by a SPOOR_*_ENDPOINT variable")
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/spoortrace/spoor/exporters"
 	"github.com/spoortrace/spoor/exporters/zipkinexporter"
 	"github.com/spoortrace/spoor/ingest"
+	"github.com/spoortrace/spoor/metrics"
 	"github.com/spoortrace/spoor/query/queryext"
 	"github.com/spoortrace/spoor/sampler"
 	"github.com/spoortrace/spoor/sampler/remote"
@@ -37,6 +38,7 @@ func components() (otelcol.Factories, error) {
 		storageext.NewFactory(),
 		queryext.NewFactory(),
 		ingest.NewExtensionFactory(),
+		metrics.NewFactory(),
 		remote.NewFactory(),
 		// The forwarding queues' disk storage and the per-destination circuit breakers.
 		filestorage.NewFactory(),

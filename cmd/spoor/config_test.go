@@ -20,6 +20,7 @@ func samplingConfig(t *testing.T) *remote.Config {
 	t.Helper()
 	t.Setenv("SPOOR_METRICS_HOST", "127.0.0.1")
 	t.Setenv("SPOOR_METRICS_PORT", "8888")
+	t.Setenv("SPOOR_METRICS_INTERNAL_PORT", "18888")
 	set := collectorSettings(true)
 	provider, err := otelcol.NewConfigProvider(set.ConfigProviderSettings)
 	if err != nil {
@@ -91,6 +92,7 @@ func TestDefaultConfigSamplingStrategies(t *testing.T) {
 func TestValidateCommand(t *testing.T) {
 	t.Setenv("SPOOR_METRICS_HOST", "127.0.0.1")
 	t.Setenv("SPOOR_METRICS_PORT", "8888")
+	t.Setenv("SPOOR_METRICS_INTERNAL_PORT", "18888")
 	dir := t.TempDir()
 	write := func(name, body string) string {
 		path := filepath.Join(dir, name)

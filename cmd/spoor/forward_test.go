@@ -20,6 +20,7 @@ import (
 func TestDefaultConfigForwarding(t *testing.T) {
 	t.Setenv("SPOOR_METRICS_HOST", "127.0.0.1")
 	t.Setenv("SPOOR_METRICS_PORT", "8888")
+	t.Setenv("SPOOR_METRICS_INTERNAL_PORT", "18888")
 	t.Setenv("SPOOR_DATA_DIR", t.TempDir())
 	t.Setenv(envForwardOTLPGRPC, "collector.example:4317")
 	t.Setenv(envForwardOTLPHTTP, "http://collector.example:4318")
