@@ -19,10 +19,13 @@
 //   - Rollups are flushed to the trace store every flush interval (default 2 s) and on
 //     shutdown; they survive restarts and retention drops them with the spans.
 //   - RED is exported as Prometheus metrics (spoor_span_calls_total,
-//     spoor_span_errors_total, and the weighted histogram spoor_span_duration_seconds as
-//     bucket/sum/count counters), service graph edges as spoor_service_graph_calls_total
-//     and _errors_total. The counters carry trace IDs as exemplars in the OTel SDK; the
-//     collector's Prometheus endpoint (otelconf v0.3.0) serves only the text format, so
-//     they do not reach /metrics.
+//     spoor_span_errors_total, the weighted histogram spoor_span_duration_seconds),
+//     service graph edges as spoor_service_graph_calls_total and _errors_total. The
+//     RED samples keep their latest exemplar (trace and span ID) in place, per batch and
+//     without allocating: an error span for the counters when the batch had one, the
+//     slowest span for its histogram bucket. They are served with their exemplars by
+//     the spoor_metrics extension when it runs (package metrics); otherwise through the
+//     collector's telemetry, whose endpoint serves no exemplars (the histogram then as
+//     bucket/sum/count counters).
 //   - Alert rules (package alerts) are evaluated on the same stream.
 package analytics
