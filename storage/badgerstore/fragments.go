@@ -1,7 +1,9 @@
 package badgerstore
 
 import (
+	"bytes"
 	"cmp"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/spoortrace/spoor/storage"
 )
 
 // A trace's summary fragments are the postings of its own field (FORMAT.md, "Trace
@@ -106,7 +110,10 @@ func (s *Store) traceSummary(txn *badger.Txn, st *indexState, id pcommon.TraceID
 		return false, fmt.Errorf("read summary of trace %s: %w", hex.EncodeToString(id[:]), err)
 	}
 	tomb := s.deleted.get(id)
-	posts = slices.DeleteFunc(posts, func(p posting) bool { return p.seq > asOfSeq || p.seq <= tomb })
+	posts = slices.DeleteFunc(posts, func(p posting) bool {
+		// Fragments of other traces with the same low half, of later blocks, of deleted ones.
+		return len(p.val) < 8 || string(p.val[:8]) != string(id[:8]) || p.seq > asOfSeq || p.seq <= tomb
+	})
 	if len(posts) == 0 {
 		return false, nil
 	}
@@ -125,7 +132,7 @@ func (s *Store) traceSummary(txn *badger.Txn, st *indexState, id pcommon.TraceID
 		if i > 0 {
 			dst = &frag
 		}
-		if err := dst.decodeFragment(p.val); err != nil {
+		if err := dst.decodeFragment(p.val[8:]); err != nil {
 			return false, fmt.Errorf("read summary of trace %s, block %x/%x: %w", hex.EncodeToString(id[:]), p.ref.bucket, p.ref.hash, err)
 		}
 		if i > 0 {
@@ -134,4 +141,38 @@ func (s *Store) traceSummary(txn *badger.Txn, st *indexState, id pcommon.TraceID
 		sum.addBlock(p.ref)
 	}
 	return true, nil
+}
+
+var _ storage.TraceIDLow64Finder = (*Store)(nil)
+
+// FindTraceIDsByLow64 returns the IDs of the stored traces whose low 64 bits are low:
+// the trace fields are keyed by them (FORMAT.md), so this is one trace lookup.
+func (s *Store) FindTraceIDsByLow64(ctx context.Context, low uint64) ([]pcommon.TraceID, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("find traces by low 64 bits: %w", err)
+	}
+	txn, st := s.begin()
+	defer txn.Discard()
+	var lowBytes [8]byte
+	binary.BigEndian.PutUint64(lowBytes[:], low)
+	var h fieldHasher
+	posts, err := s.fragments(txn, st, h.traceLow(lowBytes[:]), nil)
+	if err != nil {
+		return nil, fmt.Errorf("find traces by low 64 bits %016x: %w", low, err)
+	}
+	out := []pcommon.TraceID{}
+	for _, p := range posts {
+		if len(p.val) < 8 {
+			return nil, fmt.Errorf("find traces by low 64 bits %016x: %w", low, errFragment)
+		}
+		var id pcommon.TraceID
+		copy(id[:8], p.val[:8])
+		copy(id[8:], lowBytes[:])
+		if p.seq <= s.deleted.get(id) || slices.Contains(out, id) {
+			continue
+		}
+		out = append(out, id)
+	}
+	slices.SortFunc(out, func(a, b pcommon.TraceID) int { return bytes.Compare(a[:], b[:]) })
+	return out, nil
 }

@@ -477,10 +477,27 @@ func pagesOf(first []uint64, field uint64) (lo, hi int) {
 
 // segFragments appends the summary fragments of trace field f in segment sg to dst.
 func (s *Store) segFragments(txn *badger.Txn, sg *segment, f uint64, dst []posting) ([]posting, error) {
+	return s.fieldPages(txn, sg, sg.tfirst, len(sg.first), f, dst)
+}
+
+// segPostings appends the postings of the fields in segment sg to dst, read in txn.
+func (s *Store) segPostings(txn *badger.Txn, sg *segment, fields []uint64, dst []posting) ([]posting, error) {
+	for _, f := range fields {
+		var err error
+		if dst, err = s.fieldPages(txn, sg, sg.first, 0, f, dst); err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
+}
+
+// fieldPages appends field f's postings from the run of sg's pages that starts at page
+// number base and whose first fields are first.
+func (s *Store) fieldPages(txn *badger.Txn, sg *segment, first []uint64, base int, f uint64, dst []posting) ([]posting, error) {
 	var key [17]byte
-	lo, hi := pagesOf(sg.tfirst, f)
+	lo, hi := pagesOf(first, f)
 	for p := lo; p < hi; p++ {
-		page, found, err := s.readSegPage(txn, appendSegPageKey(key[:0], sg.bucket, sg.id, uint32(len(sg.first)+p)))
+		page, found, err := s.readSegPage(txn, appendSegPageKey(key[:0], sg.bucket, sg.id, uint32(base+p)))
 		if err != nil {
 			return dst, err
 		}
@@ -489,27 +506,6 @@ func (s *Store) segFragments(txn *badger.Txn, sg *segment, f uint64, dst []posti
 		}
 		if dst, err = pagePostings(sg, page, f, dst); err != nil {
 			return dst, fmt.Errorf("segment page %x: %w", key, err)
-		}
-	}
-	return dst, nil
-}
-
-// segPostings appends the postings of the fields in segment sg to dst, read in txn.
-func (s *Store) segPostings(txn *badger.Txn, sg *segment, fields []uint64, dst []posting) ([]posting, error) {
-	var key [17]byte
-	for _, f := range fields {
-		lo, hi := pagesOf(sg.first, f)
-		for p := lo; p < hi; p++ {
-			page, found, err := s.readSegPage(txn, appendSegPageKey(key[:0], sg.bucket, sg.id, uint32(p)))
-			if err != nil {
-				return dst, err
-			}
-			if !found {
-				return dst, nil // dropped by retention under the search
-			}
-			if dst, err = pagePostings(sg, page, f, dst); err != nil {
-				return dst, fmt.Errorf("segment page %x: %w", key, err)
-			}
 		}
 	}
 	return dst, nil

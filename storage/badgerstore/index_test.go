@@ -238,16 +238,16 @@ func TestBloom(t *testing.T) {
 	b := newBloom(n)
 	var h fieldHasher
 	for i := range n {
-		b.add(h.trace(pcommon.TraceID{byte(i), byte(i >> 8), byte(i >> 16), 1}))
+		b.add(h.trace(pcommon.TraceID{8: byte(i), 9: byte(i >> 8), 10: byte(i >> 16), 11: 1}))
 	}
 	for i := range n {
-		if !b.mayContain(h.trace(pcommon.TraceID{byte(i), byte(i >> 8), byte(i >> 16), 1})) {
+		if !b.mayContain(h.trace(pcommon.TraceID{8: byte(i), 9: byte(i >> 8), 10: byte(i >> 16), 11: 1})) {
 			t.Fatalf("key %d added but not found", i)
 		}
 	}
 	fp := 0
 	for i := range n {
-		if b.mayContain(h.trace(pcommon.TraceID{byte(i), byte(i >> 8), byte(i >> 16), 2})) {
+		if b.mayContain(h.trace(pcommon.TraceID{8: byte(i), 9: byte(i >> 8), 10: byte(i >> 16), 11: 2})) {
 			fp++
 		}
 	}

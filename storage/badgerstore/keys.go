@@ -144,11 +144,17 @@ func (h *fieldHasher) operation(service, name string) uint64 {
 	return h.sum()
 }
 
-// trace is the field of one trace: its postings' values are the trace's summary
-// fragments, one per block.
+// trace is the field of the traces whose IDs end in id's low 64 bits: its postings'
+// values are their summary fragments, one per block, each led by the high 64 bits of
+// its trace's ID. Keyed by the low half, the same postings find a trace by its full ID
+// and every trace a Zipkin 16-hex ID names.
 func (h *fieldHasher) trace(id pcommon.TraceID) uint64 {
+	return h.traceLow(id[8:])
+}
+
+func (h *fieldHasher) traceLow(low []byte) uint64 {
 	h.start(fieldTrace)
-	h.buf = append(h.buf, id[:]...)
+	h.buf = append(h.buf, low...)
 	return h.sum()
 }
 

@@ -632,6 +632,7 @@ func (w *writeScratch) buildPostings(ref blockRef) []postingOut {
 	// the block's bucket.
 	for i := range w.rows {
 		v0 := len(a)
+		a = append(a, w.rows[i].id[:8]...)
 		a = w.sums[i].appendFragment(a)
 		offs = append(offs, [2]int{v0, len(a)})
 		w.pouts = append(w.pouts, postingOut{bucket: ref.bucket, field: w.h.trace(w.rows[i].id), maxStart: w.rows[i].maxStart, trace: true})
