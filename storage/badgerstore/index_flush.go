@@ -113,7 +113,13 @@ func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
 	blockIdx := make([]int32, len(h.blocks))
 	// Postings and trace fragments go to separate page runs; a trace field's chain
 	// holds only fragments, every other field's only postings.
-	var posts, traces []segEntry
+	nTrace := 0
+	for i := range h.recs {
+		if h.recs[i].trace {
+			nTrace++
+		}
+	}
+	posts, traces := make([]segEntry, 0, len(h.recs)-nTrace), make([]segEntry, 0, nTrace)
 	for _, b := range buckets {
 		for i := range blockIdx {
 			blockIdx[i] = -1
