@@ -2,6 +2,7 @@ package query
 
 import (
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -112,6 +113,10 @@ func New(reader storage.Reader, opts Options) *API {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	a := &API{reader: reader, opts: opts, log: opts.Logger, e: e, now: time.Now}
+	if r, ok := reader.(storage.AttributeValueReader); ok {
+		// The keys whose values Zipkin's remoteServices and autocompleteValues list.
+		r.CatalogAttributeValues(append(slices.Clone(remoteServiceKeys), opts.AutocompleteKeys...)...)
+	}
 	e.HTTPErrorHandler = a.handleEchoError
 	e.Pre(a.limitRequest)
 	// Trace JSON is repetitive and often megabytes; Jaeger's query service compresses it

@@ -264,6 +264,10 @@ type TraceIDLow64Finder interface {
 // autocompleteValues and remoteServices. Stores that can offer it implement it, from a
 // catalog maintained at write time; callers find it by type assertion.
 type AttributeValueReader interface {
+	// CatalogAttributeValues makes the store catalog, from now on, the values of the
+	// attributes keys (added to those it catalogs already). A reader names its keys once,
+	// before it asks for their values.
+	CatalogAttributeValues(keys ...string)
 	// GetAttributeValues returns the distinct values (pcommon.Value.AsString) of the
 	// attribute q.Key on spans, their resources or scopes, sorted, at most q.Limit of
 	// them (zero: no limit). With q.ServiceName set, only spans of that service count.

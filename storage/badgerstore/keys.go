@@ -19,6 +19,8 @@ const (
 	prefixSegDir    byte = 0x12
 	prefixService   byte = 0x20
 	prefixOperation byte = 0x21
+	// prefixValue catalogs the values of the attribute keys readers asked for.
+	prefixValue byte = 0x23
 	// prefixDependency is bucketed like the data families (retention drops it).
 	prefixDependency byte = 0x22
 

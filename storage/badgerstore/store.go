@@ -177,6 +177,9 @@ type Stats struct {
 	Index               IndexStats
 	// TracesDeleted counts DeleteTrace calls that deleted a trace.
 	TracesDeleted int64
+	// AttributeValuesDropped counts attribute values not cataloged because their service
+	// already had maxValuesPerScope values of that key.
+	AttributeValuesDropped int64
 	// ValueRereads counts values that did not decode on a first read and did on a
 	// second, in a fresh transaction (readValue).
 	ValueRereads int64
@@ -202,6 +205,7 @@ type Store struct {
 	deps      depTracker
 	idx       index
 	deleted   tombstones
+	values    valueCatalog
 	deleteMu  sync.Mutex
 
 	flusherStop context.CancelFunc
@@ -277,6 +281,9 @@ func (s *Store) init() error {
 		return err
 	}
 	if err := s.loadTombstones(); err != nil {
+		return err
+	}
+	if err := s.loadValues(); err != nil {
 		return err
 	}
 	return s.loadDependencies()
@@ -407,13 +414,14 @@ func (s *Store) Stats() Stats {
 		DependencyFlushes:       s.deps.flushes.Load(),
 		DependencyFlushFailures: s.deps.flushFailures.Load(),
 
-		IndexFlushes:        s.indexFlushes.Load(),
-		IndexMerges:         s.indexMerges.Load(),
-		IndexFlushFailures:  s.indexFlushFailures.Load(),
-		IndexReplayedBlocks: s.indexReplayed.Load(),
-		Index:               s.idx.stats(),
-		TracesDeleted:       s.tracesDeleted.Load(),
-		ValueRereads:        s.valueRereads.Load(),
+		IndexFlushes:           s.indexFlushes.Load(),
+		IndexMerges:            s.indexMerges.Load(),
+		IndexFlushFailures:     s.indexFlushFailures.Load(),
+		IndexReplayedBlocks:    s.indexReplayed.Load(),
+		Index:                  s.idx.stats(),
+		TracesDeleted:          s.tracesDeleted.Load(),
+		AttributeValuesDropped: s.values.dropped.Load(),
+		ValueRereads:           s.valueRereads.Load(),
 	}
 }
 

@@ -153,6 +153,11 @@ func FuzzStoredValues(f *testing.F) {
 		var s summary
 		_ = s.decodeFragment(b)
 		_, _ = decodeSegDir(appendSegDirKey(nil, 3, 4), b)
+		if v, ok := decodeValueKey(append([]byte{prefixValue}, b...)); ok {
+			if again := appendValueKey(nil, v); string(again) != string(append([]byte{prefixValue}, b...)) {
+				t.Fatalf("value catalog key %x decodes to %+v, which encodes to %x", b, v, again)
+			}
+		}
 		got, err := decodeTable(b, nil)
 		if err == nil && len(got) > len(b) {
 			t.Fatalf("%d rows decoded from %d bytes", len(got), len(b))

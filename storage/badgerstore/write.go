@@ -52,6 +52,8 @@ type catalogEntry struct {
 	service string // set for a service entry
 	op      opKey  // set for an operation entry
 	isOp    bool
+	val     valueKey // set for an attribute value entry
+	isVal   bool
 }
 
 // writeScratch is reused across batches to keep per-span work free of allocations.
@@ -86,6 +88,9 @@ type writeScratch struct {
 	h           fieldHasher
 	seenSvc     map[string]struct{}
 	seenOp      map[opKey]struct{}
+	seenVal     map[valueKey]struct{}
+	vals        []valueKey // cataloged attribute values of the batch
+	valKeys     *valueKeys
 	arena       []byte
 	badgerEntry []badger.Entry
 	// prevAttrs holds strings of the batch being written; release clears it so the
@@ -101,6 +106,7 @@ var scratchPool = sync.Pool{New: func() any {
 		groups:  map[pcommon.TraceID]int32{},
 		seenSvc: map[string]struct{}{},
 		seenOp:  map[opKey]struct{}{},
+		seenVal: map[valueKey]struct{}{},
 	}
 }}
 
@@ -112,6 +118,8 @@ func (w *writeScratch) release() {
 	w.fields.reset()
 	w.gmap.reset()
 	clear(w.seenSvc)
+	clear(w.seenVal)
+	w.vals, w.valKeys = w.vals[:0], nil
 	clear(w.seenOp)
 	clear(w.resService) // do not keep the caller's strings alive
 	w.refs = w.refs[:0]
@@ -188,17 +196,16 @@ func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 	}
 	now := time.Now()
 	catalog := s.collectCatalog(w, td, now)
-	if err := s.writeBlock(ctx, w, td, catalog, now); err != nil {
-		return err
-	}
-	s.rememberCatalog(catalog, now)
-	return nil
+	return s.writeBlock(ctx, w, td, catalog, now)
 }
 
 // writeBlock plans, encodes and commits td as one block, or splits it when it does not
 // fit in one transaction.
 func (s *Store) writeBlock(ctx context.Context, w *writeScratch, td ptrace.Traces, catalog []catalogEntry, now time.Time) error {
+	w.valKeys = s.values.keys.Load()
 	s.planFields(w, td)
+	catalog = s.collectValues(w, catalog, now)
+	remember := catalog
 	// A block's transaction is three keys (block, trace table, log entry; the first two
 	// values go to the value log) plus the batch's new catalog names. A batch naming
 	// thousands of new operations writes its names in transactions of their own first:
@@ -240,6 +247,7 @@ func (s *Store) writeBlock(ctx context.Context, w *writeScratch, td ptrace.Trace
 	if err != nil {
 		return err
 	}
+	s.rememberCatalog(remember, now)
 	if p.dup {
 		s.blocksDeduped.Add(1)
 		return nil
@@ -418,6 +426,13 @@ func (w *writeScratch) prepareResources(td ptrace.Traces) {
 		w.resErrHash = append(w.resErrHash, w.h.errors(svc))
 		w.resOff = append(w.resOff, int32(len(w.hashes)))
 		w.hashes = w.attrHashes(w.hashes, svc, res.Attributes())
+		if w.valKeys != nil {
+			for k, v := range res.Attributes().All() {
+				if str, ok := indexableValue(v); ok && w.valKeys.has(k) {
+					w.vals = append(w.vals, valueKey{service: svc, key: k, value: str})
+				}
+			}
+		}
 	}
 	w.resOff = append(w.resOff, int32(len(w.hashes)))
 	for i := 0; i < rss.Len(); i++ {
@@ -507,6 +522,9 @@ func (w *writeScratch) addSpanAttrFields(rs int32, service string, m pcommon.Map
 		}
 		next = append(next, attrHash{key: k, value: str, hash: h})
 		w.addField(h, b, start)
+		if w.valKeys != nil && w.valKeys.has(k) {
+			w.vals = append(w.vals, valueKey{service: service, key: k, value: str})
+		}
 		i++
 	}
 	w.resAttrs[rs], w.spareAttr = next, prev
@@ -764,7 +782,9 @@ func (s *Store) rememberCatalog(entries []catalogEntry, now time.Time) {
 	defer s.catalogMu.Unlock()
 	for _, e := range entries {
 		// Clone: the names point into the caller's td, which we must not keep.
-		if e.isOp {
+		if e.isVal {
+			s.values.remember(valueKey{service: clone(e.val.service), key: clone(e.val.key), value: clone(e.val.value)}, exp)
+		} else if e.isOp {
 			s.operations[opKey{service: clone(e.op.service), name: clone(e.op.name), kind: e.op.kind}] = exp
 		} else {
 			s.services[clone(e.service)] = exp

@@ -180,6 +180,11 @@ func registerMetrics(m metric.Meter, st *badgerstore.Store) (metric.Registration
 	if err != nil {
 		return nil, fmt.Errorf("create index flushes counter: %w", err)
 	}
+	valuesDropped, err := m.Int64ObservableCounter("spoor_storage_attribute_values_dropped",
+		metric.WithDescription("Attribute values not added to the value catalog (Zipkin autocomplete, remote services) because their service already had 1,000 values of that key."))
+	if err != nil {
+		return nil, fmt.Errorf("create attribute values dropped counter: %w", err)
+	}
 	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		lsm, vlog := st.DiskSize()
 		o.ObserveInt64(disk, lsm, metric.WithAttributes(partLSM))
@@ -195,8 +200,9 @@ func registerMetrics(m metric.Meter, st *badgerstore.Store) (metric.Registration
 		o.ObserveInt64(segments, int64(s.Index.Segments))
 		o.ObserveInt64(flushes, s.IndexFlushes, metric.WithAttributes(outcomeOK))
 		o.ObserveInt64(flushes, s.IndexFlushFailures, metric.WithAttributes(outcomeFailed))
+		o.ObserveInt64(valuesDropped, s.AttributeValuesDropped)
 		return nil
-	}, disk, spans, dropped, reclaimed, passes, passDur, stall, headSpans, segments, flushes)
+	}, disk, spans, dropped, reclaimed, passes, passDur, stall, headSpans, segments, flushes, valuesDropped)
 }
 
 func registerGuardMetrics(m metric.Meter, g *WriteGuard) (metric.Registration, error) {
