@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,7 +58,7 @@ func BenchmarkAnalyticsShareOfCPU(b *testing.B) {
 		if on {
 			args = nil
 		}
-		cpu[i%2] += runAndMeasure(b, args, "SPOOR_ALERT_RULES="+rules, bodies)
+		cpu[i%2] += runAndMeasure(b, args, []string{"SPOOR_ALERT_RULES=" + rules}, postBodies(bodies))
 	}
 	offUS := float64(cpu[0].Microseconds()) / float64(b.N) / spans
 	onUS := float64(cpu[1].Microseconds()) / float64(b.N) / spans
@@ -144,9 +145,46 @@ func demoShapedBodies(n int) [][]byte {
 	return out
 }
 
-// runAndMeasure starts spoor, sends the bodies from two senders, waits for the
-// analytics flush, and returns the CPU time the process used from its first request.
-func runAndMeasure(tb testing.TB, args []string, env string, bodies [][]byte) time.Duration {
+// postBodies is a load that POSTs bodies to an OTLP/HTTP endpoint from two senders.
+func postBodies(bodies [][]byte) func(tb testing.TB, otlpHTTP string) {
+	return func(tb testing.TB, otlpHTTP string) {
+		var wg sync.WaitGroup
+		for w := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < len(bodies); i += 2 {
+					if !postTraces(tb, otlpHTTP, bodies[i]) {
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+// postTraces POSTs one OTLP/HTTP protobuf body; false (the error reported) when it fails.
+func postTraces(tb testing.TB, otlpHTTP string, body []byte) bool {
+	resp, err := http.Post("http://"+otlpHTTP+"/v1/traces", "application/x-protobuf", bytes.NewReader(body))
+	if err != nil {
+		tb.Error(err)
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		tb.Errorf("POST /v1/traces: %s", resp.Status)
+		return false
+	}
+	return true
+}
+
+// runAndMeasure starts spoor with args and env, runs load against its OTLP/HTTP
+// endpoint, waits for the analytics flush, and returns the CPU time the process used
+// from the load's start. spoor then stops with SIGTERM (a profile it writes at
+// shutdown is complete when this returns).
+func runAndMeasure(tb testing.TB, args, env []string, load func(tb testing.TB, otlpHTTP string)) time.Duration {
 	tb.Helper()
 	addrs := make([]string, 6)
 	lns := make([]net.Listener, 6)
@@ -163,15 +201,25 @@ func runAndMeasure(tb testing.TB, args []string, env string, bodies [][]byte) ti
 	ep := endpoints{OTLPGRPC: addrs[0], OTLPHTTP: addrs[1], Zipkin: addrs[2], Query: addrs[3], Metrics: addrs[4], Sampling: addrs[5]}
 	dir := tb.TempDir()
 	cmd := exec.Command(spoorBin, args...)
-	cmd.Env = append(append(os.Environ(), ep.env(dir)...), env)
+	cmd.Env = append(append(os.Environ(), ep.env(dir)...), env...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	defer func() {
-		_ = cmd.Process.Kill()
+	exited := make(chan struct{})
+	go func() {
 		_ = cmd.Wait()
+		close(exited)
+	}()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -188,27 +236,7 @@ func runAndMeasure(tb testing.TB, args []string, env string, bodies [][]byte) ti
 		time.Sleep(50 * time.Millisecond)
 	}
 	before := procCPU(tb, cmd.Process.Pid)
-	var wg sync.WaitGroup
-	for w := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(bodies); i += 2 {
-				resp, err := http.Post("http://"+ep.OTLPHTTP+"/v1/traces", "application/x-protobuf", bytes.NewReader(bodies[i]))
-				if err != nil {
-					tb.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					tb.Errorf("POST /v1/traces: %s", resp.Status)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	load(tb, ep.OTLPHTTP)
 	time.Sleep(3 * time.Second) // one analytics flush, and the store's background work
 	return procCPU(tb, cmd.Process.Pid) - before
 }
