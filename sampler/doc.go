@@ -85,12 +85,15 @@
 //     batch, with one resource and scope copy per scope of the batch, not per trace; a
 //     pending trace only lists the held batches it has spans in. When most of a scope's
 //     spans are held (low head rates), its whole span list moves to the held batch at
-//     once and the few kept spans move back, so holding a span allocates nothing; a
-//     policy keep cuts the trace's spans out of its held batches (a walk by trace ID),
-//     and a trace whose wait ends costs nothing: its batch is freed, whole, once no
-//     pending trace has spans in it. Measured (BenchmarkTailCPU, 10%, default caps,
-//     steady state): the tail stage's extra allocation fell from 264 to 44 bytes per
-//     span and its extra process CPU by about half; see the commit for the figures.
+//     once and the few kept spans move back. When the batch ends, its held batch is
+//     sealed: replaced by its protobuf encoding (wire.go), one marshal, because a held
+//     span as pdata is some forty small objects that every garbage collection marks
+//     again while it waits (at 10% with 100,000 held spans that marking cost more CPU
+//     than the rest of the sampler together), and encoded it is ~300 pointer-free
+//     bytes. A policy keep walks the encoding and decodes only its trace's spans (a walk
+//     by trace ID); a trace whose wait ends costs nothing: its batch is freed, whole,
+//     once no pending trace has spans in it. e2e BenchmarkSamplerShareOfCPU measures
+//     what this costs end to end.
 //   - Memory is bounded: at most max_traces traces are pending, and at most max_spans
 //     spans are in held batches not yet freed (spans of traces already decided count
 //     until their batch goes, so memory, not only pending spans, is bounded); a new one
@@ -100,7 +103,7 @@
 //     remembered (a ring of trace IDs), so a span arriving after its trace's decision
 //     follows it — kept after a keep, dropped after the wait ended or the trace was
 //     degraded, even when it errs itself, rather than store a fragment. Held spans take
-//     about 690 bytes each (BenchmarkTailMemoryPerSpan).
+//     about 300 bytes each (BenchmarkTailMemoryPerSpan; 690 before they were sealed).
 //   - A timer ends waits every tenth of decision_wait (10 ms to 1 s); Shutdown stops it
 //     and drops the held spans, counted with reason shutdown.
 //   - Concurrent batches share one lock for their head-dropped spans; a batch whose

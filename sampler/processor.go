@@ -148,7 +148,7 @@ func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 		td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
 			rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
 				ss.Spans().RemoveIf(func(sp ptrace.Span) bool {
-					d, _, _ := p.decideSpan(sp, &rates, &c, scratch[:0])
+					d, _, _ := p.decideSpan(sp, spanPriority(sp), &rates, &c, scratch[:0])
 					if d.keep && d.rewrite {
 						sp.TraceState().FromRaw(d.ts)
 					}
@@ -166,9 +166,9 @@ func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 	return td, nil
 }
 
-// decideSpan is the head decision for one span, counted in c; buf is scratch space for
-// a rewritten tracestate.
-func (p *headProcessor) decideSpan(sp ptrace.Span, rates *batchRates, c *counts, buf []byte) (decision, pcommon.TraceID, string) {
+// decideSpan is the head decision for one span whose sampling.priority is prio, counted
+// in c; buf is scratch space for a rewritten tracestate.
+func (p *headProcessor) decideSpan(sp ptrace.Span, prio priority, rates *batchRates, c *counts, buf []byte) (decision, pcommon.TraceID, string) {
 	tid := sp.TraceID()
 	r := &p.def
 	if p.overrides {
@@ -176,7 +176,7 @@ func (p *headProcessor) decideSpan(sp ptrace.Span, rates *batchRates, c *counts,
 	}
 	raw := sp.TraceState().AsRaw()
 	d := p.decide(tid, raw, r, buf)
-	if prio := spanPriority(sp); prio != priorityDefer {
+	if prio != priorityDefer {
 		d = p.withPriority(d, tid, raw, r, prio, buf)
 	}
 	kept := 0
@@ -197,6 +197,7 @@ func (p *headProcessor) decideSpan(sp ptrace.Span, rates *batchRates, c *counts,
 // decided first (kept, dropped or held), then moved at once (tailBatch.place).
 func (p *headProcessor) processWithTail(ctx context.Context, td ptrace.Traces, rates *batchRates, c *counts, buf []byte) {
 	tb := p.tail.begin(td)
+	n := 0 // the span's index in walk order, for tb.prios
 	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
 		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
 			tb.scopeSpans(rs, ss)
@@ -204,7 +205,8 @@ func (p *headProcessor) processWithTail(ctx context.Context, td ptrace.Traces, r
 			acts := tb.acts[:0]
 			for k := 0; k < spans.Len(); k++ {
 				sp := spans.At(k)
-				d, tid, raw := p.decideSpan(sp, rates, c, buf)
+				d, tid, raw := p.decideSpan(sp, tb.prios[n], rates, c, buf)
+				n++
 				var a action
 				switch {
 				case !tid.IsEmpty():

@@ -80,16 +80,16 @@ func spanDuration(sp ptrace.Span) uint64 {
 	return 0
 }
 
-// match is the first policy that sp matches; resource says whether its resource's
-// attributes already matched a rule.
-func (p *policies) match(sp ptrace.Span, resource bool) tailPolicy {
+// match is the first policy that sp, whose sampling.priority is prio, matches;
+// resource says whether its resource's attributes already matched a rule.
+func (p *policies) match(sp ptrace.Span, prio priority, resource bool) tailPolicy {
 	if p.errors && sp.Status().Code() == ptrace.StatusCodeError {
 		return tailError
 	}
 	if p.latency != 0 && spanDuration(sp) >= p.latency {
 		return tailLatency
 	}
-	if spanPriority(sp) == priorityKeep {
+	if prio == priorityKeep {
 		// Head sampling keeps the span itself; its trace is kept whole with it.
 		return tailPriority
 	}
@@ -119,8 +119,11 @@ type pendingTrace struct {
 	tid      pcommon.TraceID
 	deadline int64 // unix nanoseconds
 	spans    int
-	// parts are the held batches its spans are in, each once (a reference each).
+	// parts are the held batches its spans are in, each once (a reference each);
+	// part0 holds the first, so that the common trace, held from one batch, costs no
+	// allocation for it.
 	parts    []*heldBatch
+	part0    [1]*heldBatch
 	minStart pcommon.Timestamp
 	maxEnd   pcommon.Timestamp
 	gone     bool // decided or degraded; the queue skips it
@@ -133,6 +136,9 @@ type pendingTrace struct {
 // many traces whose wait ends without a match are dropped by forgetting the batch.
 type heldBatch struct {
 	td ptrace.Traces
+	// data is td's protobuf encoding once the batch that filled it has ended (seal, in
+	// wire.go); td is then the zero Traces.
+	data []byte
 	// spans is how many spans were put in it; they count in tailStage.retained, against
 	// max_spans, until the batch is freed, since the spans of traces already decided are
 	// only freed with their batch.
@@ -148,6 +154,13 @@ type heldBatch struct {
 // cut moves the spans of trace tid out of the held batch into dst, creating dst's
 // resource and scope copies for the scopes that have some, and returns dst.
 func (hb *heldBatch) cut(tid pcommon.TraceID, dst ptrace.Traces) ptrace.Traces {
+	if hb.data != nil {
+		dst, err := cutWire(hb.data, tid, dst)
+		if err != nil {
+			panic(err.Error()) // the batch is Spoor's own encoding: a broken invariant
+		}
+		return dst
+	}
 	rss := hb.td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
@@ -229,6 +242,8 @@ type tailStage struct {
 	now       func() time.Time // a field so that tests drive the clock
 	// scratch receives the dropped spans a held batch would otherwise keep (guarded by mu).
 	scratch ptrace.Span
+	// batches are tailBatch values for reuse, their slices and map with them.
+	batches sync.Pool
 
 	mu      sync.Mutex
 	pending map[pcommon.TraceID]*pendingTrace
@@ -488,7 +503,7 @@ func (t *tailStage) unref(hb *heldBatch) {
 
 func (t *tailStage) free(hb *heldBatch) {
 	t.retained -= hb.spans
-	hb.spans, hb.td, hb.cur = 0, ptrace.Traces{}, ptrace.SpanSlice{}
+	hb.spans, hb.td, hb.data, hb.cur = 0, ptrace.Traces{}, nil, ptrace.SpanSlice{}
 }
 
 // tailBatch is the tail stage's state while the head processor walks one batch.
@@ -502,7 +517,15 @@ type tailBatch struct {
 	scope   uint64     // serial of ss, 0 until a span of it is held
 	held    *heldBatch // this batch's held spans, nil until one is held
 	acts    []action   // the actions of the scope being walked
-	cuts    []keptCut  // traces kept in this batch, cut out of their held batches at its end
+	// prios are the sampling.priority of the batch's spans in walk order, read once by
+	// begin for the policies and used again by the head decision.
+	prios []priority
+	// lastTID's pending trace is lastPT: a trace's spans come one after another, and
+	// its later ones skip the decision cache and pending map lookups while it stays
+	// pending (a pending trace is never in the decision cache).
+	lastTID pcommon.TraceID
+	lastPT  *pendingTrace
+	cuts    []keptCut // traces kept in this batch, cut out of their held batches at its end
 	release []ptrace.Traces
 	c       tailCounts
 }
@@ -517,7 +540,13 @@ type keptCut struct {
 // begin finds the traces of td that match a policy: a matching span may come after its
 // siblings in the batch, and they must not be held for a trace already decided.
 func (t *tailStage) begin(td ptrace.Traces) *tailBatch {
-	b := &tailBatch{t: t, now: t.now().UnixNano()}
+	b, _ := t.batches.Get().(*tailBatch)
+	if b == nil {
+		b = &tailBatch{}
+	}
+	// Reused: its slices and map keep their room, empty (end cleared them).
+	*b = tailBatch{t: t, now: t.now().UnixNano(), matched: b.matched,
+		acts: b.acts[:0], prios: b.prios[:0], cuts: b.cuts[:0], release: b.release[:0]}
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		res := t.pol.matchResource(rss.At(i))
@@ -526,10 +555,13 @@ func (t *tailStage) begin(td ptrace.Traces) *tailBatch {
 			spans := sss.At(j).Spans()
 			for k := 0; k < spans.Len(); k++ {
 				sp := spans.At(k)
-				if pol := t.pol.match(sp, res); pol != tailNone {
+				prio := spanPriority(sp)
+				b.prios = append(b.prios, prio)
+				if pol := t.pol.match(sp, prio, res); pol != tailNone {
 					if b.matched == nil {
 						b.matched = map[pcommon.TraceID]tailPolicy{}
 					}
+					// (A reused map is empty: lookups on it cost as little as on nil.)
 					if _, ok := b.matched[sp.TraceID()]; !ok {
 						b.matched[sp.TraceID()] = pol
 					}
@@ -594,26 +626,30 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 		eraseTH(sp, raw, buf)
 		return actKeep
 	}
-	if cp, ok := t.cache.get(tid); ok {
-		if cp == tailNone {
-			b.c.late[0]++
-			return actDrop
+	pt := b.lastPT
+	if pt == nil || pt.gone || tid != b.lastTID {
+		if cp, ok := t.cache.get(tid); ok {
+			if cp == tailNone {
+				b.c.late[0]++
+				return actDrop
+			}
+			b.c.late[1]++
+			b.c.spans[cp]++
+			eraseTH(sp, raw, buf)
+			return actKeep
 		}
-		b.c.late[1]++
-		b.c.spans[cp]++
-		eraseTH(sp, raw, buf)
-		return actKeep
-	}
-	pt := t.pending[tid]
-	if pt == nil {
-		for len(t.pending) >= t.maxTraces {
-			t.evictOldest(degradeMaxTraces, &b.c)
+		pt = t.pending[tid]
+		if pt == nil {
+			for len(t.pending) >= t.maxTraces {
+				t.evictOldest(degradeMaxTraces, &b.c)
+			}
+			pt = &pendingTrace{tid: tid, deadline: b.now + int64(t.wait),
+				minStart: sp.StartTimestamp(), maxEnd: sp.EndTimestamp()}
+			t.pending[tid] = pt
+			t.queue = append(t.queue, pt)
+			b.c.bufTraces++
 		}
-		pt = &pendingTrace{tid: tid, deadline: b.now + int64(t.wait),
-			minStart: sp.StartTimestamp(), maxEnd: sp.EndTimestamp()}
-		t.pending[tid] = pt
-		t.queue = append(t.queue, pt)
-		b.c.bufTraces++
+		b.lastTID, b.lastPT = tid, pt
 	}
 	for t.retained >= t.maxSpans {
 		if ev := t.evictOldest(degradeMaxSpans, &b.c); ev == pt || ev == nil {
@@ -640,6 +676,9 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 		b.held = hb
 	}
 	if n := len(pt.parts); n == 0 || pt.parts[n-1] != hb {
+		if n == 0 && pt.parts == nil {
+			pt.parts = pt.part0[:0]
+		}
 		pt.parts = append(pt.parts, hb)
 		hb.refs++
 	}
@@ -758,8 +797,14 @@ func (b *tailBatch) end(ctx context.Context, td ptrace.Traces) {
 			b.release = append(b.release, out)
 		}
 	}
-	if b.held != nil && b.held.refs == 0 {
-		t.free(b.held)
+	if b.held != nil {
+		if b.held.refs == 0 {
+			t.free(b.held)
+		} else {
+			// Its spans wait now, encoded: the garbage collector does not mark them
+			// (wire.go).
+			b.held.seal()
+		}
 	}
 	if b.locked {
 		t.mu.Unlock()
@@ -767,7 +812,13 @@ func (b *tailBatch) end(ctx context.Context, td ptrace.Traces) {
 	for _, r := range b.release {
 		r.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
 	}
-	b.t.record(ctx, &b.c)
+	t.record(ctx, &b.c)
+	// The next batch reuses b's room; nothing of this batch stays reachable from it.
+	clear(b.cuts)
+	clear(b.release)
+	clear(b.matched)
+	b.held, b.lastPT, b.rs, b.ss = nil, nil, ptrace.ResourceSpans{}, ptrace.ScopeSpans{}
+	t.batches.Put(b)
 }
 
 // eraseTH removes th from a span a policy keeps in place of head sampling: its

@@ -380,7 +380,7 @@ func TestTailMemoryCap(t *testing.T) {
 		retained, inBatches := 0, 0
 		for hb := range batches {
 			retained += hb.spans
-			inBatches += spansWithData(hb.td) // not the slots left empty
+			inBatches += spansWithData(t, hb) // not the slots left empty
 		}
 		if retained != tl.retained || tl.retained > cfg.Tail.MaxSpans || inBatches > retained || held > inBatches {
 			t.Fatalf("batch %d: held batches have %d spans (%d slots), %d counted retained, %d held, cap %d",
@@ -518,8 +518,17 @@ func TestTailConfigValidate(t *testing.T) {
 	}
 }
 
-// spansWithData counts the spans of td that are not empty slots (moved or dropped).
-func spansWithData(td ptrace.Traces) int {
+// spansWithData counts the spans of a held batch that are not empty slots (moved or
+// dropped), in either of its forms: pdata while its batch is walked, encoded after.
+func spansWithData(t *testing.T, hb *heldBatch) int {
+	t.Helper()
+	td := hb.td
+	if hb.data != nil {
+		var err error
+		if td, err = (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(hb.data); err != nil {
+			t.Fatalf("sealed held batch: %v", err)
+		}
+	}
 	n := 0
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
@@ -566,8 +575,8 @@ func TestTailPlaceMostlyHeld(t *testing.T) {
 		t.Fatalf("held %v and late %v passed", got[held], got[late])
 	}
 	hbs := p.tail.pending[held].parts
-	if len(hbs) != 1 || spansWithData(hbs[0].td) != 3 || p.tail.retained != 3 {
-		t.Fatalf("held batches %d, with %d spans of data, %d retained: want one, with the 3 held spans", len(hbs), spansWithData(hbs[0].td), p.tail.retained)
+	if len(hbs) != 1 || spansWithData(t, hbs[0]) != 3 || p.tail.retained != 3 {
+		t.Fatalf("held batches %d, with %d spans of data, %d retained: want one, with the 3 held spans", len(hbs), spansWithData(t, hbs[0]), p.tail.retained)
 	}
 	got.add(run(t, p, tbatch(tspan{tid: held, sid: sid(7), err: true})))
 	slices.Sort(got[held])
@@ -576,5 +585,97 @@ func TestTailPlaceMostlyHeld(t *testing.T) {
 	}
 	if len(got[late]) != 0 || p.tail.retained != 0 || len(p.tail.pending) != 0 {
 		t.Fatalf("after the keep: late %v, %d retained, %d pending", got[late], p.tail.retained, len(p.tail.pending))
+	}
+}
+
+// A held trace kept in a later batch comes out of its sealed (encoded) held batch
+// exactly as it went in — every span field, its resource and scope with their schema
+// URLs — and without the spans of the other traces held beside it.
+func TestTailSealedBatchReleasesSpansIntact(t *testing.T) {
+	p, clk := newTail(t, tailCfg(10), nil)
+	rng := rand.New(rand.NewPCG(31, 31))
+	keep, other := dropTID(t, p, rng), dropTID(t, p, rng)
+	in := ptrace.NewTraces()
+	for r := range 2 {
+		rs := in.ResourceSpans().AppendEmpty()
+		rs.SetSchemaUrl("https://opentelemetry.io/schemas/1.26.0")
+		rs.Resource().Attributes().PutStr("service.name", fmt.Sprintf("svc-%d", r))
+		rs.Resource().Attributes().PutInt("pid", int64(100+r))
+		rs.Resource().SetDroppedAttributesCount(2)
+		ss := rs.ScopeSpans().AppendEmpty()
+		ss.SetSchemaUrl("https://example.com/scope")
+		ss.Scope().SetName("lib")
+		ss.Scope().SetVersion("1.2.3")
+		ss.Scope().Attributes().PutBool("scoped", true)
+		for k := range 4 {
+			sp := ss.Spans().AppendEmpty()
+			sp.SetTraceID(keep)
+			if k%2 == 1 {
+				sp.SetTraceID(other)
+			}
+			sp.SetSpanID(sid(byte(10*r + k + 1)))
+			sp.SetParentSpanID(sid(99))
+			sp.SetName(fmt.Sprintf("op-%d", k))
+			sp.SetKind(ptrace.SpanKindConsumer)
+			sp.SetFlags(0x301)
+			sp.TraceState().FromRaw("vendor=x,other=y")
+			sp.SetStartTimestamp(pcommon.Timestamp(1_800_000_000_000_000_000 + k))
+			sp.SetEndTimestamp(pcommon.Timestamp(1_800_000_000_005_000_000 + k))
+			sp.Attributes().PutStr("s", "v")
+			sp.Attributes().PutDouble("d", 1.5)
+			sp.Attributes().PutEmptySlice("list").AppendEmpty().SetInt(7)
+			sp.Attributes().PutEmptyMap("map").PutEmptyBytes("b").FromRaw([]byte{1, 2, 3})
+			sp.SetDroppedAttributesCount(3)
+			ev := sp.Events().AppendEmpty()
+			ev.SetName("ev")
+			ev.SetTimestamp(pcommon.Timestamp(1_800_000_000_001_000_000))
+			ev.Attributes().PutStr("e", "f")
+			sp.SetDroppedEventsCount(4)
+			l := sp.Links().AppendEmpty()
+			l.SetTraceID(other)
+			l.SetSpanID(sid(77))
+			l.TraceState().FromRaw("l=1")
+			l.SetFlags(1)
+			sp.SetDroppedLinksCount(5)
+			sp.Status().SetCode(ptrace.StatusCodeOk)
+			sp.Status().SetMessage("fine")
+		}
+	}
+	want := ptrace.NewTraces()
+	in.CopyTo(want)
+	if got := run(t, p, in); got.SpanCount() != 0 {
+		t.Fatalf("head sampling passed %d spans of traces it drops", got.SpanCount())
+	}
+	if hbs := p.tail.pending[keep].parts; len(hbs) != 1 || hbs[0].data == nil {
+		t.Fatalf("the held batch is not sealed once its batch ended: %d parts", len(hbs))
+	}
+	clk.advance(time.Second)
+	got := run(t, p, tbatch(tspan{tid: keep, sid: sid(50), err: true}))
+	// The batch's own error span, then the released spans: every resource and scope
+	// of the held batch with a span of the trace.
+	rss := got.ResourceSpans()
+	if rss.Len() != 3 {
+		t.Fatalf("%d resources out, want the 2 released and the batch's own", rss.Len())
+	}
+	wantRSS := want.ResourceSpans()
+	for r := range 2 {
+		wantRSS.At(r).ScopeSpans().At(0).Spans().RemoveIf(func(sp ptrace.Span) bool { return sp.TraceID() != keep })
+	}
+	wantRSS.RemoveIf(func(rs ptrace.ResourceSpans) bool { return rs.Resource().Attributes().Len() == 0 })
+	gotOnly := ptrace.NewTraces()
+	for r := 1; r < 3; r++ {
+		rss.At(r).CopyTo(gotOnly.ResourceSpans().AppendEmpty())
+	}
+	var m ptrace.JSONMarshaler
+	wb, err1 := m.MarshalTraces(want)
+	gb, err2 := m.MarshalTraces(gotOnly)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	if string(wb) != string(gb) {
+		t.Fatalf("released spans differ from the held ones:\n got %s\nwant %s", gb, wb)
+	}
+	if _, ok := p.tail.pending[other]; !ok || p.tail.retained != 8 {
+		t.Fatalf("the other trace is no longer pending, or %d spans retained (want the 8 of the sealed batch)", p.tail.retained)
 	}
 }
