@@ -142,13 +142,14 @@ func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 	}
 	var c counts
 	var scratch [512]byte
+	var memo decisionMemo
 	if p.tail != nil {
-		p.processWithTail(ctx, td, &rates, &c, scratch[:0])
+		p.processWithTail(ctx, td, &rates, &memo, &c, scratch[:0])
 	} else {
 		td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
 			rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
 				ss.Spans().RemoveIf(func(sp ptrace.Span) bool {
-					d, _, _ := p.decideSpan(sp, spanPriority(sp), &rates, &c, scratch[:0])
+					d, _, _ := p.decideSpan(sp, spanPriority(sp), &rates, &memo, &c, scratch[:0])
 					if d.keep && d.rewrite {
 						sp.TraceState().FromRaw(d.ts)
 					}
@@ -166,16 +167,34 @@ func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 	return td, nil
 }
 
+// decisionMemo is the last probability decision of a batch and what it depended on: a
+// trace's spans come one after another with the same tracestate, so its later spans
+// reuse the decision, and a rewritten tracestate, instead of reading and writing the
+// tracestate again (decide depends on nothing else).
+type decisionMemo struct {
+	ok  bool
+	tid pcommon.TraceID
+	raw string
+	r   *rate
+	d   decision
+}
+
 // decideSpan is the head decision for one span whose sampling.priority is prio, counted
 // in c; buf is scratch space for a rewritten tracestate.
-func (p *headProcessor) decideSpan(sp ptrace.Span, prio priority, rates *batchRates, c *counts, buf []byte) (decision, pcommon.TraceID, string) {
+func (p *headProcessor) decideSpan(sp ptrace.Span, prio priority, rates *batchRates, m *decisionMemo, c *counts, buf []byte) (decision, pcommon.TraceID, string) {
 	tid := sp.TraceID()
 	r := &p.def
 	if p.overrides {
 		r = rates.get(tid)
 	}
 	raw := sp.TraceState().AsRaw()
-	d := p.decide(tid, raw, r, buf)
+	var d decision
+	if m.ok && tid == m.tid && r == m.r && raw == m.raw {
+		d = m.d
+	} else {
+		d = p.decide(tid, raw, r, buf)
+		*m = decisionMemo{ok: true, tid: tid, raw: raw, r: r, d: d}
+	}
 	if prio != priorityDefer {
 		d = p.withPriority(d, tid, raw, r, prio, buf)
 	}
@@ -195,7 +214,7 @@ func (p *headProcessor) decideSpan(sp ptrace.Span, prio priority, rates *batchRa
 
 // processWithTail decides every span with the tail stage: each scope's spans are
 // decided first (kept, dropped or held), then moved at once (tailBatch.place).
-func (p *headProcessor) processWithTail(ctx context.Context, td ptrace.Traces, rates *batchRates, c *counts, buf []byte) {
+func (p *headProcessor) processWithTail(ctx context.Context, td ptrace.Traces, rates *batchRates, m *decisionMemo, c *counts, buf []byte) {
 	tb := p.tail.begin(td)
 	n := 0 // the span's index in walk order, for tb.prios
 	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
@@ -205,7 +224,7 @@ func (p *headProcessor) processWithTail(ctx context.Context, td ptrace.Traces, r
 			acts := tb.acts[:0]
 			for k := 0; k < spans.Len(); k++ {
 				sp := spans.At(k)
-				d, tid, raw := p.decideSpan(sp, tb.prios[n], rates, c, buf)
+				d, tid, raw := p.decideSpan(sp, tb.prios[n], rates, m, c, buf)
 				n++
 				var a action
 				switch {

@@ -2,6 +2,7 @@ package sampler
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -55,13 +56,15 @@ func BenchmarkHeadDecision(b *testing.B) {
 //
 // 10pct_rates has a per-operation rate configured, so each batch gives each of its
 // traces one rate and remembers it (trace_rate_cache): the cost of keeping traces whole
-// under per-service and per-operation rates.
+// under per-service and per-operation rates. 10pct_tracestate's spans come with their
+// trace's rv and an SDK's th, so every kept span's tracestate is rewritten.
 func BenchmarkProcessBatch(b *testing.B) {
 	for _, c := range []struct {
-		name  string
-		pct   float64
-		rates bool
-	}{{"10pct", 10, false}, {"10pct_rates", 10, true}, {"100pct", 100, false}} {
+		name   string
+		pct    float64
+		rates  bool
+		traced bool
+	}{{"10pct", 10, false, false}, {"10pct_rates", 10, true, false}, {"10pct_tracestate", 10, false, true}, {"100pct", 100, false, false}} {
 		pct := c.pct
 		b.Run(c.name, func(b *testing.B) {
 			cfg := cfgWith(Equalizing, pct)
@@ -76,8 +79,12 @@ func BenchmarkProcessBatch(b *testing.B) {
 			var spans []span
 			for t := 0; t < 100; t++ {
 				tid := randTID(rng)
+				ts := ""
+				if c.traced {
+					ts = fmt.Sprintf("ot=th:8;rv:%014x,vendor=x", TraceIDRandomness(tid))
+				}
 				for s := 0; s < 10; s++ {
-					spans = append(spans, span{service: "svc", name: "op", tid: tid, sid: randSID(rng)})
+					spans = append(spans, span{service: "svc", name: "op", tid: tid, sid: randSID(rng), ts: ts})
 				}
 			}
 			b.ReportAllocs()
