@@ -218,15 +218,15 @@ func (c *decisionCache[V]) put(tid pcommon.TraceID, v V) {
 	if len(c.ring) == 0 {
 		return
 	}
-	if _, ok := c.m[tid]; ok {
-		c.m[tid] = v
+	// One map operation to insert or update: the length says which it was.
+	n := len(c.m)
+	if c.m[tid] = v; len(c.m) == n {
 		return
 	}
 	if c.full {
-		delete(c.m, c.ring[c.next])
+		delete(c.m, c.ring[c.next]) // not tid, which was not in the map
 	}
 	c.ring[c.next] = tid
-	c.m[tid] = v
 	if c.next++; c.next == len(c.ring) {
 		c.next, c.full = 0, true
 	}
