@@ -29,6 +29,7 @@ func (a *API) routes() {
 	spoor := a.e.Group("/spoor/api/v1")
 	spoor.GET("/openapi.json", a.spoorOpenAPI)
 	spoor.GET("/search", a.spoorSearch)
+	spoor.GET("/flows", a.spoorFlows)
 	spoor.GET("/traces/:traceID/summary", a.spoorTraceSummary)
 	spoor.DELETE("/traces/:traceID", a.spoorDeleteTrace)
 	// Analytics rollups and alerts (spoor.go).

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"time"
@@ -31,8 +32,13 @@ const maxRollupRange = 31 * 24 * time.Hour
 // parseRollupRange reads start and end: unix milliseconds or RFC 3339; end defaults
 // to now, start to end - DefaultRollupLookback.
 func parseRollupRange(c echo.Context, now time.Time) (start, end time.Time, err error) {
+	return parseTimeRange(c.QueryParams(), now)
+}
+
+// parseTimeRange is parseRollupRange on parsed query parameters.
+func parseTimeRange(q url.Values, now time.Time) (start, end time.Time, err error) {
 	parse := func(name string) (time.Time, error) {
-		s := c.QueryParam(name)
+		s := q.Get(name)
 		if s == "" {
 			return time.Time{}, nil
 		}

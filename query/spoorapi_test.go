@@ -2,11 +2,13 @@ package query
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -199,6 +201,7 @@ func TestOpenAPIDocumentsTheAPI(t *testing.T) {
 		Paths   map[string]map[string]struct {
 			Parameters []struct {
 				Name string `json:"name"`
+				Ref  string `json:"$ref"`
 			} `json:"parameters"`
 		} `json:"paths"`
 	}
@@ -223,6 +226,15 @@ func TestOpenAPIDocumentsTheAPI(t *testing.T) {
 	read := []string{"attr", "attrMatch", "cursor", "end", "limit", "maxDuration", "maxTraceDuration", "minDuration", "minTraceDuration", "notAttr", "operation", "service", "start", "status", "traceStatus"}
 	if !slices.Equal(documented, read) {
 		t.Errorf("documented search parameters %v, read %v", documented, read)
+	}
+	// The flows parameters too ($ref'd ones by the name they refer to).
+	documented = documented[:0]
+	for _, p := range doc.Paths["/spoor/api/v1/flows"]["get"].Parameters {
+		documented = append(documented, cmp.Or(p.Name, path.Base(p.Ref)))
+	}
+	slices.Sort(documented)
+	if read := []string{"end", "limit", "operation", "service", "start"}; !slices.Equal(documented, read) {
+		t.Errorf("documented flows parameters %v, read %v", documented, read)
 	}
 	// And each of them is read: a malformed value of each is refused (or, for free text,
 	// changes the answer).

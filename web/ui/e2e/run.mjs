@@ -259,6 +259,8 @@ try {
     assert(await page.$('[data-testid=flow-hops] [data-testid=error-origin]'), 'no hop is marked as where errors start');
     assert(await page.$('[data-testid=flow-graph] .flow-node.origin'), 'the flow graph marks no hop where failures start');
     assert(await page.$('[data-testid=flow-graph] .band-err'), 'the flow graph shows no failing call');
+    const note = await page.textContent('[data-testid=flow]');
+    assert(note.includes('Aggregated by Spoor'), 'the flow was not aggregated by /spoor/api/v1/flows');
     await screenshot(page, 'flow');
     await page.evaluate(() => document.querySelector('[data-testid=flow-hops]').scrollIntoView());
     await screenshot(page, 'flow-hops');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { makeTrace, type SpanSpec } from '../src/lib/model';
-import { aggregateFlow, errorOrigin, flattenHops } from '../src/lib/flow';
+import { aggregateFlow, errorOrigin, flattenHops, flowFromAPI, type APIFlow, type APIHop } from '../src/lib/flow';
 import { compareTraces, pickTypical } from '../src/lib/compare';
 import { edgesFromTraces, quantile, serviceStatsFromTraces } from '../src/lib/stats';
 
@@ -108,5 +108,35 @@ describe('stats', () => {
     expect(gw.requests).toBe(2);
     expect(gw.ratePerSec).toBeCloseTo(0.2);
     expect(red.find((s) => s.service === 'orders')!.requests).toBe(2); // INSERT is not an entry
+  });
+});
+
+describe('server flow', () => {
+  it('turns /spoor/api/v1/flows into the view model', () => {
+    const ref = (service: string, operation: string) => ({ service, operation, spanKind: 'server' });
+    const hop = (service: string, operation: string, depth: number, extra: Partial<APIHop> = {}): APIHop => ({
+      ...ref(service, operation), depth, calls: 2, traces: 2, errors: 0, errorShare: 0, origins: 0,
+      p50Ms: 1.5, p95Ms: 2, p99Ms: 2.25, exampleOk: ['a'], exampleError: [], children: [], ...extra,
+    });
+    const api: APIFlow = {
+      service: 'gateway', operation: 'POST /checkout', limit: 500, tracesExamined: 2, truncated: false, traces: 2, errorTraces: 1, errorShare: 0.5,
+      root: hop('gateway', 'POST /checkout', 0, { children: [hop('fraud', 'score', 1, { errors: 1, origins: 1, exampleError: ['b'] })] }),
+      paths: [{
+        hops: [{ ...ref('gateway', 'POST /checkout'), calls: 1 }, { ...ref('fraud', 'score'), calls: 2 }],
+        traces: 2, errorTraces: 1, errorShare: 0.5, p50Ms: 10, p95Ms: 12, p99Ms: 12,
+        origins: [{ hop: ref('fraud', 'score'), spread: [ref('gateway', 'POST /checkout')], traces: 1 }],
+        exampleOk: ['a'], exampleError: ['b'],
+      }],
+    };
+    const f = flowFromAPI(api);
+    expect(f.traces).toBe(2);
+    expect(f.errorTraces).toBe(1);
+    const hops = flattenHops(f.root);
+    expect(hops.map((h) => [h.depth, h.service, h.p50, h.p99])).toEqual([[0, 'gateway', 1500, 2250], [1, 'fraud', 1500, 2250]]);
+    expect(hops[1].origins).toBe(1);
+    expect(hops[1].key.startsWith(hops[0].key)).toBe(true);
+    expect(f.paths[0].hops).toEqual(['gateway POST /checkout', 'fraud score ×2']);
+    expect(f.paths[0].origins).toEqual([{ hop: 'fraud score', spread: ['gateway POST /checkout'], count: 1 }]);
+    expect(f.paths[0].p50).toBe(10000);
   });
 });

@@ -1,6 +1,7 @@
 import { fromJaeger, type JaegerTrace, type Trace } from './model';
 import { edgesFromTraces, serviceStatsFromTraces, sparkIndex, SPARK_BUCKETS, type Edge, type ServiceStats } from './stats';
 import { goDuration, parseDuration } from './format';
+import { aggregateFlow, flowFromAPI, type APIFlow, type Flow } from './flow';
 
 // The data layer. Spoor's own API (/spoor/api/v1: search with summaries and cursors, RED
 // and service-graph rollups, alerts) is used when it answers; when a build does not have
@@ -318,6 +319,49 @@ async function jaegerSearch(q: SearchQuery, cursor: string, signal?: AbortSignal
   const notes = ['This Spoor has no /spoor/api/v1/search: searched through the Jaeger API'];
   if (clientSide) notes.push('status, trace duration, != and =~ filtered in the browser');
   return { summaries: page.map(summarize), nextCursor: next, source: 'jaeger', notes };
+}
+
+// ---- payment flow ----
+
+export interface FlowResult {
+  flow: Flow;
+  // examined: traces read; truncated: more traces of the entry are in the window.
+  examined: number;
+  truncated: boolean;
+  source: 'spoor' | 'browser';
+}
+
+// The Jaeger search behind the fallback takes at most this many traces.
+const jaegerMaxLimit = 1500;
+
+let spoorFlowsMissing = false;
+
+// getFlow asks Spoor for the aggregated flow of an entry operation; a Spoor without
+// /spoor/api/v1/flows gets the traces through the Jaeger API and the browser folds them.
+export async function getFlow(
+  p: { service: string; operation: string; start: number; end: number; limit: number },
+  signal?: AbortSignal,
+): Promise<FlowResult> {
+  const u = new URLSearchParams({
+    service: p.service, operation: p.operation,
+    start: String(Math.floor(p.start / 1000)), end: String(Math.ceil(p.end / 1000)), limit: String(p.limit),
+  });
+  // The server's flow needs the entry's service; without one, the browser folds.
+  if (p.service && !spoorFlowsMissing) {
+    try {
+      const r = await getJSON<APIFlow>(`/spoor/api/v1/flows?${u}`, signal);
+      return { flow: flowFromAPI(r), examined: r.tracesExamined, truncated: r.truncated, source: 'spoor' };
+    } catch (e) {
+      if (!unavailable(e)) throw e;
+      spoorFlowsMissing = true;
+    }
+  }
+  const limit = Math.min(p.limit, jaegerMaxLimit);
+  const traces = await jaegerTraces({ service: p.service, operation: p.operation, start: p.start, end: p.end, limit }, signal);
+  return {
+    flow: aggregateFlow(traces, { service: p.service || undefined, operation: p.operation }),
+    examined: traces.length, truncated: traces.length >= limit, source: 'browser',
+  };
 }
 
 // ---- start page: RED per service ----

@@ -261,3 +261,84 @@ export function flattenHops(root: HopNode | null): HopNode[] {
   }
   return out;
 }
+
+// ---- the server's flow (GET /spoor/api/v1/flows) ----
+
+export interface APIHopRef {
+  service: string;
+  operation: string;
+  spanKind: string;
+}
+
+export interface APIHop extends APIHopRef {
+  depth: number;
+  calls: number;
+  traces: number;
+  errors: number;
+  errorShare: number;
+  origins: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  exampleOk: string[];
+  exampleError: string[];
+  children: APIHop[];
+}
+
+export interface APIPath {
+  hops: (APIHopRef & { calls: number })[];
+  traces: number;
+  errorTraces: number;
+  errorShare: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  origins: { hop: APIHopRef; spread: APIHopRef[]; traces: number }[];
+  exampleOk: string[];
+  exampleError: string[];
+}
+
+export interface APIFlow {
+  service: string;
+  operation: string;
+  limit: number;
+  tracesExamined: number;
+  truncated: boolean;
+  traces: number;
+  errorTraces: number;
+  errorShare: number;
+  root: APIHop | null;
+  paths: APIPath[];
+}
+
+const refLabel = (h: APIHopRef) => `${h.service} ${h.operation}`;
+
+// flowFromAPI turns the server's flow into the view's Flow (times in µs, hops labelled as
+// aggregateFlow labels them).
+export function flowFromAPI(f: APIFlow): Flow {
+  const hop = (h: APIHop, parentKey: string | null): HopNode => {
+    const key = (parentKey === null ? '' : parentKey + '\u0000') + refLabel(h) + '\u0000' + h.spanKind;
+    return {
+      key, service: h.service, operation: h.operation, depth: h.depth,
+      calls: h.calls, traces: h.traces, errors: h.errors, origins: h.origins,
+      p50: h.p50Ms * 1000, p99: h.p99Ms * 1000, durations: [],
+      exampleOk: h.exampleOk ?? [], exampleError: h.exampleError ?? [],
+      children: (h.children ?? []).map((c) => hop(c, key)),
+    };
+  };
+  const paths: FlowPath[] = (f.paths ?? []).map((p) => {
+    const hops = p.hops.map((h) => refLabel(h) + (h.calls > 1 ? ` ×${h.calls}` : ''));
+    return {
+      signature: hops.join(' → '), hops, count: p.traces, errorTraces: p.errorTraces, errorShare: p.errorShare,
+      p50: p.p50Ms * 1000, p99: p.p99Ms * 1000,
+      origins: (p.origins ?? []).map((o) => ({ hop: refLabel(o.hop), spread: o.spread.map(refLabel), count: o.traces })),
+      exampleOk: p.exampleOk ?? [], exampleError: p.exampleError ?? [],
+    };
+  });
+  return {
+    entry: { service: f.service, operation: f.operation },
+    traces: f.traces, errorTraces: f.errorTraces,
+    root: f.root ? hop(f.root, null) : null,
+    paths,
+  };
+}

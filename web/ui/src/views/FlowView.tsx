@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
-import { getOperations, getServices, jaegerTraces, lookbackChoices, timeRange } from '../lib/api';
-import { aggregateFlow, flattenHops, type Flow, type HopNode } from '../lib/flow';
+import { getFlow, getOperations, getServices, jaegerTraces, lookbackChoices, timeRange } from '../lib/api';
+import { flattenHops, type Flow, type HopNode } from '../lib/flow';
 import { useAsync } from '../lib/useAsync';
 import { href, navigate, type Loc } from '../lib/router';
 import { fmtDuration, fmtPercent } from '../lib/format';
@@ -12,7 +12,7 @@ export function FlowView({ loc }: { loc: Loc }) {
   const service = loc.query.get('service') ?? '';
   const operation = loc.query.get('operation') ?? '';
   const lookback = loc.query.get('lookback') ?? '1h';
-  const limit = Math.min(1500, Math.max(10, parseInt(loc.query.get('limit') ?? '500', 10) || 500));
+  const limit = Math.min(2000, Math.max(10, parseInt(loc.query.get('limit') ?? '500', 10) || 500));
   return (
     <div class="page">
       <h1>Payment flow</h1>
@@ -73,7 +73,7 @@ function FlowForm(p: { service: string; operation: string; lookback: string; lim
       <label class="narrow">
         Traces
         <select name="limit" value={lim} onChange={(e) => setLim(e.currentTarget.value)}>
-          {[100, 200, 500, 1000, 1500].map((n) => (
+          {[100, 200, 500, 1000, 2000].map((n) => (
             <option value={String(n)}>{n}</option>
           ))}
         </select>
@@ -145,15 +145,14 @@ function FlowResult(p: { service: string; operation: string; lookback: string; l
   const st = useAsync(
     async (signal) => {
       const [s, e] = timeRange({ lookback: p.lookback, start: '', end: '' });
-      const traces = await jaegerTraces({ service: p.service, operation: p.operation, start: s, end: e, limit: p.limit }, signal);
-      return { flow: aggregateFlow(traces, { service: p.service || undefined, operation: p.operation }), fetched: traces.length };
+      return getFlow({ service: p.service, operation: p.operation, start: s, end: e, limit: p.limit }, signal);
     },
     [p.service, p.operation, p.lookback, p.limit],
   );
   if (st.loading && !st.data) return <Loading what={`the traces of ${p.operation}`} />;
   if (st.error) return <ErrorBox error={st.error} what="the flow" retry={st.reload} />;
   if (!st.data) return null;
-  const { flow, fetched } = st.data;
+  const { flow, examined, truncated, source } = st.data;
   if (!flow.traces)
     return (
       <Empty title={`No trace of ${p.operation} in the last ${p.lookback}`}>
@@ -172,7 +171,7 @@ function FlowResult(p: { service: string; operation: string; lookback: string; l
         <span>
           <ErrorShare share={flow.errorTraces / flow.traces} /> of traces have an error
         </span>
-        {fetched >= p.limit && <span class="muted">(the {p.limit} most recent; raise “Traces” to fold more)</span>}
+        {truncated && <span class="muted" data-testid="flow-truncated">(the {examined} most recent; raise “Traces” to fold more)</span>}
       </div>
       <FlowGraph flow={flow} />
       <h3>Paths</h3>
@@ -180,7 +179,11 @@ function FlowResult(p: { service: string; operation: string; lookback: string; l
       <h3>Hops</h3>
       <p class="sub">Every place a request of this flow entered a service, nested under its caller. ⚑ marks where failures started.</p>
       <Hops flow={flow} />
-      <Note>Aggregated in the browser from the traces the search returned.</Note>
+      <Note>
+        {source === 'spoor'
+          ? `Aggregated by Spoor from the ${examined} most recent stored traces of this entry.`
+          : `Aggregated in the browser from the ${examined} traces the Jaeger search returned (no /spoor/api/v1/flows here).`}
+      </Note>
     </div>
   );
 }
