@@ -213,6 +213,10 @@ func (a *API) spoorSearch(c echo.Context) error {
 	if err != nil {
 		return a.spoorFailure(c, "search traces", err)
 	}
+	est, next, err := s.estimate(ctx, a.reader, len(out), next)
+	if err != nil {
+		return a.spoorFailure(c, "estimate the total", err)
+	}
 	buf := getBuf()
 	defer putBuf(buf)
 	*buf = append(*buf, `{"traces":[`...)
@@ -224,6 +228,12 @@ func (a *API) spoorSearch(c echo.Context) error {
 	}
 	*buf = append(*buf, `],"nextCursor":`...)
 	*buf = appendJSONString(*buf, next)
+	if est.known {
+		*buf = append(*buf, `,"estimatedTotal":`...)
+		*buf = strconv.AppendInt(*buf, est.count, 10)
+		*buf = append(*buf, `,"estimatedTotalExact":`...)
+		*buf = strconv.AppendBool(*buf, est.exact)
+	}
 	*buf = append(*buf, '}')
 	return writeJSON(c, http.StatusOK, *buf)
 }
@@ -235,6 +245,50 @@ type spoorCursor struct {
 	Store string `json:"c,omitempty"`
 	Skip  int    `json:"s,omitempty"`
 	Page  int    `json:"p,omitempty"`
+	// Total is the first page's estimate, carried to the pages after it (1 + the count,
+	// so that zero means none); Exact says whether it is exact.
+	Total int64 `json:"t,omitempty"`
+	Exact bool  `json:"x,omitempty"`
+}
+
+// totalEstimate is the estimated number of matches of a whole search.
+type totalEstimate struct {
+	known bool
+	count int64
+	exact bool
+}
+
+// estimate returns the search's estimated total, and next with the estimate carried in
+// it. The first page computes it: the page itself when it is the last one, else the
+// store's estimate (storage.TraceCounter), exact only when the store's is and no
+// condition is left for the API to check (those only remove matches, so the store's
+// count stays an upper bound). Later pages read it from their cursor.
+func (s *spoorSearch) estimate(ctx context.Context, reader storage.Reader, answered int, next string) (totalEstimate, string, error) {
+	var est totalEstimate
+	if s.query.Cursor != "" {
+		cur, err := decodeSpoorCursor(s.query.Cursor)
+		if err != nil {
+			return est, next, err
+		}
+		est = totalEstimate{known: cur.Total > 0, count: cur.Total - 1, exact: cur.Exact}
+	} else if next == "" {
+		est = totalEstimate{known: true, count: int64(answered), exact: true}
+	} else if tc, ok := reader.(storage.TraceCounter); ok {
+		e, err := tc.EstimateTraces(ctx, s.query)
+		if err != nil {
+			return est, next, err
+		}
+		est = totalEstimate{known: true, count: max(e.Count, int64(answered)), exact: e.Exact && !s.needsSpans()}
+	}
+	if next == "" || !est.known {
+		return est, next, nil
+	}
+	cur, err := decodeSpoorCursor(next)
+	if err != nil {
+		panic("BUG: the search's own cursor does not decode: " + err.Error())
+	}
+	cur.Total, cur.Exact = est.count+1, est.exact
+	return est, cur.encode(), nil
 }
 
 func (c spoorCursor) encode() string {
@@ -254,7 +308,7 @@ func decodeSpoorCursor(s string) (spoorCursor, error) {
 	if err == nil {
 		err = json.Unmarshal(b, &c)
 	}
-	if err != nil || c.Skip < 0 || c.Page < 0 || (c.Skip > 0 && (c.Store == "" || c.Page == 0 || c.Skip >= c.Page)) {
+	if err != nil || c.Skip < 0 || c.Page < 0 || c.Total < 0 || (c.Skip > 0 && (c.Store == "" || c.Page == 0 || c.Skip >= c.Page)) {
 		return spoorCursor{}, badParam("parameter 'cursor' is not a cursor this API returned")
 	}
 	return c, nil

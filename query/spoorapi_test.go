@@ -65,7 +65,9 @@ type spoorPage struct {
 			ErrorCount int    `json:"errorCount"`
 		} `json:"services"`
 	} `json:"traces"`
-	NextCursor string `json:"nextCursor"`
+	NextCursor          string `json:"nextCursor"`
+	EstimatedTotal      *int64 `json:"estimatedTotal"`
+	EstimatedTotalExact bool   `json:"estimatedTotalExact"`
 }
 
 func (e *testEnv) spoorSearch(query string) spoorPage {
@@ -93,10 +95,22 @@ func traceNums(p spoorPage) []int {
 	return out
 }
 
-// every pages through a search to its end, limit at a time.
+// every pages through a search to its end, limit at a time, and checks that every page
+// carries the first page's estimated total.
 func (e *testEnv) every(query string, limit int) []int {
+	all, _ := e.everyWithTotal(query, limit)
+	return all
+}
+
+type estimated struct {
+	total int64
+	exact bool
+}
+
+func (e *testEnv) everyWithTotal(query string, limit int) ([]int, estimated) {
 	e.t.Helper()
 	var all []int
+	var est *estimated
 	cursor := ""
 	for range 100 {
 		q := query + "&limit=" + fmt.Sprint(limit)
@@ -108,13 +122,22 @@ func (e *testEnv) every(query string, limit int) []int {
 			e.t.Fatalf("%s: page of %d", q, len(p.Traces))
 		}
 		all = append(all, traceNums(p)...)
+		if p.EstimatedTotal == nil {
+			e.t.Fatalf("%s: no estimatedTotal", q)
+		}
+		got := estimated{*p.EstimatedTotal, p.EstimatedTotalExact}
+		if est == nil {
+			est = &got
+		} else if got != *est {
+			e.t.Fatalf("%s: estimate %+v, the first page's %+v", q, got, *est)
+		}
 		if p.NextCursor == "" {
-			return all
+			return all, *est
 		}
 		cursor = p.NextCursor
 	}
 	e.t.Fatalf("%s: no end after 100 pages", query)
-	return nil
+	return nil, estimated{}
 }
 
 func wantNums(pred func(i int) bool) []int {
@@ -161,8 +184,15 @@ func TestSpoorSearch(t *testing.T) {
 			wantNums(func(i int) bool { return i >= 5 && i <= 10 })},
 	} {
 		for _, limit := range []int{1, 4, 50} {
-			if got := e.every(tc.query, limit); !slices.Equal(got, tc.want) {
+			got, est := e.everyWithTotal(tc.query, limit)
+			if !slices.Equal(got, tc.want) {
 				t.Errorf("%s (pages of %d): got %v, want %v", tc.query, limit, got, tc.want)
+			}
+			// The estimate is never below the matches, exact when it says so, and exact on
+			// a store this small unless a condition is left for the API to check.
+			apiChecks := strings.Contains(tc.query, "attrMatch") || strings.Contains(tc.query, "status=ok") || strings.Contains(tc.query, "status=unset")
+			if est.total < int64(len(tc.want)) || (est.exact && est.total != int64(len(tc.want))) || est.exact == apiChecks && limit < len(tc.want) {
+				t.Errorf("%s (pages of %d): estimated total %+v for %d matches", tc.query, limit, est, len(tc.want))
 			}
 		}
 	}

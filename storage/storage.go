@@ -172,6 +172,23 @@ type SearchResult struct {
 	NextCursor string
 }
 
+// TraceCounter estimates how many traces match a query without reading them all: the
+// total a search UI shows beside its first page. Stores that can offer it implement it,
+// from their search index; callers find it by type assertion.
+type TraceCounter interface {
+	// EstimateTraces counts the traces that match q (q.Limit and q.Cursor are ignored)
+	// in the store as it is now. When the estimate is Exact, Count is the number of
+	// traces that paging through the search to its end would return; otherwise Count is
+	// an upper bound, never below that number (a conservative estimate).
+	EstimateTraces(ctx context.Context, q TraceQuery) (TraceEstimate, error)
+}
+
+// TraceEstimate is the answer of TraceCounter.EstimateTraces.
+type TraceEstimate struct {
+	Count int64
+	Exact bool
+}
+
 // SummaryReader returns the summary of one stored trace.
 type SummaryReader interface {
 	// GetTraceSummary returns the trace's summary, or ErrTraceNotFound.

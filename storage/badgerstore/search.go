@@ -280,17 +280,7 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 	named := q.OperationName != "" || len(q.Attributes) > 0 || len(q.AttributeFilters) > 0
 	p.needSpans = !exact || q.DurationMin > 0 || q.DurationMax > 0 || len(q.ServiceName) > maxNameLen ||
 		(q.ErrorsOnly && !errorDriven && (p.windowed || named))
-	hiBucket := bucketOf(p.walkMax)
-	// Without a lower bound the walk stops at the oldest bucket retention keeps, and
-	// never walks more buckets than retention spans.
-	span := uint32(s.opts.Retention/bucketWidth) + 2
-	loBucket := bucketOf(p.walkMin)
-	if q.StartTimeMin.IsZero() {
-		loBucket = bucketOf(unixNs(now.Add(-s.opts.Retention - bucketWidth)))
-	}
-	if hiBucket > span && loBucket < hiBucket-span {
-		loBucket = hiBucket - span
-	}
+	loBucket, hiBucket := s.walkBuckets(&q, p.walkMin, p.walkMax, now)
 	p.fields = fields
 
 	var pg page
@@ -434,6 +424,22 @@ func (s *Store) walk(ctx context.Context, txn *badger.Txn, st *indexState, p *pl
 			return matches, nil
 		}
 	}
+}
+
+// walkBuckets is the buckets a search of q walks, from walkMax's down to walkMin's.
+// Without a lower bound the walk stops at the oldest bucket retention keeps, and never
+// walks more buckets than retention spans.
+func (s *Store) walkBuckets(q *storage.TraceQuery, walkMin, walkMax uint64, now time.Time) (lo, hi uint32) {
+	hi = bucketOf(walkMax)
+	span := uint32(s.opts.Retention/bucketWidth) + 2
+	lo = bucketOf(walkMin)
+	if q.StartTimeMin.IsZero() {
+		lo = bucketOf(unixNs(now.Add(-s.opts.Retention - bucketWidth)))
+	}
+	if hi > span && lo < hi-span {
+		lo = hi - span
+	}
+	return lo, hi
 }
 
 // postingHeap is a binary heap of postings, newest (comparePosting) on top.

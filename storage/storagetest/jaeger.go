@@ -14,6 +14,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/spoortrace/spoor/storage"
 )
 
 // jaegerBase is the fixtures' reference time; the suite moves it to about an hour ago.
@@ -142,6 +144,7 @@ func testJaegerFixtures(t *testing.T, open Opener) {
 			if !slices.Equal(got, want) {
 				t.Fatalf("FindTraceIDs(%+v)\n got %v\nwant %v", q, got, want)
 			}
+			checkEstimate(t, s, q, len(want))
 			traces, err := s.FindTraces(context.Background(), q)
 			if err != nil {
 				t.Fatalf("FindTraces: %v", err)
@@ -155,5 +158,30 @@ func testJaegerFixtures(t *testing.T, open Opener) {
 				}
 			}
 		})
+	}
+}
+
+// checkEstimate holds a store that estimates totals (storage.TraceCounter) to its
+// contract: an exact count equals the matches, an inexact one is not below them, and a
+// query on one field (the service, in a window) is counted exactly.
+func checkEstimate(t *testing.T, s Store, q storage.TraceQuery, matches int) {
+	t.Helper()
+	tc, ok := s.(storage.TraceCounter)
+	if !ok {
+		return
+	}
+	est, err := tc.EstimateTraces(context.Background(), q)
+	if err != nil {
+		t.Fatalf("EstimateTraces: %v", err)
+	}
+	single := q.OperationName == "" && len(q.Attributes) == 0 && len(q.AttributeFilters) == 0 && q.DurationMin == 0 &&
+		q.DurationMax == 0 && !q.ErrorsOnly && q.TraceDurationMin == 0 && q.TraceDurationMax == 0 && !q.TraceErrorsOnly
+	switch {
+	case est.Exact && est.Count != int64(matches):
+		t.Fatalf("EstimateTraces(%+v) = %d (exact), but %d traces match", q, est.Count, matches)
+	case est.Count < int64(matches):
+		t.Fatalf("EstimateTraces(%+v) = %d, below the %d traces that match", q, est.Count, matches)
+	case single && !est.Exact:
+		t.Fatalf("EstimateTraces(%+v) = %d, not exact for a query on one field", q, est.Count)
 	}
 }

@@ -41,6 +41,13 @@ func expectIDs(t *testing.T, s Store, caption string, q storage.TraceQuery, want
 	if !slices.Equal(summaryIDs(res.Summaries), want) {
 		t.Fatalf("%s: SearchTraces = %v, want %v", caption, idStrings(summaryIDs(res.Summaries)), idStrings(want))
 	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = storage.DefaultLimit
+	}
+	if q.Cursor == "" && len(want) < limit {
+		checkEstimate(t, s, q, len(want)) // want is every match, not a page of them
+	}
 }
 
 func summaryIDs(sums []storage.TraceSummary) []pcommon.TraceID {

@@ -104,6 +104,10 @@ try {
     await page.waitForSelector('[data-testid=trace-list] li');
     const n = await page.$$eval('[data-testid=trace-list] li', (l) => l.length);
     assert(n >= 20, `search listed ${n} traces, want ≥ 20`);
+    // The estimated total of the whole search, exact for a store this small.
+    const total = await page.textContent('[data-testid=result-total]');
+    const m = /^ of ([\d,]+)$/.exec(total);
+    assert(m && Number(m[1].replace(/,/g, '')) >= n, `the search's total reads "${total}", want " of N" with N ≥ ${n}`);
     assert(await page.$('[data-testid=scatter] circle.pt-err'), 'scatter marks no error trace');
     const starts = await page.$$eval('[data-testid=trace-list] li .tl-meta .muted', (l) => l.map((x) => x.getAttribute('title')));
     const sorted = [...starts].sort().reverse();

@@ -130,6 +130,9 @@ export interface SearchPage {
   summaries: Summary[];
   nextCursor: string;
   source: 'spoor' | 'jaeger';
+  // total: how many traces the whole search matches, when the server says (exact, or an
+  // upper bound).
+  total?: { count: number; exact: boolean };
   // notes say what the fallback could not do on the server.
   notes: string[];
 }
@@ -215,7 +218,8 @@ async function spoorSearch(q: SearchQuery, cursor: string, signal?: AbortSignal)
   }
   p.set('limit', String(q.limit));
   if (cursor) p.set('cursor', cursor);
-  const r = await getJSON<{ traces: any[]; nextCursor: string }>(`/spoor/api/v1/search?${p}`, signal);
+  const r = await getJSON<{ traces: any[]; nextCursor: string; estimatedTotal?: number; estimatedTotalExact?: boolean }>(
+    `/spoor/api/v1/search?${p}`, signal);
   return {
     summaries: r.traces.map((t) => ({
       traceID: t.traceId,
@@ -229,6 +233,7 @@ async function spoorSearch(q: SearchQuery, cursor: string, signal?: AbortSignal)
     })),
     nextCursor: r.nextCursor ?? '',
     source: 'spoor',
+    total: r.estimatedTotal === undefined ? undefined : { count: r.estimatedTotal, exact: !!r.estimatedTotalExact },
     notes: [],
   };
 }

@@ -72,6 +72,12 @@ export function Search({ loc }: { loc: Loc }) {
                 <SortSelect value={sort} />
                 <span data-testid="result-count">
                   {res.data.page.summaries.length} trace{res.data.page.summaries.length === 1 ? '' : 's'}
+                  {res.data.page.total && (
+                    <span data-testid="result-total" title={res.data.page.total.exact ? 'every match counted' : 'an upper bound from the search index'}>
+                      {' '}of {res.data.page.total.exact ? '' : 'at most '}
+                      {res.data.page.total.count.toLocaleString('en')}
+                    </span>
+                  )}
                   {cursor ? ' (older page)' : ''}, newest first{sort ? ` (this page ${sorts[sort]?.[0].toLowerCase() ?? ''})` : ''}
                 </span>
                 <span class="muted">answered in {res.data.ms.toFixed(0)} ms</span>
