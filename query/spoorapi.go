@@ -31,8 +31,8 @@ import (
 const DefaultSpoorSearchLimit = 20
 
 // spoorScanPages bounds the store pages one request reads when a condition the store cannot
-// decide (a regular expression, status ok or unset) throws traces away; the answer then
-// carries a cursor to go on from.
+// decide (a regular expression) throws traces away; the answer then carries a cursor to go
+// on from.
 const spoorScanPages = 20
 
 //go:embed openapi.json
@@ -41,8 +41,8 @@ var openAPIDocument []byte
 // spoorSearch is a parsed GET /spoor/api/v1/search.
 type spoorSearch struct {
 	query storage.TraceQuery
-	// regexps and status are span conditions the store cannot decide: checked on the
-	// spans, together with every other span condition, on one span.
+	// regexps are span conditions the store cannot decide: checked on the spans,
+	// together with every other span condition (status included), on one span.
 	regexps []attrRegexp
 	status  string // "", "error", "ok" or "unset"
 }
@@ -54,7 +54,7 @@ type attrRegexp struct {
 
 // needsSpans reports whether matches must be checked on the spans.
 func (s *spoorSearch) needsSpans() bool {
-	return len(s.regexps) > 0 || s.status == "ok" || s.status == "unset"
+	return len(s.regexps) > 0
 }
 
 func parseSpoorSearch(q url.Values, now time.Time, lookback time.Duration, maxLimit int) (spoorSearch, error) {
@@ -101,7 +101,11 @@ func parseSpoorSearch(q url.Values, now time.Time, lookback time.Duration, maxLi
 	case "error":
 		tq.ErrorsOnly = true
 		s.status = st
-	case "ok", "unset":
+	case "ok":
+		tq.Status = storage.StatusOK
+		s.status = st
+	case "unset":
+		tq.Status = storage.StatusUnset
 		s.status = st
 	default:
 		return s, badParam("parameter 'status' must be error, ok or unset, got %q", truncate(st))
@@ -459,8 +463,8 @@ func appendSpoorSummary(dst []byte, s *storage.TraceSummary) []byte {
 }
 
 // matchTrace checks, on the spans, that one span satisfies every span condition of s: the
-// store already did, but without the regular expressions and the ok/unset status, which
-// must hold on that same span.
+// store already did, but without the regular expressions, which must hold on that same
+// span.
 func (s *spoorSearch) matchTrace(td ptrace.Traces) bool {
 	q := &s.query
 	rss := td.ResourceSpans()

@@ -89,6 +89,9 @@ type Operation struct {
 //     others, the error span must be one that satisfies them all (ServiceName "payments"
 //     and ErrorsOnly finds traces in which a payments span failed, not traces in which
 //     payments took part and something else failed; TraceErrorsOnly is that).
+//   - Status: the span's status code is the one named (StatusOK, StatusUnset, or
+//     StatusError, which is ErrorsOnly); AnyStatus (zero) sets no condition. ErrorsOnly
+//     with Status OK or Unset is invalid input.
 //
 // Trace-level conditions, on the whole trace, independent of which span matched above:
 //   - TraceDurationMin/TraceDurationMax: the trace's duration, from its earliest span
@@ -108,6 +111,7 @@ type TraceQuery struct {
 	DurationMin      time.Duration
 	DurationMax      time.Duration
 	ErrorsOnly       bool
+	Status           StatusCondition
 
 	TraceDurationMin time.Duration
 	TraceDurationMax time.Duration
@@ -120,6 +124,17 @@ type TraceQuery struct {
 	// Searcher). Malformed cursors are invalid input.
 	Cursor string
 }
+
+// StatusCondition is a span-level condition on the OTLP status code (TraceQuery.Status).
+type StatusCondition uint8
+
+const (
+	AnyStatus StatusCondition = iota
+	// StatusError is the same condition as ErrorsOnly.
+	StatusError
+	StatusOK
+	StatusUnset
+)
 
 // AttributeFilter is one attribute condition on a span. The attribute matches a value
 // when the span, its resource, its scope, one of its events or one of its links has an

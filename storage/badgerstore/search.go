@@ -116,7 +116,17 @@ func compareMatch(a, b match) int {
 	return bytes.Compare(a.id[:], b.id[:])
 }
 
+// validateQuery refuses queries no trace can be asked for, and writes Status Error as
+// ErrorsOnly, its other name.
 func validateQuery(q *storage.TraceQuery) error {
+	switch {
+	case q.Status > storage.StatusUnset:
+		return &storage.InvalidInputError{Reason: fmt.Sprintf("unknown status condition %d", q.Status)}
+	case q.Status == storage.StatusError:
+		q.ErrorsOnly, q.Status = true, storage.AnyStatus
+	case q.Status != storage.AnyStatus && q.ErrorsOnly:
+		return &storage.InvalidInputError{Reason: "errors only and a status other than error: no span has both"}
+	}
 	if !q.StartTimeMin.IsZero() && !q.StartTimeMax.IsZero() && q.StartTimeMax.Before(q.StartTimeMin) {
 		return &storage.InvalidInputError{Reason: fmt.Sprintf("start time max %s is before min %s", q.StartTimeMax, q.StartTimeMin)}
 	}
@@ -278,8 +288,9 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 	p.windowed = p.spanMin > 0 || !q.StartTimeMax.IsZero()
 	fields, exact, errorDriven := s.drivingFields(&q)
 	named := q.OperationName != "" || len(q.Attributes) > 0 || len(q.AttributeFilters) > 0
+	// Status OK and Unset have no index: the spans decide.
 	p.needSpans = !exact || q.DurationMin > 0 || q.DurationMax > 0 || len(q.ServiceName) > maxNameLen ||
-		(q.ErrorsOnly && !errorDriven && (p.windowed || named))
+		(q.ErrorsOnly && !errorDriven && (p.windowed || named)) || q.Status != storage.AnyStatus
 	loBucket, hiBucket := s.walkBuckets(&q, p.walkMin, p.walkMax, now)
 	p.fields = fields
 
@@ -538,6 +549,9 @@ func (s *Store) verify(ctx context.Context, txn *badger.Txn, id pcommon.TraceID,
 	if q.ErrorsOnly && svc != nil && svc.errors == 0 {
 		return parts, false, nil // no span of the service failed: no need to read any
 	}
+	if q.Status != storage.AnyStatus && ((svc != nil && svc.errors >= svc.spans) || (svc == nil && sum.errors >= sum.spans)) {
+		return parts, false, nil // every span failed: none is ok or unset
+	}
 	if !p.needSpans {
 		// Only the service, the window and ErrorsOnly (without a window or a named
 		// condition) remain, and the driving field is the service, every trace, or the
@@ -592,6 +606,9 @@ func traceMatches(parts []tracePart, q *storage.TraceQuery) bool {
 			if q.ErrorsOnly && sp.Status().Code() != ptrace.StatusCodeError {
 				continue
 			}
+			if !statusHolds(q.Status, sp.Status().Code()) {
+				continue
+			}
 			start, end := uint64(sp.StartTimestamp()), uint64(sp.EndTimestamp())
 			if (minNs > 0 && start < minNs) || (!q.StartTimeMax.IsZero() && start > maxNs) {
 				continue
@@ -609,6 +626,20 @@ func traceMatches(parts []tracePart, q *storage.TraceQuery) bool {
 		}
 	}
 	return false
+}
+
+// statusHolds reports whether a span's status code satisfies the status condition
+// (ErrorsOnly aside).
+func statusHolds(c storage.StatusCondition, code ptrace.StatusCode) bool {
+	switch c {
+	case storage.StatusOK:
+		return code == ptrace.StatusCodeOk
+	case storage.StatusUnset:
+		return code == ptrace.StatusCodeUnset
+	case storage.StatusError:
+		return code == ptrace.StatusCodeError
+	}
+	return true
 }
 
 func attributesMatch(want map[string]string, sp ptrace.Span, res pcommon.Resource, scope pcommon.InstrumentationScope) bool {

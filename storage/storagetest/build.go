@@ -37,6 +37,7 @@ type spanSpec struct {
 	duration time.Duration
 	attrs    map[string]string
 	isError  bool
+	isOK     bool   // status Ok (neither: Unset)
 	peer     string // peer.service
 }
 
@@ -67,6 +68,9 @@ func batch(specs ...spanSpec) ptrace.Traces {
 		}
 		if s.isError {
 			sp.Status().SetCode(ptrace.StatusCodeError)
+		}
+		if s.isOK {
+			sp.Status().SetCode(ptrace.StatusCodeOk)
 		}
 		if s.peer != "" {
 			sp.Attributes().PutStr("peer.service", s.peer)

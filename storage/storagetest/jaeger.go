@@ -175,7 +175,7 @@ func checkEstimate(t *testing.T, s Store, q storage.TraceQuery, matches int) {
 		t.Fatalf("EstimateTraces: %v", err)
 	}
 	single := q.OperationName == "" && len(q.Attributes) == 0 && len(q.AttributeFilters) == 0 && q.DurationMin == 0 &&
-		q.DurationMax == 0 && !q.ErrorsOnly && q.TraceDurationMin == 0 && q.TraceDurationMax == 0 && !q.TraceErrorsOnly
+		q.DurationMax == 0 && !q.ErrorsOnly && q.Status == storage.AnyStatus && q.TraceDurationMin == 0 && q.TraceDurationMax == 0 && !q.TraceErrorsOnly
 	switch {
 	case est.Exact && est.Count != int64(matches):
 		t.Fatalf("EstimateTraces(%+v) = %d (exact), but %d traces match", q, est.Count, matches)

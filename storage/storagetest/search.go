@@ -160,6 +160,64 @@ func testErrors(t *testing.T, open Opener) {
 	}
 }
 
+// testStatus: Status is span-level like ErrorsOnly, for each of the three OTLP status
+// codes, with the other span conditions on the same span.
+func testStatus(t *testing.T, open Opener) {
+	s := openFresh(t, open)
+	base := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	at := func(n int) time.Time { return base.Add(time.Duration(n) * time.Minute) }
+	gold := map[string]string{"tier": "gold"}
+	mustWrite(t, s, batch(
+		// 7001: the gateway's span ok (gold), the database's unset.
+		spanSpec{trace: traceID(7001), id: 1, service: "st-gw", name: "GET /a", start: at(1), duration: time.Second, isOK: true, attrs: gold},
+		spanSpec{trace: traceID(7001), id: 2, parent: 1, service: "st-db", name: "query", start: at(1).Add(time.Millisecond), duration: time.Millisecond},
+		// 7002: the gateway's unset (gold), the database's failed.
+		spanSpec{trace: traceID(7002), id: 1, service: "st-gw", name: "GET /a", start: at(2), duration: time.Second, attrs: gold},
+		spanSpec{trace: traceID(7002), id: 2, parent: 1, service: "st-db", name: "query", start: at(2).Add(time.Millisecond), duration: time.Millisecond, isError: true},
+		// 7003: the gateway's failed, the database's ok.
+		spanSpec{trace: traceID(7003), id: 1, service: "st-gw", name: "GET /b", start: at(3), duration: time.Second, isError: true},
+		spanSpec{trace: traceID(7003), id: 2, parent: 1, service: "st-db", name: "query", start: at(3).Add(time.Millisecond), duration: time.Millisecond, isOK: true},
+	))
+	// 7004: everything failed, in a batch of its own.
+	mustWrite(t, s, batch(
+		spanSpec{trace: traceID(7004), id: 1, service: "st-gw", name: "GET /b", start: at(4), duration: time.Second, isError: true},
+		spanSpec{trace: traceID(7004), id: 2, parent: 1, service: "st-db", name: "query", start: at(4).Add(time.Millisecond), duration: time.Millisecond, isError: true},
+	))
+	for _, c := range []struct {
+		caption string
+		q       storage.TraceQuery
+		want    []pcommon.TraceID
+	}{
+		{"ok", storage.TraceQuery{Status: storage.StatusOK}, ids(7003, 7001)},
+		{"unset", storage.TraceQuery{Status: storage.StatusUnset}, ids(7002, 7001)},
+		{"error, as ErrorsOnly", storage.TraceQuery{Status: storage.StatusError}, ids(7004, 7003, 7002)},
+		{"ok span of the gateway", storage.TraceQuery{ServiceName: "st-gw", Status: storage.StatusOK}, ids(7001)},
+		{"ok span of the database", storage.TraceQuery{ServiceName: "st-db", Status: storage.StatusOK}, ids(7003)},
+		{"unset span of the gateway", storage.TraceQuery{ServiceName: "st-gw", Status: storage.StatusUnset}, ids(7002)},
+		{"unset span of the database", storage.TraceQuery{ServiceName: "st-db", Status: storage.StatusUnset}, ids(7001)},
+		{"error span of the database", storage.TraceQuery{ServiceName: "st-db", Status: storage.StatusError}, ids(7004, 7002)},
+		{"ok, with an operation no ok span has", storage.TraceQuery{ServiceName: "st-gw", OperationName: "GET /b", Status: storage.StatusOK}, ids()},
+		{"ok and gold on one span", storage.TraceQuery{Status: storage.StatusOK, Attributes: gold}, ids(7001)},
+		{"unset and gold on one span", storage.TraceQuery{Status: storage.StatusUnset, Attributes: gold}, ids(7002)},
+		{"ok and not gold", storage.TraceQuery{Status: storage.StatusOK, AttributeFilters: []storage.AttributeFilter{{Key: "tier", Values: []string{"gold"}, Negate: true}}}, ids(7003)},
+		{"an ok span in a trace that failed", storage.TraceQuery{Status: storage.StatusOK, TraceErrorsOnly: true}, ids(7003)},
+		{"unset, in a window holding 7002's spans", storage.TraceQuery{Status: storage.StatusUnset, StartTimeMin: at(2), StartTimeMax: at(2).Add(time.Second)}, ids(7002)},
+		{"ok, in a window holding only 7001's unset span", storage.TraceQuery{Status: storage.StatusOK, StartTimeMin: at(1).Add(time.Millisecond), StartTimeMax: at(1).Add(time.Millisecond)}, ids()},
+		{"unset and span duration", storage.TraceQuery{Status: storage.StatusUnset, DurationMin: 500 * time.Millisecond}, ids(7002)},
+		{"ok, a page of one", storage.TraceQuery{Status: storage.StatusOK, Limit: 1}, ids(7003)},
+	} {
+		expectIDs(t, s, c.caption, c.q, c.want)
+	}
+	if got := pageAll(t, s, storage.TraceQuery{Status: storage.StatusUnset, Limit: 1}, nil); !slices.Equal(got, ids(7002, 7001)) {
+		t.Fatalf("unset, paged: %v", idStrings(got))
+	}
+	for _, q := range []storage.TraceQuery{{ErrorsOnly: true, Status: storage.StatusOK}, {Status: storage.StatusUnset + 1}} {
+		if _, err := s.FindTraceIDs(context.Background(), q); !storage.IsInvalidInput(err) {
+			t.Fatalf("%+v: err = %v, want invalid input", q, err)
+		}
+	}
+}
+
 // testAttributeFilters: OR over values, NOT (absent or none of the values), presence,
 // all on one span, in span, resource, event and link attributes.
 func testAttributeFilters(t *testing.T, open Opener) {

@@ -47,6 +47,7 @@ func RunAll(t *testing.T, open Opener) {
 		{"Concurrency", testConcurrency},
 		{"TraceDuration", testTraceDuration},
 		{"ErrorsSpanAndTraceLevel", testErrors},
+		{"StatusOkUnsetError", testStatus},
 		{"AttributeFiltersOrNot", testAttributeFilters},
 		{"TiesAndCursor", testTiesAndCursor},
 		{"PaginationWhileWriting", testPaginationWhileWriting},

@@ -33,3 +33,21 @@ describe('search parameters', () => {
     expect(fmtDuration(1_250_000)).toBe('1.25s');
   });
 });
+
+describe('span status', () => {
+  it('tells ok, error and unset apart from the Jaeger tags', async () => {
+    const { fromJaeger } = await import('../src/lib/model');
+    const span = (id: string, tags: { key: string; value: unknown }[]) => ({
+      traceID: 't', spanID: id, operationName: 'op', startTime: 1, duration: 1, tags, processID: 'p',
+    });
+    const t = fromJaeger({
+      traceID: 't',
+      processes: { p: { serviceName: 's' } },
+      spans: [span('a', [{ key: 'otel.status_code', value: 'OK' }]), span('b', [{ key: 'otel.status_code', value: 'ERROR' }]), span('c', [])],
+    });
+    const by = (id: string) => t.spans.find((s) => s.spanID === id)!;
+    expect([by('a').ok, by('a').error]).toEqual([true, false]);
+    expect([by('b').ok, by('b').error]).toEqual([false, true]);
+    expect([by('c').ok, by('c').error]).toEqual([false, false]);
+  });
+});

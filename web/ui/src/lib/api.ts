@@ -88,7 +88,8 @@ export interface SearchQuery {
   // attrs: "key=value" terms separated by spaces; "key!=value" negates, "key=~re" is a
   // regular expression (Spoor's API only).
   attrs: string;
-  // status: '' any, 'error' a matching span failed, 'trace-error' any span failed, 'ok'.
+  // status: '' any, 'error' a matching span failed, 'trace-error' any span failed, 'ok' a
+  // matching span's status is OK, 'unset' a matching span's status is unset.
   status: string;
   minDuration: string;
   maxDuration: string;
@@ -209,7 +210,7 @@ async function spoorSearch(q: SearchQuery, cursor: string, signal?: AbortSignal)
     const us = toMicros(v);
     if (us !== undefined) p.set(name, goDuration(us));
   }
-  if (q.status === 'error' || q.status === 'ok') p.set('status', q.status);
+  if (q.status === 'error' || q.status === 'ok' || q.status === 'unset') p.set('status', q.status);
   if (q.status === 'trace-error') p.set('traceStatus', 'error');
   for (const t of parseAttrs(q.attrs)) {
     if (t.op === '=') p.append('attr', `${t.key}=${t.value}`);
@@ -308,7 +309,8 @@ async function jaegerSearch(q: SearchQuery, cursor: string, signal?: AbortSignal
         }
       }
       if (q.status === 'error' && !sp.error) return false;
-      if (q.status === 'ok' && sp.error) return false;
+      if (q.status === 'ok' && !sp.ok) return false;
+      if (q.status === 'unset' && (sp.ok || sp.error)) return false;
       return true;
     };
     if (q.status === 'trace-error' && t.errorCount === 0) return false;

@@ -57,6 +57,8 @@ export interface Span {
   start: number;
   duration: number;
   error: boolean;
+  // ok: the span's status is explicitly OK (neither ok nor error: unset).
+  ok: boolean;
   statusMessage: string;
   tags: KV[];
   resource: KV[];
@@ -137,6 +139,7 @@ export function fromJaeger(jt: JaegerTrace): Trace {
       start: js.startTime,
       duration: js.duration,
       error: isErrorTags(tags),
+      ok: !isErrorTags(tags) && tagValue(tags, 'otel.status_code') === 'OK',
       statusMessage: String(tagValue(tags, 'otel.status_description') ?? ''),
       tags: own,
       resource: proc?.tags ?? [],

@@ -146,7 +146,8 @@ function SearchForm({ initial }: { initial: SearchQuery }) {
           <option value="">Any</option>
           <option value="error">A matching span failed</option>
           <option value="trace-error">Any span failed</option>
-          <option value="ok">Matching span not failed</option>
+          <option value="ok">Matching span status OK</option>
+          <option value="unset">Matching span status unset</option>
         </select>
       </label>
       <label class="pair">
