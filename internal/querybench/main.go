@@ -175,6 +175,10 @@ func run(o options) error {
 		{"Spoor   /spoor/api/v1/search attrMatch regex", func() string {
 			return "/spoor/api/v1/search?service=" + url.QueryEscape(svc()) + "&attrMatch=" + url.QueryEscape("user.id=^user-1") + "&start=" + rfc(start) + "&end=" + rfc(end) + "&limit=" + n
 		}},
+		{"Spoor   /spoor/api/v1/flows service+operation, 200 traces", func() string {
+			s := svc()
+			return "/spoor/api/v1/flows?service=" + url.QueryEscape(s) + "&operation=" + url.QueryEscape(op(s)) + "&start=" + ms(start) + "&end=" + ms(end) + "&limit=200"
+		}},
 		{"by ID   /api/traces/{id}", func() string { return "/api/traces/" + id() }},
 		{"by ID   /api/v3/traces/{id}", func() string { return "/api/v3/traces/" + id() }},
 		{"by ID   /api/v2/trace/{id}", func() string { return "/api/v2/trace/" + id() }},
