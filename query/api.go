@@ -93,6 +93,8 @@ type API struct {
 	e      *echo.Echo
 	// now is the clock searches default their window from; tests pin it.
 	now func() time.Time
+	// scanLimit is the store's ScanLimit for Spoor searches (spoorScanLimit; tests lower it).
+	scanLimit int
 
 	// zipkinServiceCount is the number of services the last GET /api/v2/services saw:
 	// Zipkin lets clients cache names only once there are more than three.
@@ -112,7 +114,7 @@ func New(reader storage.Reader, opts Options) *API {
 	opts = opts.withDefaults()
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	a := &API{reader: reader, opts: opts, log: opts.Logger, e: e, now: time.Now}
+	a := &API{reader: reader, opts: opts, log: opts.Logger, e: e, now: time.Now, scanLimit: spoorScanLimit}
 	if r, ok := reader.(storage.AttributeValueReader); ok {
 		// The keys whose values Zipkin's remoteServices and autocompleteValues list.
 		r.CatalogAttributeValues(append(slices.Clone(remoteServiceKeys), opts.AutocompleteKeys...)...)

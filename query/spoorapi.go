@@ -31,9 +31,16 @@ import (
 const DefaultSpoorSearchLimit = 20
 
 // spoorScanPages bounds the store pages one request reads when a condition the store cannot
-// decide (a regular expression) throws traces away; the answer then carries a cursor to go
-// on from.
+// decide (a regular expression) throws traces away, or when the store cuts its pages short
+// (spoorScanLimit); the answer then carries a cursor to go on from.
 const spoorScanPages = 20
+
+// spoorScanLimit is the store's ScanLimit for each of those pages: how many traces it
+// checks against their spans (status ok or unset, span durations, NOT filters, …) before
+// it answers with what it has. A search for something rare then answers within
+// spoorScanPages × spoorScanLimit span reads, with a cursor, instead of reading every
+// trace of the window.
+const spoorScanLimit = 50
 
 //go:embed openapi.json
 var openAPIDocument []byte
@@ -213,7 +220,7 @@ func (a *API) spoorSearch(c echo.Context) error {
 		return a.spoorError(c, http.StatusNotImplemented, "paginated search is not supported by this trace store")
 	}
 	ctx := c.Request().Context()
-	out, next, err := s.run(ctx, searcher)
+	out, next, err := s.run(ctx, searcher, a.scanLimit)
 	if err != nil {
 		return a.spoorFailure(c, "search traces", err)
 	}
@@ -323,8 +330,8 @@ func decodeSpoorCursor(s string) (spoorCursor, error) {
 const sparsePage = 200
 
 // run answers one page: at most s.query.Limit matches, newest first, and the cursor to
-// continue from ("" at the end).
-func (s *spoorSearch) run(ctx context.Context, searcher storage.Searcher) ([]storage.TraceSummary, string, error) {
+// continue from ("" at the end). scanLimit is the store's ScanLimit for each store page.
+func (s *spoorSearch) run(ctx context.Context, searcher storage.Searcher, scanLimit int) ([]storage.TraceSummary, string, error) {
 	cur, err := decodeSpoorCursor(s.query.Cursor)
 	if err != nil {
 		return nil, "", err
@@ -338,6 +345,7 @@ func (s *spoorSearch) run(ctx context.Context, searcher storage.Searcher) ([]sto
 	for page := 0; ; page++ {
 		q := s.query
 		q.Cursor = cur.Store
+		q.ScanLimit = scanLimit
 		switch {
 		case cur.Skip > 0:
 			q.Limit = cur.Page // the same page as before, to skip what was answered

@@ -151,7 +151,15 @@ func wantNums(pred func(i int) bool) []int {
 }
 
 func TestSpoorSearch(t *testing.T) {
+	t.Run("scan limit", func(t *testing.T) { testSpoorSearch(t, spoorScanLimit) })
+	// The store cuts pages short after each trace it checks on its spans: the answers
+	// page after page are the same.
+	t.Run("scan limit 1", func(t *testing.T) { testSpoorSearch(t, 1) })
+}
+
+func testSpoorSearch(t *testing.T, scanLimit int) {
 	e := newSpoorEnv(t)
+	e.api.scanLimit = scanLimit
 	for _, tc := range []struct {
 		query string
 		want  []int
@@ -209,6 +217,21 @@ func TestSpoorSearch(t *testing.T) {
 	p := e.spoorSearch("service=checkout")
 	if got := traceNums(p); len(got) != DefaultSpoorSearchLimit || got[0] != 0 || got[19] != 19 || p.NextCursor == "" {
 		t.Errorf("default page: %v cursor %q", got, p.NextCursor)
+	}
+}
+
+// A search for a rare span status answers within spoorScanPages store pages of
+// ScanLimit span checks each, with a cursor, rather than reading the whole window.
+func TestSpoorSearchRareStatusIsBounded(t *testing.T) {
+	e := newSpoorEnv(t)
+	e.api.scanLimit = 1 // each trace is its own batch: one trace checked per store page
+	p := e.spoorSearch("status=ok&limit=6")
+	// spoorScanPages traces checked, newest first: of them, i%5 == 1 are ok.
+	if got, want := traceNums(p), wantNums(func(i int) bool { return i%5 == 1 && i < spoorScanPages-1 }); !slices.Equal(got, want) || p.NextCursor == "" {
+		t.Fatalf("first answer %v (cursor %q), want %v and a cursor", got, p.NextCursor, want)
+	}
+	if all := e.every("status=ok", 6); !slices.Equal(all, wantNums(func(i int) bool { return i%5 == 1 })) {
+		t.Fatalf("paged: %v", all)
 	}
 }
 

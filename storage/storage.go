@@ -119,6 +119,12 @@ type TraceQuery struct {
 
 	// Limit is the most traces returned; zero or less means DefaultLimit.
 	Limit int
+	// ScanLimit, above zero, bounds the work of one SearchTraces call: once it has
+	// checked that many traces against their spans (conditions no index decides), it
+	// returns the matches it can already place — fewer than Limit, possibly none — with
+	// a NextCursor that goes on from there. Zero: no bound. FindTraces and FindTraceIDs
+	// ignore it.
+	ScanLimit int
 	// Cursor, when set, is a SearchResult.NextCursor of an earlier search with the same
 	// conditions: the search continues after the last trace that search returned (see
 	// Searcher). Malformed cursors are invalid input.
@@ -155,7 +161,7 @@ type AttributeFilter struct {
 //
 // SearchTraces returns at most q.Limit matches of q, newest first, with their summaries,
 // and the spans of each trace when depth is WithSpans. NextCursor is set when the page is
-// full; passing it back as q.Cursor (with the same conditions; Limit may change) returns
+// full, or when q.ScanLimit cut the page short; passing it back as q.Cursor (with the same conditions; Limit may change) returns
 // the next page, and following it to the end returns every matching trace exactly once.
 // Pages after the first answer from the store as it was when the first page was read (a
 // snapshot): traces written, or spans added to stored traces, after the first page do

@@ -172,6 +172,14 @@ func run(o options) error {
 		{"Spoor   /spoor/api/v1/search trace ≥ 20ms, errors", func() string {
 			return "/spoor/api/v1/search?service=" + url.QueryEscape(svc()) + "&minTraceDuration=20ms&traceStatus=error&start=" + rfc(start) + "&end=" + rfc(end) + "&limit=" + n
 		}},
+		{"Spoor   /spoor/api/v1/search status unset", func() string {
+			return "/spoor/api/v1/search?service=" + url.QueryEscape(svc()) + "&status=unset&start=" + rfc(start) + "&end=" + rfc(end) + "&limit=" + n
+		}},
+		// benchdata has no span with status OK: the worst case, every span of the service
+		// in the window is read.
+		{"Spoor   /spoor/api/v1/search status ok (none stored)", func() string {
+			return "/spoor/api/v1/search?service=" + url.QueryEscape(svc()) + "&status=ok&start=" + rfc(start) + "&end=" + rfc(end) + "&limit=" + n
+		}},
 		{"Spoor   /spoor/api/v1/search attrMatch regex", func() string {
 			return "/spoor/api/v1/search?service=" + url.QueryEscape(svc()) + "&attrMatch=" + url.QueryEscape("user.id=^user-1") + "&start=" + rfc(start) + "&end=" + rfc(end) + "&limit=" + n
 		}},

@@ -24,7 +24,7 @@ const exactEstimateMax = 500
 // edges. When the sum is at most exactEstimateMax, the candidates are verified as a
 // search verifies them, and the count is exact.
 func (s *Store) EstimateTraces(ctx context.Context, q storage.TraceQuery) (storage.TraceEstimate, error) {
-	q.Cursor, q.Limit = "", 0
+	q.Cursor, q.Limit, q.ScanLimit = "", 0, 0
 	if err := validateQuery(&q); err != nil {
 		return storage.TraceEstimate{}, err
 	}

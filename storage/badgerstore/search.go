@@ -23,6 +23,7 @@ var (
 
 // FindTraceIDs returns the IDs of the traces matching q, newest first.
 func (s *Store) FindTraceIDs(ctx context.Context, q storage.TraceQuery) ([]pcommon.TraceID, error) {
+	q.ScanLimit = 0
 	pg, err := s.find(ctx, q, false, false)
 	if err != nil {
 		return nil, err
@@ -36,6 +37,7 @@ func (s *Store) FindTraceIDs(ctx context.Context, q storage.TraceQuery) ([]pcomm
 
 // FindTraces returns the traces matching q, newest first.
 func (s *Store) FindTraces(ctx context.Context, q storage.TraceQuery) ([]ptrace.Traces, error) {
+	q.ScanLimit = 0
 	pg, err := s.find(ctx, q, false, true)
 	if err != nil {
 		return nil, err
@@ -255,6 +257,11 @@ type plan struct {
 	asOfSeq uint64
 	after   *match
 	st      *indexState
+	// stopped is set when the walk ran out of q.ScanLimit with the page not full;
+	// stoppedAt is then the maxStartNs of the posting it stopped in: every trace it did
+	// not verify starts at or before it.
+	stopped   bool
+	stoppedAt uint64
 }
 
 type page struct {
@@ -309,7 +316,21 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 				return err
 			}
 		}
-		if len(pg.matches) == p.limit {
+		if p.stopped {
+			// Only the matches that start after every unverified trace have their place;
+			// the next page continues after the last of them (or after stoppedAt), and
+			// verifies the others again.
+			n := 0
+			for n < len(pg.matches) && pg.matches[n].start > p.stoppedAt {
+				n++
+			}
+			pg.matches = pg.matches[:n]
+			c := cursor{start: p.stoppedAt + 1, seq: p.asOfSeq}
+			if n > 0 {
+				c.start, c.id = pg.matches[n-1].start, pg.matches[n-1].id
+			}
+			pg.next = encodeCursor(c)
+		} else if len(pg.matches) == p.limit {
 			last := pg.matches[len(pg.matches)-1]
 			pg.next = encodeCursor(cursor{start: last.start, id: last.id, seq: p.asOfSeq})
 		}
@@ -350,6 +371,11 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 func (s *Store) walk(ctx context.Context, txn *badger.Txn, st *indexState, p *plan, loBucket, hiBucket uint32) ([]match, error) {
 	var matches []match
 	var (
+		// scanned counts the traces verified against their spans; spent says it reached
+		// ScanLimit; lastMax is the maxStartNs of the posting walked last.
+		scanned int
+		spent   bool
+		lastMax uint64
 		seen    = make(map[pcommon.TraceID]struct{})
 		sum     summary
 		rows    []tableRow
@@ -384,10 +410,21 @@ func (s *Store) walk(ctx context.Context, txn *badger.Txn, st *indexState, p *pl
 			if len(h) == 0 {
 				break
 			}
+			if spent && h[0].maxStart < lastMax && !full(h[0].maxStart) && h[0].maxStart >= p.walkMin {
+				// Out of ScanLimit, between two postings of different maxStartNs: every
+				// trace not verified starts at or before the next one's.
+				p.stopped, p.stoppedAt = true, h[0].maxStart
+				return matches, nil
+			}
 			top := h.pop()
 			if top.maxStart < p.walkMin || full(top.maxStart) {
 				return matches, nil // every posting further down the walk is older
 			}
+			lastMax = top.maxStart
+			// Verifications a later page repeats (traces of postings newer than its
+			// cursor, which an earlier page verified) do not count against ScanLimit:
+			// each page gets past its cursor.
+			counts := p.after == nil || top.maxStart < p.after.start
 			if top.seq > p.asOfSeq {
 				continue // written after the cursor's snapshot
 			}
@@ -418,15 +455,18 @@ func (s *Store) walk(ctx context.Context, txn *badger.Txn, st *indexState, p *pl
 				if err != nil {
 					return nil, err
 				}
-				if !ok {
-					continue
+				if len(parts) > 0 && counts {
+					scanned++
+					spent = p.q.ScanLimit > 0 && scanned >= p.q.ScanLimit
 				}
-				m := match{id: id, start: sum.minStart}
-				i, _ := slices.BinarySearchFunc(matches, m, compareMatch)
-				if i < p.limit {
-					matches = slices.Insert(matches, i, m)
-					if len(matches) > p.limit {
-						matches = matches[:p.limit]
+				if ok {
+					m := match{id: id, start: sum.minStart}
+					i, _ := slices.BinarySearchFunc(matches, m, compareMatch)
+					if i < p.limit {
+						matches = slices.Insert(matches, i, m)
+						if len(matches) > p.limit {
+							matches = matches[:p.limit]
+						}
 					}
 				}
 			}

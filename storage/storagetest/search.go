@@ -218,6 +218,66 @@ func testStatus(t *testing.T, open Opener) {
 	}
 }
 
+// testScanLimit: a search whose ScanLimit cuts pages short still returns, page after
+// page, exactly the matches of the unbounded search, newest first, each once.
+func testScanLimit(t *testing.T, open Opener) {
+	s := openFresh(t, open)
+	base := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+	var specs []spanSpec
+	for i := 1; i <= 24; i++ {
+		at := base.Add(time.Duration(i) * time.Minute)
+		specs = append(specs,
+			spanSpec{trace: traceID(uint64(7100 + i)), id: 1, service: "sl-gw", name: "GET /", start: at, duration: time.Duration(i) * time.Millisecond},
+			spanSpec{trace: traceID(uint64(7100 + i)), id: 2, parent: 1, service: "sl-db", name: "query", start: at.Add(time.Millisecond), duration: time.Millisecond, isOK: i%5 == 0})
+		if i%8 == 0 { // several batches, so that postings and blocks differ
+			mustWrite(t, s, batch(specs...))
+			specs = nil
+		}
+	}
+	for qi, q := range []storage.TraceQuery{
+		{Status: storage.StatusOK}, // sparse: 4 matches in 3 batches
+		{ServiceName: "sl-db", Status: storage.StatusUnset},
+		{ServiceName: "sl-gw", DurationMin: 20 * time.Millisecond},
+		{Status: storage.StatusOK, StartTimeMin: base.Add(6 * time.Minute), StartTimeMax: base.Add(16 * time.Minute)},
+	} {
+		q.Limit = 1000
+		want, err := s.FindTraceIDs(context.Background(), q)
+		if err != nil {
+			t.Fatalf("%+v: %v", q, err)
+		}
+		if len(want) == 0 {
+			t.Fatalf("%+v: the fixture has no match", q)
+		}
+		for _, limit := range []int{1, 2, 5} {
+			for _, scan := range []int{1, 2, 3} {
+				q.Limit, q.ScanLimit, q.Cursor = limit, scan, ""
+				var got []pcommon.TraceID
+				pages := 0
+				for ; pages < 200; pages++ {
+					res, err := s.SearchTraces(context.Background(), q, storage.SummariesOnly)
+					if err != nil {
+						t.Fatalf("%+v page %d: %v", q, pages, err)
+					}
+					if len(res.Summaries) > limit {
+						t.Fatalf("%+v page %d: %d traces", q, pages, len(res.Summaries))
+					}
+					got = append(got, summaryIDs(res.Summaries)...)
+					if res.NextCursor == "" {
+						break
+					}
+					q.Cursor = res.NextCursor
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("%+v: paged with scan limit %d: %v, want %v", q, scan, idStrings(got), idStrings(want))
+				}
+				if qi == 0 && scan == 1 && limit == 5 && pages+1 <= (len(want)+limit-1)/limit {
+					t.Fatalf("%+v: %d pages for %d matches: the scan limit cut no page short", q, pages+1, len(want))
+				}
+			}
+		}
+	}
+}
+
 // testAttributeFilters: OR over values, NOT (absent or none of the values), presence,
 // all on one span, in span, resource, event and link attributes.
 func testAttributeFilters(t *testing.T, open Opener) {

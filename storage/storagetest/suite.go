@@ -48,6 +48,7 @@ func RunAll(t *testing.T, open Opener) {
 		{"TraceDuration", testTraceDuration},
 		{"ErrorsSpanAndTraceLevel", testErrors},
 		{"StatusOkUnsetError", testStatus},
+		{"ScanLimit", testScanLimit},
 		{"AttributeFiltersOrNot", testAttributeFilters},
 		{"TiesAndCursor", testTiesAndCursor},
 		{"PaginationWhileWriting", testPaginationWhileWriting},
