@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 
@@ -110,10 +111,7 @@ func (s *Store) traceSummary(txn *badger.Txn, st *indexState, id pcommon.TraceID
 		return false, fmt.Errorf("read summary of trace %s: %w", hex.EncodeToString(id[:]), err)
 	}
 	tomb := s.deleted.get(id)
-	posts = slices.DeleteFunc(posts, func(p posting) bool {
-		// Fragments of other traces with the same low half, of later blocks, of deleted ones.
-		return len(p.val) < 8 || string(p.val[:8]) != string(id[:8]) || p.seq > asOfSeq || p.seq <= tomb
-	})
+	posts = slices.DeleteFunc(posts, func(p posting) bool { return p.seq > asOfSeq || p.seq <= tomb })
 	if len(posts) == 0 {
 		return false, nil
 	}
@@ -132,7 +130,7 @@ func (s *Store) traceSummary(txn *badger.Txn, st *indexState, id pcommon.TraceID
 		if i > 0 {
 			dst = &frag
 		}
-		if err := dst.decodeFragment(p.val[8:]); err != nil {
+		if err := dst.decodeFragment(p.val); err != nil {
 			return false, fmt.Errorf("read summary of trace %s, block %x/%x: %w", hex.EncodeToString(id[:]), p.ref.bucket, p.ref.hash, err)
 		}
 		if i > 0 {
@@ -146,7 +144,7 @@ func (s *Store) traceSummary(txn *badger.Txn, st *indexState, id pcommon.TraceID
 var _ storage.TraceIDLow64Finder = (*Store)(nil)
 
 // FindTraceIDsByLow64 returns the IDs of the stored traces whose low 64 bits are low:
-// the trace fields are keyed by them (FORMAT.md), so this is one trace lookup.
+// the 64-bit trace of that ID, and the 128-bit ones the low-half field (FORMAT.md) lists.
 func (s *Store) FindTraceIDsByLow64(ctx context.Context, low uint64) ([]pcommon.TraceID, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("find traces by low 64 bits: %w", err)
@@ -161,18 +159,28 @@ func (s *Store) FindTraceIDsByLow64(ctx context.Context, low uint64) ([]pcommon.
 		return nil, fmt.Errorf("find traces by low 64 bits %016x: %w", low, err)
 	}
 	out := []pcommon.TraceID{}
+	var id64 pcommon.TraceID
+	copy(id64[8:], lowBytes[:])
+	var sum summary
+	found, err := s.traceSummary(txn, st, id64, &sum, math.MaxUint64)
+	if err != nil {
+		return nil, err
+	}
+	if found {
+		out = append(out, id64)
+	}
 	for _, p := range posts {
-		if len(p.val) < 8 {
+		if len(p.val) != 8 {
 			return nil, fmt.Errorf("find traces by low 64 bits %016x: %w", low, errFragment)
 		}
 		var id pcommon.TraceID
 		copy(id[:8], p.val[:8])
 		copy(id[8:], lowBytes[:])
-		if p.seq <= s.deleted.get(id) || slices.Contains(out, id) {
+		if p.seq <= s.deleted.get(id) {
 			continue
 		}
 		out = append(out, id)
 	}
 	slices.SortFunc(out, func(a, b pcommon.TraceID) int { return bytes.Compare(a[:], b[:]) })
-	return out, nil
+	return slices.Compact(out), nil
 }

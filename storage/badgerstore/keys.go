@@ -41,6 +41,7 @@ const (
 	fieldAttribute byte = 0x03
 	fieldError     byte = 0x04
 	fieldTrace     byte = 0x05
+	fieldTraceLow  byte = 0x06
 
 	// maxIndexedValue keeps unbounded attribute values out of the index: they are
 	// still searchable, through another index and verification.
@@ -146,16 +147,18 @@ func (h *fieldHasher) operation(service, name string) uint64 {
 	return h.sum()
 }
 
-// trace is the field of the traces whose IDs end in id's low 64 bits: its postings'
-// values are their summary fragments, one per block, each led by the high 64 bits of
-// its trace's ID. Keyed by the low half, the same postings find a trace by its full ID
-// and every trace a Zipkin 16-hex ID names.
+// trace is the field of one trace: its postings' values are the trace's summary
+// fragments, one per block.
 func (h *fieldHasher) trace(id pcommon.TraceID) uint64 {
-	return h.traceLow(id[8:])
+	h.start(fieldTrace)
+	h.buf = append(h.buf, id[:]...)
+	return h.sum()
 }
 
+// traceLow is the field of the 128-bit traces whose IDs end in low: its postings'
+// values are their IDs' high halves, so that a Zipkin 16-hex ID finds them.
 func (h *fieldHasher) traceLow(low []byte) uint64 {
-	h.start(fieldTrace)
+	h.start(fieldTraceLow)
 	h.buf = append(h.buf, low...)
 	return h.sum()
 }
