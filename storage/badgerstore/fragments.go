@@ -1,21 +1,16 @@
 package badgerstore
 
 import (
-	"bytes"
 	"cmp"
-	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"go.opentelemetry.io/collector/pdata/pcommon"
-
-	"github.com/spoortrace/spoor/storage"
 )
 
 // A trace's summary fragments are the postings of its own field (FORMAT.md, "Trace
@@ -139,48 +134,4 @@ func (s *Store) traceSummary(txn *badger.Txn, st *indexState, id pcommon.TraceID
 		sum.addBlock(p.ref)
 	}
 	return true, nil
-}
-
-var _ storage.TraceIDLow64Finder = (*Store)(nil)
-
-// FindTraceIDsByLow64 returns the IDs of the stored traces whose low 64 bits are low:
-// the 64-bit trace of that ID, and the 128-bit ones the low-half field (FORMAT.md) lists.
-func (s *Store) FindTraceIDsByLow64(ctx context.Context, low uint64) ([]pcommon.TraceID, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("find traces by low 64 bits: %w", err)
-	}
-	txn, st := s.begin()
-	defer txn.Discard()
-	var lowBytes [8]byte
-	binary.BigEndian.PutUint64(lowBytes[:], low)
-	var h fieldHasher
-	posts, err := s.fragments(txn, st, h.traceLow(lowBytes[:]), nil)
-	if err != nil {
-		return nil, fmt.Errorf("find traces by low 64 bits %016x: %w", low, err)
-	}
-	out := []pcommon.TraceID{}
-	var id64 pcommon.TraceID
-	copy(id64[8:], lowBytes[:])
-	var sum summary
-	found, err := s.traceSummary(txn, st, id64, &sum, math.MaxUint64)
-	if err != nil {
-		return nil, err
-	}
-	if found {
-		out = append(out, id64)
-	}
-	for _, p := range posts {
-		if len(p.val) != 8 {
-			return nil, fmt.Errorf("find traces by low 64 bits %016x: %w", low, errFragment)
-		}
-		var id pcommon.TraceID
-		copy(id[:8], p.val[:8])
-		copy(id[8:], lowBytes[:])
-		if p.seq <= s.deleted.get(id) {
-			continue
-		}
-		out = append(out, id)
-	}
-	slices.SortFunc(out, func(a, b pcommon.TraceID) int { return bytes.Compare(a[:], b[:]) })
-	return slices.Compact(out), nil
 }

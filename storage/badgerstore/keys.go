@@ -41,7 +41,6 @@ const (
 	fieldAttribute byte = 0x03
 	fieldError     byte = 0x04
 	fieldTrace     byte = 0x05
-	fieldTraceLow  byte = 0x06
 
 	// maxIndexedValue keeps unbounded attribute values out of the index: they are
 	// still searchable, through another index and verification.
@@ -155,13 +154,6 @@ func (h *fieldHasher) trace(id pcommon.TraceID) uint64 {
 	return h.sum()
 }
 
-// traceLow is the field of the 128-bit traces whose IDs end in low: its postings'
-// values are their IDs' high halves, so that a Zipkin 16-hex ID finds them.
-func (h *fieldHasher) traceLow(low []byte) uint64 {
-	h.start(fieldTraceLow)
-	h.buf = append(h.buf, low...)
-	return h.sum()
-}
 
 // errors is the field of the spans of service with status Error.
 func (h *fieldHasher) errors(service string) uint64 {

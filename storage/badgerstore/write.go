@@ -654,13 +654,6 @@ func (w *writeScratch) buildPostings(ref blockRef) []postingOut {
 		a = w.sums[i].appendFragment(a)
 		offs = append(offs, [2]int{v0, len(a)})
 		w.pouts = append(w.pouts, postingOut{bucket: ref.bucket, field: w.h.trace(*id), maxStart: w.rows[i].maxStart, trace: true})
-		if [8]byte(id[:8]) != ([8]byte{}) {
-			// A 128-bit ID: findable by its low half too (TraceIDLow64Finder).
-			v0 := len(a)
-			a = append(a, id[:8]...)
-			offs = append(offs, [2]int{v0, len(a)})
-			w.pouts = append(w.pouts, postingOut{bucket: ref.bucket, field: w.h.traceLow(id[8:]), maxStart: w.rows[i].maxStart, trace: true})
-		}
 	}
 	for i, o := range offs {
 		w.pouts[i].val = a[o[0]:o[1]:o[1]]
