@@ -154,7 +154,6 @@ func (h *fieldHasher) trace(id pcommon.TraceID) uint64 {
 	return h.sum()
 }
 
-
 // errors is the field of the spans of service with status Error.
 func (h *fieldHasher) errors(service string) uint64 {
 	h.start(fieldError)
