@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/spoortrace/spoor/alerts"
+	"github.com/spoortrace/spoor/internal/spanmatch"
 	"github.com/spoortrace/spoor/storage"
 	"github.com/spoortrace/spoor/storage/storageext"
 )
@@ -188,7 +189,7 @@ func (p *analyticsProcessor) shutdown(ctx context.Context) error {
 	close(p.stop)
 	<-p.done
 	p.mu.Lock()
-	p.graph.drain()
+	p.graph.m.Drain()
 	p.mu.Unlock()
 	err := p.flush(ctx)
 	err = errors.Join(err, p.tel.reg.Unregister())
@@ -220,11 +221,7 @@ func (p *analyticsProcessor) flush(ctx context.Context) error {
 	p.flushMu.Lock()
 	defer p.flushMu.Unlock()
 	p.mu.Lock()
-	if p.now().Sub(p.graph.turned) >= p.graph.wait {
-		p.graph.turnSpans()
-		p.graph.turnPending()
-		p.graph.turned = p.now()
-	}
+	p.graph.m.Tick(p.now())
 	red := p.red
 	p.red = make(map[redKey]*redAgg, len(red))
 	p.redGen++
@@ -301,9 +298,9 @@ func (p *analyticsProcessor) observe(td ptrace.Traces) {
 				if end > start {
 					r.dur = int64(end - start)
 				}
-				r.key = spanKey(r.traceID, r.spanID)
+				r.key = spanmatch.Key(r.traceID, r.spanID)
 				if ps := sp.ParentSpanID(); !ps.IsEmpty() {
-					r.parent = spanKey(r.traceID, ps)
+					r.parent = spanmatch.Key(r.traceID, ps)
 				}
 				if isCaller(r.kind) {
 					r.peer = peerName(sp.Attributes())
