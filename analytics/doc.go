@@ -12,8 +12,8 @@
 //     a duration histogram (storage.Histogram, p50/p95/p99 derivable).
 //   - Service graph edges per minute: a span whose parent span belongs to another
 //     service is a call parent → child (messaging for producer → consumer), matched
-//     across batches in a two-generation table of bounded size (as
-//     storage/badgerstore's dependency counts are); a client or producer span naming an
+//     across batches in a two-generation table of bounded size (internal/spanmatch,
+//     as storage/badgerstore's dependency counts are); a client or producer span naming an
 //     uninstrumented peer (peer.service, service.peer.name, server.address) that no
 //     span answers within the wait is a call to that peer.
 //   - Rollups are flushed to the trace store every flush interval (default 2 s) and on

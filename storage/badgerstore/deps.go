@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
+	"github.com/spoortrace/spoor/internal/spanmatch"
 	"github.com/spoortrace/spoor/storage"
 )
 
@@ -39,28 +39,20 @@ const (
 	depKeyLen   = 1 + 4 + 8
 )
 
-// Flags of a remembered span and of a span of the batch being observed.
-const (
-	depServer   uint8 = 1 << iota // server or consumer: wins a shared (Zipkin) span ID
-	depError                      // status Error
-	depPeer                       // a client or producer span naming an uninstrumented peer
-	depAnswered                   // a child span of another service matched it
-)
-
 // depRec is one span of a batch, gathered by planFields without allocating. peer
 // points into the caller's spans and is cleared with the scratch.
 type depRec struct {
-	key, parent uint64 // spanKey of the span and of its parent (0: root)
+	key, parent uint64 // spanmatch.Key of the span and of its parent (0: root)
 	bucket      uint32
 	res         int32
-	flags       uint8
+	kind        uint8 // ptrace.SpanKind
+	flags       uint8 // spanmatch.Error
 	peer        string
 }
 
-// depSpan is what the table remembers of a recent span.
+// depSpan is the store's part of a remembered span.
 type depSpan struct {
-	svc, peer, bucket uint32
-	flags             uint8
+	peer, bucket uint32
 }
 
 // pendingChild counts children of one service and bucket waiting for their parent.
@@ -81,16 +73,12 @@ type depTracker struct {
 	names   []string // by id; id 0 is "no service" and never makes an edge
 	nameIDs map[string]uint32
 
-	// Two generations each: [0] is current, [1] the previous one, dropped at the next
-	// turn over. spans: recent spans by spanKey; pending: children by their parent's
-	// spanKey; extra: further children of a parent with another service or bucket.
-	spans   [2]map[uint64]depSpan
-	pending [2]map[uint64]pendingChild
-	extra   [2]map[uint64][]pendingChild
-	turned  time.Time
+	// m matches spans to their parent span; spans and pending are its tables, for
+	// tests that look at their sizes.
+	m       *spanmatch.Matcher[depSpan, pendingChild]
+	spans   *[2]map[uint64]spanmatch.Span[depSpan]
+	pending *[2]map[uint64]pendingChild
 
-	wait                   time.Duration
-	spanCap, pendingCap    int
 	totals, unflushed      map[edgeKey]edgeCounts
 	spare                  map[edgeKey]edgeCounts
 	deltaKeys              map[uint32]int // bucket → delta keys on disk
@@ -107,44 +95,37 @@ type depTracker struct {
 func (d *depTracker) init(o *Options) {
 	d.nameIDs = map[string]uint32{}
 	d.names = []string{""}
-	for i := range 2 {
-		d.spans[i] = map[uint64]depSpan{}
-		d.pending[i] = map[uint64]pendingChild{}
-		d.extra[i] = map[uint64][]pendingChild{}
-	}
+	d.m = spanmatch.New(o.DependencyWait, o.DependencySpans, o.DependencyPending, time.Now(),
+		spanmatch.Hooks[depSpan, pendingChild]{
+			Link:       d.link,
+			Unanswered: d.peerCall,
+			Orphans:    func(n int64) { d.unmatched.Add(n) },
+			Weight:     func(c pendingChild) int64 { return int64(c.calls) },
+			Join: func(w, c pendingChild) (pendingChild, bool) {
+				if w.svc != c.svc || w.bucket != c.bucket {
+					return w, false
+				}
+				w.calls += c.calls
+				w.errors += c.errors
+				return w, true
+			},
+		})
+	d.spans, d.pending = d.m.Tables()
 	d.totals, d.unflushed, d.spare = map[edgeKey]edgeCounts{}, map[edgeKey]edgeCounts{}, map[edgeKey]edgeCounts{}
 	d.deltaKeys = map[uint32]int{}
-	d.wait, d.spanCap, d.pendingCap = o.DependencyWait, o.DependencySpans, o.DependencyPending
-	d.turned = time.Now()
-}
-
-// spanKey hashes a trace ID and span ID into 64 bits (a multiply-fold mix, as in
-// wyhash): span IDs alone repeat across traces in some generators. Never 0.
-func spanKey(t pcommon.TraceID, s pcommon.SpanID) uint64 {
-	const k0, k1, k2 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db, 0x8ebc6af09c88c6e3
-	mix := func(a, b uint64) uint64 { hi, lo := bits.Mul64(a, b); return hi ^ lo }
-	h := mix(binary.LittleEndian.Uint64(t[:8])^k0, binary.LittleEndian.Uint64(t[8:])^k1)
-	h = mix(h^binary.LittleEndian.Uint64(s[:]), k2)
-	if h == 0 {
-		h = 1
-	}
-	return h
 }
 
 // addDepRec notes one span of the batch for observe.
 func (w *writeScratch) addDepRec(sp ptrace.Span, id pcommon.TraceID, res int32, bucket uint32) {
-	r := depRec{key: spanKey(id, sp.SpanID()), bucket: bucket, res: res}
+	r := depRec{key: spanmatch.Key(id, sp.SpanID()), bucket: bucket, res: res, kind: uint8(sp.Kind())}
 	if p := sp.ParentSpanID(); !p.IsEmpty() {
-		r.parent = spanKey(id, p)
+		r.parent = spanmatch.Key(id, p)
 	}
-	switch sp.Kind() {
-	case ptrace.SpanKindServer, ptrace.SpanKindConsumer:
-		r.flags |= depServer
-	case ptrace.SpanKindClient, ptrace.SpanKindProducer:
+	if k := sp.Kind(); k == ptrace.SpanKindClient || k == ptrace.SpanKindProducer {
 		r.peer = peerService(sp.Attributes())
 	}
 	if sp.Status().Code() == ptrace.StatusCodeError {
-		r.flags |= depError
+		r.flags |= spanmatch.Error
 	}
 	w.deps = append(w.deps, r)
 }
@@ -188,11 +169,7 @@ func (d *depTracker) observe(w *writeScratch, now time.Time) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if now.Sub(d.turned) >= d.wait {
-		d.turnSpans()
-		d.turnPending()
-		d.turned = now
-	}
+	d.m.Tick(now)
 	w.depSvc = w.depSvc[:0]
 	for _, name := range w.resService {
 		w.depSvc = append(w.depSvc, d.intern(name))
@@ -202,175 +179,57 @@ func (d *depTracker) observe(w *writeScratch, now time.Time) {
 	var lastPeerID uint32
 	for i := range w.deps {
 		r := &w.deps[i]
-		if len(d.spans[0]) >= d.spanCap {
-			d.turnSpans()
-		}
 		svc := w.depSvc[r.res]
-		e := depSpan{svc: svc, bucket: r.bucket, flags: r.flags & (depServer | depError)}
+		e := spanmatch.Span[depSpan]{Data: depSpan{bucket: r.bucket}, Svc: svc, Kind: r.kind, Flags: r.flags}
 		if r.peer != "" {
 			if r.peer != lastPeer || lastPeerID == 0 {
 				lastPeer, lastPeerID = r.peer, d.intern(r.peer)
 			}
 			if lastPeerID != 0 && lastPeerID != svc {
-				e.peer, e.flags = lastPeerID, e.flags|depPeer
+				e.Data.peer, e.Flags = lastPeerID, e.Flags|spanmatch.Peer
 			}
 		}
-		if old, ok := d.spans[0][r.key]; ok {
-			if old.flags&depServer != 0 && e.flags&depServer == 0 {
-				continue // a shared span ID answers as its server side
-			}
-			if old.svc == svc {
-				e.flags |= old.flags & depAnswered
-			}
-		}
-		d.spans[0][r.key] = e
+		d.m.Put(r.key, e)
 	}
 	var matched int64
 	for i := range w.deps {
 		r := &w.deps[i]
 		svc := w.depSvc[r.res]
-		if len(d.pending[0])+len(d.pending[1]) > 0 {
-			matched += d.claimChildren(r.key, svc)
+		if d.m.Waiting() {
+			// The children waiting for this span are calls from its service.
+			matched += d.m.Claim(r.key, spanmatch.Span[depSpan]{Svc: svc})
 		}
 		if r.parent == 0 {
 			continue
 		}
-		p, gen, ok := d.lookup(r.parent)
-		if !ok {
-			d.addPending(r.parent, svc, r.bucket, r.flags&depError != 0)
-			continue
+		c := pendingChild{svc: svc, bucket: r.bucket, calls: 1}
+		if r.flags&spanmatch.Error != 0 {
+			c.errors = 1
 		}
-		matched++
-		if p.svc == svc {
-			continue
-		}
-		var errs uint64
-		if r.flags&depError != 0 {
-			errs = 1
-		}
-		d.count(p.svc, svc, r.bucket, 1, errs)
-		if p.flags&depPeer != 0 && p.flags&depAnswered == 0 {
-			p.flags |= depAnswered
-			d.spans[gen][r.parent] = p
+		if d.m.Match(r.parent, c) {
+			matched++
 		}
 	}
 	d.matched.Add(matched)
 }
 
-func (d *depTracker) lookup(key uint64) (depSpan, int, bool) {
-	if e, ok := d.spans[0][key]; ok {
-		return e, 0, true
+// link counts the calls from parent to the child c when their services differ.
+func (d *depTracker) link(p spanmatch.Span[depSpan], c pendingChild) bool {
+	if p.Svc == c.svc {
+		return false
 	}
-	if e, ok := d.spans[1][key]; ok {
-		return e, 1, true
-	}
-	return depSpan{}, 0, false
+	d.count(p.Svc, c.svc, c.bucket, uint64(c.calls), uint64(c.errors))
+	return true
 }
 
-// claimChildren matches the children waiting for the span key, of service svc, and
-// returns how many there were.
-func (d *depTracker) claimChildren(key uint64, svc uint32) int64 {
-	var n int64
-	answered := false
-	take := func(c pendingChild) {
-		n += int64(c.calls)
-		if c.svc != svc {
-			d.count(svc, c.svc, c.bucket, uint64(c.calls), uint64(c.errors))
-			answered = true
-		}
-	}
-	for gen := range 2 {
-		c, ok := d.pending[gen][key]
-		if !ok {
-			continue
-		}
-		take(c)
-		delete(d.pending[gen], key)
-		if more, ok := d.extra[gen][key]; ok {
-			for _, c := range more {
-				take(c)
-			}
-			delete(d.extra[gen], key)
-		}
-	}
-	if answered {
-		if e, gen, ok := d.lookup(key); ok && e.flags&depPeer != 0 {
-			e.flags |= depAnswered
-			d.spans[gen][key] = e
-		}
-	}
-	return n
-}
-
-func (d *depTracker) addPending(parent uint64, svc, bucket uint32, isErr bool) {
-	var errs uint32
-	if isErr {
+// peerCall counts a client span that no child answered as a call to its peer.
+func (d *depTracker) peerCall(e spanmatch.Span[depSpan]) {
+	var errs uint64
+	if e.Flags&spanmatch.Error != 0 {
 		errs = 1
 	}
-	cur := d.pending[0]
-	if c, ok := cur[parent]; ok {
-		if c.svc == svc && c.bucket == bucket {
-			c.calls++
-			c.errors += errs
-			cur[parent] = c
-			return
-		}
-		more := d.extra[0][parent]
-		for i := range more {
-			if more[i].svc == svc && more[i].bucket == bucket {
-				more[i].calls++
-				more[i].errors += errs
-				return
-			}
-		}
-		d.extra[0][parent] = append(more, pendingChild{svc: svc, bucket: bucket, calls: 1, errors: errs})
-		return
-	}
-	if len(cur) >= d.pendingCap {
-		d.turnPending()
-		cur = d.pending[0]
-	}
-	cur[parent] = pendingChild{svc: svc, bucket: bucket, calls: 1, errors: errs}
-}
-
-// turnSpans drops the previous generation of spans, counting its client spans that
-// no child answered as calls to their peer, and starts a new current generation.
-func (d *depTracker) turnSpans() {
-	old := d.spans[1]
-	for k, e := range old {
-		if e.flags&(depPeer|depAnswered) != depPeer {
-			continue
-		}
-		if _, again := d.spans[0][k]; again {
-			continue // written again since: it is decided when that copy leaves
-		}
-		var errs uint64
-		if e.flags&depError != 0 {
-			errs = 1
-		}
-		d.count(e.svc, e.peer, e.bucket, 1, errs)
-		d.peerCalls.Add(1)
-	}
-	clear(old)
-	d.spans[0], d.spans[1] = old, d.spans[0]
-}
-
-// turnPending drops the previous generation of waiting children as unmatched.
-func (d *depTracker) turnPending() {
-	var n int64
-	for _, c := range d.pending[1] {
-		n += int64(c.calls)
-	}
-	for _, more := range d.extra[1] {
-		for _, c := range more {
-			n += int64(c.calls)
-		}
-	}
-	d.unmatched.Add(n)
-	clear(d.pending[1])
-	clear(d.extra[1])
-	d.pending[0], d.pending[1] = d.pending[1], d.pending[0]
-	d.extra[0], d.extra[1] = d.extra[1], d.extra[0]
+	d.count(e.Svc, e.Data.peer, e.Data.bucket, 1, errs)
+	d.peerCalls.Add(1)
 }
 
 // count adds calls to an edge, in the totals readers see and in the next flush.
@@ -394,10 +253,7 @@ func (d *depTracker) count(parent, child, bucket uint32, calls, errs uint64) {
 func (d *depTracker) drain() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for range 2 {
-		d.turnSpans()
-		d.turnPending()
-	}
+	d.m.Drain()
 }
 
 // dropBelow forgets the totals of buckets below limit (retention dropped them).
@@ -554,11 +410,7 @@ func (s *Store) flushDependencies(now time.Time) error {
 	d.flushMu.Lock()
 	defer d.flushMu.Unlock()
 	d.mu.Lock()
-	if now.Sub(d.turned) >= d.wait {
-		d.turnSpans()
-		d.turnPending()
-		d.turned = now
-	}
+	d.m.Tick(now)
 	delta := d.unflushed
 	d.unflushed, d.spare = d.spare, nil
 	names := d.names // append-only: entries below len never change
