@@ -285,3 +285,12 @@ func TestKey(t *testing.T) {
 		t.Error("key 0")
 	}
 }
+
+// A span written again by its own service (an SDK's retry) stays answered.
+func TestRewrittenSpanStaysAnswered(t *testing.T) {
+	r := newRig(100, 100, false)
+	r.batch(sp{key: 1, svc: 1, kind: client, peer: true}, sp{key: 2, parent: 1, svc: 2, kind: server})
+	r.batch(sp{key: 1, svc: 1, kind: client, peer: true})
+	r.m.Drain()
+	r.check(t, "1>2", 1, 0, "[]")
+}
