@@ -53,8 +53,8 @@ func TestIngestRoundTrip(t *testing.T) {
 			return otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(s.ep.OTLPHTTP), otlptracehttp.WithInsecure(),
 				otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
 		}),
-		sendZipkinGo(t, s, base, "zipkin-go", "rt-zipkin-go"),
-		sendZipkinGo(t, s, base, "zipkin-go-proto", "rt-zipkin-proto", zipkinhttp.Serializer(zipkinproto.SpanSerializer{})),
+		sendZipkinGo(t, "http://"+s.ep.Zipkin, base, "zipkin-go", "rt-zipkin-go"),
+		sendZipkinGo(t, "http://"+s.ep.Zipkin, base, "zipkin-go-proto", "rt-zipkin-proto", zipkinhttp.Serializer(zipkinproto.SpanSerializer{})),
 		sendOTLPJSON(t, s, base),
 		sendZipkinV1JSON(t, s, base),
 		sendZipkinV1Thrift(t, s, base),
@@ -220,10 +220,10 @@ func sendOTLP(t *testing.T, proto string, base time.Time, newExporter func(conte
 }
 
 // sendZipkinGo sends a server span and a client child with zipkin-go's HTTP reporter
-// (Zipkin v2 JSON).
-func sendZipkinGo(t *testing.T, s *spoor, base time.Time, name, service string, opts ...zipkinhttp.ReporterOption) sentTrace {
+// (Zipkin v2 JSON) to the Zipkin receiver at baseURL.
+func sendZipkinGo(t *testing.T, baseURL string, base time.Time, name, service string, opts ...zipkinhttp.ReporterOption) sentTrace {
 	t.Helper()
-	rep := zipkinhttp.NewReporter("http://"+s.ep.Zipkin+"/api/v2/spans", append(opts, zipkinhttp.BatchInterval(50*time.Millisecond))...)
+	rep := zipkinhttp.NewReporter(baseURL+"/api/v2/spans", append(opts, zipkinhttp.BatchInterval(50*time.Millisecond))...)
 	ep, err := zipkin.NewEndpoint(service, "127.0.0.1:8080")
 	if err != nil {
 		t.Fatal(err)

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"testing"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/exporter/otlphttpexporter"
-	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/pipeline"
 
 	"github.com/spoortrace/spoor/exporters/zipkinexporter"
@@ -18,27 +15,12 @@ import (
 // connector, whose pipeline ends in one exporter per destination, each with a
 // persistent queue and a breaker of its own.
 func TestDefaultConfigForwarding(t *testing.T) {
-	t.Setenv("SPOOR_METRICS_HOST", "127.0.0.1")
-	t.Setenv("SPOOR_METRICS_PORT", "8888")
-	t.Setenv("SPOOR_METRICS_INTERNAL_PORT", "18888")
-	t.Setenv("SPOOR_DATA_DIR", t.TempDir())
 	t.Setenv(envForwardOTLPGRPC, "collector.example:4317")
 	t.Setenv(envForwardOTLPHTTP, "http://collector.example:4318")
 	t.Setenv(envForwardZipkin, "http://zipkin.example:9411")
-	provider, err := otelcol.NewConfigProvider(collectorSettings(true).ConfigProviderSettings)
-	if err != nil {
-		t.Fatal(err)
-	}
-	factories, err := components()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := provider.Get(context.Background(), factories)
+	cfg, err := resolveDefaultConfig(t)
 	if err != nil {
 		t.Fatalf("resolve: %v", err)
-	}
-	if err := confmap.Validate(cfg); err != nil {
-		t.Fatalf("validate: %v", err)
 	}
 	main := cfg.Service.Pipelines[pipeline.NewID(pipeline.SignalTraces)]
 	fwd := cfg.Service.Pipelines[pipeline.NewIDWithName(pipeline.SignalTraces, forwardName)]

@@ -5,19 +5,32 @@ package main
 // certificate. An empty `tls:` block would turn TLS on without a certificate, so
 // spoor adds the blocks itself only when the variables are set. The certificate files
 // are re-read when they change (the collector's reload_interval), for rotation.
+//
+// SPOOR_TLS_CLIENT_CA_FILE adds mutual TLS: every one of those servers then requires a
+// client certificate signed by a CA of that PEM file (the collector's configtls
+// client_ca_file: tls.RequireAndVerifyClientCert), and re-reads the file when it
+// changes (client_ca_file_reload).
 const (
-	envTLSCert = "SPOOR_TLS_CERT_FILE"
-	envTLSKey  = "SPOOR_TLS_KEY_FILE"
+	envTLSCert     = "SPOOR_TLS_CERT_FILE"
+	envTLSKey      = "SPOOR_TLS_KEY_FILE"
+	envTLSClientCA = "SPOOR_TLS_CLIENT_CA_FILE"
 )
 
 // tlsSettings returns the tls block for the servers, or nil when TLS is off. A cert
-// without a key (or the reverse) is passed on, for the collector to refuse at start.
+// without a key (or the reverse), or a client CA without either, is passed on for the
+// collector to refuse at start: asking for client certificates must never silently
+// leave the servers in plaintext.
 func tlsSettings(getenv func(string) string) map[string]any {
-	cert, key := getenv(envTLSCert), getenv(envTLSKey)
-	if cert == "" && key == "" {
+	cert, key, clientCA := getenv(envTLSCert), getenv(envTLSKey), getenv(envTLSClientCA)
+	if cert == "" && key == "" && clientCA == "" {
 		return nil
 	}
-	return map[string]any{"cert_file": cert, "key_file": key, "reload_interval": "1m"}
+	tls := map[string]any{"cert_file": cert, "key_file": key, "reload_interval": "1m"}
+	if clientCA != "" {
+		tls["client_ca_file"] = clientCA
+		tls["client_ca_file_reload"] = true
+	}
+	return tls
 }
 
 // addTLS puts the tls block on every server of the default config that senders or
