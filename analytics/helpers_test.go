@@ -17,7 +17,6 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
-	"github.com/spoortrace/spoor/storage/badgerstore"
 	"github.com/spoortrace/spoor/storage/storageext"
 )
 
@@ -36,7 +35,7 @@ type rig struct {
 	p0     *analyticsProcessor
 	sink   *consumertest.TracesSink
 	ext    component.Component
-	store  *badgerstore.Store
+	store  *storageext.Store
 	reader *sdkmetric.ManualReader
 }
 

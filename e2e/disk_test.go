@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -25,29 +26,28 @@ import (
 // (HTTP 503 with Retry-After, gRPC UNAVAILABLE) instead of crashing — Badger writes
 // through memory maps, and a full file system kills the process with SIGBUS — keeps
 // answering queries, says so in /healthz and /metrics, and takes spans again by itself
-// once space returns. Mounting needs root (CAP_SYS_ADMIN); the test fails without it.
+// once space returns. No root needed: spoor runs in a user and mount namespace of its
+// own (unshare), where it may mount the tmpfs; the test reaches that file system
+// through /proc/<pid>/root.
 func TestDiskFull(t *testing.T) {
 	mnt := filepath.Join(t.TempDir(), "fs")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=96m"); err != nil {
-		t.Fatalf("mount a 96 MiB tmpfs for the test (needs root): %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", mnt, err)
-		}
-	})
 	dataDir := filepath.Join(mnt, "data")
 	ep := freeEndpoints(t)
 	// Small Badger files so the tmpfs can hold them: a 16 MiB value log and an 8 MiB
 	// memtable log, both sparse; 8 MiB kept free beyond them.
-	s := startSpoorArgs(t, ep, dataDir, []string{
+	s := startSpoorVia(t, privateTmpfs(mnt, "96m"), ep, dataDir, []string{
 		"--set", "extensions::spoor_storage::value_log_file_size=8388608",
 		"--set", "extensions::spoor_storage::mem_table_size=4194304",
 		"--set", "extensions::spoor_storage::min_free_disk_bytes=8388608",
-	})
+	}, http.DefaultClient, "http://"+ep.Query+"/healthz")
+	// The tmpfs as the test sees it: through spoor's root, in spoor's mount namespace.
+	fs := fmt.Sprintf("/proc/%d/root%s", s.cmd.Process.Pid, mnt)
+	if err := syscall.Statfs(fs, new(syscall.Statfs_t)); err != nil {
+		t.Fatalf("reach spoor's tmpfs at %s: %v", fs, err)
+	}
 
 	send := func(b byte) int {
 		t.Helper()
@@ -70,11 +70,14 @@ func TestDiskFull(t *testing.T) {
 
 	// Fill the file system, leaving less than the store needs.
 	var st syscall.Statfs_t
-	if err := syscall.Statfs(mnt, &st); err != nil {
+	if err := syscall.Statfs(fs, &st); err != nil {
 		t.Fatal(err)
 	}
 	free := int64(st.Bavail) * int64(st.Bsize)
-	ballast := filepath.Join(mnt, "ballast")
+	if total := int64(st.Blocks) * int64(st.Bsize); total != 96<<20 {
+		t.Fatalf("%s is %d bytes, not the 96 MiB tmpfs", fs, total)
+	}
+	ballast := filepath.Join(fs, "ballast")
 	if err := os.WriteFile(ballast, make([]byte, free-4<<20), 0o600); err != nil {
 		t.Fatalf("fill the tmpfs: %v", err)
 	}
@@ -159,4 +162,12 @@ func TestDiskFull(t *testing.T) {
 	}
 	s.alive()
 	s.stop()
+}
+
+// privateTmpfs is a wrapper for startSpoorVia: spoor runs in a new user and mount
+// namespace (unshare, mapping the caller to root there: no privileges needed) where
+// a tmpfs of size is mounted on mnt; outside, mnt stays an empty directory.
+func privateTmpfs(mnt, size string) []string {
+	return []string{"unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+		`mount -t tmpfs -o size=` + size + ` tmpfs "$1" && shift && exec "$@"`, "sh", mnt}
 }

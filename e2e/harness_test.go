@@ -133,8 +133,17 @@ func startSpoorArgs(t *testing.T, ep endpoints, dataDir string, args []string, e
 // 200 (a spoor serving TLS needs a client that trusts its certificate).
 func startSpoorProbe(t *testing.T, ep endpoints, dataDir string, args []string, client *http.Client, healthURL string, extraEnv ...string) *spoor {
 	t.Helper()
+	return startSpoorVia(t, nil, ep, dataDir, args, client, healthURL, extraEnv...)
+}
+
+// startSpoorVia starts spoor through a wrapper command (wrapper, then spoor's path and
+// args: e.g. an unshare that mounts a file system first and execs spoor, so that the
+// process keeps spoor's PID), then waits as startSpoorProbe does.
+func startSpoorVia(t *testing.T, wrapper []string, ep endpoints, dataDir string, args []string, client *http.Client, healthURL string, extraEnv ...string) *spoor {
+	t.Helper()
 	s := &spoor{t: t, ep: ep, dataDir: dataDir, logs: &lockedBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(spoorBin, args...)
+	argv := append(append(append([]string{}, wrapper...), spoorBin), args...)
+	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Env = append(append(os.Environ(), ep.env(dataDir)...), extraEnv...)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
 
 	"github.com/spoortrace/spoor/storage/badgerstore"
 )
@@ -19,24 +21,29 @@ type Extension struct {
 	telemetry component.TelemetrySettings
 
 	mu       sync.Mutex
-	store    *badgerstore.Store
+	store    *Store
 	guard    *WriteGuard
 	reg      metric.Registration
 	guardReg metric.Registration
+	fatal    sync.Once
 }
 
 func newExtension(cfg *Config, ts component.TelemetrySettings) *Extension {
 	return &Extension{cfg: cfg, telemetry: ts}
 }
 
+// guardInterval is how often the write guard measures free space and probes the data
+// directory.
+const guardInterval = 500 * time.Millisecond
+
 // Start opens the store.
-func (e *Extension) Start(_ context.Context, _ component.Host) error {
+func (e *Extension) Start(_ context.Context, host component.Host) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.store != nil {
 		return errors.New("trace store already started")
 	}
-	st, err := badgerstore.Open(e.cfg.Directory, badgerstore.Options{
+	opts := badgerstore.Options{
 		Retention:        e.cfg.Retention,
 		NoSyncWrites:     !e.cfg.SyncWrites,
 		MaxDiskBytes:     e.cfg.MaxDiskBytes,
@@ -44,25 +51,58 @@ func (e *Extension) Start(_ context.Context, _ component.Host) error {
 		MemTableSize:     e.cfg.MemTableSize,
 		NoDependencies:   !e.cfg.Dependencies,
 		Logger:           e.telemetry.Logger,
+	}
+	st, err := openStore(e.cfg.Directory, e.telemetry.Logger, func() (*badgerstore.Store, error) {
+		return badgerstore.Open(e.cfg.Directory, opts)
 	})
 	if err != nil {
 		return fmt.Errorf("open trace store: %w", err)
 	}
-	reg, err := registerMetrics(e.telemetry.MeterProvider.Meter("github.com/spoortrace/spoor/storage"), st)
+	meter := e.telemetry.MeterProvider.Meter("github.com/spoortrace/spoor/storage")
+	reg, err := registerMetrics(meter, st)
 	if err != nil {
-		_ = st.Close()
+		_ = st.close()
 		return err
 	}
 	guard := newWriteGuard(e.cfg.Directory, e.cfg.MinFreeDiskBytes)
-	guardReg, err := registerGuardMetrics(e.telemetry.MeterProvider.Meter("github.com/spoortrace/spoor/storage"), guard)
+	// The largest file Badger creates as it writes: a value-log or memtable file, each
+	// made at twice its configured size (defaults 256 MiB and 32 MiB).
+	vlog, mem := e.cfg.ValueLogFileSize, e.cfg.MemTableSize
+	if vlog == 0 {
+		vlog = 256 << 20
+	}
+	if mem == 0 {
+		mem = 32 << 20
+	}
+	probeSize := 2 * max(vlog, mem)
+	guard.probe = func() error { return probeDir(e.cfg.Directory, probeSize) }
+	guard.recover = func() bool { return e.recoverStore(st, host) }
+	guardReg, err := registerGuardMetrics(meter, guard)
 	if err != nil {
 		_ = reg.Unregister()
-		_ = st.Close()
+		_ = st.close()
 		return err
 	}
-	guard.start(time.Second)
+	guard.start(guardInterval)
 	e.store, e.reg, e.guard, e.guardReg = st, reg, guard, guardReg
 	return nil
+}
+
+// recoverStore reopens the store after a failed write, the data directory taking
+// writes again. A broken store (store.go) cannot be reopened in place: that is
+// reported as a fatal error, which stops the collector, once.
+func (e *Extension) recoverStore(st *Store, host component.Host) bool {
+	if err := st.Broken(); err != nil {
+		e.fatal.Do(func() {
+			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
+		})
+		return false
+	}
+	if err := st.reopen(); err != nil {
+		e.telemetry.Logger.Error("Reopening the trace store after a write failure", zap.Error(err))
+		return false
+	}
+	return true
 }
 
 // Shutdown closes the store. It is safe without Start and safe twice.
@@ -80,13 +120,13 @@ func (e *Extension) Shutdown(context.Context) error {
 		errs = append(errs, e.guardReg.Unregister())
 	}
 	e.guard.shutdown()
-	errs = append(errs, e.store.Close())
+	errs = append(errs, e.store.close())
 	e.store, e.reg, e.guard, e.guardReg = nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
-// Store returns the open store, or nil before Start and after Shutdown.
-func (e *Extension) Store() *badgerstore.Store {
+// Store returns the store, or nil before Start and after Shutdown.
+func (e *Extension) Store() *Store {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.store
@@ -115,7 +155,7 @@ func GetExtension(host component.Host, id component.ID) (*Extension, error) {
 // GetStore finds the trace store extension id among the host's extensions and returns
 // its open store. Components call it from their Start, which runs after every
 // extension has started.
-func GetStore(host component.Host, id component.ID) (*badgerstore.Store, error) {
+func GetStore(host component.Host, id component.ID) (*Store, error) {
 	se, err := GetExtension(host, id)
 	if err != nil {
 		return nil, err
@@ -127,7 +167,7 @@ func GetStore(host component.Host, id component.ID) (*badgerstore.Store, error) 
 	return st, nil
 }
 
-func registerMetrics(m metric.Meter, st *badgerstore.Store) (metric.Registration, error) {
+func registerMetrics(m metric.Meter, st *Store) (metric.Registration, error) {
 	disk, err := m.Int64ObservableGauge("spoor_storage_disk_bytes",
 		metric.WithDescription("Bytes the trace store takes on disk, by part (lsm, vlog)."),
 		metric.WithUnit("By"))
@@ -217,12 +257,12 @@ func registerGuardMetrics(m metric.Meter, g *WriteGuard) (metric.Registration, e
 		return nil, fmt.Errorf("create disk reserve gauge: %w", err)
 	}
 	accepting, err := m.Int64ObservableGauge("spoor_storage_accepting_writes",
-		metric.WithDescription("1 while the store takes writes; 0 while it refuses them for lack of disk space."))
+		metric.WithDescription("1 while the store takes writes; 0 while it refuses them (too little disk space, a data directory that does not take writes, a failed write not yet recovered from)."))
 	if err != nil {
 		return nil, fmt.Errorf("create accepting writes gauge: %w", err)
 	}
 	refused, err := m.Int64ObservableCounter("spoor_storage_refused_spans",
-		metric.WithDescription("Spans refused with a retryable error because the disk was too full to write safely."))
+		metric.WithDescription("Spans refused with a retryable error while the store did not take writes (disk too full to write safely, I/O errors)."))
 	if err != nil {
 		return nil, fmt.Errorf("create refused spans counter: %w", err)
 	}
@@ -231,16 +271,28 @@ func registerGuardMetrics(m metric.Meter, g *WriteGuard) (metric.Registration, e
 	if err != nil {
 		return nil, fmt.Errorf("create write failures counter: %w", err)
 	}
+	probeFails, err := m.Int64ObservableCounter("spoor_storage_write_probe_failures",
+		metric.WithDescription("Probes of the data directory (create a file the size of Badger's next one, write and fsync a block) that failed."))
+	if err != nil {
+		return nil, fmt.Errorf("create write probe failures counter: %w", err)
+	}
+	recoveries, err := m.Int64ObservableCounter("spoor_storage_write_recoveries",
+		metric.WithDescription("Times the store was reopened and took writes again after a failed write."))
+	if err != nil {
+		return nil, fmt.Errorf("create write recoveries counter: %w", err)
+	}
 	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(free, g.free.Load())
 		o.ObserveInt64(reserve, g.reserve.Load())
 		a := int64(1)
-		if g.lowDisk.Load() {
+		if !g.accepting() {
 			a = 0
 		}
 		o.ObserveInt64(accepting, a)
 		o.ObserveInt64(refused, g.refusals.Load())
 		o.ObserveInt64(failures, g.failures.Load())
+		o.ObserveInt64(probeFails, g.probeFails.Load())
+		o.ObserveInt64(recoveries, g.recoveries.Load())
 		return nil
-	}, free, reserve, accepting, refused, failures)
+	}, free, reserve, accepting, refused, failures, probeFails, recoveries)
 }
