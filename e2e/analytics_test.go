@@ -174,6 +174,7 @@ func declines(rng *rand.Rand, n int) (ptrace.Traces, []string) {
 // store and links them in the UI; the rule resolves once the burst is out of the
 // window, with a resolved notice; the query API lists the rule and its firing.
 func TestAlertOnDeclineBurst(t *testing.T) {
+	t.Parallel()
 	sink := newAlertSink(t, false)
 	s := startSpoor(t, t.TempDir(), "SPOOR_ALERT_RULES="+writeRules(t, cardRules), "SPOOR_ALERT_WEBHOOK="+sink.url())
 	demo := exec.Command(spoorBin, "demo", "--rate", "20", "--duration", "14s")
@@ -352,6 +353,7 @@ func TestWebhookTroubleDelaysNoIngest(t *testing.T) {
 // TestInvalidRulesStopSpoor: a bad rules file stops spoor at start, and `spoor
 // validate` refuses it, both naming the file, the line and the reason.
 func TestInvalidRulesStopSpoor(t *testing.T) {
+	t.Parallel()
 	path := writeRules(t, strings.Replace(cardRules, "window: 5s", "window: soon", 1))
 	want := path + ":11: "
 	cmd := exec.Command(spoorBin, "validate")
@@ -386,6 +388,7 @@ func TestInvalidRulesStopSpoor(t *testing.T) {
 // store, weighted by th, and the service graph equals the one computed from the stored
 // traces; both survive a restart and are served by the query API.
 func TestAnalyticsMatchStoredSpans(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := startSpoor(t, dir)
 	start := time.Now().Add(-time.Minute)
@@ -687,6 +690,7 @@ func TestErrorSpanToWebhookDelay(t *testing.T) {
 // (its state is kept in the store), and is notified again with the same startsAt, so
 // Alertmanager keeps one alert, not a resolved one and a new one.
 func TestFiringAlertSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	sink := newAlertSink(t, false)
 	dir := t.TempDir()
 	rules := writeRules(t, strings.NewReplacer("error_rate > 0.5", "error_count > 0", "window: 5s", "window: 10m").Replace(cardRules))

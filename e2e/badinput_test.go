@@ -106,6 +106,7 @@ type httpCase struct {
 // each gets a 4xx (or gRPC InvalidArgument / ResourceExhausted) with a reason, Spoor
 // stays up, and a good request right after still succeeds.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	s := startSpoor(t, t.TempDir())
 	otlpURL := "http://" + s.ep.OTLPHTTP + "/v1/traces"
 	zipkinV2 := "http://" + s.ep.Zipkin + "/api/v2/spans"

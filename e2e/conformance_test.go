@@ -17,6 +17,7 @@ import (
 // every fixture trace sent to the built binary over OTLP/HTTP, every query asked
 // through the Jaeger-compatible /api/traces as Jaeger UI and Grafana ask it.
 func TestJaegerConformanceThroughAPI(t *testing.T) {
+	t.Parallel()
 	fx := storagetest.LoadJaegerFixtures(t)
 	s := startSpoor(t, t.TempDir())
 	for name, td := range fx.Traces {

@@ -14,6 +14,7 @@ import (
 // TestDemo runs `spoor demo` against a running Spoor and checks that its payment flows
 // arrive as traces crossing at least five services and both protocols.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	s := startSpoor(t, t.TempDir())
 	cmd := exec.Command(spoorBin, "demo", "--rate", "20", "--duration", "4s")
 	cmd.Env = append(cmd.Environ(), s.ep.env(s.dataDir)...)
@@ -94,6 +95,7 @@ func acceptedSpans(metrics, receiver string) float64 {
 
 // TestCommands checks the collector sub-commands every distribution has.
 func TestCommands(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command(spoorBin, "components").CombinedOutput()
 	if err != nil {
 		t.Fatalf("spoor components: %v\n%s", err, out)

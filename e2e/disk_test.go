@@ -30,6 +30,7 @@ import (
 // own (unshare), where it may mount the tmpfs; the test reaches that file system
 // through /proc/<pid>/root.
 func TestDiskFull(t *testing.T) {
+	t.Parallel()
 	mnt := filepath.Join(t.TempDir(), "fs")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)

@@ -34,6 +34,7 @@ import (
 // working, and /healthz and /metrics say why; when the fault is lifted, writes resume
 // by themselves, and every span acknowledged before, during and after is readable.
 func TestIOError(t *testing.T) {
+	t.Parallel()
 	ep := freeEndpoints(t)
 	// A 1 MiB value log (2 MiB files) rotates every few hundred requests, so the fault
 	// is met soon; a 64 MiB memtable (its 128 MiB file made at start) does not rotate.

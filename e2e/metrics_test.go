@@ -16,6 +16,7 @@ func writeFile(path, content string) error { return os.WriteFile(path, []byte(co
 // metrics on SPOOR_METRICS_ENDPOINT, and that --config runs a user's full collector
 // config.
 func TestMetricsAndCustomConfig(t *testing.T) {
+	t.Parallel()
 	s := startSpoor(t, t.TempDir())
 	td, tid := goodTraces(0x77)
 	if status, body := post(t, "http://"+s.ep.OTLPHTTP+"/v1/traces", "application/x-protobuf", "", protoBody(t, td)); status != 200 {
@@ -36,6 +37,7 @@ func TestMetricsAndCustomConfig(t *testing.T) {
 }
 
 func TestCustomConfig(t *testing.T) {
+	t.Parallel()
 	ep := freeEndpoints(t)
 	dataDir := t.TempDir()
 	mhost, mport, err := net.SplitHostPort(ep.Metrics)

@@ -33,6 +33,7 @@ import (
 // TLS handshake fails on every listener, the SDK's exports fail and nothing they sent
 // is stored, and the query API cannot be read.
 func TestMutualTLS(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	serverCA := newTestCA(t, "spoor server CA")
 	certFile, keyFile, _ := serverCA.issue(t, dir, "server", x509.ExtKeyUsageServerAuth)

@@ -32,6 +32,7 @@ import (
 // scheme — while /healthz stays open; the bearer token and the login form's cookie
 // both open it.
 func TestQueryAuthToken(t *testing.T) {
+	t.Parallel()
 	const token = "s3cret-t0ken"
 	s := startSpoor(t, t.TempDir(), "SPOOR_QUERY_AUTH_TOKEN="+token)
 	td, tid := goodTraces(7)
@@ -125,6 +126,7 @@ func TestQueryAuthToken(t *testing.T) {
 // receiver serve TLS; a client that trusts the test's CA sends spans over OTLP gRPC,
 // OTLP HTTP and Zipkin and reads them back, while plaintext and untrusting clients fail.
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	caPEM, certFile, keyFile := writeTestCerts(t, dir)
 	pool := x509.NewCertPool()

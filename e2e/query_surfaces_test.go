@@ -30,6 +30,7 @@ import (
 // api_v3 gateway, every parameter in its camelCase form, as TestJaegerConformanceThroughAPI
 // runs them through /api/traces.
 func TestJaegerConformanceThroughAPIv3(t *testing.T) {
+	t.Parallel()
 	fx := storagetest.LoadJaegerFixtures(t)
 	s := startSpoor(t, t.TempDir())
 	for name, td := range fx.Traces {
@@ -101,6 +102,7 @@ func TestJaegerConformanceThroughAPIv3(t *testing.T) {
 // defaults) and the OTel SDK, then replays the calls that Grafana's Zipkin, Jaeger and
 // Jaeger-v3 datasources and Zipkin Lens make (REFERENCE.md §1), checking each answer.
 func TestQueryClientsReplay(t *testing.T) {
+	t.Parallel()
 	s := startSpoor(t, t.TempDir())
 	base := time.Now().Add(-2 * time.Minute).Truncate(time.Millisecond)
 	zk := sendSharedZipkin(t, s, base)

@@ -34,6 +34,7 @@ func getBody(t *testing.T, url string) (int, string) {
 // strategies on SPOOR_SAMPLING_ENDPOINT: the head sampler's percentage without a file,
 // a strategies file's when SPOOR_SAMPLING_STRATEGIES_FILE names one.
 func TestSamplingStrategies(t *testing.T) {
+	t.Parallel()
 	s := startSpoor(t, t.TempDir(), "SPOOR_SAMPLING_PERCENTAGE=25")
 	want := `{"strategyType":"PROBABILISTIC","probabilisticSampling":{"samplingRate":0.25}}`
 	for _, path := range []string{"/sampling?service=x", "/?service=x"} {
@@ -87,6 +88,7 @@ func TestSamplingStrategies(t *testing.T) {
 // TestSamplingStrategiesBadFile checks that spoor refuses to start on an invalid
 // strategies file, saying why.
 func TestSamplingStrategiesBadFile(t *testing.T) {
+	t.Parallel()
 	file := filepath.Join(t.TempDir(), "strategies.json")
 	if err := writeFile(file, `{"default_strategy":{"type":"ratelimiting","param":40000}}`); err != nil {
 		t.Fatal(err)
@@ -119,6 +121,7 @@ func runSpoorUntilExit(t *testing.T, extraEnv ...string) string {
 // strategies file SPOOR_SAMPLING_STRATEGIES_FILE names and the sampler's config, exiting
 // non-zero with the file and the reason (the line of a JSON error), and 0 on good ones.
 func TestValidateSamplingConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.json")
 	syntax := filepath.Join(dir, "syntax.json")

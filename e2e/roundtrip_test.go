@@ -38,6 +38,7 @@ type sentTrace struct {
 // each trace back through the Jaeger API, restarts Spoor on the same data directory and
 // reads them all again.
 func TestIngestRoundTrip(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
 	s := startSpoor(t, dataDir)
 	base := time.Now().Add(-time.Minute).Truncate(time.Millisecond)

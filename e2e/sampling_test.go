@@ -16,6 +16,7 @@ import (
 // three spans over two services with the OTel SDK (its batcher splits traces across
 // requests), and checks that about 10% are stored, each one whole, with th written (10% at 4 hex digits is th:e666).
 func TestHeadSampling(t *testing.T) {
+	t.Parallel()
 	t.Run("10pct", func(t *testing.T) { testHeadSampling(t, "10", 0.1, "ot=th:e666") })
 	// 100%, the default, passes spans through untouched: no th, every trace stored.
 	t.Run("100pct", func(t *testing.T) { testHeadSampling(t, "100", 1, nil) })

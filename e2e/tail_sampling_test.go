@@ -14,6 +14,7 @@ import (
 // whole, its first span included (held, then released by the error), without th; a
 // trace with no error is not stored.
 func TestTailSamplingKeepsErrorTraces(t *testing.T) {
+	t.Parallel()
 	s := startSpoor(t, t.TempDir(), "SPOOR_SAMPLING_PERCENTAGE=1")
 	// Trace IDs whose low 56 bits are small: under 1% head sampling's threshold.
 	failing := pcommon.TraceID{0x7a, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 1}
@@ -69,6 +70,7 @@ func TestTailSamplingKeepsErrorTraces(t *testing.T) {
 // trace (the span held before it included); a span with priority 0 is not stored even in
 // a trace the error policy keeps.
 func TestSamplingPriority(t *testing.T) {
+	t.Parallel()
 	s := startSpoor(t, t.TempDir(), "SPOOR_SAMPLING_PERCENTAGE=1")
 	forced := pcommon.TraceID{0x7b, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 1}
 	failing := pcommon.TraceID{0x7b, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 2}
