@@ -77,6 +77,11 @@ func (e *Extension) Start(_ context.Context, host component.Host) error {
 	probeSize := 2 * max(vlog, mem)
 	guard.probe = func() error { return probeDir(e.cfg.Directory, probeSize) }
 	guard.recover = func() bool { return e.recoverStore(st, host) }
+	guard.onTick = func() {
+		if err := st.Broken(); err != nil {
+			e.reportFatal(host, err)
+		}
+	}
 	guardReg, err := registerGuardMetrics(meter, guard)
 	if err != nil {
 		_ = reg.Unregister()
@@ -93,9 +98,7 @@ func (e *Extension) Start(_ context.Context, host component.Host) error {
 // reported as a fatal error, which stops the collector, once.
 func (e *Extension) recoverStore(st *Store, host component.Host) bool {
 	if err := st.Broken(); err != nil {
-		e.fatal.Do(func() {
-			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
-		})
+		e.reportFatal(host, err)
 		return false
 	}
 	if err := st.reopen(); err != nil {
@@ -103,6 +106,15 @@ func (e *Extension) recoverStore(st *Store, host component.Host) bool {
 		return false
 	}
 	return true
+}
+
+// reportFatal reports, once, that the store is broken: the collector then stops (and
+// Shutdown leaves the broken DB as a crash would).
+func (e *Extension) reportFatal(host component.Host, err error) {
+	e.fatal.Do(func() {
+		e.telemetry.Logger.Error("Trace store broken: stopping", zap.Error(err))
+		componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
+	})
 }
 
 // Shutdown closes the store. It is safe without Start and safe twice.

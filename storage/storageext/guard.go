@@ -46,6 +46,8 @@ type WriteGuard struct {
 	// recover runs after a failed write once the directory takes writes again; true
 	// means the store is fit for writes again. nil: writes resume at once.
 	recover func() bool
+	// onTick runs at every measurement (the extension checks for a broken store).
+	onTick func()
 
 	free       atomic.Int64 // last measured free bytes
 	reserve    atomic.Int64 // bytes Badger's mapped files may still claim
@@ -94,6 +96,9 @@ func (g *WriteGuard) shutdown() {
 }
 
 func (g *WriteGuard) measure() {
+	if g.onTick != nil {
+		g.onTick()
+	}
 	free, err := g.statfs(g.dir)
 	if err != nil {
 		msg := err.Error()

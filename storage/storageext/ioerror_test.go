@@ -51,16 +51,16 @@ func fileSizeFault(t *testing.T, limit uint64) (clear func()) {
 	return clear
 }
 
-// ioTraces is a batch of n one-span traces with incompressible attributes (so that
-// the value log fills), numbered by seq.
-func ioTraces(n, seq int) (ptrace.Traces, []pcommon.TraceID) {
+// ioTraces is a batch of n one-span traces with payload bytes of incompressible
+// attributes each (so that the value log fills), numbered by seq.
+func ioTraces(n, seq, payloadBytes int) (ptrace.Traces, []pcommon.TraceID) {
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
 	rs.Resource().Attributes().PutStr("service.name", "io-fault")
 	spans := rs.ScopeSpans().AppendEmpty().Spans()
 	ids := make([]pcommon.TraceID, 0, n)
 	now := time.Now()
-	payload := make([]byte, 256)
+	payload := make([]byte, payloadBytes/2)
 	for i := 0; i < n; i++ {
 		id := pcommon.TraceID{0x10, byte(seq >> 16), byte(seq >> 8), byte(seq), byte(i >> 8), byte(i), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
 		sp := spans.AppendEmpty()
@@ -118,7 +118,7 @@ func newIORig(t *testing.T, opts badgerstore.Options) *ioRig {
 // write is the storage exporter's push: the guard's check, the write, its outcome.
 // Acknowledged traces are remembered.
 func (r *ioRig) write(n int) error {
-	td, ids := ioTraces(n, r.seq)
+	td, ids := ioTraces(n, r.seq, 4096)
 	r.seq++
 	if err := r.guard.Check(td.SpanCount()); err != nil {
 		return err
@@ -177,7 +177,7 @@ func TestWriteFailureReopens(t *testing.T) {
 	// created at open) does not rotate during the test.
 	r := newIORig(t, badgerstore.Options{ValueLogFileSize: 1 << 20, MemTableSize: 64 << 20})
 	for i := 0; i < 3; i++ {
-		if err := r.write(100); err != nil {
+		if err := r.write(20); err != nil {
 			t.Fatalf("write before the fault: %v", err)
 		}
 	}
@@ -191,7 +191,7 @@ func TestWriteFailureReopens(t *testing.T) {
 	// in Badger itself.
 	var failed error
 	for i := 0; i < 200 && failed == nil; i++ {
-		failed = r.write(100)
+		failed = r.write(20)
 	}
 	if failed == nil || errors.Is(failed, ErrWritesRefused) || !strings.Contains(failed.Error(), "file too large") {
 		t.Fatalf("write with the fault: %v, want Badger's EFBIG", failed)
@@ -200,7 +200,7 @@ func TestWriteFailureReopens(t *testing.T) {
 		t.Fatalf("a failed write is the sender's fault? %v", failed)
 	}
 	ackedBefore := len(r.acked)
-	if err := r.write(10); !errors.Is(err, ErrWritesRefused) {
+	if err := r.write(5); !errors.Is(err, ErrWritesRefused) {
 		t.Errorf("write after a failed write: %v, want a refusal", err)
 	}
 	r.readable("during the fault")
@@ -232,7 +232,7 @@ func TestWriteFailureReopens(t *testing.T) {
 		t.Errorf("Health after recovery = %q", h)
 	}
 	for i := 0; i < 30; i++ { // past the next value-log rotation
-		if err := r.write(100); err != nil {
+		if err := r.write(20); err != nil {
 			t.Fatalf("write after recovery: %v", err)
 		}
 	}
@@ -240,6 +240,7 @@ func TestWriteFailureReopens(t *testing.T) {
 		t.Fatal("nothing acknowledged after recovery")
 	}
 	r.readable("after recovery")
+	t.Logf("%d traces acknowledged, %d before the fault", len(r.acked), ackedBefore)
 }
 
 // TestProbeRefusesBeforeBadgerFails: with the guard's probe running, a data directory
@@ -247,12 +248,12 @@ func TestWriteFailureReopens(t *testing.T) {
 // writes resume by themselves when the fault goes.
 func TestProbeRefusesBeforeBadgerFails(t *testing.T) {
 	r := newIORig(t, badgerstore.Options{ValueLogFileSize: 1 << 20, MemTableSize: 8 << 20})
-	if err := r.write(100); err != nil {
+	if err := r.write(20); err != nil {
 		t.Fatal(err)
 	}
 	clear := fileSizeFault(t, 1<<20)
 	r.guard.measure()
-	err := r.write(100)
+	err := r.write(20)
 	if !errors.Is(err, ErrWritesRefused) || !strings.Contains(err.Error(), "does not take writes") {
 		t.Fatalf("write with the fault: %v, want a refusal naming the data directory", err)
 	}
@@ -262,7 +263,7 @@ func TestProbeRefusesBeforeBadgerFails(t *testing.T) {
 	r.readable("during the fault")
 	clear()
 	r.guard.measure()
-	if err := r.write(100); err != nil {
+	if err := r.write(20); err != nil {
 		t.Fatalf("write after the fault: %v", err)
 	}
 	if r.guard.recoveries.Load() != 0 {
@@ -277,7 +278,10 @@ func TestProbeRefusesBeforeBadgerFails(t *testing.T) {
 // The DB is left open (closing it would touch it): this test leaks it.
 func TestBrokenStoreFenced(t *testing.T) {
 	dir := t.TempDir()
-	opts := badgerstore.Options{ValueLogFileSize: 64 << 20, MemTableSize: 1 << 20, Logger: zap.NewNop()}
+	// No retention pass or index flush in the test's time: they would touch the
+	// abandoned DB (in spoor, that ends the process; the acknowledged spans are safe).
+	opts := badgerstore.Options{ValueLogFileSize: 32 << 20, MemTableSize: 1 << 20, Logger: zap.NewNop(),
+		RetentionInterval: 24 * time.Hour, HeadMaxAge: 24 * time.Hour}
 	st, err := openStore(dir, opts.Logger, func() (*badgerstore.Store, error) { return badgerstore.Open(dir, opts) })
 	if err != nil {
 		t.Fatal(err)
@@ -288,8 +292,8 @@ func TestBrokenStoreFenced(t *testing.T) {
 		acked  []pcommon.TraceID
 		seq    int
 	)
-	for i := 0; i < 500 && failed == nil; i++ {
-		td, ids := ioTraces(50, seq)
+	for i := 0; i < 5000 && failed == nil; i++ {
+		td, ids := ioTraces(50, seq, 64)
 		seq++
 		if failed = st.WriteTraces(context.Background(), td); failed == nil {
 			acked = append(acked, ids...)
@@ -305,7 +309,7 @@ func TestBrokenStoreFenced(t *testing.T) {
 	if _, err := st.GetTrace(context.Background(), pcommon.TraceID{1}); !errors.Is(err, ErrStoreUnavailable) && !strings.Contains(err.Error(), "restarted") {
 		t.Errorf("read of a broken store: %v, want it refused", err)
 	}
-	td, _ := ioTraces(1, seq)
+	td, _ := ioTraces(1, seq, 64)
 	if err := st.WriteTraces(context.Background(), td); !errors.Is(err, ErrWritesRefused) {
 		t.Errorf("write to a broken store: %v, want a refusal", err)
 	}
@@ -340,10 +344,18 @@ func TestBrokenStoreFenced(t *testing.T) {
 		t.Fatalf("open after the failed memtable creation: %v", err)
 	}
 	defer again.close()
-	for _, id := range acked {
+	// Every 1000th acknowledged trace and the last 100 (the newest: in the memtable
+	// logs only): tens of thousands are too many to read one by one under the race
+	// detector (each read decodes a block).
+	checked := 0
+	for i, id := range acked {
+		if i%1000 != 0 && i < len(acked)-100 {
+			continue
+		}
+		checked++
 		if _, err := again.GetTrace(context.Background(), id); err != nil {
 			t.Fatalf("acknowledged trace %s after the restart: %v", id, err)
 		}
 	}
-	t.Logf("%d acknowledged traces readable after the restart", len(acked))
+	t.Logf("%d of %d acknowledged traces read after the restart, all there", checked, len(acked))
 }

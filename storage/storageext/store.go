@@ -49,6 +49,9 @@ type Store struct {
 	mu     sync.RWMutex
 	st     *badgerstore.Store // nil while unavailable
 	broken error              // set when the open DB must not be touched again
+	// catalogKeys are the attribute keys readers asked the store to catalog: a
+	// reopened store is told them again.
+	catalogKeys []string
 }
 
 var (
@@ -132,6 +135,9 @@ func (s *Store) reopen() error {
 	st, err := s.open()
 	if err != nil {
 		return fmt.Errorf("reopen trace store: %w", err)
+	}
+	if len(s.catalogKeys) > 0 {
+		st.CatalogAttributeValues(s.catalogKeys...)
 	}
 	s.st = st
 	s.logger.Info("Trace store reopened after a write failure", zap.Duration("took", time.Since(start)))
@@ -367,6 +373,27 @@ func (s *Store) GetAlertState(ctx context.Context) ([]byte, error) {
 	}
 	defer s.release()
 	return st.GetAlertState(ctx)
+}
+
+// CatalogAttributeValues implements storage.AttributeValueReader; the keys are kept
+// for a reopened store.
+func (s *Store) CatalogAttributeValues(keys ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.catalogKeys = append(s.catalogKeys, keys...)
+	if s.st != nil && s.broken == nil {
+		s.st.CatalogAttributeValues(keys...)
+	}
+}
+
+// GetAttributeValues implements storage.AttributeValueReader.
+func (s *Store) GetAttributeValues(ctx context.Context, q storage.AttributeValuesQuery) ([]string, error) {
+	st, err := s.get()
+	if err != nil {
+		return nil, err
+	}
+	defer s.release()
+	return st.GetAttributeValues(ctx, q)
 }
 
 // Stats returns the open store's counters (zero while none is open). They restart
