@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/spoortrace/spoor/internal/otlpwire"
 	"github.com/spoortrace/spoor/storage"
 )
 
@@ -107,7 +108,7 @@ func (s *Store) decompressBlock(v, dst []byte) ([]byte, error) {
 // traceOfBlock unmarshals only the spans of traceID from a decompressed block.
 func traceOfBlock(raw []byte, traceID pcommon.TraceID) (ptrace.Traces, error) {
 	// A fresh buffer for what is unmarshaled: raw may be a pooled one, reused at once.
-	only, _, err := filterTrace(nil, raw, traceID)
+	only, _, err := otlpwire.FilterTrace(nil, raw, traceID)
 	if err != nil {
 		return ptrace.Traces{}, err
 	}
@@ -384,7 +385,7 @@ func (s *Store) readPage(ctx context.Context, txn *badger.Txn, matches []match, 
 		for _, i := range use.matches {
 			ids = append(ids, matches[i].id)
 		}
-		cut, err := filterTraces(raw, ids)
+		cut, err := otlpwire.FilterTraces(raw, ids)
 		if err != nil {
 			return fmt.Errorf("read block %x: %w", key, err)
 		}

@@ -5,6 +5,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/spoortrace/spoor/internal/otlpwire"
 )
 
 // mixedBlock builds a block of three traces over two resources and three scopes, with
@@ -74,7 +76,7 @@ func TestFilterTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range append(ids, pcommon.TraceID{4, 4}) {
-		got, n, err := filterTrace(nil, raw, id)
+		got, n, err := otlpwire.FilterTrace(nil, raw, id)
 		if err != nil {
 			t.Fatalf("filter %s: %v", id, err)
 		}
@@ -108,7 +110,7 @@ func FuzzFilterTrace(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw, idBytes []byte) {
 		var id pcommon.TraceID
 		copy(id[:], idBytes)
-		out, n, err := filterTrace(nil, raw, id)
+		out, n, err := otlpwire.FilterTrace(nil, raw, id)
 		if err != nil {
 			return
 		}
@@ -177,7 +179,7 @@ func TestFilterTraces(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := append(ids[:2:2], pcommon.TraceID{4, 4}) // two present, one absent
-	cut, err := filterTraces(raw, want)
+	cut, err := otlpwire.FilterTraces(raw, want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,12 +211,12 @@ func FuzzFilterTraces(f *testing.F) {
 		var ia, ib pcommon.TraceID
 		copy(ia[:], a)
 		copy(ib[:], b)
-		cut, err := filterTraces(raw, []pcommon.TraceID{ia, ib})
+		cut, err := otlpwire.FilterTraces(raw, []pcommon.TraceID{ia, ib})
 		if err != nil {
 			return
 		}
 		for _, id := range []pcommon.TraceID{ia, ib} {
-			one, n, err := filterTrace(nil, raw, id)
+			one, n, err := otlpwire.FilterTrace(nil, raw, id)
 			if err != nil {
 				t.Fatalf("filterTraces accepted what filterTrace refuses: %v", err)
 			}

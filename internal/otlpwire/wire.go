@@ -1,4 +1,7 @@
-package badgerstore
+// Package otlpwire walks the protobuf encoding of OTLP TracesData without decoding it:
+// the store cuts one trace (or a page's traces) out of a stored block, and the sampler
+// one kept trace out of a sealed held batch, unmarshaling only those spans.
+package otlpwire
 
 import (
 	"bytes"
@@ -8,7 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// OTLP field numbers (opentelemetry/proto/trace/v1/trace.proto) that filterTrace walks.
+// OTLP field numbers (opentelemetry/proto/trace/v1/trace.proto) that FilterTrace walks.
 const (
 	fieldTracesDataResourceSpans protowire.Number = 1 // TracesData.resource_spans
 	fieldResourceSpansScopeSpans protowire.Number = 2 // ResourceSpans.scope_spans
@@ -16,22 +19,23 @@ const (
 	fieldSpanTraceID             protowire.Number = 1 // Span.trace_id
 )
 
-var errBadBlockProto = errors.New("block is not a well-formed OTLP TracesData")
+// ErrMalformed is returned for bytes that are not a well-formed OTLP TracesData.
+var ErrMalformed = errors.New("not a well-formed OTLP TracesData")
 
-// filterTrace copies from the protobuf encoding of an OTLP TracesData (a block) only
+// FilterTrace copies from the protobuf encoding of an OTLP TracesData (a block) only
 // the spans of one trace, with their resources and scopes and every other field
 // unchanged, and appends the result — again a TracesData — to dst.
 //
 // Unmarshaling a whole 512-span block to read one trace of 5 spans cost about 1 ms
 // (pdata builds every span); stepping over the other spans' bytes costs a few
 // microseconds, and only the trace's own spans are unmarshaled.
-func filterTrace(dst, raw []byte, id pcommon.TraceID) ([]byte, int, error) {
+func FilterTrace(dst, raw []byte, id pcommon.TraceID) ([]byte, int, error) {
 	spans := 0
 	var rsBuf, ssBuf []byte
 	for b := raw; len(b) > 0; {
-		num, typ, rs, n := consumeField(b)
+		num, typ, rs, n := ConsumeField(b)
 		if n < 0 {
-			return dst, 0, errBadBlockProto
+			return dst, 0, ErrMalformed
 		}
 		b = b[n:]
 		if num != fieldTracesDataResourceSpans || typ != protowire.BytesType {
@@ -40,9 +44,9 @@ func filterTrace(dst, raw []byte, id pcommon.TraceID) ([]byte, int, error) {
 		rsBuf = rsBuf[:0]
 		kept := 0
 		for r := rs; len(r) > 0; {
-			num, typ, ss, n := consumeField(r)
+			num, typ, ss, n := ConsumeField(r)
 			if n < 0 {
-				return dst, 0, errBadBlockProto
+				return dst, 0, ErrMalformed
 			}
 			field := r[:n]
 			r = r[n:]
@@ -53,9 +57,9 @@ func filterTrace(dst, raw []byte, id pcommon.TraceID) ([]byte, int, error) {
 			ssBuf = ssBuf[:0]
 			matched := 0
 			for s := ss; len(s) > 0; {
-				num, typ, sp, n := consumeField(s)
+				num, typ, sp, n := ConsumeField(s)
 				if n < 0 {
-					return dst, 0, errBadBlockProto
+					return dst, 0, ErrMalformed
 				}
 				field := s[:n]
 				s = s[n:]
@@ -63,7 +67,7 @@ func filterTrace(dst, raw []byte, id pcommon.TraceID) ([]byte, int, error) {
 					ssBuf = append(ssBuf, field...) // scope, schema URL
 					continue
 				}
-				ok, err := spanHasTraceID(sp, id)
+				ok, err := SpanHasTraceID(sp, id)
 				if err != nil {
 					return dst, 0, err
 				}
@@ -87,8 +91,8 @@ func filterTrace(dst, raw []byte, id pcommon.TraceID) ([]byte, int, error) {
 	return dst, spans, nil
 }
 
-// consumeField reads one field; for a length-delimited field, val is its content.
-func consumeField(b []byte) (protowire.Number, protowire.Type, []byte, int) {
+// ConsumeField reads one field; for a length-delimited field, val is its content.
+func ConsumeField(b []byte) (protowire.Number, protowire.Type, []byte, int) {
 	num, typ, n := protowire.ConsumeTag(b)
 	if n < 0 {
 		return 0, 0, nil, n
@@ -107,13 +111,14 @@ func consumeField(b []byte) (protowire.Number, protowire.Type, []byte, int) {
 	return num, typ, nil, n + m
 }
 
-// spanHasTraceID reports whether an encoded Span has the trace ID. pdata writes the
-// trace ID first, so the loop almost always stops at the first field.
-func spanHasTraceID(sp []byte, id pcommon.TraceID) (bool, error) {
+// SpanHasTraceID reports whether an encoded Span has the trace ID. pdata writes the
+// trace ID first, so the loop almost always stops at the first field; an encoded span
+// with no fields (a slot emptied before encoding) matches nothing.
+func SpanHasTraceID(sp []byte, id pcommon.TraceID) (bool, error) {
 	for len(sp) > 0 {
-		num, typ, v, n := consumeField(sp)
+		num, typ, v, n := ConsumeField(sp)
 		if n < 0 {
-			return false, errBadBlockProto
+			return false, ErrMalformed
 		}
 		if num == fieldSpanTraceID && typ == protowire.BytesType {
 			return bytes.Equal(v, id[:]), nil
@@ -123,17 +128,17 @@ func spanHasTraceID(sp []byte, id pcommon.TraceID) (bool, error) {
 	return false, nil
 }
 
-// traceCut is one trace's share of a block being cut by filterTraces.
+// traceCut is one trace's share of a block being cut by FilterTraces.
 type traceCut struct {
 	out, rs, ss []byte
 	spans       int
 	inRS, inSS  bool
 }
 
-// filterTraces is filterTrace for several traces at once: one walk over the block
+// FilterTraces is FilterTrace for several traces at once: one walk over the block
 // instead of one per trace. It returns, for each wanted trace with spans in the block,
 // a TracesData holding only its spans (with their resources and scopes).
-func filterTraces(raw []byte, want []pcommon.TraceID) (map[pcommon.TraceID][]byte, error) {
+func FilterTraces(raw []byte, want []pcommon.TraceID) (map[pcommon.TraceID][]byte, error) {
 	cuts := make(map[pcommon.TraceID]*traceCut, len(want))
 	for _, id := range want {
 		cuts[id] = &traceCut{}
@@ -141,9 +146,9 @@ func filterTraces(raw []byte, want []pcommon.TraceID) (map[pcommon.TraceID][]byt
 	var rsOther, ssOther []byte
 	var touchedRS, touchedSS []*traceCut
 	for b := raw; len(b) > 0; {
-		num, typ, rs, n := consumeField(b)
+		num, typ, rs, n := ConsumeField(b)
 		if n < 0 {
-			return nil, errBadBlockProto
+			return nil, ErrMalformed
 		}
 		b = b[n:]
 		if num != fieldTracesDataResourceSpans || typ != protowire.BytesType {
@@ -151,9 +156,9 @@ func filterTraces(raw []byte, want []pcommon.TraceID) (map[pcommon.TraceID][]byt
 		}
 		rsOther, touchedRS = rsOther[:0], touchedRS[:0]
 		for r := rs; len(r) > 0; {
-			num, typ, ss, n := consumeField(r)
+			num, typ, ss, n := ConsumeField(r)
 			if n < 0 {
-				return nil, errBadBlockProto
+				return nil, ErrMalformed
 			}
 			field := r[:n]
 			r = r[n:]
@@ -163,9 +168,9 @@ func filterTraces(raw []byte, want []pcommon.TraceID) (map[pcommon.TraceID][]byt
 			}
 			ssOther, touchedSS = ssOther[:0], touchedSS[:0]
 			for s := ss; len(s) > 0; {
-				num, typ, sp, n := consumeField(s)
+				num, typ, sp, n := ConsumeField(s)
 				if n < 0 {
-					return nil, errBadBlockProto
+					return nil, ErrMalformed
 				}
 				field := s[:n]
 				s = s[n:]
@@ -173,7 +178,7 @@ func filterTraces(raw []byte, want []pcommon.TraceID) (map[pcommon.TraceID][]byt
 					ssOther = append(ssOther, field...)
 					continue
 				}
-				id, err := spanTraceID(sp)
+				id, err := SpanTraceID(sp)
 				if err != nil {
 					return nil, err
 				}
@@ -217,13 +222,13 @@ func filterTraces(raw []byte, want []pcommon.TraceID) (map[pcommon.TraceID][]byt
 	return out, nil
 }
 
-// spanTraceID reads an encoded Span's trace ID (zero when it has none).
-func spanTraceID(sp []byte) (pcommon.TraceID, error) {
+// SpanTraceID reads an encoded Span's trace ID (zero when it has none).
+func SpanTraceID(sp []byte) (pcommon.TraceID, error) {
 	var id pcommon.TraceID
 	for len(sp) > 0 {
-		num, typ, v, n := consumeField(sp)
+		num, typ, v, n := ConsumeField(sp)
 		if n < 0 {
-			return id, errBadBlockProto
+			return id, ErrMalformed
 		}
 		if num == fieldSpanTraceID && typ == protowire.BytesType {
 			copy(id[:], v)
