@@ -58,6 +58,7 @@ var (
 	_ storage.Reader           = (*Store)(nil)
 	_ storage.Writer           = (*Store)(nil)
 	_ storage.Searcher         = (*Store)(nil)
+	_ storage.TraceCounter     = (*Store)(nil)
 	_ storage.SummaryReader    = (*Store)(nil)
 	_ storage.DependencyReader = (*Store)(nil)
 	_ storage.TraceDeleter     = (*Store)(nil)
@@ -265,6 +266,16 @@ func (s *Store) SearchTraces(ctx context.Context, q storage.TraceQuery, depth st
 	}
 	defer s.release()
 	return st.SearchTraces(ctx, q, depth)
+}
+
+// EstimateTraces implements storage.TraceCounter.
+func (s *Store) EstimateTraces(ctx context.Context, q storage.TraceQuery) (storage.TraceEstimate, error) {
+	st, err := s.get()
+	if err != nil {
+		return storage.TraceEstimate{}, err
+	}
+	defer s.release()
+	return st.EstimateTraces(ctx, q)
 }
 
 // GetTraceSummary implements storage.SummaryReader.
