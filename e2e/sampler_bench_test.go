@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -15,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/spoortrace/spoor/internal/benchdata"
 )
 
 // samplerBenchSpans is what each run of BenchmarkSamplerShareOfCPU offers: enough for
@@ -152,10 +151,10 @@ func offerTelemetrygenShaped(n int) func(tb testing.TB, otlpHTTP string) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				td := telemetrygenShaped(batch, perTrace)
+				td := benchdata.TelemetrygenShaped(batch, perTrace)
 				spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
 				for i := w; i < n/batch; i += 2 {
-					refreshSpans(spans, perTrace, rand.New(rand.NewPCG(uint64(i), 7)), time.Now())
+					benchdata.Refresh(spans, perTrace, rand.New(rand.NewPCG(uint64(i), 7)), time.Now())
 					body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
 					if err != nil {
 						tb.Error(err)
@@ -168,56 +167,5 @@ func offerTelemetrygenShaped(n int) func(tb testing.TB, otlpHTTP string) {
 			}()
 		}
 		wg.Wait()
-	}
-}
-
-// telemetrygenShaped is a request like telemetrygen's (internal/bench's replayer): one
-// resource, one scope, traces of one root and children, 12 string attributes per span.
-func telemetrygenShaped(n, perTrace int) ptrace.Traces {
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", "bench")
-	ss := rs.ScopeSpans().AppendEmpty()
-	ss.Scope().SetName("telemetrygen")
-	for i := 0; i < n; i++ {
-		sp := ss.Spans().AppendEmpty()
-		if i%perTrace == 0 {
-			sp.SetName("lets-go")
-			sp.SetKind(ptrace.SpanKindClient)
-		} else {
-			sp.SetName("okey-dokey-" + strconv.Itoa(i%perTrace-1))
-			sp.SetKind(ptrace.SpanKindServer)
-		}
-		attrs := sp.Attributes()
-		attrs.PutStr("network.peer.address", "1.2.3.4")
-		attrs.PutStr("peer.service", "telemetrygen-server")
-		for a := 0; a < 10; a++ {
-			attrs.PutStr("attr"+strconv.Itoa(a), "value-"+strconv.Itoa(a))
-		}
-	}
-	return td
-}
-
-// refreshSpans gives every trace of spans IDs from rng and timestamps from now.
-func refreshSpans(spans ptrace.SpanSlice, perTrace int, rng *rand.Rand, now time.Time) {
-	var tid pcommon.TraceID
-	var root pcommon.SpanID
-	for i := 0; i < spans.Len(); i++ {
-		sp := spans.At(i)
-		var sid pcommon.SpanID
-		binary.LittleEndian.PutUint64(sid[:], rng.Uint64()|1)
-		if i%perTrace == 0 {
-			binary.LittleEndian.PutUint64(tid[:8], rng.Uint64())
-			binary.LittleEndian.PutUint64(tid[8:], rng.Uint64()|1)
-			root = sid
-			sp.SetParentSpanID(pcommon.SpanID{})
-		} else {
-			sp.SetParentSpanID(root)
-		}
-		sp.SetTraceID(tid)
-		sp.SetSpanID(sid)
-		start := now.Add(time.Duration(i%perTrace) * 10 * time.Microsecond)
-		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
-		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(123 * time.Microsecond)))
 	}
 }
