@@ -305,19 +305,7 @@ func TestFlowBadRequests(t *testing.T) {
 		{flowQueryStr + "&start=2000&end=1000", "parameter 'end' is before 'start'"},
 		{flowQueryStr + "&start=0&end=1000000000000", "exceeds"},
 	} {
-		status, ct, body := e.zget("/spoor/api/v1/flows?" + tc.query)
-		var env struct {
-			Error struct {
-				Status  int    `json:"status"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&env); err != nil || status != http.StatusBadRequest || env.Error.Status != 400 ||
-			!strings.Contains(env.Error.Message, tc.msg) || !strings.HasPrefix(ct, "application/json") {
-			t.Errorf("%s: %d %s, want 400 with %q", tc.query, status, body, tc.msg)
-		}
+		e.expectSpoorBadRequest(t, "/spoor/api/v1/flows?"+tc.query, tc.msg)
 	}
 	api := New(failingReader{err: errFire}, Options{})
 	plain := &testEnv{t: t, api: api, srv: newHTTPServer(t, api)}

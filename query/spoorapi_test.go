@@ -330,19 +330,7 @@ func TestSpoorBadRequests(t *testing.T) {
 		{"cursor=" + spoorCursor{Store: "x", Skip: 3}.encode(), "parameter 'cursor' is not a cursor this API returned"},
 		{"cursor=" + spoorCursor{Store: "not-a-store-cursor"}.encode(), "invalid input"},
 	} {
-		status, ct, body := e.zget("/spoor/api/v1/search?" + tc.query)
-		var env struct {
-			Error struct {
-				Status  int    `json:"status"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&env); err != nil || status != http.StatusBadRequest || env.Error.Status != 400 ||
-			!strings.Contains(env.Error.Message, tc.msg) || !strings.HasPrefix(ct, "application/json") {
-			t.Errorf("%s: %d %s, want 400 with %q", tc.query, status, body, tc.msg)
-		}
+		e.expectSpoorBadRequest(t, "/spoor/api/v1/search?"+tc.query, tc.msg)
 	}
 	status, _, body := e.zget("/spoor/api/v1/traces/xyz/summary")
 	if status != http.StatusBadRequest || !strings.Contains(string(body), "malformed trace ID") {
@@ -460,5 +448,24 @@ func TestSpoorDeleteTrace(t *testing.T) {
 	}
 	if status, body := del("/spoor/api/v1/traces/xyz"); status != http.StatusBadRequest || !strings.Contains(string(body), "error") {
 		t.Fatalf("DELETE of a malformed ID: %d %s, want 400 with an error", status, body)
+	}
+}
+
+// expectSpoorBadRequest checks that GET path answers 400 in Spoor's error shape (exactly
+// {"error": {"status", "message"}}, JSON) with a message containing msg.
+func (e *testEnv) expectSpoorBadRequest(t *testing.T, path, msg string) {
+	t.Helper()
+	status, ct, body := e.zget(path)
+	var env struct {
+		Error struct {
+			Status  int    `json:"status"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&env); err != nil || status != http.StatusBadRequest || env.Error.Status != 400 ||
+		!strings.Contains(env.Error.Message, msg) || !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("%s: %d %s, want 400 with %q", path, status, body, msg)
 	}
 }
