@@ -47,6 +47,18 @@ func (t *fieldTable) put(k fieldKey, v int32) {
 	}
 }
 
+// size makes an empty table that holds n keys without growing.
+func (t *fieldTable) size(n int) {
+	size := 1024
+	for size < 2*(n+1) {
+		size *= 2
+	}
+	t.keys, t.vals, t.n = make([]fieldKey, size), make([]int32, size), 0
+	for i := range t.vals {
+		t.vals[i] = -1
+	}
+}
+
 func (t *fieldTable) grow() {
 	size := max(1024, 2*len(t.keys))
 	old := *t

@@ -96,6 +96,18 @@ func newHead() *headIndex {
 	return &headIndex{created: time.Now()}
 }
 
+// newHeadLike is a head sized like prev was when it was turned over: heads of a steady
+// workload grow to about the same size, and growing one from empty copied its records
+// and arena over and over (append's doubling: a tenth of write CPU on storebench).
+func newHeadLike(prev *headIndex) *headIndex {
+	h := newHead()
+	h.recs = make([]headRec, 0, len(prev.recs)+len(prev.recs)/8)
+	h.arena = make([]byte, 0, len(prev.arena)+len(prev.arena)/8)
+	h.blocks = make([]headBlock, 0, len(prev.blocks)+len(prev.blocks)/8)
+	h.last.size(prev.last.n + prev.last.n/8)
+	return h
+}
+
 func (h *headIndex) add(seq uint64, ref blockRef, spans int, posts []postingOut) {
 	bi := int32(len(h.blocks))
 	h.blocks = append(h.blocks, headBlock{ref: ref, seq: seq})

@@ -69,7 +69,7 @@ func (s *Store) flushHead() error {
 	x.mu.Lock()
 	if len(x.head.blocks) > 0 {
 		x.flushing = append(x.flushing, x.head)
-		x.head = newHead()
+		x.head = newHeadLike(x.head)
 	}
 	pending := slices.Clone(x.flushing)
 	x.mu.Unlock()
@@ -209,7 +209,7 @@ func (s *Store) writeSegment(sg *segment, posts, traces []segEntry) error {
 		// page cost a search several times what reading its summaries used to.
 		var val []byte
 		if i < len(first) {
-			val = s.enc.EncodeAll(pg, make([]byte, 1, len(pg)/2+16))
+			val = s.penc.EncodeAll(pg, make([]byte, 1, len(pg)/2+16))
 			val[0] = codecZstdPage
 		} else {
 			val = append([]byte{codecS2Page}, s2.EncodeBetter(nil, pg)...)
