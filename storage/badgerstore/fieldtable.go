@@ -7,6 +7,11 @@ type fieldTable struct {
 	keys []fieldKey
 	vals []int32 // -1 marks an empty slot
 	n    int
+	// used lists the occupied slots while they are few (overflow once there were too
+	// many to list), so that reset clears only them: the write path resets its
+	// per-trace table once per trace, and clearing all of it was a tenth of planFields.
+	used     []int32
+	overflow bool
 }
 
 func slotOf(k fieldKey, mask int) int {
@@ -38,6 +43,13 @@ func (t *fieldTable) put(k fieldKey, v int32) {
 		if t.vals[i] < 0 {
 			t.keys[i], t.vals[i] = k, v
 			t.n++
+			if !t.overflow {
+				if len(t.used) < len(t.vals)/8 {
+					t.used = append(t.used, int32(i))
+				} else {
+					t.overflow = true
+				}
+			}
 			return
 		}
 		if t.keys[i] == k {
@@ -53,7 +65,7 @@ func (t *fieldTable) size(n int) {
 	for size < 2*(n+1) {
 		size *= 2
 	}
-	t.keys, t.vals, t.n = make([]fieldKey, size), make([]int32, size), 0
+	t.keys, t.vals, t.n, t.used, t.overflow = make([]fieldKey, size), make([]int32, size), 0, nil, false
 	for i := range t.vals {
 		t.vals[i] = -1
 	}
@@ -62,7 +74,7 @@ func (t *fieldTable) size(n int) {
 func (t *fieldTable) grow() {
 	size := max(1024, 2*len(t.keys))
 	old := *t
-	t.keys, t.vals, t.n = make([]fieldKey, size), make([]int32, size), 0
+	t.keys, t.vals, t.n, t.used, t.overflow = make([]fieldKey, size), make([]int32, size), 0, old.used[:0], false
 	for i := range t.vals {
 		t.vals[i] = -1
 	}
@@ -87,8 +99,14 @@ func (t *fieldTable) reset() {
 	if t.n == 0 {
 		return
 	}
-	for i := range t.vals {
-		t.vals[i] = -1
+	if t.overflow {
+		for i := range t.vals {
+			t.vals[i] = -1
+		}
+	} else {
+		for _, i := range t.used {
+			t.vals[i] = -1
+		}
 	}
-	t.n = 0
+	t.n, t.used, t.overflow = 0, t.used[:0], false
 }

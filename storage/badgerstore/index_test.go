@@ -232,6 +232,41 @@ func TestFieldTableAgreesWithMap(t *testing.T) {
 	}
 }
 
+// TestFieldTableReset: a reset table is empty whether it listed its few slots or had
+// too many to list, and works as new after, through many rounds and sizes.
+func TestFieldTableReset(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	var ft fieldTable
+	for round := range 300 {
+		n := rng.IntN(3000)
+		if round%3 == 0 {
+			n = rng.IntN(40) // mostly few keys, as the write path's per-trace table
+		}
+		want := map[fieldKey]int32{}
+		for i := range n {
+			k := fieldKey{hash: rng.Uint64(), bucket: uint32(rng.IntN(2))}
+			ft.put(k, int32(i))
+			want[k] = int32(i)
+		}
+		for k, v := range want {
+			if got, ok := ft.get(k); !ok || got != v {
+				t.Fatalf("round %d: get(%v) = %d, %v; want %d", round, k, got, ok, v)
+			}
+		}
+		ft.reset()
+		for k := range want {
+			if _, ok := ft.get(k); ok {
+				t.Fatalf("round %d (%d keys): %v still there after reset", round, n, k)
+			}
+		}
+		left := 0
+		ft.all(func(fieldKey, int32) { left++ })
+		if left != 0 || ft.n != 0 {
+			t.Fatalf("round %d: %d keys (n=%d) after reset", round, left, ft.n)
+		}
+	}
+}
+
 // TestBloom: no false negatives, and about 1% false positives at 10 bits per key.
 func TestBloom(t *testing.T) {
 	const n = 20000
