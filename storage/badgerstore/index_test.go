@@ -367,3 +367,42 @@ func TestSummaryAcrossBucketsAndSegments(t *testing.T) {
 	defer s.Close()
 	check("after restart")
 }
+
+// TestMergeRuns: merging sorted runs (and runs found out of order) gives what sorting
+// everything gives, with every entry once.
+func TestMergeRuns(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	for round := range 200 {
+		var ents []segEntry
+		var starts []int
+		for range rng.IntN(12) {
+			starts = append(starts, len(ents))
+			n := rng.IntN(50)
+			run := make([]segEntry, n)
+			for i := range run {
+				// Few fields and starts, so that runs interleave and tie.
+				run[i] = segEntry{field: uint64(rng.IntN(8)), maxStart: uint64(rng.IntN(5)), hash: uint64(rng.IntN(1000)), block: uint32(len(ents) + i)}
+			}
+			if round%5 != 0 {
+				slices.SortFunc(run, compareSegEntry)
+			}
+			ents = append(ents, run...)
+		}
+		want := slices.Clone(ents)
+		slices.SortStableFunc(want, compareSegEntry)
+		got := mergeRuns(slices.Clone(ents), starts)
+		if len(got) != len(want) {
+			t.Fatalf("round %d: %d entries, want %d", round, len(got), len(want))
+		}
+		seen := map[uint32]bool{}
+		for i := range got {
+			if compareSegEntry(got[i], want[i]) != 0 {
+				t.Fatalf("round %d: entry %d = %+v, want %+v", round, i, got[i], want[i])
+			}
+			if seen[got[i].block] {
+				t.Fatalf("round %d: entry %d twice", round, got[i].block)
+			}
+			seen[got[i].block] = true
+		}
+	}
+}
