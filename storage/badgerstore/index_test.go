@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"context"
+	"encoding/binary"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -171,6 +172,15 @@ func TestSegmentPagesRoundTrip(t *testing.T) {
 	sg.first = first
 	if len(pages) < 3 {
 		t.Fatalf("%d pages; the test wants a field spanning pages", len(pages))
+	}
+	for i, pg := range pages {
+		// Past the target by at most one entry and one field header.
+		if len(pg) > segPageTarget+100 {
+			t.Errorf("page %d is %d bytes, target %d", i, len(pg), segPageTarget)
+		}
+		if i < len(pages)-1 && len(pg) < segPageTarget/2 {
+			t.Errorf("page %d is %d bytes: cut too early (target %d)", i, len(pg), segPageTarget)
+		}
 	}
 	for field, w := range want {
 		slices.SortFunc(w, comparePosting)
@@ -403,6 +413,15 @@ func TestMergeRuns(t *testing.T) {
 				t.Fatalf("round %d: entry %d twice", round, got[i].block)
 			}
 			seen[got[i].block] = true
+		}
+	}
+}
+
+func TestUvarintLen(t *testing.T) {
+	var buf [binary.MaxVarintLen64]byte
+	for _, x := range []uint64{0, 1, 127, 128, 16383, 16384, 1<<21 - 1, 1 << 21, 1<<63 - 1, 1 << 63, ^uint64(0)} {
+		if got, want := uvarintLen(x), binary.PutUvarint(buf[:], x); got != want {
+			t.Errorf("uvarintLen(%d) = %d, want %d", x, got, want)
 		}
 	}
 }
