@@ -65,14 +65,22 @@ type postingOut struct {
 	trace    bool // a trace's summary fragment (field type 0x05)
 }
 
+// headRec is one posting in the head: 32 bytes.
 type headRec struct {
-	field    uint64
 	maxStart uint64
-	bucket   uint32
+	fid      int32 // its field, into headIndex.fields
 	block    int32 // into headIndex.blocks
-	prev     int32 // previous record of the same (field, bucket), -1 at the end
+	prev     int32 // previous record of the same field, -1 at the end
 	off, n   uint32
-	trace    bool
+}
+
+// headField is a (field, bucket) of the head: its newest record (the chain searches
+// walk), and its record count (the flush lays records out by field with it).
+type headField struct {
+	key   fieldKey
+	last  int32
+	count int32
+	trace bool // a trace's field: its postings are summary fragments
 }
 
 type headBlock struct {
@@ -85,7 +93,8 @@ type headBlock struct {
 type headIndex struct {
 	buckets []uint32 // distinct buckets of recs
 	recs    []headRec
-	last    fieldTable
+	fields  []headField
+	fids    fieldTable // (field, bucket) → index into fields
 	arena   []byte
 	blocks  []headBlock
 	spans   int
@@ -103,9 +112,10 @@ func newHead() *headIndex {
 func newHeadLike(prev *headIndex) *headIndex {
 	h := newHead()
 	h.recs = make([]headRec, 0, len(prev.recs)+len(prev.recs)/8)
+	h.fields = make([]headField, 0, len(prev.fields)+len(prev.fields)/8)
 	h.arena = make([]byte, 0, len(prev.arena)+len(prev.arena)/8)
 	h.blocks = make([]headBlock, 0, len(prev.blocks)+len(prev.blocks)/8)
-	h.last.size(prev.last.n + prev.last.n/8)
+	h.fids.size(len(prev.fields) + len(prev.fields)/8)
 	return h
 }
 
@@ -119,14 +129,18 @@ func (h *headIndex) add(seq uint64, ref blockRef, spans int, posts []postingOut)
 			h.noteBucket(p.bucket)
 		}
 		k := fieldKey{hash: p.field, bucket: p.bucket}
-		prev, ok := h.last.get(k)
+		fid, ok := h.fids.get(k)
 		if !ok {
-			prev = -1
+			fid = int32(len(h.fields))
+			h.fields = append(h.fields, headField{key: k, last: -1, trace: p.trace})
+			h.fids.put(k, fid)
 		}
+		f := &h.fields[fid]
 		off := uint32(len(h.arena))
 		h.arena = append(h.arena, p.val...)
-		h.last.put(k, int32(len(h.recs)))
-		h.recs = append(h.recs, headRec{field: p.field, maxStart: p.maxStart, bucket: p.bucket, block: bi, prev: prev, off: off, n: uint32(len(p.val)), trace: p.trace})
+		h.recs = append(h.recs, headRec{maxStart: p.maxStart, fid: fid, block: bi, prev: f.last, off: off, n: uint32(len(p.val))})
+		f.last = int32(len(h.recs) - 1)
+		f.count++
 	}
 }
 
@@ -144,8 +158,11 @@ func (h *headIndex) noteBucket(b uint32) {
 
 // collect appends the head's postings of field in bucket b to dst.
 func (h *headIndex) collect(b uint32, field uint64, dst []posting) []posting {
-	i, ok := h.last.get(fieldKey{hash: field, bucket: b})
-	for ok && i >= 0 {
+	fid, ok := h.fids.get(fieldKey{hash: field, bucket: b})
+	if !ok {
+		return dst
+	}
+	for i := h.fields[fid].last; i >= 0; {
 		r := &h.recs[i]
 		blk := h.blocks[r.block]
 		dst = append(dst, posting{maxStart: r.maxStart, ref: blk.ref, seq: blk.seq, val: h.arena[r.off : r.off+r.n : r.off+r.n]})

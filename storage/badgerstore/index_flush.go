@@ -1,6 +1,7 @@
 package badgerstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -96,61 +97,106 @@ func (s *Store) flushHead() error {
 }
 
 // writeSegments writes h's postings as one segment per bucket (pages only: a segment
-// is invisible until install commits its directory). Each field's postings are already
-// chained in the head, so only the distinct fields are sorted, and each field's short
-// chain.
+// is invisible until install commits its directory). Only the distinct fields are
+// sorted, and a field's records when a late block put them out of order.
 func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
-	byBucket := map[uint32][]uint64{}
-	h.last.all(func(k fieldKey, _ int32) {
-		byBucket[k.bucket] = append(byBucket[k.bucket], k.hash)
-	})
-	buckets := make([]uint32, 0, len(byBucket))
-	for b := range byBucket {
-		buckets = append(buckets, b)
+	// The fields in (bucket, hash) order; then each field's place in the postings or
+	// the fragments, and one pass over the records in the order they were added puts
+	// each in its place, filling each field's from its end: newest first, as its chain
+	// runs. Walking the chains instead cost a cache miss per record.
+	type sortKey struct {
+		hash   uint64
+		bucket uint32
+		fid    int32
 	}
-	slices.Sort(buckets)
-	var out []*segment
-	blockIdx := make([]int32, len(h.blocks))
-	// Postings and trace fragments go to separate page runs; a trace field's chain
-	// holds only fragments, every other field's only postings.
+	keys := make([]sortKey, len(h.fields))
+	for i, f := range h.fields {
+		keys[i] = sortKey{hash: f.key.hash, bucket: f.key.bucket, fid: int32(i)}
+	}
+	slices.SortFunc(keys, func(a, b sortKey) int {
+		if c := cmp.Compare(a.bucket, b.bucket); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.hash, b.hash)
+	})
+	fidOf := make([]int32, len(keys))
+	for i, k := range keys {
+		fidOf[i] = k.fid
+	}
 	nTrace := 0
-	for i := range h.recs {
-		if h.recs[i].trace {
-			nTrace++
+	for _, f := range h.fields {
+		if f.trace {
+			nTrace += int(f.count)
 		}
 	}
-	posts, traces := make([]segEntry, 0, len(h.recs)-nTrace), make([]segEntry, 0, nTrace)
-	for _, b := range buckets {
+	posts, traces := make([]segEntry, len(h.recs)-nTrace), make([]segEntry, nTrace)
+	// end[fid] is one past the field's last place; pEnd/tEnd run through both.
+	end := make([]int32, len(h.fields))
+	var pEnd, tEnd int32
+	type bucketRange struct {
+		bucket                     uint32
+		p0, p1, t0, t1, fid0, fid1 int
+	}
+	var ranges []bucketRange
+	for i, fid := range fidOf {
+		f := &h.fields[fid]
+		if len(ranges) == 0 || ranges[len(ranges)-1].bucket != f.key.bucket {
+			ranges = append(ranges, bucketRange{bucket: f.key.bucket, p0: int(pEnd), t0: int(tEnd), fid0: i})
+		}
+		if f.trace {
+			tEnd += f.count
+			end[fid] = tEnd
+		} else {
+			pEnd += f.count
+			end[fid] = pEnd
+		}
+		r := &ranges[len(ranges)-1]
+		r.p1, r.t1, r.fid1 = int(pEnd), int(tEnd), i+1
+	}
+	for i := range h.recs {
+		r := &h.recs[i]
+		f := &h.fields[r.fid]
+		end[r.fid]--
+		e := segEntry{field: f.key.hash, maxStart: r.maxStart, hash: h.blocks[r.block].ref.hash,
+			block: uint32(r.block), val: h.arena[r.off : r.off+r.n]}
+		if f.trace {
+			traces[end[r.fid]] = e
+		} else {
+			posts[end[r.fid]] = e
+		}
+	}
+	var out []*segment
+	blockIdx := make([]int32, len(h.blocks))
+	for _, br := range ranges {
 		for i := range blockIdx {
 			blockIdx[i] = -1
 		}
-		sg := &segment{bucket: b, id: s.idx.nextSegID()}
-		fields := byBucket[b]
-		slices.Sort(fields)
-		posts, traces = posts[:0], traces[:0]
-		for _, f := range fields {
-			ri, _ := h.last.get(fieldKey{hash: f, bucket: b})
-			ents := &posts
-			if ri >= 0 && h.recs[ri].trace {
-				ents = &traces
-			}
-			start := len(*ents)
-			for ri >= 0 {
-				r := &h.recs[ri]
-				if blockIdx[r.block] < 0 {
-					blockIdx[r.block] = int32(len(sg.blocks))
-					sg.blocks = append(sg.blocks, h.blocks[r.block])
+		sg := &segment{bucket: br.bucket, id: s.idx.nextSegID()}
+		// Blocks renumbered into the segment's table, in order of first use.
+		for _, ents := range [][]segEntry{posts[br.p0:br.p1], traces[br.t0:br.t1]} {
+			for k := range ents {
+				e := &ents[k]
+				if blockIdx[e.block] < 0 {
+					blockIdx[e.block] = int32(len(sg.blocks))
+					sg.blocks = append(sg.blocks, h.blocks[e.block])
 				}
-				sg.maxStart = max(sg.maxStart, r.maxStart)
-				*ents = append(*ents, segEntry{field: f, maxStart: r.maxStart, hash: h.blocks[r.block].ref.hash,
-					block: uint32(blockIdx[r.block]), val: h.arena[r.off : r.off+r.n]})
-				ri = r.prev
+				sg.maxStart = max(sg.maxStart, e.maxStart)
+				e.block = uint32(blockIdx[e.block])
 			}
-			if chain := (*ents)[start:]; !slices.IsSortedFunc(chain, compareSegEntry) {
+		}
+		// A field's records are newest first; their maxStarts usually descend too, but
+		// a late block can hold older spans.
+		for _, fid := range fidOf[br.fid0:br.fid1] {
+			f := &h.fields[fid]
+			ents := posts
+			if f.trace {
+				ents = traces
+			}
+			if chain := ents[end[fid] : end[fid]+f.count]; !slices.IsSortedFunc(chain, compareSegEntry) {
 				slices.SortFunc(chain, compareSegEntry)
 			}
 		}
-		if err := s.writeSegment(sg, posts, traces); err != nil {
+		if err := s.writeSegment(sg, posts[br.p0:br.p1], traces[br.t0:br.t1]); err != nil {
 			return nil, err
 		}
 		out = append(out, sg)
