@@ -123,7 +123,7 @@ func (g *graph) observe(recs []rec, svcIDs []uint32, now time.Time) {
 	}
 	for i := range recs {
 		r := &recs[i]
-		if g.m.Waiting() {
+		if g.m.Awaited(r.key) {
 			if p, ok := g.m.Lookup(r.key); ok {
 				g.matched += g.m.Claim(r.key, p)
 			}

@@ -156,6 +156,20 @@ func (m *Matcher[P, C]) Waiting() bool {
 	return len(m.pending[0])+len(m.pending[1]) > 0
 }
 
+// Awaited reports whether a child waits for the span key: only then need the second
+// pass look the span up and Claim (the pending tables are small, the span tables big:
+// a lookup there is a cache miss per span).
+func (m *Matcher[P, C]) Awaited(key uint64) bool {
+	if len(m.pending[0])+len(m.pending[1]) == 0 {
+		return false
+	}
+	if _, ok := m.pending[0][key]; ok {
+		return true
+	}
+	_, ok := m.pending[1][key]
+	return ok
+}
+
 // Claim links the children waiting for the span key to parent (usually the span
 // remembered under key) and returns how many they were, by Weight.
 func (m *Matcher[P, C]) Claim(key uint64, parent Span[P]) int64 {

@@ -81,7 +81,7 @@ func (r *rig) batch(spans ...sp) {
 		r.m.Put(s.key, e)
 	}
 	for _, s := range spans {
-		if r.m.Waiting() {
+		if r.m.Awaited(s.key) {
 			if p, ok := r.m.Lookup(s.key); ok {
 				r.matched += r.m.Claim(s.key, p)
 			}
