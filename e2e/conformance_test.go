@@ -13,11 +13,10 @@ import (
 	"github.com/spoortrace/spoor/storage/storagetest"
 )
 
-// TestJaegerConformanceThroughAPI runs Jaeger's storage conformance cases end to end:
-// every fixture trace sent to the built binary over OTLP/HTTP, every query asked
-// through the Jaeger-compatible /api/traces as Jaeger UI and Grafana ask it.
-func TestJaegerConformanceThroughAPI(t *testing.T) {
-	t.Parallel()
+// startSpoorWithJaegerFixtures starts spoor on a fresh data directory and sends it
+// every Jaeger fixture trace over OTLP/HTTP.
+func startSpoorWithJaegerFixtures(t *testing.T) (*storagetest.JaegerFixtures, *spoor) {
+	t.Helper()
 	fx := storagetest.LoadJaegerFixtures(t)
 	s := startSpoor(t, t.TempDir())
 	for name, td := range fx.Traces {
@@ -29,6 +28,15 @@ func TestJaegerConformanceThroughAPI(t *testing.T) {
 			t.Fatalf("send fixture %s: %d %s", name, status, msg)
 		}
 	}
+	return fx, s
+}
+
+// TestJaegerConformanceThroughAPI runs Jaeger's storage conformance cases end to end:
+// every fixture trace sent to the built binary over OTLP/HTTP, every query asked
+// through the Jaeger-compatible /api/traces as Jaeger UI and Grafana ask it.
+func TestJaegerConformanceThroughAPI(t *testing.T) {
+	t.Parallel()
+	fx, s := startSpoorWithJaegerFixtures(t)
 	for _, c := range fx.Cases {
 		t.Run(c.Caption, func(t *testing.T) {
 			q := c.Query

@@ -16,14 +16,11 @@ import (
 	zipkinmodel "github.com/openzipkin/zipkin-go/model"
 	zipkinhttp "github.com/openzipkin/zipkin-go/reporter/http"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/spoortrace/spoor/storage/storagetest"
 )
 
 // TestJaegerConformanceThroughAPIv3 runs Jaeger's storage conformance cases through the
@@ -31,17 +28,7 @@ import (
 // runs them through /api/traces.
 func TestJaegerConformanceThroughAPIv3(t *testing.T) {
 	t.Parallel()
-	fx := storagetest.LoadJaegerFixtures(t)
-	s := startSpoor(t, t.TempDir())
-	for name, td := range fx.Traces {
-		body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if status, msg := post(t, "http://"+s.ep.OTLPHTTP+"/v1/traces", "application/x-protobuf", "", body); status != http.StatusOK {
-			t.Fatalf("send fixture %s: %d %s", name, status, msg)
-		}
-	}
+	fx, s := startSpoorWithJaegerFixtures(t)
 	for i, c := range fx.Cases {
 		t.Run(c.Caption, func(t *testing.T) {
 			q := c.Query
