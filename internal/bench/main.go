@@ -10,9 +10,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/spoortrace/spoor/internal/proc"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -106,15 +106,6 @@ func (p phase) print() {
 	fmt.Printf("  spans/s per spoor CPU core   %12.0f\n", p.spans/p.cpu)
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 func run(o options) error {
 	dataDir, err := os.MkdirTemp("", "spoor-bench-data")
 	if err != nil {
@@ -124,7 +115,7 @@ func run(o options) error {
 	addrs := map[string]string{}
 	for _, k := range []string{"SPOOR_OTLP_GRPC_ENDPOINT", "SPOOR_OTLP_HTTP_ENDPOINT", "SPOOR_ZIPKIN_ENDPOINT", "SPOOR_QUERY_ENDPOINT",
 		"SPOOR_METRICS_ENDPOINT", "SPOOR_SAMPLING_ENDPOINT", "SPOOR_SAMPLING_GRPC_ENDPOINT"} {
-		a, err := freeAddr()
+		a, err := proc.FreeAddr()
 		if err != nil {
 			return fmt.Errorf("pick port: %w", err)
 		}
@@ -149,7 +140,7 @@ func run(o options) error {
 	}
 	defer func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }()
 	query := "http://" + addrs["SPOOR_QUERY_ENDPOINT"]
-	if err := waitHealthy(query+"/healthz", 60*time.Second); err != nil {
+	if err := proc.WaitHealthy(query+"/healthz", 60*time.Second); err != nil {
 		return fmt.Errorf("%w (spoor log: %s)", err, logf.Name())
 	}
 	metricsURL := "http://" + addrs["SPOOR_METRICS_ENDPOINT"] + "/metrics"
@@ -247,21 +238,6 @@ func numCPU() int {
 		}
 	}
 	return n
-}
-
-func waitHealthy(url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("spoor not healthy at %s after %v", url, timeout)
 }
 
 // cpuSeconds reads the process's user+system CPU time from /proc.

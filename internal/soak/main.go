@@ -6,15 +6,13 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"flag"
 	"fmt"
+	"github.com/spoortrace/spoor/internal/proc"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -67,7 +65,7 @@ func run(o options) error {
 	addrs := map[string]string{}
 	for _, k := range []string{"SPOOR_OTLP_GRPC_ENDPOINT", "SPOOR_OTLP_HTTP_ENDPOINT", "SPOOR_ZIPKIN_ENDPOINT",
 		"SPOOR_QUERY_ENDPOINT", "SPOOR_METRICS_ENDPOINT", "SPOOR_SAMPLING_ENDPOINT", "SPOOR_PPROF_ENDPOINT"} {
-		a, err := freeAddr()
+		a, err := proc.FreeAddr()
 		if err != nil {
 			return err
 		}
@@ -97,7 +95,7 @@ func run(o options) error {
 			_ = cmd.Process.Kill()
 		}
 	}()
-	if err := waitHealthy("http://"+addrs["SPOOR_QUERY_ENDPOINT"]+"/healthz", 60*time.Second); err != nil {
+	if err := proc.WaitHealthy("http://"+addrs["SPOOR_QUERY_ENDPOINT"]+"/healthz", 60*time.Second); err != nil {
 		return fmt.Errorf("%w (spoor log %s)", err, logf.Name())
 	}
 
@@ -198,10 +196,11 @@ func verdict(samples []sample) error {
 
 func measure(pid int, dataDir string, addrs map[string]string) (sample, error) {
 	var s sample
-	var err error
-	if s.rss, s.anon, err = procMemory(pid); err != nil {
+	m, err := proc.ReadMemory(pid)
+	if err != nil {
 		return s, err
 	}
+	s.rss, s.anon = m.RSS, m.Anon
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
 		return s, err
@@ -268,50 +267,4 @@ func get(url string) (string, error) {
 	return string(b), err
 }
 
-func procMemory(pid int) (rss, anon int64, err error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		f := strings.Fields(v)
-		if !ok || len(f) == 0 {
-			continue
-		}
-		n, _ := strconv.ParseInt(f[0], 10, 64)
-		switch k {
-		case "VmRSS":
-			rss = n << 10
-		case "RssAnon":
-			anon = n << 10
-		}
-	}
-	return rss, anon, nil
-}
-
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-func waitHealthy(url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return errors.New("spoor not healthy in time")
-}
