@@ -35,7 +35,13 @@ func (s *Store) EstimateTraces(ctx context.Context, q storage.TraceQuery) (stora
 	}
 	walkMin := unixNs(q.StartTimeMin)
 	lo, hi := s.walkBuckets(&q, walkMin, walkMax, now)
-	fields, _, _ := s.drivingFields(&q)
+	cur, old, oldBelow := s.drives(&q, false)
+	fields := func(b uint32) []uint64 {
+		if b < oldBelow {
+			return old.fields
+		}
+		return cur.fields
+	}
 	upper, err := s.countPostingEntries(ctx, fields, walkMin, lo, hi)
 	if err != nil {
 		return storage.TraceEstimate{}, err
@@ -59,10 +65,10 @@ func (s *Store) EstimateTraces(ctx context.Context, q storage.TraceQuery) (stora
 	return storage.TraceEstimate{Count: int64(len(pg.matches)), Exact: true}, nil
 }
 
-// countPostingEntries sums the entries of fields' postings in buckets lo..hi whose
-// latest span carrying the field starts at or after walkMin. It reads the postings'
-// headers only, never a trace table or a summary.
-func (s *Store) countPostingEntries(ctx context.Context, fields []uint64, walkMin uint64, lo, hi uint32) (int64, error) {
+// countPostingEntries sums the entries of the postings of bucket b's fields(b) in buckets
+// lo..hi whose latest span carrying the field starts at or after walkMin. It reads the
+// postings' headers only, never a trace table or a summary.
+func (s *Store) countPostingEntries(ctx context.Context, fields func(b uint32) []uint64, walkMin uint64, lo, hi uint32) (int64, error) {
 	if lo > hi {
 		return 0, nil
 	}
@@ -76,13 +82,13 @@ func (s *Store) countPostingEntries(ctx context.Context, fields []uint64, walkMi
 		if err := ctx.Err(); err != nil {
 			return 0, fmt.Errorf("estimate traces: %w", err)
 		}
-		ps = s.idx.statePostings(st, b, fields, ps[:0])
+		ps = s.idx.statePostings(st, b, fields(b), ps[:0])
 		for _, sg := range st.segs[b] {
 			if sg.maxStart < walkMin {
 				continue
 			}
 			var err error
-			if ps, err = s.segPostings(txn, sg, fields, ps); err != nil {
+			if ps, err = s.segPostings(txn, sg, fields(b), ps); err != nil {
 				return 0, err
 			}
 		}

@@ -163,8 +163,10 @@ func unixNs(t time.Time) uint64 {
 // the union of fields walked merged, newest posting first — the values of an OR filter,
 // or an attribute under every service when the query names none (attribute fields are
 // scoped by service). exact reports that the walked postings alone certify every
-// span-level condition on names and attributes, so that no span needs reading for them.
-func (s *Store) drivingFields(q *storage.TraceQuery) (fields []uint64, exact, errorDriven bool) {
+// span-level condition on names and attributes, so that no span needs reading for them;
+// statusDriven, that the fields are those of spans with the status the query asks for
+// (error, or OK when statusIndexed: the buckets searched carry status OK fields).
+func (s *Store) drivingFields(q *storage.TraceQuery, statusIndexed bool) (fields []uint64, exact, statusDriven bool) {
 	var h fieldHasher
 	conditions := len(q.Attributes) + len(q.AttributeFilters)
 	if q.OperationName != "" {
@@ -216,6 +218,14 @@ func (s *Store) drivingFields(q *storage.TraceQuery) (fields []uint64, exact, er
 		}
 		return fields, conditions == 0, true
 	}
+	if q.Status == storage.StatusOK && statusIndexed {
+		// Likewise spans with status OK: none where SDKs leave the status unset, and
+		// where instrumentation sets it, often only the server spans.
+		for _, svc := range services {
+			fields = append(fields, h.statusOK(svc))
+		}
+		return fields, conditions == 0, true
+	}
 	switch {
 	case q.ServiceName != "" && q.OperationName != "":
 		return []uint64{h.operation(q.ServiceName, q.OperationName)}, conditions == 1, false
@@ -223,6 +233,39 @@ func (s *Store) drivingFields(q *storage.TraceQuery) (fields []uint64, exact, er
 		return []uint64{h.service(q.ServiceName)}, conditions == 0, false
 	}
 	return []uint64{h.all()}, conditions == 0, false
+}
+
+// drive is how a search walks a bucket: the fields whose postings it merges, and whether
+// candidates must be checked against their spans.
+type drive struct {
+	fields    []uint64
+	needSpans bool
+}
+
+// drives returns how a search of q walks buckets from oldBelow up, and how it walks
+// those below, written before status OK fields existed (Store.statusFrom): the same,
+// unless q asks for status OK.
+func (s *Store) drives(q *storage.TraceQuery, windowed bool) (cur, old drive, oldBelow uint32) {
+	named := q.OperationName != "" || len(q.Attributes) > 0 || len(q.AttributeFilters) > 0
+	mk := func(statusIndexed bool) drive {
+		fields, exact, statusDriven := s.drivingFields(q, statusIndexed)
+		// Status Unset has no index, nor OK in old buckets: the spans decide.
+		return drive{fields: fields, needSpans: !exact || q.DurationMin > 0 || q.DurationMax > 0 || len(q.ServiceName) > maxNameLen ||
+			(q.ErrorsOnly && !statusDriven && (windowed || named)) || (q.Status != storage.AnyStatus && !statusDriven)}
+	}
+	cur = mk(true)
+	if q.Status != storage.StatusOK || s.statusFrom == 0 {
+		return cur, cur, 0
+	}
+	return cur, mk(false), s.statusFrom
+}
+
+// driveOf is the drive of bucket b.
+func (p *plan) driveOf(b uint32) drive {
+	if b < p.oldBelow {
+		return p.oldDrive
+	}
+	return p.drive
 }
 
 // catalogServices is every cataloged service, and the empty name of spans without one.
@@ -247,10 +290,15 @@ type plan struct {
 	walkMin, walkMax uint64
 	spanMin, spanMax uint64
 	windowed         bool
-	fields           []uint64
+	// fields and needSpans are those of the bucket walked (drive, or below oldBelow,
+	// oldDrive: see drives).
+	fields []uint64
 	// needSpans is set when a span-level condition cannot be decided from summaries and
 	// posting bounds alone.
 	needSpans bool
+	drive     drive
+	oldDrive  drive
+	oldBelow  uint32
 	// asOfSeq is the index watermark of the snapshot searched (FORMAT.md: Search,
 	// cursors): postings, and summary fragments, of later blocks are ignored. after, when
 	// set, is the cursor's position: only matches ordered after it count.
@@ -293,13 +341,8 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 	}
 	p.walkMin, p.spanMin = unixNs(q.StartTimeMin), unixNs(q.StartTimeMin)
 	p.windowed = p.spanMin > 0 || !q.StartTimeMax.IsZero()
-	fields, exact, errorDriven := s.drivingFields(&q)
-	named := q.OperationName != "" || len(q.Attributes) > 0 || len(q.AttributeFilters) > 0
-	// Status OK and Unset have no index: the spans decide.
-	p.needSpans = !exact || q.DurationMin > 0 || q.DurationMax > 0 || len(q.ServiceName) > maxNameLen ||
-		(q.ErrorsOnly && !errorDriven && (p.windowed || named)) || q.Status != storage.AnyStatus
+	p.drive, p.oldDrive, p.oldBelow = s.drives(&q, p.windowed)
 	loBucket, hiBucket := s.walkBuckets(&q, p.walkMin, p.walkMax, now)
-	p.fields = fields
 
 	var pg page
 	txn, st := s.begin()
@@ -390,6 +433,8 @@ func (s *Store) walk(ctx context.Context, txn *badger.Txn, st *indexState, p *pl
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("search traces: %w", err)
 		}
+		d := p.driveOf(b)
+		p.fields, p.needSpans = d.fields, d.needSpans
 		h = postingHeap(s.idx.statePostings(st, b, p.fields, h[:0]))
 		h.init()
 		segs := st.segs[b]
@@ -451,7 +496,7 @@ func (s *Store) walk(ctx context.Context, txn *badger.Txn, st *indexState, p *pl
 				}
 				seen[id] = struct{}{}
 				var ok bool
-				parts, ok, err = s.verify(ctx, txn, id, p, e, &sum, parts[:0])
+				parts, ok, err = s.verify(ctx, txn, id, p, top.seq, e, &sum, parts[:0])
 				if err != nil {
 					return nil, err
 				}
@@ -560,9 +605,9 @@ func (s *Store) readTable(txn *badger.Txn, ref blockRef, rows []tableRow) ([]tab
 }
 
 // verify decides whether the trace matches: trace-level conditions and the cursor from
-// its summary, span-level ones from the summary and the posting entry e when they
-// suffice, else from its spans. sum is left holding the trace's summary.
-func (s *Store) verify(ctx context.Context, txn *badger.Txn, id pcommon.TraceID, p *plan, e postingEntry, sum *summary, parts []tracePart) ([]tracePart, bool, error) {
+// its summary, span-level ones from the summary and the posting entry e (of block seq)
+// when they suffice, else from its spans. sum is left holding the trace's summary.
+func (s *Store) verify(ctx context.Context, txn *badger.Txn, id pcommon.TraceID, p *plan, seq uint64, e postingEntry, sum *summary, parts []tracePart) ([]tracePart, bool, error) {
 	found, err := s.traceSummary(txn, p.st, id, sum, p.asOfSeq)
 	if err != nil || !found {
 		return parts, false, err
@@ -592,11 +637,13 @@ func (s *Store) verify(ctx context.Context, txn *badger.Txn, id pcommon.TraceID,
 	if q.Status != storage.AnyStatus && ((svc != nil && svc.errors >= svc.spans) || (svc == nil && sum.errors >= sum.spans)) {
 		return parts, false, nil // every span failed: none is ok or unset
 	}
-	if !p.needSpans {
+	// A posting of a block the trace's tombstone hides certifies nothing: spans written
+	// since (the trace came back) decide.
+	if !p.needSpans && seq > s.deleted.get(id) {
 		// Only the service, the window and ErrorsOnly (without a window or a named
-		// condition) remain, and the driving field is the service, every trace, or the
-		// one named condition itself under the service: e's row holds a span that
-		// satisfies every span condition but the window.
+		// condition) remain, and the driving field is the service, every trace, the
+		// status asked for, or the one named condition itself under the service: e's
+		// row holds a span that satisfies every span condition but the window.
 		if q.ErrorsOnly && svc != nil && svc.errors == 0 {
 			return parts, false, nil
 		}

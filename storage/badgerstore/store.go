@@ -206,8 +206,12 @@ type Store struct {
 	deps      depTracker
 	idx       index
 	deleted   tombstones
-	values    valueCatalog
-	deleteMu  sync.Mutex
+	// statusFrom is the first bucket all of whose blocks carry status OK fields
+	// (FORMAT.md, meta key 00 04): searches for status OK walk older buckets by
+	// another field and read spans.
+	statusFrom uint32
+	values     valueCatalog
+	deleteMu   sync.Mutex
 
 	flusherStop context.CancelFunc
 	flusherDone chan struct{}
@@ -316,6 +320,9 @@ func (s *Store) checkSchema() error {
 			if err := txn.Set([]byte{prefixMeta, metaBucketWidth}, binary.BigEndian.AppendUint64(nil, uint64(bucketWidth))); err != nil {
 				return fmt.Errorf("write bucket width: %w", err)
 			}
+			if err := txn.Set([]byte{prefixMeta, metaStatusFrom}, binary.BigEndian.AppendUint32(nil, 0)); err != nil {
+				return fmt.Errorf("write status field bucket: %w", err)
+			}
 			return nil
 		}
 		if err != nil {
@@ -343,8 +350,42 @@ func (s *Store) checkSchema() error {
 		if len(v) != 8 || time.Duration(binary.BigEndian.Uint64(v)) != bucketWidth {
 			return fmt.Errorf("bucket width %x differs from this Spoor's %s", v, bucketWidth)
 		}
-		return nil
+		return s.checkStatusFrom(txn)
 	})
+}
+
+// checkStatusFrom reads meta key 00 04, the first bucket whose blocks all carry status
+// OK fields. A version 5 store written before that field existed has no such key: its
+// blocks lie in buckets up to the last one holding a trace table, and blocks written from
+// now on carry the field, in whichever bucket.
+func (s *Store) checkStatusFrom(txn *badger.Txn) error {
+	item, err := txn.Get([]byte{prefixMeta, metaStatusFrom})
+	if err == nil {
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("read status field bucket: %w", err)
+		}
+		if len(v) != 4 {
+			return fmt.Errorf("status field bucket %x is not 4 bytes", v)
+		}
+		s.statusFrom = binary.BigEndian.Uint32(v)
+		return nil
+	}
+	if !errors.Is(err, badger.ErrKeyNotFound) {
+		return fmt.Errorf("read status field bucket: %w", err)
+	}
+	it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte{prefixTable}})
+	it.Seek([]byte{prefixTable, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF})
+	if it.Valid() {
+		if k := it.Item().Key(); len(k) == blockKeyLen {
+			s.statusFrom = max(binary.BigEndian.Uint32(k[1:5])+1, binary.BigEndian.Uint32(k[1:5])) // saturating
+		}
+	}
+	it.Close()
+	if err := txn.Set([]byte{prefixMeta, metaStatusFrom}, binary.BigEndian.AppendUint32(nil, s.statusFrom)); err != nil {
+		return fmt.Errorf("write status field bucket: %w", err)
+	}
+	return nil
 }
 
 // loadCatalogs reads only the two small catalog prefixes, never trace data.

@@ -81,6 +81,7 @@ type writeScratch struct {
 	resService  []string // per resource
 	resSvcHash  []uint64 // per resource
 	resErrHash  []uint64 // per resource: its service's error field
+	resOKHash   []uint64 // per resource: its service's status OK field
 	resOff      []int32  // per resource, into hashes; len = resources + 1
 	scopeFirst  []int32  // per resource, its first scope's number
 	scopeOff    []int32  // per scope, into hashes; len = scopes + 1
@@ -328,7 +329,8 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 			}
 			sum.spans++
 			svcSpans++
-			failed := sp.Status().Code() == ptrace.StatusCodeError
+			code := sp.Status().Code()
+			failed := code == ptrace.StatusCodeError
 			if failed {
 				sum.errors++
 				svcErrors++
@@ -350,6 +352,8 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 			}
 			if failed {
 				w.addField(w.resErrHash[r.rs], b, st)
+			} else if code == ptrace.StatusCodeOk {
+				w.addField(w.resOKHash[r.rs], b, st)
 			}
 			for _, h := range resH {
 				w.addField(h, b, st)
@@ -414,6 +418,7 @@ func (w *writeScratch) prepareResources(td ptrace.Traces) {
 	w.hashes = w.hashes[:0]
 	w.resOff, w.scopeOff, w.scopeFirst = w.resOff[:0], w.scopeOff[:0], w.scopeFirst[:0]
 	w.resService, w.resSvcHash, w.resErrHash = w.resService[:0], w.resSvcHash[:0], w.resErrHash[:0]
+	w.resOKHash = w.resOKHash[:0]
 	rss := td.ResourceSpans()
 	for len(w.resAttrs) < rss.Len() {
 		w.resAttrs = append(w.resAttrs, nil)
@@ -424,6 +429,7 @@ func (w *writeScratch) prepareResources(td ptrace.Traces) {
 		w.resService = append(w.resService, svc)
 		w.resSvcHash = append(w.resSvcHash, w.h.service(svc))
 		w.resErrHash = append(w.resErrHash, w.h.errors(svc))
+		w.resOKHash = append(w.resOKHash, w.h.statusOK(svc))
 		w.resOff = append(w.resOff, int32(len(w.hashes)))
 		w.hashes = w.attrHashes(w.hashes, svc, res.Attributes())
 		if w.valKeys != nil {

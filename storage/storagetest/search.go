@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -235,7 +236,10 @@ func testScanLimit(t *testing.T, open Opener) {
 		}
 	}
 	for qi, q := range []storage.TraceQuery{
-		{Status: storage.StatusOK}, // sparse: 4 matches in 3 batches
+		// Sparse: 4 matches in 3 batches; the span duration (every ok span's) is decided
+		// only by reading spans, as an unindexed status would be.
+		{Status: storage.StatusOK, DurationMin: time.Microsecond},
+		{Status: storage.StatusOK},
 		{ServiceName: "sl-db", Status: storage.StatusUnset},
 		{ServiceName: "sl-gw", DurationMin: 20 * time.Millisecond},
 		{Status: storage.StatusOK, StartTimeMin: base.Add(6 * time.Minute), StartTimeMax: base.Add(16 * time.Minute)},
@@ -571,4 +575,158 @@ func testWindowBetweenSpans(t *testing.T, open Opener) {
 	expectIDs(t, s, "every trace", win(storage.TraceQuery{}), ids(9602))
 	expectIDs(t, s, "errors only", win(storage.TraceQuery{ServiceName: "gap-svc", ErrorsOnly: true}), ids(9602))
 	expectIDs(t, s, "no window", storage.TraceQuery{ServiceName: "gap-svc"}, ids(9602, 9601))
+}
+
+// testStatusWindows: status OK and Unset searches, with and without a service, an
+// operation or a start window, over traces spread across hour buckets, written in
+// batches before and after a restart, with late spans added to stored traces; the
+// expected traces come from the written spans themselves (statusMatches).
+func testStatusWindows(t *testing.T, open Opener) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}()
+	base := time.Now().Add(-6 * time.Hour).Truncate(time.Hour).Add(10 * time.Minute)
+	var all, first, second []spanSpec
+	for i := 1; i <= 30; i++ {
+		id, at := traceID(uint64(7300+i)), base.Add(time.Duration(i)*9*time.Minute)
+		name := "GET /x"
+		if i%2 == 0 {
+			name = "GET /y"
+		}
+		dbAt := at.Add(time.Millisecond)
+		if i%4 == 1 {
+			dbAt = at.Add(30 * time.Minute) // often in the next hour bucket
+		}
+		specs := []spanSpec{
+			{trace: id, id: 1, service: "sw-gw", name: name, start: at, duration: time.Second, isOK: i%3 == 0, isError: i%7 == 0 && i%3 != 0},
+			{trace: id, id: 2, parent: 1, service: "sw-db", name: "query", start: dbAt, duration: time.Millisecond, isOK: i%5 == 0, isError: i%6 == 0 && i%5 != 0},
+		}
+		if i%2 == 0 {
+			specs = append(specs, spanSpec{trace: id, id: 3, parent: 1, service: "sw-pay", name: "charge", start: at.Add(2 * time.Millisecond), duration: time.Millisecond, isOK: true})
+		}
+		if i <= 15 {
+			first = append(first, specs...)
+		} else {
+			second = append(second, specs...)
+		}
+		all = append(all, specs...)
+	}
+	mustWrite(t, s, batch(first[:len(first)/2]...))
+	mustWrite(t, s, batch(first[len(first)/2:]...))
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s = open(t, dir)
+	mustWrite(t, s, batch(second...))
+	// Late spans: an ok span for an unset trace, an unset one for a trace whose database
+	// span was ok, an hour after their traces started.
+	late := []spanSpec{
+		{trace: traceID(7301), id: 9, parent: 1, service: "sw-db", name: "late", start: base.Add(9*time.Minute + time.Hour), duration: time.Millisecond, isOK: true},
+		{trace: traceID(7310), id: 9, parent: 1, service: "sw-db", name: "late", start: base.Add(90*time.Minute + time.Hour), duration: time.Millisecond},
+	}
+	mustWrite(t, s, batch(late...))
+	all = append(all, late...)
+
+	windows := [][2]time.Time{
+		{},
+		{base.Add(time.Hour), base.Add(3 * time.Hour)},
+		{base.Add(37 * time.Minute), base.Add(67 * time.Minute)}, // cuts traces from their late database spans
+		{base.Add(9*time.Minute + time.Hour), base.Add(9*time.Minute + time.Hour)},
+		{base.Add(4 * time.Hour), time.Time{}},
+		{time.Time{}, base.Add(45 * time.Minute)},
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, status := range []storage.StatusCondition{storage.StatusOK, storage.StatusUnset} {
+			for _, svc := range []string{"", "sw-gw", "sw-db", "sw-pay"} {
+				for wi, w := range windows {
+					q := storage.TraceQuery{ServiceName: svc, Status: status, StartTimeMin: w[0], StartTimeMax: w[1]}
+					caption := fmt.Sprintf("%s: status %d, service %q, window %d", when, status, svc, wi)
+					want := statusMatches(all, q)
+					expectIDs(t, s, caption, q, want)
+					q.Limit = 2
+					if got := pageAll(t, s, q, nil); !slices.Equal(got, want) {
+						t.Fatalf("%s, paged by 2: %v, want %v", caption, idStrings(got), idStrings(want))
+					}
+				}
+			}
+			for _, q := range []storage.TraceQuery{
+				{ServiceName: "sw-gw", OperationName: "GET /y", Status: status},
+				{ServiceName: "sw-gw", OperationName: "GET /x", Status: status, StartTimeMin: windows[1][0], StartTimeMax: windows[1][1]},
+				{Status: status, TraceErrorsOnly: true},
+				{ServiceName: "sw-db", Status: status, TraceDurationMin: 10 * time.Minute},
+			} {
+				expectIDs(t, s, fmt.Sprintf("%s: %+v", when, q), q, statusMatches(all, q))
+			}
+		}
+	}
+	check("after one restart")
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s = open(t, dir)
+	check("after two restarts")
+}
+
+// statusMatches is TraceQuery's contract evaluated on the spans written, for the
+// conditions testStatusWindows uses: the traces with one span of the service and
+// operation, with the status, starting in the window; newest first.
+func statusMatches(specs []spanSpec, q storage.TraceQuery) []pcommon.TraceID {
+	type extent struct {
+		start, end time.Time
+		failed     bool
+	}
+	traces := map[pcommon.TraceID]*extent{}
+	for _, sp := range specs {
+		e := traces[sp.trace]
+		if e == nil {
+			e = &extent{start: sp.start, end: sp.start.Add(sp.duration)}
+			traces[sp.trace] = e
+		}
+		if sp.start.Before(e.start) {
+			e.start = sp.start
+		}
+		if end := sp.start.Add(sp.duration); end.After(e.end) {
+			e.end = end
+		}
+		e.failed = e.failed || sp.isError
+	}
+	matched := map[pcommon.TraceID]bool{}
+	for _, sp := range specs {
+		status := storage.StatusUnset
+		switch {
+		case sp.isError:
+			status = storage.StatusError
+		case sp.isOK:
+			status = storage.StatusOK
+		}
+		switch {
+		case q.ServiceName != "" && sp.service != q.ServiceName,
+			q.OperationName != "" && sp.name != q.OperationName,
+			q.Status != storage.AnyStatus && status != q.Status,
+			!q.StartTimeMin.IsZero() && sp.start.Before(q.StartTimeMin),
+			!q.StartTimeMax.IsZero() && sp.start.After(q.StartTimeMax):
+			continue
+		}
+		e := traces[sp.trace]
+		if (q.TraceErrorsOnly && !e.failed) || (q.TraceDurationMin > 0 && e.end.Sub(e.start) < q.TraceDurationMin) {
+			continue
+		}
+		matched[sp.trace] = true
+	}
+	out := []pcommon.TraceID{}
+	for id := range matched {
+		out = append(out, id)
+	}
+	slices.SortFunc(out, func(a, b pcommon.TraceID) int {
+		if c := traces[b].start.Compare(traces[a].start); c != 0 {
+			return c
+		}
+		return bytes.Compare(a[:], b[:])
+	})
+	return out
 }

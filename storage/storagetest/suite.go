@@ -48,6 +48,7 @@ func RunAll(t *testing.T, open Opener) {
 		{"TraceDuration", testTraceDuration},
 		{"ErrorsSpanAndTraceLevel", testErrors},
 		{"StatusOkUnsetError", testStatus},
+		{"StatusInWindowsAndRestarts", testStatusWindows},
 		{"ScanLimit", testScanLimit},
 		{"AttributeFiltersOrNot", testAttributeFilters},
 		{"TiesAndCursor", testTiesAndCursor},
