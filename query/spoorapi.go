@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
 	"github.com/spoortrace/spoor/storage"
@@ -30,13 +28,13 @@ import (
 // DefaultSpoorSearchLimit is the page size of GET /spoor/api/v1/search without limit.
 const DefaultSpoorSearchLimit = 20
 
-// spoorScanPages bounds the store pages one request reads when a condition the store cannot
-// decide (a regular expression) throws traces away, or when the store cuts its pages short
-// (spoorScanLimit); the answer then carries a cursor to go on from.
+// spoorScanPages bounds the store pages one request reads when the store cuts its pages
+// short (spoorScanLimit); the answer then carries a cursor to go on from.
 const spoorScanPages = 20
 
 // spoorScanLimit is the store's ScanLimit for each of those pages: how many traces it
-// checks against their spans (status ok or unset, span durations, NOT filters, …) before
+// checks against their spans (status unset, span durations, NOT filters, regular
+// expressions, …) before
 // it answers with what it has. A search for something rare then answers within
 // spoorScanPages × spoorScanLimit span reads, with a cursor, instead of reading every
 // trace of the window.
@@ -45,23 +43,10 @@ const spoorScanLimit = 50
 //go:embed openapi.json
 var openAPIDocument []byte
 
-// spoorSearch is a parsed GET /spoor/api/v1/search.
+// spoorSearch is a parsed GET /spoor/api/v1/search. Every condition, regular expressions
+// included (storage.AttributeFilter.Match), is the store's to decide.
 type spoorSearch struct {
 	query storage.TraceQuery
-	// regexps are span conditions the store cannot decide: checked on the spans,
-	// together with every other span condition (status included), on one span.
-	regexps []attrRegexp
-	status  string // "", "error", "ok" or "unset"
-}
-
-type attrRegexp struct {
-	key string
-	re  *regexp.Regexp
-}
-
-// needsSpans reports whether matches must be checked on the spans.
-func (s *spoorSearch) needsSpans() bool {
-	return len(s.regexps) > 0
 }
 
 func parseSpoorSearch(q url.Values, now time.Time, lookback time.Duration, maxLimit int) (spoorSearch, error) {
@@ -107,13 +92,10 @@ func parseSpoorSearch(q url.Values, now time.Time, lookback time.Duration, maxLi
 	case "":
 	case "error":
 		tq.ErrorsOnly = true
-		s.status = st
 	case "ok":
 		tq.Status = storage.StatusOK
-		s.status = st
 	case "unset":
 		tq.Status = storage.StatusUnset
-		s.status = st
 	default:
 		return s, badParam("parameter 'status' must be error, ok or unset, got %q", truncate(st))
 	}
@@ -141,7 +123,7 @@ func parseSpoorSearch(q url.Values, now time.Time, lookback time.Duration, maxLi
 		if err != nil {
 			return s, badParam("parameter 'attrMatch' for %q: %v", truncate(k), err)
 		}
-		s.regexps = append(s.regexps, attrRegexp{key: k, re: re})
+		tq.AttributeFilters = append(tq.AttributeFilters, storage.AttributeFilter{Key: k, Match: re})
 	}
 	tq.Limit = DefaultSpoorSearchLimit
 	if v := q.Get("limit"); v != "" {
@@ -271,9 +253,8 @@ type totalEstimate struct {
 
 // estimate returns the search's estimated total, and next with the estimate carried in
 // it. The first page computes it: the page itself when it is the last one, else the
-// store's estimate (storage.TraceCounter), exact only when the store's is and no
-// condition is left for the API to check (those only remove matches, so the store's
-// count stays an upper bound). Later pages read it from their cursor.
+// store's estimate (storage.TraceCounter), exact when the store's is. Later pages read it
+// from their cursor.
 func (s *spoorSearch) estimate(ctx context.Context, reader storage.Reader, answered int, next string) (totalEstimate, string, error) {
 	var est totalEstimate
 	if s.query.Cursor != "" {
@@ -289,7 +270,7 @@ func (s *spoorSearch) estimate(ctx context.Context, reader storage.Reader, answe
 		if err != nil {
 			return est, next, err
 		}
-		est = totalEstimate{known: true, count: max(e.Count, int64(answered)), exact: e.Exact && !s.needsSpans()}
+		est = totalEstimate{known: true, count: max(e.Count, int64(answered)), exact: e.Exact}
 	}
 	if next == "" || !est.known {
 		return est, next, nil
@@ -325,45 +306,31 @@ func decodeSpoorCursor(s string) (spoorCursor, error) {
 	return c, nil
 }
 
-// sparsePage is the store page size once spans are checked: most of a page may be
-// thrown away, and the cursor can stop inside a page, so pages need not be small.
-const sparsePage = 200
-
 // run answers one page: at most s.query.Limit matches, newest first, and the cursor to
-// continue from ("" at the end). scanLimit is the store's ScanLimit for each store page.
+// continue from ("" at the end). scanLimit is the store's ScanLimit for each store page:
+// when the store cuts its pages short, run reads up to spoorScanPages of them.
 func (s *spoorSearch) run(ctx context.Context, searcher storage.Searcher, scanLimit int) ([]storage.TraceSummary, string, error) {
 	cur, err := decodeSpoorCursor(s.query.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
 	want := s.query.Limit
-	depth := storage.SummariesOnly
-	if s.needsSpans() {
-		depth = storage.WithSpans
-	}
 	var out []storage.TraceSummary
 	for page := 0; ; page++ {
 		q := s.query
 		q.Cursor = cur.Store
 		q.ScanLimit = scanLimit
-		switch {
-		case cur.Skip > 0:
-			q.Limit = cur.Page // the same page as before, to skip what was answered
-		case cur.Store != "" && s.needsSpans():
-			q.Limit = min(sparsePage, max(want, 1)*10)
-		default:
-			// Without a store cursor (the first page, which is not read from the snapshot
-			// yet), or when every trace matches: exactly what is missing, used whole.
-			q.Limit = want - len(out)
+		q.Limit = want - len(out)
+		if cur.Skip > 0 {
+			// A cursor inside a store page (this API cut pages so before the store
+			// checked regular expressions): the same page again, to skip what was answered.
+			q.Limit = cur.Page
 		}
-		res, err := searcher.SearchTraces(ctx, q, depth)
+		res, err := searcher.SearchTraces(ctx, q, storage.SummariesOnly)
 		if err != nil {
 			return nil, "", err
 		}
 		for i := cur.Skip; i < len(res.Summaries); i++ {
-			if depth == storage.WithSpans && !s.matchTrace(res.Traces[i]) {
-				continue
-			}
 			out = append(out, res.Summaries[i])
 			if len(out) == want {
 				if i+1 < len(res.Summaries) && q.Cursor != "" {
@@ -468,107 +435,4 @@ func appendSpoorSummary(dst []byte, s *storage.TraceSummary) []byte {
 		dst = append(dst, '}')
 	}
 	return append(dst, "]}"...)
-}
-
-// matchTrace checks, on the spans, that one span satisfies every span condition of s: the
-// store already did, but without the regular expressions, which must hold on that same
-// span.
-func (s *spoorSearch) matchTrace(td ptrace.Traces) bool {
-	q := &s.query
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		res := rss.At(i).Resource().Attributes()
-		if q.ServiceName != "" {
-			if v, ok := res.Get(attrServiceName); !ok || v.AsString() != q.ServiceName {
-				continue
-			}
-		}
-		sss := rss.At(i).ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			scope := sss.At(j).Scope().Attributes()
-			spans := sss.At(j).Spans()
-			for k := 0; k < spans.Len(); k++ {
-				if s.matchSpan(spans.At(k), res, scope) {
-					return true
-				}
-			}
-		}
-	}
-	return false
-}
-
-func (s *spoorSearch) matchSpan(sp ptrace.Span, res, scope pcommon.Map) bool {
-	q := &s.query
-	if q.OperationName != "" && sp.Name() != q.OperationName {
-		return false
-	}
-	start := sp.StartTimestamp().AsTime()
-	if (!q.StartTimeMin.IsZero() && start.Before(q.StartTimeMin)) || (!q.StartTimeMax.IsZero() && start.After(q.StartTimeMax)) {
-		return false
-	}
-	d := time.Duration(int64(sp.EndTimestamp()) - int64(sp.StartTimestamp()))
-	if (q.DurationMin != 0 && d < q.DurationMin) || (q.DurationMax != 0 && d > q.DurationMax) {
-		return false
-	}
-	switch s.status {
-	case "error":
-		if sp.Status().Code() != ptrace.StatusCodeError {
-			return false
-		}
-	case "ok":
-		if sp.Status().Code() != ptrace.StatusCodeOk {
-			return false
-		}
-	case "unset":
-		if sp.Status().Code() != ptrace.StatusCodeUnset {
-			return false
-		}
-	}
-	values := func(key string, fn func(string) bool) bool {
-		for _, m := range []pcommon.Map{sp.Attributes(), res, scope} {
-			if v, ok := m.Get(key); ok && fn(v.AsString()) {
-				return true
-			}
-		}
-		evs := sp.Events()
-		for i := 0; i < evs.Len(); i++ {
-			if v, ok := evs.At(i).Attributes().Get(key); ok && fn(v.AsString()) {
-				return true
-			}
-		}
-		links := sp.Links()
-		for i := 0; i < links.Len(); i++ {
-			if v, ok := links.At(i).Attributes().Get(key); ok && fn(v.AsString()) {
-				return true
-			}
-		}
-		return false
-	}
-	for k, v := range q.Attributes {
-		if !values(k, func(x string) bool { return x == v }) {
-			return false
-		}
-	}
-	for _, f := range q.AttributeFilters {
-		matches := values(f.Key, func(x string) bool {
-			if len(f.Values) == 0 {
-				return true
-			}
-			for _, w := range f.Values {
-				if x == w {
-					return true
-				}
-			}
-			return false
-		})
-		if matches == f.Negate {
-			return false
-		}
-	}
-	for _, r := range s.regexps {
-		if !values(r.key, r.re.MatchString) {
-			return false
-		}
-	}
-	return true
 }

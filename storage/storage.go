@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"regexp"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -144,15 +145,25 @@ const (
 
 // AttributeFilter is one attribute condition on a span. The attribute matches a value
 // when the span, its resource, its scope, one of its events or one of its links has an
-// attribute Key whose value, written as a string (pcommon.Value.AsString), equals it.
+// attribute Key whose value, written as a string (pcommon.Value.AsString), equals it —
+// or, with Match set, when Match matches that string (Match.MatchString: anywhere in it
+// unless anchored).
 //   - Values set, Negate false: the attribute matches at least one of Values (OR);
 //   - Values set, Negate true: the attribute matches none of Values in any of those
 //     places; a span without the attribute at all satisfies it;
-//   - Values empty, Negate false: the attribute is present, with any value;
-//   - Values empty, Negate true: the attribute is absent from all of those places.
+//   - Match set, Negate false: the attribute has a value Match matches;
+//   - Match set, Negate true: no value of the attribute in any of those places matches
+//     Match; a span without the attribute at all satisfies it;
+//   - Values empty, Match nil, Negate false: the attribute is present, with any value;
+//   - Values empty, Match nil, Negate true: the attribute is absent from all of those places.
+//
+// Values and Match together are invalid input. A store may decide a Match filter from an
+// index (for instance as the OR of the values it knows the key to take), but the answer
+// must be the one checking every span would give.
 type AttributeFilter struct {
 	Key    string
 	Values []string
+	Match  *regexp.Regexp
 	Negate bool
 }
 

@@ -148,6 +148,9 @@ func validateQuery(q *storage.TraceQuery) error {
 		if f.Key == "" {
 			return &storage.InvalidInputError{Reason: fmt.Sprintf("attribute filter %d has no key", i)}
 		}
+		if f.Match != nil && len(f.Values) > 0 {
+			return &storage.InvalidInputError{Reason: fmt.Sprintf("attribute filter %d on %q has both values and a regular expression", i, f.Key)}
+		}
 	}
 	return nil
 }
@@ -747,12 +750,15 @@ func filtersHold(fs []storage.AttributeFilter, sp ptrace.Span, res pcommon.Resou
 			if !ok {
 				return false
 			}
-			if len(f.Values) == 0 {
+			if len(f.Values) == 0 && f.Match == nil {
 				return true
 			}
 			s := v.AsString()
 			if v.Type() == pcommon.ValueTypeStr {
 				s = v.Str()
+			}
+			if f.Match != nil {
+				return f.Match.MatchString(s)
 			}
 			return slices.Contains(f.Values, s)
 		})

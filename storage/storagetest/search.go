@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -282,8 +283,8 @@ func testScanLimit(t *testing.T, open Opener) {
 	}
 }
 
-// testAttributeFilters: OR over values, NOT (absent or none of the values), presence,
-// all on one span, in span, resource, event and link attributes.
+// testAttributeFilters: OR over values, regular expressions, NOT (absent or none of the
+// values), presence, all on one span, in span, resource, event and link attributes.
 func testAttributeFilters(t *testing.T, open Opener) {
 	s := openFresh(t, open)
 	base := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
@@ -318,6 +319,9 @@ func testAttributeFilters(t *testing.T, open Opener) {
 	region := func(negate bool, vs ...string) storage.AttributeFilter {
 		return storage.AttributeFilter{Key: "region", Values: vs, Negate: negate}
 	}
+	match := func(negate bool, expr string) storage.AttributeFilter {
+		return storage.AttributeFilter{Key: "http.status", Match: regexp.MustCompile(expr), Negate: negate}
+	}
 	for _, c := range []struct {
 		caption string
 		q       storage.TraceQuery
@@ -339,11 +343,24 @@ func testAttributeFilters(t *testing.T, open Opener) {
 		{"filters AND equality map", storage.TraceQuery{Attributes: map[string]string{"region": "us"}, AttributeFilters: []storage.AttributeFilter{status(true)}}, ids(6004)},
 		{"two OR filters", storage.TraceQuery{AttributeFilters: []storage.AttributeFilter{region(false, "us", "eu"), status(false, "200", "503", "x")}}, ids(6003, 6001)},
 		{"OR with limit", storage.TraceQuery{AttributeFilters: []storage.AttributeFilter{status(false, "500", "503")}, Limit: 2}, ids(6006, 6005)},
+		{"regexp: int, resource and event values", storage.TraceQuery{AttributeFilters: []storage.AttributeFilter{match(false, "^(5|40)")}}, ids(6007, 6006, 6005, 6003, 6002)},
+		{"regexp unanchored", storage.TraceQuery{AttributeFilters: []storage.AttributeFilter{match(false, "0$")}}, ids(6006, 6005, 6002, 6001)},
+		{"regexp with a service", storage.TraceQuery{ServiceName: "attr-svc", AttributeFilters: []storage.AttributeFilter{match(false, "3$")}}, ids(6003)},
+		{"regexp matching nothing", storage.TraceQuery{AttributeFilters: []storage.AttributeFilter{match(false, "^9")}}, ids()},
+		{"NOT regexp: absent or no value matching", storage.TraceQuery{AttributeFilters: []storage.AttributeFilter{match(true, "^5")}}, ids(6007, 6006, 6004, 6001)},
+		{"regexp and NOT on one span", storage.TraceQuery{AttributeFilters: []storage.AttributeFilter{match(false, "^50"), region(true, "eu")}}, ids(6006, 6003, 6002)},
+		{"regexp and a region regexp on one span", storage.TraceQuery{AttributeFilters: []storage.AttributeFilter{match(false, "^50"),
+			{Key: "region", Match: regexp.MustCompile("^[ae]")}}}, ids(6005)},
+		{"regexp with limit", storage.TraceQuery{AttributeFilters: []storage.AttributeFilter{match(false, "^5")}, Limit: 2}, ids(6006, 6005)},
 	} {
 		expectIDs(t, s, c.caption, c.q, c.want)
 	}
 	if _, err := s.FindTraceIDs(context.Background(), storage.TraceQuery{AttributeFilters: []storage.AttributeFilter{{Values: []string{"x"}}}}); !storage.IsInvalidInput(err) {
 		t.Fatalf("filter without key: err = %v, want invalid input", err)
+	}
+	both := storage.AttributeFilter{Key: "http.status", Values: []string{"500"}, Match: regexp.MustCompile("5")}
+	if _, err := s.FindTraceIDs(context.Background(), storage.TraceQuery{AttributeFilters: []storage.AttributeFilter{both}}); !storage.IsInvalidInput(err) {
+		t.Fatalf("filter with values and a regexp: err = %v, want invalid input", err)
 	}
 }
 
