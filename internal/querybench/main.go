@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spoortrace/spoor/internal/benchdata"
@@ -223,6 +224,7 @@ func run(o options) error {
 		}
 		lat := make([]time.Duration, 0, o.queries)
 		var bytes int64
+		cpu0 := cpuTime()
 		for i := 0; i < o.queries; i++ {
 			path := s.path()
 			t0 := time.Now()
@@ -242,9 +244,20 @@ func run(o options) error {
 			}
 			bytes += nb
 		}
+		cpu := cpuTime() - cpu0
 		slices.Sort(lat)
-		fmt.Printf("  %-48s p50 %7.2f ms  p99 %7.2f ms   (%6.0f bytes per answer)\n", s.name,
-			float64(lat[len(lat)/2])/1e6, float64(lat[len(lat)*99/100])/1e6, float64(bytes)/float64(o.queries))
+		fmt.Printf("  %-48s p50 %7.2f ms  p99 %7.2f ms   (%6.0f bytes per answer, %6.2f ms CPU per request)\n", s.name,
+			float64(lat[len(lat)/2])/1e6, float64(lat[len(lat)*99/100])/1e6, float64(bytes)/float64(o.queries), float64(cpu)/1e6/float64(o.queries))
 	}
 	return nil
+}
+
+// cpuTime is the process's CPU time (user and system), client and server alike: the
+// latencies above depend on what else the machine runs, the CPU much less.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
