@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -325,11 +327,17 @@ func appendSpans(dst, src ptrace.Traces, refs []spanRef) {
 // readPage sets the spans of every match of a search page, reading each block once:
 // a page's traces often share blocks, and decompressing a block costs a few hundred
 // microseconds. Blocks a search decoded are read from the cache; the others are cut
-// for all the page's traces they hold in one walk (filterTraces).
+// for all the page's traces they hold in one walk (filterTraces). Decompressing and
+// cutting — most of a page's cost when its traces lie in different blocks, as a flow's
+// do — runs on up to readWorkers goroutines; the transaction is used by this one only.
 func (s *Store) readPage(ctx context.Context, txn *badger.Txn, matches []match, sums []summary, found []bool) error {
 	type blockUse struct {
 		ref     blockRef
 		matches []int
+		blk     *decodedBlock   // from the cache
+		comp    []byte          // else the stored value, copied
+		parts   []ptrace.Traces // then per matches[i], the trace's spans (zero when none)
+		failed  error
 	}
 	var order []*blockUse
 	uses := map[blockRef]*blockUse{}
@@ -348,20 +356,12 @@ func (s *Store) readPage(ctx context.Context, txn *badger.Txn, matches []match, 
 			u.matches = append(u.matches, i)
 		}
 	}
-	scratch := rawPool.Get().(*[]byte)
-	defer rawPool.Put(scratch)
-	var ids []pcommon.TraceID
-	var u ptrace.ProtoUnmarshaler
+	var cut []*blockUse
 	for _, use := range order {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("read search results: %w", err)
 		}
-		if blk := s.cache.get(use.ref); blk != nil {
-			for _, i := range use.matches {
-				if refs := blk.traces[matches[i].id]; len(refs) > 0 {
-					appendSpans(matches[i].td, blk.td, refs)
-				}
-			}
+		if use.blk = s.cache.get(use.ref); use.blk != nil {
 			continue
 		}
 		var key [blockKeyLen]byte
@@ -372,33 +372,86 @@ func (s *Store) readPage(ctx context.Context, txn *badger.Txn, matches []match, 
 		if err != nil {
 			return fmt.Errorf("read block %x: %w", key, err)
 		}
-		var raw []byte
-		if err := item.Value(func(v []byte) error {
-			var err error
-			raw, err = s.decompressBlock(v, (*scratch)[:0])
-			return err
-		}); err != nil {
+		if use.comp, err = item.ValueCopy(nil); err != nil {
 			return fmt.Errorf("read block %x: %w", key, err)
+		}
+		cut = append(cut, use)
+	}
+	cutBlock := func(use *blockUse, v []byte, scratch *[]byte) error {
+		raw, err := s.decompressBlock(v, (*scratch)[:0])
+		if err != nil {
+			return err
 		}
 		*scratch = raw
-		ids = ids[:0]
-		for _, i := range use.matches {
-			ids = append(ids, matches[i].id)
+		ids := make([]pcommon.TraceID, len(use.matches))
+		for j, i := range use.matches {
+			ids[j] = matches[i].id
 		}
-		cut, err := otlpwire.FilterTraces(raw, ids)
+		pieces, err := otlpwire.FilterTraces(raw, ids)
 		if err != nil {
-			return fmt.Errorf("read block %x: %w", key, err)
+			return err
 		}
-		for _, i := range use.matches {
-			b, ok := cut[matches[i].id]
+		use.parts = make([]ptrace.Traces, len(use.matches))
+		var u ptrace.ProtoUnmarshaler
+		for j, id := range ids {
+			b, ok := pieces[id]
 			if !ok {
 				continue
 			}
-			part, err := u.UnmarshalTraces(b)
-			if err != nil {
-				return fmt.Errorf("decode spans of trace %s: %w", hex.EncodeToString(matches[i].id[:]), err)
+			if use.parts[j], err = u.UnmarshalTraces(b); err != nil {
+				return fmt.Errorf("decode spans of trace %s: %w", hex.EncodeToString(id[:]), err)
 			}
-			part.ResourceSpans().MoveAndAppendTo(matches[i].td.ResourceSpans())
+		}
+		return nil
+	}
+	var next atomic.Int64
+	work := func() {
+		scratch := rawPool.Get().(*[]byte)
+		defer rawPool.Put(scratch)
+		for k := int(next.Add(1) - 1); k < len(cut) && ctx.Err() == nil; k = int(next.Add(1) - 1) {
+			cut[k].failed = cutBlock(cut[k], cut[k].comp, scratch)
+			cut[k].comp = nil
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(readWorkers, len(cut)) - 1 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("read search results: %w", err)
+	}
+	for _, use := range cut {
+		if use.failed == nil {
+			continue
+		}
+		// Read again through readValue, which rereads a value that does not decode
+		// once (value-log GC may have moved it while it was copied).
+		scratch := rawPool.Get().(*[]byte)
+		var key [blockKeyLen]byte
+		ok, err := s.readValue(txn, appendBlockKey(key[:0], prefixBlock, use.ref), func(v []byte) error { return cutBlock(use, v, scratch) })
+		rawPool.Put(scratch)
+		if err != nil {
+			return fmt.Errorf("read block %x: %w", key, err)
+		}
+		if !ok {
+			use.parts = nil // dropped by retention meanwhile
+		}
+	}
+	for _, use := range order {
+		for j, i := range use.matches {
+			if use.blk != nil {
+				if refs := use.blk.traces[matches[i].id]; len(refs) > 0 {
+					appendSpans(matches[i].td, use.blk.td, refs)
+				}
+			} else if j < len(use.parts) && use.parts[j] != (ptrace.Traces{}) {
+				use.parts[j].ResourceSpans().MoveAndAppendTo(matches[i].td.ResourceSpans())
+			}
 		}
 	}
 	for i := range matches {
@@ -406,3 +459,7 @@ func (s *Store) readPage(ctx context.Context, txn *badger.Txn, matches []match, 
 	}
 	return nil
 }
+
+// readWorkers bounds the goroutines of one readPage: the machine's cores, at most 4, so
+// that one search cannot take every core from ingest.
+var readWorkers = min(runtime.GOMAXPROCS(0), 4)
