@@ -106,8 +106,16 @@ func exportSummary(id pcommon.TraceID, sum *summary) storage.TraceSummary {
 type match struct {
 	id      pcommon.TraceID
 	start   uint64
+	sum     *summary             // as verify read it, in the search's snapshot
 	summary storage.TraceSummary // set for SearchTraces
 	td      ptrace.Traces        // set when spans are loaded
+}
+
+// cloneSummary copies a summary out of the scratch the walk reuses.
+func cloneSummary(s *summary) *summary {
+	c := *s
+	c.blocks, c.services = slices.Clone(s.blocks), slices.Clone(s.services)
+	return &c
 }
 
 // compareMatch orders newest first, then by trace ID ascending.
@@ -383,14 +391,19 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 		if !summaries && !keepTraces {
 			return nil
 		}
-		// The page's summaries and traces, read in the same snapshot.
+		// The page's summaries and traces, read in the same snapshot (by verify, which
+		// kept them).
 		sums := make([]summary, len(pg.matches))
 		found := make([]bool, len(pg.matches))
 		for i := range pg.matches {
 			m := &pg.matches[i]
-			var err error
-			if found[i], err = s.traceSummary(txn, st, m.id, &sums[i], p.asOfSeq); err != nil {
-				return err
+			if m.sum != nil {
+				sums[i], found[i] = *m.sum, true
+			} else {
+				var err error
+				if found[i], err = s.traceSummary(txn, st, m.id, &sums[i], p.asOfSeq); err != nil {
+					return err
+				}
 			}
 			if found[i] && summaries {
 				m.summary = exportSummary(m.id, &sums[i])
@@ -511,6 +524,7 @@ func (s *Store) walk(ctx context.Context, txn *badger.Txn, st *indexState, p *pl
 					m := match{id: id, start: sum.minStart}
 					i, _ := slices.BinarySearchFunc(matches, m, compareMatch)
 					if i < p.limit {
+						m.sum = cloneSummary(&sum)
 						matches = slices.Insert(matches, i, m)
 						if len(matches) > p.limit {
 							matches = matches[:p.limit]
