@@ -40,8 +40,11 @@ const (
 	// MaxFlowLimit bounds limit: every trace is read whole.
 	MaxFlowLimit = 2000
 	// flowPage is how many traces are read from the store at once, so that a flow holds
-	// one page of spans in memory, not the whole sample.
-	flowPage = 100
+	// one page of spans in memory, not the whole sample. Pages are large because each
+	// page after the first walks again the index entries of those before it (the
+	// store's cursor), reading their summaries: 100 made a 200-trace flow read 501
+	// summaries for its 200 traces.
+	flowPage = 500
 	// flowExamples is how many example trace IDs a hop or a path carries, per outcome.
 	flowExamples = 5
 )
@@ -99,27 +102,27 @@ func (fq *flowQuery) run(ctx context.Context, searcher storage.Searcher) (*flowF
 	q := storage.TraceQuery{ServiceName: fq.service, OperationName: fq.operation, StartTimeMin: fq.start, StartTimeMax: fq.end}
 	for {
 		q.Limit = min(flowPage, fq.limit-f.examined)
+		last := q.Limit == fq.limit-f.examined
+		if last {
+			// One trace more than the flow folds tells whether there are more, without
+			// a search of its own (which would walk this page's entries again).
+			q.Limit++
+		}
 		res, err := searcher.SearchTraces(ctx, q, storage.WithSpans)
 		if err != nil {
 			return nil, err
 		}
 		for i := range res.Traces {
+			if f.examined == fq.limit {
+				f.truncated = true
+				return f, nil
+			}
 			f.add(res.Summaries[i].TraceID, res.Traces[i])
 		}
-		if res.NextCursor == "" {
+		if res.NextCursor == "" || last {
 			return f, nil
 		}
 		q.Cursor = res.NextCursor
-		if f.examined == fq.limit {
-			// A full page may be followed by an empty one: ask for one more trace.
-			q.Limit = 1
-			more, err := searcher.SearchTraces(ctx, q, storage.SummariesOnly)
-			if err != nil {
-				return nil, err
-			}
-			f.truncated = len(more.Summaries) > 0
-			return f, nil
-		}
 	}
 }
 

@@ -360,3 +360,28 @@ func TestFlowFoldOddTrees(t *testing.T) {
 		t.Fatalf("%+v", out)
 	}
 }
+
+// A flow larger than one store page (flowPage): the pages follow one another, the
+// newest traces first, each once, and truncated says whether more exist.
+func TestFlowsAcrossPages(t *testing.T) {
+	e := newTestEnv(t, Options{})
+	e.api.now = func() time.Time { return zipkinBase.Add(time.Minute) }
+	const n = flowPage + 150
+	for i := range n {
+		td := checkoutFlow(i % 200)
+		setTraceID(td, pcommon.TraceID{0: 9, 8: 9, 14: byte(i >> 8), 15: byte(i)}, time.Duration(i)*time.Second)
+		e.write(td)
+	}
+	window := "&start=" + fmt.Sprint(zipkinBase.Add(-24*time.Hour).UnixMilli())
+	for _, c := range []struct {
+		limit     int
+		truncated bool
+	}{{flowPage, true}, {flowPage + 1, true}, {n - 1, true}, {n, false}, {n + 1, false}} {
+		f := e.flow(fmt.Sprintf("%s&limit=%d%s", flowQueryStr, c.limit, window))
+		want := min(c.limit, n)
+		if f.TracesExamined != want || f.Traces != want || f.Root.Calls != want || f.Truncated != c.truncated {
+			t.Errorf("limit %d: examined %d, folded %d, root calls %d, truncated %v; want %d and truncated %v",
+				c.limit, f.TracesExamined, f.Traces, f.Root.Calls, f.Truncated, want, c.truncated)
+		}
+	}
+}
