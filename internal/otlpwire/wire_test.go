@@ -3,6 +3,8 @@ package otlpwire
 import (
 	"bytes"
 	"math/rand/v2"
+	"slices"
+	"strconv"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -152,4 +154,112 @@ func BenchmarkSpanTraceIDProtowire(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(spans)), "ns/span")
+}
+
+// block is a TracesData of n spans over traces ids (round robin), in two resources, in
+// which every span links to the next trace and carries the previous one's ID bytes in
+// an attribute value: a wanted ID occurs in spans of other traces too.
+func block(t testing.TB, n int, ids []pcommon.TraceID) []byte {
+	t.Helper()
+	td := ptrace.NewTraces()
+	for r := range 2 {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", string(rune('a'+r)))
+		spans := rs.ScopeSpans().AppendEmpty().Spans()
+		for i := r; i < n; i += 2 {
+			sp := spans.AppendEmpty()
+			sp.SetTraceID(ids[i%len(ids)])
+			sp.SetSpanID(pcommon.SpanID{byte(i), byte(i >> 8), 1})
+			sp.SetName("op")
+			sp.Links().AppendEmpty().SetTraceID(ids[(i+1)%len(ids)])
+			prev := ids[(i+len(ids)-1)%len(ids)]
+			sp.Attributes().PutStr("prev", string(prev[:]))
+			sp.Attributes().PutInt("i", int64(i))
+		}
+	}
+	raw, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// TestFilterTracesScanned: cutting with the occurrence scan (few wanted traces) gives
+// the same bytes as reading every span's trace ID (many), and as FilterTrace.
+func TestFilterTracesScanned(t *testing.T) {
+	var ids []pcommon.TraceID
+	for i := range 7 {
+		ids = append(ids, pcommon.TraceID{byte(i + 1), 2, 3, byte(i * 7)})
+	}
+	raw := block(t, 300, ids)
+	absent := []pcommon.TraceID{{0xee, 1}, {0xee, 2}, {0xee, 3}, {0xee, 4}, {0xee, 5}}
+	for k := 1; k <= maxScannedIDs; k++ {
+		want := ids[:k]
+		scanned, err := FilterTraces(raw, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		read, err := FilterTraces(raw, append(slices.Clone(want), absent...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range want {
+			if len(scanned[id]) == 0 || !bytes.Equal(scanned[id], read[id]) {
+				t.Fatalf("%d wanted, trace %v: scanned cut %d bytes, read cut %d bytes", k, id, len(scanned[id]), len(read[id]))
+			}
+			one, n, err := FilterTrace(nil, raw, id)
+			if err != nil || !bytes.Equal(normalized(t, one), normalized(t, scanned[id])) {
+				t.Fatalf("trace %v: FilterTrace %d bytes (%v), FilterTraces %d", id, len(one), err, len(scanned[id]))
+			}
+			td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(one)
+			if err != nil || td.SpanCount() != n || n != (300+len(ids)-1-slices.Index(ids, id))/len(ids) {
+				t.Fatalf("trace %v: %d spans cut (%v), FilterTrace says %d", id, td.SpanCount(), err, n)
+			}
+		}
+		for _, id := range absent {
+			if _, ok := read[id]; ok {
+				t.Fatalf("absent trace %v cut", id)
+			}
+		}
+	}
+}
+
+// normalized is a TracesData marshaled again: FilterTrace and FilterTraces order a
+// scope's fields differently.
+func normalized(t *testing.T, b []byte) []byte {
+	t.Helper()
+	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// BenchmarkFilterTraces cuts k traces out of a 512-span block of 100 traces with random
+// IDs: up to maxScannedIDs, the spans holding none of their IDs are stepped over whole.
+func BenchmarkFilterTraces(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var ids []pcommon.TraceID
+	for range 100 {
+		var id pcommon.TraceID
+		for j := range id {
+			id[j] = byte(rng.UintN(256))
+		}
+		ids = append(ids, id)
+	}
+	raw := block(b, 512, ids)
+	for _, k := range []int{1, 2, 4, 5, 16} {
+		b.Run("wanted="+strconv.Itoa(k), func(b *testing.B) {
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				if _, err := FilterTraces(raw, ids[:k]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
