@@ -310,6 +310,8 @@ type plan struct {
 	drive     drive
 	oldDrive  drive
 	oldBelow  uint32
+	// keepSums says whether the page's summaries are wanted (matches keep verify's).
+	keepSums bool
 	// asOfSeq is the index watermark of the snapshot searched (FORMAT.md: Search,
 	// cursors): postings, and summary fragments, of later blocks are ignored. after, when
 	// set, is the cursor's position: only matches ordered after it count.
@@ -332,7 +334,7 @@ func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepT
 	if err := validateQuery(&q); err != nil {
 		return page{}, err
 	}
-	p := plan{q: &q, limit: q.Limit, asOfSeq: math.MaxUint64, spanMax: math.MaxUint64}
+	p := plan{q: &q, limit: q.Limit, asOfSeq: math.MaxUint64, spanMax: math.MaxUint64, keepSums: summaries || keepTraces}
 	if p.limit <= 0 {
 		p.limit = storage.DefaultLimit
 	}
@@ -524,7 +526,9 @@ func (s *Store) walk(ctx context.Context, txn *badger.Txn, st *indexState, p *pl
 					m := match{id: id, start: sum.minStart}
 					i, _ := slices.BinarySearchFunc(matches, m, compareMatch)
 					if i < p.limit {
-						m.sum = cloneSummary(&sum)
+						if p.keepSums {
+							m.sum = cloneSummary(&sum)
+						}
 						matches = slices.Insert(matches, i, m)
 						if len(matches) > p.limit {
 							matches = matches[:p.limit]
