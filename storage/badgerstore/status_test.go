@@ -2,7 +2,9 @@ package badgerstore
 
 import (
 	"context"
+	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,5 +141,60 @@ func TestStatusOKOfDeletedTrace(t *testing.T) {
 	}
 	if got := findIDs(t, s, storage.TraceQuery{Status: storage.StatusUnset}); !slices.Equal(got, []byte{1}) {
 		t.Fatalf("unset: %v, want [1]", got)
+	}
+}
+
+// TestReadPageAcrossBlocks: a page whose traces lie in many blocks, decompressed and cut
+// on several goroutines, returns each trace's spans as GetTrace does; a block that does
+// not decode (read again, and again refused) fails the search with an error.
+func TestReadPageAcrossBlocks(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{NoSyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	at := time.Now().Add(-time.Hour)
+	for b := range 30 {
+		td := statusBatch("svc", ptrace.StatusCodeUnset, byte(3*b+1), at.Add(time.Duration(3*b)*time.Second), at.Add(time.Duration(3*b+1)*time.Second), at.Add(time.Duration(3*b+2)*time.Second))
+		other := statusBatch("other", ptrace.StatusCodeOk, byte(3*b+1), at.Add(time.Duration(3*b)*time.Second))
+		other.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+		if err := s.WriteTraces(ctx, td); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := s.SearchTraces(ctx, storage.TraceQuery{ServiceName: "svc", Limit: 100}, storage.WithSpans)
+	if err != nil || len(res.Traces) != 90 {
+		t.Fatalf("SearchTraces: %d traces, %v", len(res.Traces), err)
+	}
+	for i, td := range res.Traces {
+		want, err := s.GetTrace(ctx, res.Summaries[i].TraceID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pm ptrace.ProtoMarshaler
+		a, _ := pm.MarshalTraces(td)
+		b, _ := pm.MarshalTraces(want)
+		if td.SpanCount() != want.SpanCount() || !slices.Equal(a, b) {
+			t.Fatalf("trace %v: search read %d spans, GetTrace %d", res.Summaries[i].TraceID, td.SpanCount(), want.SpanCount())
+		}
+	}
+	sum, err := s.GetTraceSummary(ctx, res.Summaries[5].TraceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var internal summary
+	txn, st := s.begin()
+	found, err := s.traceSummary(txn, st, sum.TraceID, &internal, math.MaxUint64)
+	txn.Discard()
+	if err != nil || !found || len(internal.blocks) != 1 {
+		t.Fatalf("summary: %v %v %+v", found, err, internal.blocks)
+	}
+	key := appendBlockKey(nil, prefixBlock, internal.blocks[0])
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(key, []byte{codecZstdProto, 1, 2, 3}) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SearchTraces(ctx, storage.TraceQuery{ServiceName: "svc", Limit: 100}, storage.WithSpans); err == nil || !strings.Contains(err.Error(), "read block") {
+		t.Fatalf("a block that does not decode: err %v", err)
 	}
 }
