@@ -34,10 +34,9 @@ const spoorScanPages = 20
 
 // spoorScanLimit is the store's ScanLimit for each of those pages: how many traces it
 // checks against their spans (status unset, span durations, NOT filters, regular
-// expressions, …) before
-// it answers with what it has. A search for something rare then answers within
-// spoorScanPages × spoorScanLimit span reads, with a cursor, instead of reading every
-// trace of the window.
+// expressions, …) before it answers with what it has. A search for something rare then
+// answers within spoorScanPages × spoorScanLimit span reads, with a cursor, instead of
+// reading every trace of the window.
 const spoorScanLimit = 50
 
 //go:embed openapi.json
