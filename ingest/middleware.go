@@ -21,6 +21,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
+
+	"github.com/spoortrace/spoor/internal/otlpbody"
 )
 
 // ExtensionType is the door middleware's type. HTTP receivers list it under
@@ -133,6 +135,11 @@ func (m *middleware) GetHTTPHandler(context.Context) (extensionmiddleware.WrapHT
 			r.Body = io.NopCloser(bytes.NewReader(buf.Bytes()))
 			r.ContentLength = int64(buf.Len())
 			ctx, rej := withRejection(r.Context())
+			if isProtobuf(r.Header.Get("Content-Type")) {
+				// For the sampler, which copies the spans it holds out of these bytes
+				// (internal/otlpbody); a Zipkin protobuf body never matches its spans.
+				ctx = otlpbody.NewContext(ctx, buf.Bytes())
+			}
 			ew := &explainingWriter{ResponseWriter: w, rej: rej, ctype: r.Header.Get("Content-Type")}
 			next.ServeHTTP(ew, r.WithContext(ctx))
 			if ew.status >= 400 {
@@ -141,6 +148,12 @@ func (m *middleware) GetHTTPHandler(context.Context) (extensionmiddleware.WrapHT
 			}
 		}), nil
 	}, nil
+}
+
+// isProtobuf reports whether a Content-Type is OTLP's (and Zipkin's) protobuf one.
+func isProtobuf(ctype string) bool {
+	mt, _, _ := strings.Cut(ctype, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "application/x-protobuf")
 }
 
 func (m *middleware) refuse(ctx context.Context, w http.ResponseWriter, status int, reason, msg string) {

@@ -65,6 +65,15 @@ type TailConfig struct {
 	// after its trace's decision follows it (0: none are).
 	DecisionCache int            `mapstructure:"decision_cache"`
 	Policies      PoliciesConfig `mapstructure:"policies"`
+	// HoldRequestBytes lets the stage copy the spans it holds out of the protobuf
+	// bytes of the request they came in (internal/otlpbody) instead of encoding them
+	// again: much cheaper, and right only when no component between the receiver and
+	// the sampler changes spans. spoor sets it itself from the pipelines of its config
+	// (true when only spoor_ingest and spoor_analytics precede the sampler and every
+	// receiver of the pipeline is a receiver, not a connector) and replaces a value
+	// written in the config that those pipelines do not allow. A batch that does not
+	// match its request's bytes span for span is held as without it.
+	HoldRequestBytes bool `mapstructure:"hold_request_bytes"`
 }
 
 // PoliciesConfig says which traces the tail stage keeps. Any one match keeps the trace.

@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/collector/processor/processorhelper"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/spoortrace/spoor/internal/otlpbody"
 )
 
 // serviceRates are one service's compiled rates.
@@ -215,11 +217,11 @@ func (p *headProcessor) decideSpan(sp ptrace.Span, prio priority, rates *batchRa
 // processWithTail decides every span with the tail stage: each scope's spans are
 // decided first (kept, dropped or held), then moved at once (tailBatch.place).
 func (p *headProcessor) processWithTail(ctx context.Context, td ptrace.Traces, rates *batchRates, m *decisionMemo, c *counts, buf []byte) {
-	tb := p.tail.begin(td)
+	tb := p.tail.begin(td, otlpbody.FromContext(ctx))
 	n := 0 // the span's index in walk order, for tb.prios
 	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
 		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
-			tb.scopeSpans(rs, ss)
+			tb.scopeSpans(rs, ss, n)
 			spans := ss.Spans()
 			acts := tb.acts[:0]
 			for k := 0; k < spans.Len(); k++ {

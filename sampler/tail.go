@@ -1,6 +1,7 @@
 package sampler
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"regexp"
@@ -139,6 +140,9 @@ type heldBatch struct {
 	// data is td's protobuf encoding once the batch that filled it has ended (seal, in
 	// wire.go); td is then the zero Traces.
 	data []byte
+	// raw: the spans were copied from their request's bytes (wire.go), td was never
+	// used, and their th is erased when they are cut.
+	raw bool
 	// spans is how many spans were put in it; they count in tailStage.retained, against
 	// max_spans, until the batch is freed, since the spans of traces already decided are
 	// only freed with their batch.
@@ -155,9 +159,11 @@ type heldBatch struct {
 // resource and scope copies for the scopes that have some, and returns dst.
 func (hb *heldBatch) cut(tid pcommon.TraceID, dst ptrace.Traces) ptrace.Traces {
 	if hb.data != nil {
-		dst, err := cutWire(hb.data, tid, dst)
+		dst, err := cutWire(hb.data, tid, dst, hb.raw)
 		if err != nil {
-			panic(err.Error()) // the batch is Spoor's own encoding: a broken invariant
+			// The batch is Spoor's own encoding, or fields of a request that pdata
+			// decoded moments before, copied unchanged: a broken invariant.
+			panic(err.Error())
 		}
 		return dst
 	}
@@ -239,6 +245,8 @@ type tailStage struct {
 	wait      time.Duration
 	maxTraces int
 	maxSpans  int
+	// holdBytes: held spans may be copied from their request's bytes (wire.go).
+	holdBytes bool
 	now       func() time.Time // a field so that tests drive the clock
 	// scratch receives the dropped spans a held batch would otherwise keep (guarded by mu).
 	scratch ptrace.Span
@@ -264,11 +272,13 @@ type tailStage struct {
 	traces, keptSpans   metric.Int64Counter
 	degTraces, degSpans metric.Int64Counter
 	late                metric.Int64Counter
+	heldBatches         metric.Int64Counter
 	bufSpans, bufTraces metric.Int64UpDownCounter
 	polAttrs            [numTailPolicies]metric.AddOption
 	spanAttrs           [numTailPolicies]metric.AddOption // sampled is policy != none
 	degAttrs            [numDegradeReasons]metric.AddOption
 	lateAttrs           [2]metric.AddOption
+	heldAttrs           [2]metric.AddOption // [raw]
 }
 
 func newTailStage(cfg *TailConfig, m metric.Meter) (*tailStage, error) {
@@ -277,6 +287,7 @@ func newTailStage(cfg *TailConfig, m metric.Meter) (*tailStage, error) {
 		wait:      cfg.DecisionWait,
 		maxTraces: cfg.MaxTraces,
 		maxSpans:  cfg.MaxSpans,
+		holdBytes: cfg.HoldRequestBytes,
 		now:       time.Now,
 		scratch:   ptrace.NewSpan(),
 		pending:   map[pcommon.TraceID]*pendingTrace{},
@@ -311,6 +322,8 @@ func newTailStage(cfg *TailConfig, m metric.Meter) (*tailStage, error) {
 		"Head-dropped spans given their head decision (dropped) without waiting, by reason: max_traces, max_spans or shutdown.")
 	counter(&t.late, "spoor_sampler_tail_late_spans",
 		"Head-dropped spans that arrived after their trace's decision and followed it, by sampled.")
+	counter(&t.heldBatches, "spoor_sampler_tail_held_batches",
+		"Batches whose head-dropped spans the tail stage held, by held_as: request_bytes when they were copied from their request's protobuf bytes (tail.hold_request_bytes), encoded when they were encoded again.")
 	if err != nil {
 		return nil, err
 	}
@@ -333,6 +346,8 @@ func newTailStage(cfg *TailConfig, m metric.Meter) (*tailStage, error) {
 	for s := range 2 {
 		t.lateAttrs[s] = metric.WithAttributeSet(attribute.NewSet(attribute.Bool("sampled", s == 1)))
 	}
+	t.heldAttrs[0] = metric.WithAttributeSet(attribute.NewSet(attribute.String("held_as", "encoded")))
+	t.heldAttrs[1] = metric.WithAttributeSet(attribute.NewSet(attribute.String("held_as", "request_bytes")))
 	return t, nil
 }
 
@@ -341,7 +356,8 @@ type tailCounts struct {
 	traces, spans       [numTailPolicies]int64
 	degTraces, degSpans [numDegradeReasons]int64
 	late                [2]int64
-	bufSpans, bufTraces int64 // deltas
+	held                [2]int64 // held batches, [raw]
+	bufSpans, bufTraces int64    // deltas
 }
 
 func (t *tailStage) record(ctx context.Context, c *tailCounts) {
@@ -364,6 +380,11 @@ func (t *tailStage) record(ctx context.Context, c *tailCounts) {
 	for s := range 2 {
 		if c.late[s] != 0 {
 			t.late.Add(ctx, c.late[s], t.lateAttrs[s])
+		}
+	}
+	for raw := range 2 {
+		if c.held[raw] != 0 {
+			t.heldBatches.Add(ctx, c.held[raw], t.heldAttrs[raw])
 		}
 	}
 	if c.bufSpans != 0 {
@@ -528,6 +549,17 @@ type tailBatch struct {
 	cuts    []keptCut // traces kept in this batch, cut out of their held batches at its end
 	release []ptrace.Traces
 	c       tailCounts
+
+	// wire: the held spans are copied from the request's bytes (wire.go). wspans are
+	// the request's span fields in walk order, wscopes its scopes; scopeIdx is the
+	// scope being walked and spanBase the walk index of its first span; wout is the
+	// held batch's encoding being built.
+	wire                 bool
+	wspans               [][]byte
+	wscopes              []wireScope
+	resOther, scopeOther []byte
+	wout                 []byte
+	scopeIdx, spanBase   int
 }
 
 // keptCut is a kept trace whose held spans are moved out of parts when the batch ends (some
@@ -539,14 +571,20 @@ type keptCut struct {
 
 // begin finds the traces of td that match a policy: a matching span may come after its
 // siblings in the batch, and they must not be held for a trace already decided.
-func (t *tailStage) begin(td ptrace.Traces) *tailBatch {
+// body is the request's bytes (internal/otlpbody), or nil.
+func (t *tailStage) begin(td ptrace.Traces, body []byte) *tailBatch {
 	b, _ := t.batches.Get().(*tailBatch)
 	if b == nil {
 		b = &tailBatch{}
 	}
 	// Reused: its slices and map keep their room, empty (end cleared them).
 	*b = tailBatch{t: t, now: t.now().UnixNano(), matched: b.matched,
-		acts: b.acts[:0], prios: b.prios[:0], cuts: b.cuts[:0], release: b.release[:0]}
+		acts: b.acts[:0], prios: b.prios[:0], cuts: b.cuts[:0], release: b.release[:0],
+		wspans: b.wspans[:0], wscopes: b.wscopes[:0], resOther: b.resOther[:0],
+		scopeOther: b.scopeOther[:0], wout: b.wout[:0], scopeIdx: -1}
+	if t.holdBytes && body != nil {
+		b.wire = b.indexWire(body, td)
+	}
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		res := t.pol.matchResource(rss.At(i))
@@ -579,8 +617,11 @@ func (b *tailBatch) lock() {
 	}
 }
 
-func (b *tailBatch) scopeSpans(rs ptrace.ResourceSpans, ss ptrace.ScopeSpans) {
+// scopeSpans starts the walk of a scope whose first span is the batch's n-th.
+func (b *tailBatch) scopeSpans(rs ptrace.ResourceSpans, ss ptrace.ScopeSpans, n int) {
 	b.rs, b.ss, b.scope = rs, ss, 0
+	b.scopeIdx++
+	b.spanBase = n
 }
 
 // action is what happens to a span of the batch: it stays, it goes, or it is held.
@@ -668,12 +709,19 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 		eraseTH(sp, raw, buf)
 		return actKeep
 	}
-	// Held spans are only ever kept by a policy, never by a probability: th goes now.
-	eraseTH(sp, raw, buf)
 	hb := b.held
 	if hb == nil {
-		hb = &heldBatch{td: ptrace.NewTraces(), open: true}
+		if b.wire {
+			hb = &heldBatch{open: true, raw: true}
+		} else {
+			hb = &heldBatch{td: ptrace.NewTraces(), open: true}
+		}
 		b.held = hb
+	}
+	if !b.wire {
+		// Held spans are only ever kept by a policy, never by a probability: th goes
+		// now (for spans copied from the request, when they are cut).
+		eraseTH(sp, raw, buf)
 	}
 	if n := len(pt.parts); n == 0 || pt.parts[n-1] != hb {
 		if n == 0 && pt.parts == nil {
@@ -705,6 +753,12 @@ func (b *tailBatch) place(spans ptrace.SpanSlice) {
 		case actKeep:
 			nKeep++
 		}
+	}
+	if nHold != 0 && b.wire {
+		// The held spans are copied from the request; their pdata goes as dropped
+		// spans' does.
+		b.appendHeldWire()
+		nHold = 0
 	}
 	if nHold == 0 {
 		if nKeep == len(b.acts) {
@@ -786,6 +840,12 @@ func (b *tailBatch) end(ctx context.Context, td ptrace.Traces) {
 	t := b.t
 	if b.held != nil {
 		b.held.open = false
+		if b.held.raw {
+			b.c.held[1]++
+			b.held.data = b.wout // for the cuts below; copied once they are done
+		} else {
+			b.c.held[0]++
+		}
 	}
 	for _, c := range b.cuts {
 		var out ptrace.Traces
@@ -800,6 +860,9 @@ func (b *tailBatch) end(ctx context.Context, td ptrace.Traces) {
 	if b.held != nil {
 		if b.held.refs == 0 {
 			t.free(b.held)
+		} else if b.held.raw {
+			// One exact copy: b.wout is scratch for the next batch.
+			b.held.data = bytes.Clone(b.wout)
 		} else {
 			// Its spans wait now, encoded: the garbage collector does not mark them
 			// (wire.go).
@@ -817,6 +880,7 @@ func (b *tailBatch) end(ctx context.Context, td ptrace.Traces) {
 	clear(b.cuts)
 	clear(b.release)
 	clear(b.matched)
+	clear(b.wspans) // they point into the request's bytes
 	b.held, b.lastPT, b.rs, b.ss = nil, nil, ptrace.ResourceSpans{}, ptrace.ScopeSpans{}
 	t.batches.Put(b)
 }

@@ -1,10 +1,13 @@
 package sampler
 
 import (
+	"bytes"
 	"errors"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/spoortrace/spoor/internal/otlpwire"
 )
@@ -35,7 +38,8 @@ func (hb *heldBatch) seal() {
 // spans of trace tid in the encoded TracesData data, with copies of their resources and
 // scopes: what heldBatch.cut does for a batch still in pdata form. data is not changed:
 // a trace is cut once, when a policy keeps it, and the batch is dropped whole later.
-func cutWire(data []byte, tid pcommon.TraceID, dst ptrace.Traces) (ptrace.Traces, error) {
+// raw says the spans were copied from their request, th and all (eraseHeldTH).
+func cutWire(data []byte, tid pcommon.TraceID, dst ptrace.Traces, raw bool) (ptrace.Traces, error) {
 	out, n, err := otlpwire.FilterTrace(nil, data, tid)
 	if err != nil {
 		return dst, errBadHeldProto
@@ -47,9 +51,184 @@ func cutWire(data []byte, tid pcommon.TraceID, dst ptrace.Traces) (ptrace.Traces
 	if err != nil {
 		return dst, errBadHeldProto
 	}
+	if raw {
+		eraseHeldTH(td)
+	}
 	if dst == (ptrace.Traces{}) {
 		return td, nil
 	}
 	td.ResourceSpans().MoveAndAppendTo(dst.ResourceSpans())
 	return dst, nil
+}
+
+// With tail.hold_request_bytes, a batch's held spans are not encoded at all: they are
+// copied out of the protobuf bytes of the request they came in (internal/otlpbody puts
+// them in the context), field for field, into the held batch's encoding, and the
+// pdata spans are dropped from the batch as dropped spans are. This is right only when
+// the pdata the sampler walks is what the receiver decoded from those bytes, which
+// config decides (HoldRequestBytes: nothing before the sampler changes spans) and
+// indexWire checks as far as it cheaply can: the request has the batch's resources,
+// scopes and spans, in the same order, each span with the same trace and span IDs;
+// otherwise the batch is held as pdata and sealed, as without the option.
+//
+// A span copied so still has the th it came with: it is erased when a policy keeps its
+// trace and it is decoded (cutWire), as a held pdata span's is when it is held.
+
+// wireScope is one scope of the request: its resource's and its own fields other than
+// the nested spans, as ranges of tailBatch.resOther and scopeOther.
+type wireScope struct {
+	res, scope [2]int
+}
+
+// indexWire finds each span of td in body, the request td was decoded from, and reports
+// whether body holds exactly td's resources, scopes and spans in td's order (with the
+// same IDs); b.wspans, b.wscopes are then in walk order.
+func (b *tailBatch) indexWire(body []byte, td ptrace.Traces) bool {
+	b.wspans, b.wscopes = b.wspans[:0], b.wscopes[:0]
+	b.resOther, b.scopeOther = b.resOther[:0], b.scopeOther[:0]
+	rss := td.ResourceSpans()
+	nrs := 0
+	for rest := body; len(rest) > 0; {
+		num, typ, rs, n := otlpwire.ConsumeField(rest)
+		if n < 0 {
+			return false
+		}
+		rest = rest[n:]
+		if num != otlpwire.FieldTracesDataResourceSpans {
+			continue // an unknown field, which pdata skipped too
+		}
+		if typ != protowire.BytesType || nrs == rss.Len() {
+			return false
+		}
+		sss := rss.At(nrs).ScopeSpans()
+		nrs++
+		res := [2]int{len(b.resOther), 0}
+		first := len(b.wscopes)
+		nss := 0
+		for r := rs; len(r) > 0; {
+			num, typ, ss, n := otlpwire.ConsumeField(r)
+			if n < 0 {
+				return false
+			}
+			field := r[:n]
+			r = r[n:]
+			if num != otlpwire.FieldResourceSpansScopeSpans {
+				if num == otlpwire.FieldResourceSpansDeprecatedScopeSpans {
+					return false // pdata moved these into scope_spans
+				}
+				b.resOther = append(b.resOther, field...) // resource, schema URL
+				continue
+			}
+			if typ != protowire.BytesType || nss == sss.Len() {
+				return false
+			}
+			spans := sss.At(nss).Spans()
+			nss++
+			sc := [2]int{len(b.scopeOther), 0}
+			nsp := 0
+			for s := ss; len(s) > 0; {
+				num, typ, sp, n := otlpwire.ConsumeField(s)
+				if n < 0 {
+					return false
+				}
+				field := s[:n]
+				s = s[n:]
+				if num != otlpwire.FieldScopeSpansSpans {
+					b.scopeOther = append(b.scopeOther, field...) // scope, schema URL
+					continue
+				}
+				if typ != protowire.BytesType || nsp == spans.Len() || !sameIDs(sp, spans.At(nsp)) {
+					return false
+				}
+				nsp++
+				b.wspans = append(b.wspans, field)
+			}
+			if nsp != spans.Len() {
+				return false
+			}
+			sc[1] = len(b.scopeOther)
+			b.wscopes = append(b.wscopes, wireScope{scope: sc})
+		}
+		if nss != sss.Len() {
+			return false
+		}
+		res[1] = len(b.resOther)
+		for i := first; i < len(b.wscopes); i++ {
+			b.wscopes[i].res = res
+		}
+	}
+	return nrs == rss.Len()
+}
+
+// sameIDs reports whether the encoded span sp has ps's trace and span IDs. Encoders
+// write them first, so the loop almost always stops after two fields.
+func sameIDs(sp []byte, ps ptrace.Span) bool {
+	tid, sid := ps.TraceID(), ps.SpanID()
+	gotT, gotS := tid.IsEmpty(), sid.IsEmpty()
+	for len(sp) > 0 && !(gotT && gotS) {
+		num, typ, v, n := otlpwire.ConsumeField(sp)
+		if n < 0 {
+			return false
+		}
+		sp = sp[n:]
+		switch num {
+		case otlpwire.FieldSpanTraceID:
+			if typ != protowire.BytesType || !bytes.Equal(v, tid[:]) {
+				return false
+			}
+			gotT = true
+		case otlpwire.FieldSpanSpanID:
+			if typ != protowire.BytesType || !bytes.Equal(v, sid[:]) {
+				return false
+			}
+			gotS = true
+		}
+	}
+	return gotT && gotS
+}
+
+// appendHeldWire appends to b.wout, the encoding of the batch's held batch, the scope
+// being walked with its held spans (acts), copied from the request: one resource and
+// scope copy per scope, as heldScope makes for pdata.
+func (b *tailBatch) appendHeldWire() {
+	sc := b.wscopes[b.scopeIdx]
+	ro := b.resOther[sc.res[0]:sc.res[1]]
+	so := b.scopeOther[sc.scope[0]:sc.scope[1]]
+	ssLen := len(so)
+	spans := b.wspans[b.spanBase : b.spanBase+len(b.acts)]
+	for k, a := range b.acts {
+		if a == actHold {
+			ssLen += len(spans[k])
+		}
+	}
+	rsLen := len(ro) + protowire.SizeTag(otlpwire.FieldResourceSpansScopeSpans) + protowire.SizeBytes(ssLen)
+	w := protowire.AppendTag(b.wout, otlpwire.FieldTracesDataResourceSpans, protowire.BytesType)
+	w = protowire.AppendVarint(w, uint64(rsLen))
+	w = append(w, ro...)
+	w = protowire.AppendTag(w, otlpwire.FieldResourceSpansScopeSpans, protowire.BytesType)
+	w = protowire.AppendVarint(w, uint64(ssLen))
+	w = append(w, so...)
+	for k, a := range b.acts {
+		if a == actHold {
+			w = append(w, spans[k]...)
+		}
+	}
+	b.wout = w
+}
+
+// eraseHeldTH erases th from the spans of td, cut from a held batch copied from its
+// request: what eraseTH did to the spans held as pdata when they were held.
+func eraseHeldTH(td ptrace.Traces) {
+	var buf [512]byte
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				sp := spans.At(k)
+				eraseTH(sp, sp.TraceState().AsRaw(), buf[:0])
+			}
+		}
+	}
 }

@@ -21,6 +21,17 @@ const (
 	fieldSpanTraceID             protowire.Number = 1 // Span.trace_id
 )
 
+// The same field numbers, and the two more a reader that follows a request span for span
+// needs, for callers walking the encoding themselves.
+const (
+	FieldTracesDataResourceSpans                            = fieldTracesDataResourceSpans
+	FieldResourceSpansScopeSpans                            = fieldResourceSpansScopeSpans
+	FieldResourceSpansDeprecatedScopeSpans protowire.Number = 1000 // instrumentation_library_spans, which pdata moves to scope_spans
+	FieldScopeSpansSpans                                    = fieldScopeSpansSpans
+	FieldSpanTraceID                                        = fieldSpanTraceID
+	FieldSpanSpanID                        protowire.Number = 2 // Span.span_id
+)
+
 // ErrMalformed is returned for bytes that are not a well-formed OTLP TracesData.
 var ErrMalformed = errors.New("not a well-formed OTLP TracesData")
 

@@ -1,0 +1,257 @@
+package sampler
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/spoortrace/spoor/internal/otlpbody"
+)
+
+// wireBatches is a workload for the request-bytes path: batches of two services, the
+// second with two scopes, schema URLs on resources and scopes, traces spread over three
+// consecutive batches, tracestates with and without th (and another vendor's entry),
+// one trace in eight erring in its last batch, and some late spans of traces already
+// decided.
+func wireBatches(rng *rand.Rand, n int) []ptrace.Traces {
+	type tr struct {
+		tid   pcommon.TraceID
+		ts    string
+		errAt int
+	}
+	var live []tr
+	var old []pcommon.TraceID
+	out := make([]ptrace.Traces, n)
+	for b := range out {
+		// Each batch starts 20 traces, which end two batches later.
+		for range 20 {
+			t := tr{tid: randTID(rng), errAt: -1}
+			switch rng.IntN(3) {
+			case 1:
+				t.ts = "ot=th:8;rv=" + fmt.Sprintf("%014x", rng.Uint64()>>8) + ",vendor=v"
+			case 2:
+				t.ts = "vendor=w"
+			}
+			if rng.IntN(8) == 0 {
+				t.errAt = b + 2
+			}
+			live = append(live, t)
+		}
+		td := ptrace.NewTraces()
+		var scopes []ptrace.SpanSlice
+		for r := range 2 {
+			rs := td.ResourceSpans().AppendEmpty()
+			rs.SetSchemaUrl("https://opentelemetry.io/schemas/1.26.0")
+			rs.Resource().Attributes().PutStr("service.name", fmt.Sprintf("svc-%d", r))
+			for s := range r + 1 {
+				ss := rs.ScopeSpans().AppendEmpty()
+				ss.Scope().SetName(fmt.Sprintf("lib-%d", s))
+				ss.SetSchemaUrl("https://example.com/scope")
+				scopes = append(scopes, ss.Spans())
+			}
+		}
+		next := live[:0]
+		for _, t := range live {
+			for range 1 + rng.IntN(3) {
+				sp := scopes[rng.IntN(len(scopes))].AppendEmpty()
+				sp.SetTraceID(t.tid)
+				sp.SetSpanID(randSID(rng))
+				sp.SetName("op")
+				sp.TraceState().FromRaw(t.ts)
+				sp.SetStartTimestamp(pcommon.Timestamp(1_800_000_000_000_000_000 + rng.IntN(1000)))
+				sp.SetEndTimestamp(pcommon.Timestamp(1_800_000_000_001_000_000 + rng.IntN(1000)))
+				sp.Attributes().PutInt("n", int64(rng.IntN(100)))
+				if t.errAt == b {
+					sp.Status().SetCode(ptrace.StatusCodeError)
+				}
+			}
+			if t.errAt == b || rng.IntN(3) == 0 {
+				old = append(old, t.tid)
+				continue
+			}
+			next = append(next, t)
+		}
+		live = next
+		for range 3 {
+			if len(old) > 0 {
+				sp := scopes[0].AppendEmpty()
+				sp.SetTraceID(old[rng.IntN(len(old))])
+				sp.SetSpanID(randSID(rng))
+				sp.SetName("late")
+			}
+		}
+		out[b] = td
+	}
+	return out
+}
+
+func requestBytes(t testing.TB, td ptrace.Traces) []byte {
+	t.Helper()
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func jsonOf(t testing.TB, td ptrace.Traces) string {
+	t.Helper()
+	b, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// runWith is run with ctx.
+func runWith(t testing.TB, p *headProcessor, ctx context.Context, td ptrace.Traces) ptrace.Traces {
+	t.Helper()
+	out, err := p.processTraces(ctx, td)
+	if err != nil && out.SpanCount() != 0 {
+		t.Fatalf("process: %v", err)
+	}
+	if err != nil {
+		return ptrace.NewTraces()
+	}
+	return out
+}
+
+// compareWithEncoded runs the same batches through a processor that holds spans as
+// pdata (then sealed) and one given the request bytes by body (which may change them),
+// with hold_request_bytes set to hold, and checks that every batch comes out of both
+// the same, byte for byte in JSON: released traces with their resources, scopes, span
+// fields, and th erased. It returns the second processor's held_batches counts.
+func compareWithEncoded(t *testing.T, pct float64, hold bool, body func(i int, td ptrace.Traces) []byte) map[string]int64 {
+	t.Helper()
+	cfg := tailCfg(pct)
+	ref, refClk := newTail(t, cfg, nil)
+	cfg2 := tailCfg(pct)
+	cfg2.Tail.HoldRequestBytes = hold
+	reader := sdkmetric.NewManualReader()
+	p, clk := newTail(t, cfg2, sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
+	batches := wireBatches(rand.New(rand.NewPCG(41, 41)), 60)
+	released := 0
+	for i, td := range batches {
+		// body may change the batch after taking its bytes, as a processor would: the
+		// reference processor gets the changed batch.
+		ctx := otlpbody.NewContext(context.Background(), body(i, td))
+		td2 := ptrace.NewTraces()
+		td.CopyTo(td2)
+		want := jsonOf(t, run(t, ref, td2))
+		got := runWith(t, p, ctx, td)
+		if g := jsonOf(t, got); g != want {
+			n := 0
+			for n < min(len(g), len(want)) && g[n] == want[n] {
+				n++
+			}
+			t.Fatalf("batch %d differs from the encoded path's at byte %d:\n got …%.300s\nwant …%.300s", i, n, g[max(0, n-100):], want[max(0, n-100):])
+		}
+		released += got.SpanCount()
+		refClk.advance(time.Second)
+		clk.advance(time.Second)
+		if i%4 == 3 {
+			ref.tail.sweep(context.Background())
+			p.tail.sweep(context.Background())
+		}
+	}
+	if ref.tail.retained != p.tail.retained || len(ref.tail.pending) != len(p.tail.pending) {
+		t.Fatalf("retained %d/%d, pending %d/%d: want the same", p.tail.retained, ref.tail.retained, len(p.tail.pending), len(ref.tail.pending))
+	}
+	m := collect(t, reader)
+	if m["spoor_sampler_tail_traces policy=error"] == 0 || m["spoor_sampler_tail_spans policy=error sampled=true"] == 0 {
+		t.Fatalf("no held trace kept by the error policy: %v", m)
+	}
+	return m
+}
+
+// Spans held as their request's bytes come out, when a policy keeps their trace,
+// exactly as spans held as pdata do.
+func TestTailRequestBytesHeldAsReceived(t *testing.T) {
+	for _, pct := range []float64{1, 10, 80} {
+		t.Run(fmt.Sprintf("%v%%", pct), func(t *testing.T) {
+			m := compareWithEncoded(t, pct, true, func(_ int, td ptrace.Traces) []byte { return requestBytes(t, td) })
+			if m["spoor_sampler_tail_held_batches held_as=request_bytes"] == 0 || m["spoor_sampler_tail_held_batches held_as=encoded"] != 0 {
+				t.Fatalf("held batches: %v, want all copied from the request bytes", m)
+			}
+		})
+	}
+}
+
+// A batch that no longer matches its request's bytes — a processor before the sampler
+// removed, reordered or renamed spans, or the bytes are another request's — is held
+// encoded, and comes out right; so is every batch when hold_request_bytes is off.
+func TestTailRequestBytesFallback(t *testing.T) {
+	other := requestBytes(t, wireBatches(rand.New(rand.NewPCG(1, 2)), 1)[0])
+	cases := []struct {
+		name string
+		hold bool
+		body func(i int, td ptrace.Traces) []byte
+	}{
+		{"option off", false, func(_ int, td ptrace.Traces) []byte { return requestBytes(t, td) }},
+		{"no bytes", true, func(int, ptrace.Traces) []byte { return nil }},
+		{"another request", true, func(int, ptrace.Traces) []byte { return other }},
+		{"span removed after decoding", true, func(_ int, td ptrace.Traces) []byte {
+			b := requestBytes(t, td)
+			td.ResourceSpans().At(1).ScopeSpans().At(1).Spans().RemoveIf(func(sp ptrace.Span) bool { return sp.SpanID()[7]%2 == 0 })
+			return b
+		}},
+		{"span ID changed after decoding", true, func(_ int, td ptrace.Traces) []byte {
+			b := requestBytes(t, td)
+			spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+			spans.At(spans.Len() - 1).SetSpanID(sid(1))
+			return b
+		}},
+		{"resources reordered", true, func(_ int, td ptrace.Traces) []byte {
+			b := requestBytes(t, td)
+			rss := td.ResourceSpans()
+			first := ptrace.NewResourceSpans()
+			rss.At(0).MoveTo(first)
+			rss.RemoveIf(func(rs ptrace.ResourceSpans) bool { return rs.ScopeSpans().Len() == 0 })
+			first.MoveTo(rss.AppendEmpty())
+			return b
+		}},
+		{"truncated", true, func(_ int, td ptrace.Traces) []byte { b := requestBytes(t, td); return b[:len(b)-3] }},
+		{"deprecated scope spans field", true, func(_ int, td ptrace.Traces) []byte {
+			return append(requestBytes(t, td), 0x0a, 0x04, 0xc2, 0x3e, 0x01, 0x00) // resource_spans{1000: ""}, an extra resource
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := compareWithEncoded(t, 10, c.hold, c.body)
+			if m["spoor_sampler_tail_held_batches held_as=request_bytes"] != 0 || m["spoor_sampler_tail_held_batches held_as=encoded"] == 0 {
+				t.Fatalf("held batches: %v, want all encoded", m)
+			}
+		})
+	}
+}
+
+// indexWire takes any bytes without panicking, and accepts only a request that holds the
+// batch's spans.
+func FuzzIndexWire(f *testing.F) {
+	td := wireBatches(rand.New(rand.NewPCG(5, 5)), 1)[0]
+	good := requestBytes(f, td)
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	f.Add([]byte{0x0a, 0x02, 0x12, 0x00})
+	p, _ := newTail(f, tailCfg(10), nil)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b := &tailBatch{t: p.tail}
+		if !b.indexWire(body, td) {
+			return
+		}
+		if len(b.wspans) != td.SpanCount() {
+			t.Fatalf("accepted with %d spans for %d", len(b.wspans), td.SpanCount())
+		}
+		got, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(body)
+		if err == nil && got.SpanCount() != td.SpanCount() {
+			t.Fatalf("accepted a request of %d spans for %d", got.SpanCount(), td.SpanCount())
+		}
+	})
+}
