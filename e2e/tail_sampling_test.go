@@ -12,7 +12,9 @@ import (
 // TestTailSamplingKeepsErrorTraces checks the default config's tail policy end to end:
 // at 1% head sampling, a trace whose error span arrives in a second request is stored
 // whole, its first span included (held, then released by the error), without th; a
-// trace with no error is not stored.
+// trace with no error is not stored. The held span is copied from its OTLP/HTTP body
+// (the default pipeline allows it: sampler tail.hold_request_bytes), th and all, and its
+// th is erased when it is released.
 func TestTailSamplingKeepsErrorTraces(t *testing.T) {
 	t.Parallel()
 	s := startSpoor(t, t.TempDir(), "SPOOR_SAMPLING_PERCENTAGE=1")
@@ -56,9 +58,14 @@ func TestTailSamplingKeepsErrorTraces(t *testing.T) {
 		t.Error("trace without errors stored at 1% head sampling")
 	}
 	m := s.metrics()
-	counted := false
+	counted, copied := false, false
 	for _, line := range strings.Split(m, "\n") {
 		counted = counted || (strings.HasPrefix(line, "spoor_sampler_tail_traces") && strings.Contains(line, `policy="error"`))
+		copied = copied || (strings.HasPrefix(line, "spoor_sampler_tail_held_batches") && strings.Contains(line, `held_as="request_bytes"`))
+	}
+	if !copied {
+		// The default pipeline lets the sampler copy held spans from the OTLP/HTTP body.
+		t.Errorf("/metrics counts no held batch copied from its request's bytes")
 	}
 	if !counted || !strings.Contains(m, "spoor_sampler_tail_buffered_spans") {
 		t.Errorf("/metrics lacks the error trace in spoor_sampler_tail_traces or spoor_sampler_tail_buffered_spans")

@@ -61,6 +61,9 @@ func collectorSettings(disableGracefulShutdown bool) otelcol.CollectorSettings {
 					fileprovider.NewFactory(),
 				},
 				DefaultScheme: "env",
+				// Sets the sampler's tail.hold_request_bytes from the pipelines
+				// (requestbytes.go).
+				ConverterFactories: []confmap.ConverterFactory{holdRequestBytesConverter()},
 			},
 		},
 	}
