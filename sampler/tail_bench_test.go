@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/spoortrace/spoor/internal/otlpbody"
 )
 
 // benchTraces builds batches of 1,000 spans, 10 spans per trace, spans shaped like an
@@ -71,10 +73,31 @@ func benchTail(b *testing.B, pct float64) *headProcessor {
 // at 10% head sampling: 90% of the spans are held (each trace's wait ends, in this
 // benchmark, by a sweep after every 100 batches), 1% of the traces are kept by the error
 // policy. spans/s is issue 4's tail throughput figure.
+//
+// request_bytes: with tail.hold_request_bytes and each batch's request bytes in the
+// context, as the OTLP/HTTP door passes them (held spans copied, not encoded).
 func BenchmarkTailThroughput(b *testing.B) {
+	b.Run("encoded", func(b *testing.B) { benchTailThroughput(b, false) })
+	b.Run("request_bytes", func(b *testing.B) { benchTailThroughput(b, true) })
+}
+
+func benchTailThroughput(b *testing.B, hold bool) {
 	rng := rand.New(rand.NewPCG(21, 21))
 	pool := benchTraces(rng, 100)
-	p := benchTail(b, 10)
+	ctxs := make([]context.Context, len(pool))
+	for i, td := range pool {
+		ctxs[i] = context.Background()
+		if hold {
+			ctxs[i] = otlpbody.NewContext(ctxs[i], requestBytes(b, td))
+		}
+	}
+	cfg := tailCfg(10)
+	cfg.Tail.MaxTraces, cfg.Tail.MaxSpans = 1_000_000, 10_000_000
+	cfg.Tail.HoldRequestBytes = hold
+	p, err := newHeadProcessor(cfg, noop.NewMeterProvider())
+	if err != nil {
+		b.Fatal(err)
+	}
 	clk := &clock{t: time.Unix(1_800_000_000, 0)}
 	p.tail.now = clk.now
 	b.ReportAllocs()
@@ -84,7 +107,7 @@ func BenchmarkTailThroughput(b *testing.B) {
 		td := ptrace.NewTraces()
 		pool[i%len(pool)].CopyTo(td) // the processor moves spans out: a fresh batch each time
 		b.StartTimer()
-		if _, err := p.processTraces(context.Background(), td); err != nil && td.SpanCount() != 0 {
+		if _, err := p.processTraces(ctxs[i%len(pool)], td); err != nil && td.SpanCount() != 0 {
 			b.Fatal(err)
 		}
 		if i%len(pool) == len(pool)-1 {

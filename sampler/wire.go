@@ -161,30 +161,86 @@ func (b *tailBatch) indexWire(body []byte, td ptrace.Traces) bool {
 }
 
 // sameIDs reports whether the encoded span sp has ps's trace and span IDs. Encoders
-// write them first, so the loop almost always stops after two fields.
+// differ in where they put them: Go's protobuf (the SDKs' exporters) writes fields in
+// number order, the IDs first; pdata writes them last to first, the IDs last. Both are
+// checked in place first; a span encoded otherwise has its fields stepped over.
 func sameIDs(sp []byte, ps ptrace.Span) bool {
 	tid, sid := ps.TraceID(), ps.SpanID()
-	gotT, gotS := tid.IsEmpty(), sid.IsEmpty()
-	for len(sp) > 0 && !(gotT && gotS) {
-		num, typ, v, n := otlpwire.ConsumeField(sp)
-		if n < 0 {
-			return false
+	const idsLen = 2 + 16 + 2 + 8
+	if len(sp) >= idsLen {
+		if h := sp[:idsLen]; h[0] == 0x0a && h[1] == 16 && h[18] == 0x12 && h[19] == 8 {
+			// trace_id, span_id, first
+			return [16]byte(h[2:18]) == tid && [8]byte(h[20:]) == sid
 		}
-		sp = sp[n:]
-		switch num {
-		case otlpwire.FieldSpanTraceID:
-			if typ != protowire.BytesType || !bytes.Equal(v, tid[:]) {
-				return false
-			}
-			gotT = true
-		case otlpwire.FieldSpanSpanID:
-			if typ != protowire.BytesType || !bytes.Equal(v, sid[:]) {
-				return false
-			}
-			gotS = true
+		if t := sp[len(sp)-idsLen:]; t[0] == 0x12 && t[1] == 8 && t[10] == 0x0a && t[11] == 16 {
+			// span_id, trace_id, last
+			return [8]byte(t[2:10]) == sid && [16]byte(t[12:]) == tid
 		}
 	}
-	return gotT && gotS
+	return sameIDsWalk(sp, tid, sid)
+}
+
+// sameIDsWalk is sameIDs for a span encoded with its IDs elsewhere: every field of the
+// span is stepped over, by hand, one-byte tags and lengths first.
+func sameIDsWalk(sp []byte, tid pcommon.TraceID, sid pcommon.SpanID) bool {
+	var gotT, gotS []byte
+	i := 0
+	for i < len(sp) {
+		key := uint64(sp[i])
+		i++
+		if key >= 0x80 {
+			v, n := protowire.ConsumeVarint(sp[i-1:])
+			if n < 0 {
+				return false
+			}
+			key, i = v, i-1+n
+		}
+		switch protowire.Type(key & 7) {
+		case protowire.VarintType:
+			for {
+				if i >= len(sp) {
+					return false
+				}
+				i++
+				if sp[i-1] < 0x80 {
+					break
+				}
+			}
+		case protowire.Fixed64Type:
+			i += 8
+		case protowire.Fixed32Type:
+			i += 4
+		case protowire.BytesType:
+			if i >= len(sp) {
+				return false
+			}
+			l := uint64(sp[i])
+			i++
+			if l >= 0x80 {
+				v, n := protowire.ConsumeVarint(sp[i-1:])
+				if n < 0 {
+					return false
+				}
+				l, i = v, i-1+n
+			}
+			if l > uint64(len(sp)-i) {
+				return false
+			}
+			switch protowire.Number(key >> 3) {
+			case otlpwire.FieldSpanTraceID:
+				gotT = sp[i : i+int(l)]
+			case otlpwire.FieldSpanSpanID:
+				gotS = sp[i : i+int(l)]
+			}
+			i += int(l)
+		default:
+			return false // groups: not in OTLP
+		}
+	}
+	if i != len(sp) || gotT == nil && !tid.IsEmpty() || gotS == nil && !sid.IsEmpty() {
+		return false
+	}
+	return (gotT == nil || bytes.Equal(gotT, tid[:])) && (gotS == nil || bytes.Equal(gotS, sid[:]))
 }
 
 // appendHeldWire appends to b.wout, the encoding of the batch's held batch, the scope

@@ -1,6 +1,7 @@
 package sampler
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -11,8 +12,12 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/spoortrace/spoor/internal/otlpbody"
+	"github.com/spoortrace/spoor/internal/otlpwire"
 )
 
 // wireBatches is a workload for the request-bytes path: batches of two services, the
@@ -174,14 +179,61 @@ func compareWithEncoded(t *testing.T, pct float64, hold bool, body func(i int, t
 // Spans held as their request's bytes come out, when a policy keeps their trace,
 // exactly as spans held as pdata do.
 func TestTailRequestBytesHeldAsReceived(t *testing.T) {
-	for _, pct := range []float64{1, 10, 80} {
-		t.Run(fmt.Sprintf("%v%%", pct), func(t *testing.T) {
-			m := compareWithEncoded(t, pct, true, func(_ int, td ptrace.Traces) []byte { return requestBytes(t, td) })
-			if m["spoor_sampler_tail_held_batches held_as=request_bytes"] == 0 || m["spoor_sampler_tail_held_batches held_as=encoded"] != 0 {
-				t.Fatalf("held batches: %v, want all copied from the request bytes", m)
-			}
-		})
+	// pdata writes a message's fields last to first, Go's protobuf (the SDKs' exporters)
+	// first to last.
+	encoders := map[string]func(testing.TB, ptrace.Traces) []byte{"pdata": requestBytes, "protobuf-go": requestBytesGo,
+		"IDs amid other fields": requestBytesRotated}
+	for name, enc := range encoders {
+		for _, pct := range []float64{1, 10, 80} {
+			t.Run(fmt.Sprintf("%s/%v%%", name, pct), func(t *testing.T) {
+				m := compareWithEncoded(t, pct, true, func(_ int, td ptrace.Traces) []byte { return enc(t, td) })
+				if m["spoor_sampler_tail_held_batches held_as=request_bytes"] == 0 || m["spoor_sampler_tail_held_batches held_as=encoded"] != 0 {
+					t.Fatalf("held batches: %v, want all copied from the request bytes", m)
+				}
+			})
+		}
 	}
+}
+
+// requestBytesRotated is requestBytesGo with each span's first two fields (its IDs)
+// moved behind the others: neither where Go's protobuf nor where pdata puts them.
+func requestBytesRotated(t testing.TB, td ptrace.Traces) []byte {
+	t.Helper()
+	var rebuild func(msg []byte, depth int) []byte
+	rebuild = func(msg []byte, depth int) []byte {
+		var fields [][]byte
+		for len(msg) > 0 {
+			num, typ, v, n := otlpwire.ConsumeField(msg)
+			if n < 0 {
+				t.Fatal("malformed")
+			}
+			f := msg[:n]
+			if depth < 3 && typ == protowire.BytesType && (depth == 0 && num == 1 || depth > 0 && num == 2) {
+				f = protowire.AppendBytes(protowire.AppendTag(nil, num, typ), rebuild(v, depth+1))
+			}
+			fields = append(fields, f)
+			msg = msg[n:]
+		}
+		if depth == 3 && len(fields) > 2 {
+			fields = append(fields[2:], fields[:2]...)
+		}
+		return bytes.Join(fields, nil)
+	}
+	return rebuild(requestBytesGo(t, td), 0)
+}
+
+// requestBytesGo is td's request as Go's protobuf encodes it, fields in number order.
+func requestBytesGo(t testing.TB, td ptrace.Traces) []byte {
+	t.Helper()
+	var req collectortrace.ExportTraceServiceRequest
+	if err := proto.Unmarshal(requestBytes(t, td), &req); err != nil {
+		t.Fatal(err)
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // A batch that no longer matches its request's bytes — a processor before the sampler
