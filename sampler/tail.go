@@ -265,6 +265,8 @@ type tailStage struct {
 	retained    int // spans in held batches not yet freed: what max_spans bounds
 	scopeSerial uint64
 	cache       decisionCache[tailPolicy]
+	// spare are freed held batch buffers, for room.
+	spare [][]byte
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -524,7 +526,38 @@ func (t *tailStage) unref(hb *heldBatch) {
 
 func (t *tailStage) free(hb *heldBatch) {
 	t.retained -= hb.spans
+	if hb.raw {
+		t.recycle(hb.data)
+	}
 	hb.spans, hb.td, hb.data, hb.cur = 0, ptrace.Traces{}, nil, ptrace.SpanSlice{}
+}
+
+// maxSpareRooms bounds the freed held batch buffers kept for reuse: a sweep frees a
+// tenth of decision_wait's batches at once (about 16 at the default config's rates).
+const maxSpareRooms = 16
+
+// room returns an empty buffer of at least n bytes for a held batch copied from its
+// request: one a freed batch left when there is one (held batches are freed about as
+// often as they are filled, so the stage stops allocating and zeroing ~100 KiB per
+// batch), else a new one.
+func (t *tailStage) room(n int) []byte {
+	for len(t.spare) > 0 {
+		b := t.spare[len(t.spare)-1]
+		t.spare[len(t.spare)-1] = nil
+		t.spare = t.spare[:len(t.spare)-1]
+		if cap(b) >= n {
+			return b[:0]
+		}
+	}
+	// Headroom, so that the next request, a few bytes larger, fits too.
+	return make([]byte, 0, n+n/8)
+}
+
+// recycle keeps a held batch's buffer, which nothing refers to any more, for room.
+func (t *tailStage) recycle(b []byte) {
+	if len(t.spare) < maxSpareRooms && cap(b) > 0 {
+		t.spare = append(t.spare, b)
+	}
 }
 
 // tailBatch is the tail stage's state while the head processor walks one batch.
@@ -552,13 +585,13 @@ type tailBatch struct {
 
 	// wire: the held spans are copied from the request's bytes (wire.go). wspans are
 	// the request's span fields in walk order, wscopes its scopes; scopeIdx is the
-	// scope being walked and spanBase the walk index of its first span; wout is the
-	// held batch's encoding being built.
+	// scope being walked and spanBase the walk index of its first span; bodyLen is the
+	// request's size.
 	wire                 bool
 	wspans               [][]byte
 	wscopes              []wireScope
 	resOther, scopeOther []byte
-	wout                 []byte
+	bodyLen              int
 	scopeIdx, spanBase   int
 }
 
@@ -581,9 +614,10 @@ func (t *tailStage) begin(td ptrace.Traces, body []byte) *tailBatch {
 	*b = tailBatch{t: t, now: t.now().UnixNano(), matched: b.matched,
 		acts: b.acts[:0], prios: b.prios[:0], cuts: b.cuts[:0], release: b.release[:0],
 		wspans: b.wspans[:0], wscopes: b.wscopes[:0], resOther: b.resOther[:0],
-		scopeOther: b.scopeOther[:0], wout: b.wout[:0], scopeIdx: -1}
+		scopeOther: b.scopeOther[:0], scopeIdx: -1}
 	if t.holdBytes && body != nil {
 		b.wire = b.indexWire(body, td)
+		b.bodyLen = len(body)
 	}
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
@@ -712,7 +746,9 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 	hb := b.held
 	if hb == nil {
 		if b.wire {
-			hb = &heldBatch{open: true, raw: true}
+			// Room for the whole request, which the held spans do not outgrow
+			// unless a resource has several scopes.
+			hb = &heldBatch{open: true, raw: true, data: t.room(b.bodyLen)}
 		} else {
 			hb = &heldBatch{td: ptrace.NewTraces(), open: true}
 		}
@@ -842,7 +878,6 @@ func (b *tailBatch) end(ctx context.Context, td ptrace.Traces) {
 		b.held.open = false
 		if b.held.raw {
 			b.c.held[1]++
-			b.held.data = b.wout // for the cuts below; copied once they are done
 		} else {
 			b.c.held[0]++
 		}
@@ -860,9 +895,14 @@ func (b *tailBatch) end(ctx context.Context, td ptrace.Traces) {
 	if b.held != nil {
 		if b.held.refs == 0 {
 			t.free(b.held)
-		} else if b.held.raw {
-			// One exact copy: b.wout is scratch for the next batch.
-			b.held.data = bytes.Clone(b.wout)
+		} else if hb := b.held; hb.raw {
+			if len(hb.data) < cap(hb.data)*3/4 {
+				// Most of the request was not held (high head rates): an exact copy,
+				// and the room goes back for another batch.
+				data := hb.data
+				hb.data = bytes.Clone(data)
+				t.recycle(data)
+			}
 		} else {
 			// Its spans wait now, encoded: the garbage collector does not mark them
 			// (wire.go).

@@ -12,8 +12,10 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/metric/noop"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/spoortrace/spoor/internal/otlpbody"
+	"github.com/spoortrace/spoor/internal/otlpwire"
 )
 
 // benchTraces builds batches of 1,000 spans, 10 spans per trace, spans shaped like an
@@ -163,19 +165,31 @@ func BenchmarkTailMemoryPerSpan(b *testing.B) {
 // head-dropped spans are held at steady state, as in spoor's default config. Each batch
 // is a fresh copy (what a receiver's unmarshalling would hand over), in both cases.
 // cpu-ns/span is process CPU time (user + system, every thread) per span; tail_off is
-// the same pipeline without the tail stage, the baseline of the ratio. A 128 MiB
+// the same pipeline without the tail stage, the baseline of the ratio; tail_on_request_bytes
+// is tail_on with tail.hold_request_bytes, each batch's request bytes in its context
+// (copied per batch from the pooled batch's encoding, with the batch's trace IDs, as a
+// receiver reads a body). A 128 MiB
 // pointer-free ballast stands for the trace store's memtables and caches, which make
 // most of spoor's heap: it sets how often the GC runs, and it is not scanned, so what the
 // GC costs per cycle is the pointers the rest of the heap, held spans included, holds.
 func BenchmarkTailCPU(b *testing.B) {
 	rng := rand.New(rand.NewPCG(23, 23))
 	pool := benchTraces(rng, 20)
+	bodies := make([][]byte, len(pool))
+	tidAt := make([][]int, len(pool)) // where each span's trace ID is in bodies
+	for k, td := range pool {
+		bodies[k] = requestBytes(b, td)
+		tidAt[k] = traceIDOffsets(b, bodies[k])
+	}
+	var body []byte
 	ballast := make([]byte, 128<<20)
 	defer runtime.KeepAlive(ballast)
-	for _, tail := range []bool{false, true} {
-		b.Run(map[bool]string{false: "tail_off", true: "tail_on"}[tail], func(b *testing.B) {
+	for _, variant := range []string{"tail_off", "tail_on", "tail_on_request_bytes"} {
+		tail, hold := variant != "tail_off", variant == "tail_on_request_bytes"
+		b.Run(variant, func(b *testing.B) {
 			cfg := tailCfg(10)
 			cfg.Tail.Enabled = tail
+			cfg.Tail.HoldRequestBytes = hold
 			p, err := newHeadProcessor(cfg, noop.NewMeterProvider())
 			if err != nil {
 				b.Fatal(err)
@@ -188,7 +202,16 @@ func BenchmarkTailCPU(b *testing.B) {
 				td := ptrace.NewTraces()
 				pool[i%len(pool)].CopyTo(td)
 				uniqueTraceIDs(td, i)
-				if _, err := p.processTraces(context.Background(), td); err != nil && td.SpanCount() != 0 {
+				ctx := context.Background()
+				if hold {
+					k := i % len(pool)
+					body = append(body[:0], bodies[k]...)
+					for _, off := range tidAt[k] {
+						binary.BigEndian.PutUint64(body[off:], uint64(i)) // as uniqueTraceIDs
+					}
+					ctx = otlpbody.NewContext(ctx, body)
+				}
+				if _, err := p.processTraces(ctx, td); err != nil && td.SpanCount() != 0 {
 					b.Fatal(err)
 				}
 				clk.advance(50 * time.Millisecond)
@@ -242,4 +265,29 @@ func uniqueTraceIDs(td ptrace.Traces, i int) {
 			}
 		}
 	}
+}
+
+// traceIDOffsets returns where in an encoded request each span's trace ID is.
+func traceIDOffsets(tb testing.TB, body []byte) []int {
+	tb.Helper()
+	var offs []int
+	var walk func(msg []byte, base, depth int)
+	walk = func(msg []byte, base, depth int) {
+		for pos := 0; pos < len(msg); {
+			num, typ, v, n := otlpwire.ConsumeField(msg[pos:])
+			if n < 0 {
+				tb.Fatal("malformed request")
+			}
+			at := base + pos + n - len(v) // where v starts in body
+			switch {
+			case depth == 3 && num == otlpwire.FieldSpanTraceID:
+				offs = append(offs, at)
+			case depth < 3 && typ == protowire.BytesType && (depth == 0 && num == 1 || depth > 0 && num == 2):
+				walk(v, at, depth+1)
+			}
+			pos += n
+		}
+	}
+	walk(body, 0, 0)
+	return offs
 }

@@ -243,7 +243,7 @@ func sameIDsWalk(sp []byte, tid pcommon.TraceID, sid pcommon.SpanID) bool {
 	return (gotT == nil || bytes.Equal(gotT, tid[:])) && (gotS == nil || bytes.Equal(gotS, sid[:]))
 }
 
-// appendHeldWire appends to b.wout, the encoding of the batch's held batch, the scope
+// appendHeldWire appends to the encoding of the batch's held batch the scope
 // being walked with its held spans (acts), copied from the request: one resource and
 // scope copy per scope, as heldScope makes for pdata.
 func (b *tailBatch) appendHeldWire() {
@@ -258,7 +258,7 @@ func (b *tailBatch) appendHeldWire() {
 		}
 	}
 	rsLen := len(ro) + protowire.SizeTag(otlpwire.FieldResourceSpansScopeSpans) + protowire.SizeBytes(ssLen)
-	w := protowire.AppendTag(b.wout, otlpwire.FieldTracesDataResourceSpans, protowire.BytesType)
+	w := protowire.AppendTag(b.held.data, otlpwire.FieldTracesDataResourceSpans, protowire.BytesType)
 	w = protowire.AppendVarint(w, uint64(rsLen))
 	w = append(w, ro...)
 	w = protowire.AppendTag(w, otlpwire.FieldResourceSpansScopeSpans, protowire.BytesType)
@@ -269,7 +269,7 @@ func (b *tailBatch) appendHeldWire() {
 			w = append(w, spans[k]...)
 		}
 	}
-	b.wout = w
+	b.held.data = w
 }
 
 // eraseHeldTH erases th from the spans of td, cut from a held batch copied from its
