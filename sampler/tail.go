@@ -202,8 +202,9 @@ func (hb *heldBatch) cut(tid pcommon.TraceID, dst ptrace.Traces) ptrace.Traces {
 }
 
 // decisionCache remembers the last n decisions (trace ID → V), in a ring so that its
-// size never exceeds n. The tail stage keeps policies in one (tailNone meaning "the head
-// decision"); the head processor keeps the rate that decided each trace in another.
+// size never exceeds n: the head processor keeps the rate that decided each trace in
+// one. (The tail stage keeps its decisions, tailNone meaning "the head decision", in the
+// same map as its pending traces: tailStage.known.)
 type decisionCache[V any] struct {
 	m    map[pcommon.TraceID]V
 	ring []pcommon.TraceID
@@ -253,8 +254,18 @@ type tailStage struct {
 	// batches are tailBatch values for reuse, their slices and map with them.
 	batches sync.Pool
 
-	mu      sync.Mutex
-	pending map[pcommon.TraceID]*pendingTrace
+	mu sync.Mutex
+	// known are the pending traces and the remembered decisions, in one map: a trace
+	// goes from pending to decided in place, so holding a trace and ending its wait
+	// cost two map operations fewer than a pending map and a decision cache would
+	// (with the buffer full, one trace is evicted for each new one).
+	known    map[pcommon.TraceID]traceEntry
+	npending int
+	// decided is the ring of the decided traces in the map, oldest overwritten (and
+	// forgotten) first, so at most decision_cache decisions are remembered.
+	decided     []pcommon.TraceID
+	decidedNext int
+	decidedFull bool
 	// queue is the pending traces oldest first (with gone ones not yet skipped); it is
 	// compacted when the gone ones outnumber the live ones, so it stays under twice
 	// max_traces.
@@ -264,7 +275,6 @@ type tailStage struct {
 	spans       int // held spans of pending traces
 	retained    int // spans in held batches not yet freed: what max_spans bounds
 	scopeSerial uint64
-	cache       decisionCache[tailPolicy]
 	// spare are freed held batch buffers, for room.
 	spare [][]byte
 
@@ -292,8 +302,8 @@ func newTailStage(cfg *TailConfig, m metric.Meter) (*tailStage, error) {
 		holdBytes: cfg.HoldRequestBytes,
 		now:       time.Now,
 		scratch:   ptrace.NewSpan(),
-		pending:   map[pcommon.TraceID]*pendingTrace{},
-		cache:     newDecisionCache[tailPolicy](cfg.DecisionCache),
+		known:     map[pcommon.TraceID]traceEntry{},
+		decided:   make([]pcommon.TraceID, cfg.DecisionCache),
 	}
 	for i, a := range cfg.Policies.Attributes {
 		r := attrRule{key: a.Key, value: a.Value}
@@ -452,7 +462,7 @@ func (t *tailStage) sweep(ctx context.Context) {
 		}
 		t.remove(pt, &c)
 		t.unrefParts(pt)
-		t.cache.put(pt.tid, tailNone)
+		t.decide(pt.tid, tailNone)
 		c.traces[tailNone]++
 		c.spans[tailNone] += int64(pt.spans)
 	}
@@ -474,9 +484,36 @@ func (t *tailStage) oldest() *pendingTrace {
 	return t.queue[t.qHead]
 }
 
-// remove takes pt out of the pending set; its spans are the caller's.
+// traceEntry is a trace the stage knows: pending (pt) or decided (pol).
+type traceEntry struct {
+	pt  *pendingTrace // nil once decided
+	pol tailPolicy
+}
+
+// decide records tid's decision, replacing its pending entry if it has one (the caller
+// removed it from the pending set first), and remembers it in the ring of the last
+// decision_cache decisions. tid must not be decided already.
+func (t *tailStage) decide(tid pcommon.TraceID, pol tailPolicy) {
+	if len(t.decided) == 0 {
+		delete(t.known, tid) // no decision is remembered
+		return
+	}
+	t.known[tid] = traceEntry{pol: pol}
+	if t.decidedFull {
+		// The ring holds each decided trace once, and a decided trace is neither
+		// pending nor decided again before it leaves the ring.
+		delete(t.known, t.decided[t.decidedNext])
+	}
+	t.decided[t.decidedNext] = tid
+	if t.decidedNext++; t.decidedNext == len(t.decided) {
+		t.decidedNext, t.decidedFull = 0, true
+	}
+}
+
+// remove takes pt out of the pending set (its map entry stays until decide replaces
+// it); its spans are the caller's.
 func (t *tailStage) remove(pt *pendingTrace, c *tailCounts) {
-	delete(t.pending, pt.tid)
+	t.npending--
 	pt.gone = true
 	t.nGone++
 	t.spans -= pt.spans
@@ -503,7 +540,7 @@ func (t *tailStage) evictOldest(why degradeReason, c *tailCounts) *pendingTrace 
 	}
 	t.remove(pt, c)
 	t.unrefParts(pt)
-	t.cache.put(pt.tid, tailNone)
+	t.decide(pt.tid, tailNone)
 	c.degTraces[why]++
 	c.degSpans[why] += int64(pt.spans)
 	return pt
@@ -575,8 +612,7 @@ type tailBatch struct {
 	// begin for the policies and used again by the head decision.
 	prios []priority
 	// lastTID's pending trace is lastPT: a trace's spans come one after another, and
-	// its later ones skip the decision cache and pending map lookups while it stays
-	// pending (a pending trace is never in the decision cache).
+	// its later ones skip the map lookup while it stays pending.
 	lastTID pcommon.TraceID
 	lastPT  *pendingTrace
 	cuts    []keptCut // traces kept in this batch, cut out of their held batches at its end
@@ -678,7 +714,7 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 		// The trace matched in this batch. Unless an earlier batch decided it (then
 		// this span is late and follows that decision, below), this batch decides it.
 		b.lock()
-		if _, ok := t.cache.get(tid); !ok {
+		if e, ok := t.known[tid]; !ok || e.pt != nil {
 			b.keep(tid, pol)
 			pol |= decidedHere
 			b.matched[tid] = pol
@@ -703,7 +739,8 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 	}
 	pt := b.lastPT
 	if pt == nil || pt.gone || tid != b.lastTID {
-		if cp, ok := t.cache.get(tid); ok {
+		e, ok := t.known[tid]
+		if cp := e.pol; ok && e.pt == nil {
 			if cp == tailNone {
 				b.c.late[0]++
 				return actDrop
@@ -713,14 +750,15 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 			eraseTH(sp, raw, buf)
 			return actKeep
 		}
-		pt = t.pending[tid]
+		pt = e.pt
 		if pt == nil {
-			for len(t.pending) >= t.maxTraces {
+			for t.npending >= t.maxTraces {
 				t.evictOldest(degradeMaxTraces, &b.c)
 			}
 			pt = &pendingTrace{tid: tid, deadline: b.now + int64(t.wait),
 				minStart: sp.StartTimestamp(), maxEnd: sp.EndTimestamp()}
-			t.pending[tid] = pt
+			t.known[tid] = traceEntry{pt: pt}
+			t.npending++
 			t.queue = append(t.queue, pt)
 			b.c.bufTraces++
 		}
@@ -859,15 +897,15 @@ func (b *tailBatch) heldScope() ptrace.SpanSlice {
 // batch, so they are stored, and acknowledged downstream, with it.
 func (b *tailBatch) keep(tid pcommon.TraceID, pol tailPolicy) {
 	t := b.t
-	t.cache.put(tid, pol)
 	b.c.traces[pol]++
-	if pt := t.pending[tid]; pt != nil {
+	if pt := t.known[tid].pt; pt != nil {
 		t.remove(pt, &b.c)
 		b.c.spans[pol] += int64(pt.spans)
 		// The references stay until the cut, so the batches stay.
 		b.cuts = append(b.cuts, keptCut{tid: tid, parts: pt.parts})
 		pt.parts = nil
 	}
+	t.decide(tid, pol)
 }
 
 // end cuts the kept traces' held spans out, frees what is no longer needed, unlocks,

@@ -112,6 +112,17 @@ func (o out) add(td ptrace.Traces) {
 	}
 }
 
+// pendingTraces are the stage's pending traces.
+func (t *tailStage) pendingTraces() map[pcommon.TraceID]*pendingTrace {
+	m := map[pcommon.TraceID]*pendingTrace{}
+	for tid, e := range t.known {
+		if e.pt != nil {
+			m[tid] = e.pt
+		}
+	}
+	return m
+}
+
 // headKeeps says whether head sampling alone keeps a trace with an empty tracestate.
 func headKeeps(p *headProcessor, tid pcommon.TraceID) bool {
 	return p.decide(tid, "", &p.def, nil).keep
@@ -190,7 +201,7 @@ func testTailTraceOverBatches(t *testing.T, pct float64) {
 	if headKept == 0 || float64(errKept) < float64(traces)/3*(1-pct/100)*0.8 {
 		t.Fatalf("kept %d head-sampled and %d error traces of %d", headKept, errKept, traces)
 	}
-	if n := len(p.tail.pending); n != 0 || p.tail.spans != 0 || p.tail.retained != 0 {
+	if n := p.tail.npending; n != 0 || p.tail.spans != 0 || p.tail.retained != 0 {
 		t.Fatalf("after the sweep %d traces and %d spans are still held, %d retained", n, p.tail.spans, p.tail.retained)
 	}
 }
@@ -360,13 +371,15 @@ func TestTailMemoryCap(t *testing.T) {
 		}
 		run(t, p, tbatch(spans...))
 		tl := p.tail
-		if len(tl.pending) > cfg.Tail.MaxTraces || tl.spans > cfg.Tail.MaxSpans ||
-			len(tl.queue)-tl.qHead > 2*cfg.Tail.MaxTraces+65 || len(tl.cache.m) > cfg.Tail.DecisionCache {
-			t.Fatalf("batch %d: %d traces, %d spans, queue %d, cache %d held: over the cap", b, len(tl.pending), tl.spans, len(tl.queue)-tl.qHead, len(tl.cache.m))
+		pending := tl.pendingTraces()
+		if len(pending) > cfg.Tail.MaxTraces || tl.spans > cfg.Tail.MaxSpans || len(pending) != tl.npending ||
+			len(tl.queue)-tl.qHead > 2*cfg.Tail.MaxTraces+65 || len(tl.known)-len(pending) > cfg.Tail.DecisionCache {
+			t.Fatalf("batch %d: %d traces (%d counted), %d spans, queue %d, %d decisions held: over the cap",
+				b, len(pending), tl.npending, tl.spans, len(tl.queue)-tl.qHead, len(tl.known)-len(pending))
 		}
 		held := 0
 		batches := map[*heldBatch]bool{}
-		for _, pt := range tl.pending {
+		for _, pt := range pending {
 			held += pt.spans
 			for _, hb := range pt.parts {
 				batches[hb] = true
@@ -399,8 +412,8 @@ func TestTailMemoryCap(t *testing.T) {
 	if got := degraded + m["spoor_sampler_tail_spans policy=error sampled=true"] + m["spoor_sampler_tail_buffered_spans"]; got != int64(total) {
 		t.Errorf("degraded %d + kept + held = %d, want every one of %d spans (all: %v)", degraded, got, total, m)
 	}
-	if m["spoor_sampler_tail_buffered_spans"] != int64(p.tail.spans) || m["spoor_sampler_tail_buffered_traces"] != int64(len(p.tail.pending)) {
-		t.Errorf("buffered gauges %v, held %d spans of %d traces", m, p.tail.spans, len(p.tail.pending))
+	if m["spoor_sampler_tail_buffered_spans"] != int64(p.tail.spans) || m["spoor_sampler_tail_buffered_traces"] != int64(p.tail.npending) {
+		t.Errorf("buffered gauges %v, held %d spans of %d traces", m, p.tail.spans, p.tail.npending)
 	}
 	if err := p.tail.shutdown(context.Background()); err != nil {
 		t.Fatal(err)
@@ -574,7 +587,7 @@ func TestTailPlaceMostlyHeld(t *testing.T) {
 	if len(got[held]) != 0 || len(got[late]) != 0 {
 		t.Fatalf("held %v and late %v passed", got[held], got[late])
 	}
-	hbs := p.tail.pending[held].parts
+	hbs := p.tail.known[held].pt.parts
 	if len(hbs) != 1 || spansWithData(t, hbs[0]) != 3 || p.tail.retained != 3 {
 		t.Fatalf("held batches %d, with %d spans of data, %d retained: want one, with the 3 held spans", len(hbs), spansWithData(t, hbs[0]), p.tail.retained)
 	}
@@ -583,8 +596,8 @@ func TestTailPlaceMostlyHeld(t *testing.T) {
 	if want := []string{sid(1).String() + " ", sid(3).String() + " ", sid(5).String() + " ", sid(7).String() + " "}; fmt.Sprint(got[held]) != fmt.Sprint(want) {
 		t.Fatalf("kept trace: %v, want %v", got[held], want)
 	}
-	if len(got[late]) != 0 || p.tail.retained != 0 || len(p.tail.pending) != 0 {
-		t.Fatalf("after the keep: late %v, %d retained, %d pending", got[late], p.tail.retained, len(p.tail.pending))
+	if len(got[late]) != 0 || p.tail.retained != 0 || p.tail.npending != 0 {
+		t.Fatalf("after the keep: late %v, %d retained, %d pending", got[late], p.tail.retained, p.tail.npending)
 	}
 }
 
@@ -646,7 +659,7 @@ func TestTailSealedBatchReleasesSpansIntact(t *testing.T) {
 	if got := run(t, p, in); got.SpanCount() != 0 {
 		t.Fatalf("head sampling passed %d spans of traces it drops", got.SpanCount())
 	}
-	if hbs := p.tail.pending[keep].parts; len(hbs) != 1 || hbs[0].data == nil {
+	if hbs := p.tail.known[keep].pt.parts; len(hbs) != 1 || hbs[0].data == nil {
 		t.Fatalf("the held batch is not sealed once its batch ended: %d parts", len(hbs))
 	}
 	clk.advance(time.Second)
@@ -675,7 +688,48 @@ func TestTailSealedBatchReleasesSpansIntact(t *testing.T) {
 	if string(wb) != string(gb) {
 		t.Fatalf("released spans differ from the held ones:\n got %s\nwant %s", gb, wb)
 	}
-	if _, ok := p.tail.pending[other]; !ok || p.tail.retained != 8 {
+	if p.tail.known[other].pt == nil || p.tail.retained != 8 {
 		t.Fatalf("the other trace is no longer pending, or %d spans retained (want the 8 of the sealed batch)", p.tail.retained)
+	}
+}
+
+// The pending traces and the remembered decisions share one map: with decision_cache 0
+// a decided trace leaves it at once, and a span arriving after the decision is held
+// afresh; with 2, only the last two decisions stay.
+func TestTailDecisionMemory(t *testing.T) {
+	for _, n := range []int{0, 2} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			cfg := tailCfg(10)
+			cfg.Tail.DecisionCache = n
+			p, clk := newTail(t, cfg, nil)
+			rng := rand.New(rand.NewPCG(uint64(n), 3))
+			tids := []pcommon.TraceID{dropTID(t, p, rng), dropTID(t, p, rng), dropTID(t, p, rng)}
+			for i, tid := range tids {
+				run(t, p, tbatch(tspan{tid: tid, sid: sid(byte(i + 1))}))
+			}
+			if p.tail.npending != 3 || len(p.tail.known) != 3 {
+				t.Fatalf("%d pending, %d known: want the 3 held traces", p.tail.npending, len(p.tail.known))
+			}
+			clk.advance(6 * time.Second)
+			p.tail.sweep(context.Background())
+			if p.tail.npending != 0 || len(p.tail.known) != n {
+				t.Fatalf("after the waits: %d pending, %d known, want %d decisions", p.tail.npending, len(p.tail.known), n)
+			}
+			for i, tid := range tids {
+				e, ok := p.tail.known[tid]
+				if remembered := i >= 3-n; ok != remembered || ok && (e.pt != nil || e.pol != tailNone) {
+					t.Fatalf("trace %d: entry %+v %v, want remembered %v as the head decision", i, e, ok, remembered)
+				}
+			}
+			// A late span follows a remembered decision, else is held afresh.
+			run(t, p, tbatch(tspan{tid: tids[0], sid: sid(9)}, tspan{tid: tids[2], sid: sid(10)}))
+			wantPending := 2
+			if n == 2 {
+				wantPending = 1
+			}
+			if p.tail.npending != wantPending {
+				t.Fatalf("late spans: %d traces pending, want %d", p.tail.npending, wantPending)
+			}
+		})
 	}
 }
