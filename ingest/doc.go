@@ -5,4 +5,10 @@
 //
 // Receivers hand spans on synchronously: a sender is acknowledged only when every
 // consumer behind the receiver has returned, which for Spoor means the store committed.
+//
+// The door also puts the protobuf bytes of each OTLP request (the decompressed HTTP
+// body, the gRPC message) into the context the pipeline is called with
+// (internal/otlpbody), valid during the call: the sampler copies the spans it holds out
+// of them instead of encoding them again. For gRPC that takes a codec in front of
+// pdata's, registered when this package is initialized (grpcbody.go).
 package ingest

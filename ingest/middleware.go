@@ -80,9 +80,10 @@ func (m *middleware) early() (overloadReason, *admission) {
 
 // GetGRPCServerOptions refuses calls while Spoor is full, before their message is
 // read: RESOURCE_EXHAUSTED with RetryInfo, as the processor would answer after
-// decoding it.
+// decoding it; and passes an OTLP trace request's bytes on to the sampler (grpcbody.go).
 func (m *middleware) GetGRPCServerOptions(context.Context) ([]grpc.ServerOption, error) {
-	return []grpc.ServerOption{grpc.InTapHandle(func(ctx context.Context, _ *tap.Info) (context.Context, error) {
+	parkingOn.Store(true)
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(requestBytesInterceptor), grpc.InTapHandle(func(ctx context.Context, _ *tap.Info) (context.Context, error) {
 		reason, a := m.early()
 		if reason == overloadNone {
 			return ctx, nil
