@@ -7,17 +7,34 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // TestTailSamplingKeepsErrorTraces checks the default config's tail policy end to end:
 // at 1% head sampling, a trace whose error span arrives in a second request is stored
 // whole, its first span included (held, then released by the error), without th; a
-// trace with no error is not stored. The held span is copied from its OTLP/HTTP body
-// (the default pipeline allows it: sampler tail.hold_request_bytes), th and all, and its
-// th is erased when it is released.
+// trace with no error is not stored. Over OTLP/HTTP and OTLP gRPC alike, the held span
+// is copied from its request's bytes (the default pipeline allows it: sampler
+// tail.hold_request_bytes), th and all, and its th is erased when it is released.
 func TestTailSamplingKeepsErrorTraces(t *testing.T) {
 	t.Parallel()
+	for _, transport := range []string{"http", "grpc"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			testTailSamplingKeepsErrorTraces(t, transport)
+		})
+	}
+}
+
+func testTailSamplingKeepsErrorTraces(t *testing.T, transport string) {
 	s := startSpoor(t, t.TempDir(), "SPOOR_SAMPLING_PERCENTAGE=1")
+	conn, err := grpc.NewClient(s.ep.OTLPGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
 	// Trace IDs whose low 56 bits are small: under 1% head sampling's threshold.
 	failing := pcommon.TraceID{0x7a, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 1}
 	quiet := pcommon.TraceID{0x7a, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 2}
@@ -29,6 +46,12 @@ func TestTailSamplingKeepsErrorTraces(t *testing.T) {
 		sp.TraceState().FromRaw("ot=th:0")
 		if isErr {
 			sp.Status().SetCode(ptrace.StatusCodeError)
+		}
+		if transport == "grpc" {
+			if _, err := ptraceotlp.NewGRPCClient(conn).Export(ctxTimeout(t, 10*time.Second), ptraceotlp.NewExportRequestFromTraces(td)); err != nil {
+				t.Fatalf("export: %v", err)
+			}
+			return
 		}
 		if status, body := post(t, "http://"+s.ep.OTLPHTTP+"/v1/traces", "application/x-protobuf", "", protoBody(t, td)); status != 200 {
 			t.Fatalf("export: %d %s", status, body)
@@ -64,7 +87,7 @@ func TestTailSamplingKeepsErrorTraces(t *testing.T) {
 		copied = copied || (strings.HasPrefix(line, "spoor_sampler_tail_held_batches") && strings.Contains(line, `held_as="request_bytes"`))
 	}
 	if !copied {
-		// The default pipeline lets the sampler copy held spans from the OTLP/HTTP body.
+		// The default pipeline lets the sampler copy held spans from the request bytes.
 		t.Errorf("/metrics counts no held batch copied from its request's bytes")
 	}
 	if !counted || !strings.Contains(m, "spoor_sampler_tail_buffered_spans") {
