@@ -255,11 +255,11 @@ type tailStage struct {
 	batches sync.Pool
 
 	mu sync.Mutex
-	// known are the pending traces and the remembered decisions, in one map: a trace
-	// goes from pending to decided in place, so holding a trace and ending its wait
-	// cost two map operations fewer than a pending map and a decision cache would
-	// (with the buffer full, one trace is evicted for each new one).
-	known    map[pcommon.TraceID]traceEntry
+	// known are the pending traces and the remembered decisions, in one table
+	// (tracetable.go): a trace goes from pending to decided in place, so holding a
+	// trace and ending its wait cost two operations fewer than a pending map and a
+	// decision cache would (with the buffer full, one trace is evicted for each new one).
+	known    traceTable
 	npending int
 	// decided is the ring of the decided traces in the map, oldest overwritten (and
 	// forgotten) first, so at most decision_cache decisions are remembered.
@@ -302,7 +302,6 @@ func newTailStage(cfg *TailConfig, m metric.Meter) (*tailStage, error) {
 		holdBytes: cfg.HoldRequestBytes,
 		now:       time.Now,
 		scratch:   ptrace.NewSpan(),
-		known:     map[pcommon.TraceID]traceEntry{},
 		decided:   make([]pcommon.TraceID, cfg.DecisionCache),
 	}
 	for i, a := range cfg.Policies.Attributes {
@@ -484,25 +483,19 @@ func (t *tailStage) oldest() *pendingTrace {
 	return t.queue[t.qHead]
 }
 
-// traceEntry is a trace the stage knows: pending (pt) or decided (pol).
-type traceEntry struct {
-	pt  *pendingTrace // nil once decided
-	pol tailPolicy
-}
-
 // decide records tid's decision, replacing its pending entry if it has one (the caller
 // removed it from the pending set first), and remembers it in the ring of the last
 // decision_cache decisions. tid must not be decided already.
 func (t *tailStage) decide(tid pcommon.TraceID, pol tailPolicy) {
 	if len(t.decided) == 0 {
-		delete(t.known, tid) // no decision is remembered
+		t.known.del(tid) // no decision is remembered
 		return
 	}
-	t.known[tid] = traceEntry{pol: pol}
+	t.known.setDecided(tid, pol)
 	if t.decidedFull {
 		// The ring holds each decided trace once, and a decided trace is neither
 		// pending nor decided again before it leaves the ring.
-		delete(t.known, t.decided[t.decidedNext])
+		t.known.del(t.decided[t.decidedNext])
 	}
 	t.decided[t.decidedNext] = tid
 	if t.decidedNext++; t.decidedNext == len(t.decided) {
@@ -714,7 +707,7 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 		// The trace matched in this batch. Unless an earlier batch decided it (then
 		// this span is late and follows that decision, below), this batch decides it.
 		b.lock()
-		if e, ok := t.known[tid]; !ok || e.pt != nil {
+		if e, ok := t.known.get(tid); !ok || e.pt != nil {
 			b.keep(tid, pol)
 			pol |= decidedHere
 			b.matched[tid] = pol
@@ -739,7 +732,7 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 	}
 	pt := b.lastPT
 	if pt == nil || pt.gone || tid != b.lastTID {
-		e, ok := t.known[tid]
+		e, ok := t.known.get(tid)
 		if cp := e.pol; ok && e.pt == nil {
 			if cp == tailNone {
 				b.c.late[0]++
@@ -757,7 +750,7 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 			}
 			pt = &pendingTrace{tid: tid, deadline: b.now + int64(t.wait),
 				minStart: sp.StartTimestamp(), maxEnd: sp.EndTimestamp()}
-			t.known[tid] = traceEntry{pt: pt}
+			t.known.setPending(tid, pt)
 			t.npending++
 			t.queue = append(t.queue, pt)
 			b.c.bufTraces++
@@ -898,7 +891,8 @@ func (b *tailBatch) heldScope() ptrace.SpanSlice {
 func (b *tailBatch) keep(tid pcommon.TraceID, pol tailPolicy) {
 	t := b.t
 	b.c.traces[pol]++
-	if pt := t.known[tid].pt; pt != nil {
+	if e, _ := t.known.get(tid); e.pt != nil {
+		pt := e.pt
 		t.remove(pt, &b.c)
 		b.c.spans[pol] += int64(pt.spans)
 		// The references stay until the cut, so the batches stay.

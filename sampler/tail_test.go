@@ -115,11 +115,11 @@ func (o out) add(td ptrace.Traces) {
 // pendingTraces are the stage's pending traces.
 func (t *tailStage) pendingTraces() map[pcommon.TraceID]*pendingTrace {
 	m := map[pcommon.TraceID]*pendingTrace{}
-	for tid, e := range t.known {
+	t.known.each(func(tid pcommon.TraceID, e traceEntry) {
 		if e.pt != nil {
 			m[tid] = e.pt
 		}
-	}
+	})
 	return m
 }
 
@@ -373,9 +373,9 @@ func TestTailMemoryCap(t *testing.T) {
 		tl := p.tail
 		pending := tl.pendingTraces()
 		if len(pending) > cfg.Tail.MaxTraces || tl.spans > cfg.Tail.MaxSpans || len(pending) != tl.npending ||
-			len(tl.queue)-tl.qHead > 2*cfg.Tail.MaxTraces+65 || len(tl.known)-len(pending) > cfg.Tail.DecisionCache {
+			len(tl.queue)-tl.qHead > 2*cfg.Tail.MaxTraces+65 || tl.known.len()-len(pending) > cfg.Tail.DecisionCache {
 			t.Fatalf("batch %d: %d traces (%d counted), %d spans, queue %d, %d decisions held: over the cap",
-				b, len(pending), tl.npending, tl.spans, len(tl.queue)-tl.qHead, len(tl.known)-len(pending))
+				b, len(pending), tl.npending, tl.spans, len(tl.queue)-tl.qHead, tl.known.len()-len(pending))
 		}
 		held := 0
 		batches := map[*heldBatch]bool{}
@@ -587,7 +587,7 @@ func TestTailPlaceMostlyHeld(t *testing.T) {
 	if len(got[held]) != 0 || len(got[late]) != 0 {
 		t.Fatalf("held %v and late %v passed", got[held], got[late])
 	}
-	hbs := p.tail.known[held].pt.parts
+	hbs := p.tail.pendingTraces()[held].parts
 	if len(hbs) != 1 || spansWithData(t, hbs[0]) != 3 || p.tail.retained != 3 {
 		t.Fatalf("held batches %d, with %d spans of data, %d retained: want one, with the 3 held spans", len(hbs), spansWithData(t, hbs[0]), p.tail.retained)
 	}
@@ -659,7 +659,7 @@ func TestTailSealedBatchReleasesSpansIntact(t *testing.T) {
 	if got := run(t, p, in); got.SpanCount() != 0 {
 		t.Fatalf("head sampling passed %d spans of traces it drops", got.SpanCount())
 	}
-	if hbs := p.tail.known[keep].pt.parts; len(hbs) != 1 || hbs[0].data == nil {
+	if hbs := p.tail.pendingTraces()[keep].parts; len(hbs) != 1 || hbs[0].data == nil {
 		t.Fatalf("the held batch is not sealed once its batch ended: %d parts", len(hbs))
 	}
 	clk.advance(time.Second)
@@ -688,7 +688,7 @@ func TestTailSealedBatchReleasesSpansIntact(t *testing.T) {
 	if string(wb) != string(gb) {
 		t.Fatalf("released spans differ from the held ones:\n got %s\nwant %s", gb, wb)
 	}
-	if p.tail.known[other].pt == nil || p.tail.retained != 8 {
+	if p.tail.pendingTraces()[other] == nil || p.tail.retained != 8 {
 		t.Fatalf("the other trace is no longer pending, or %d spans retained (want the 8 of the sealed batch)", p.tail.retained)
 	}
 }
@@ -707,16 +707,16 @@ func TestTailDecisionMemory(t *testing.T) {
 			for i, tid := range tids {
 				run(t, p, tbatch(tspan{tid: tid, sid: sid(byte(i + 1))}))
 			}
-			if p.tail.npending != 3 || len(p.tail.known) != 3 {
-				t.Fatalf("%d pending, %d known: want the 3 held traces", p.tail.npending, len(p.tail.known))
+			if p.tail.npending != 3 || p.tail.known.len() != 3 {
+				t.Fatalf("%d pending, %d known: want the 3 held traces", p.tail.npending, p.tail.known.len())
 			}
 			clk.advance(6 * time.Second)
 			p.tail.sweep(context.Background())
-			if p.tail.npending != 0 || len(p.tail.known) != n {
-				t.Fatalf("after the waits: %d pending, %d known, want %d decisions", p.tail.npending, len(p.tail.known), n)
+			if p.tail.npending != 0 || p.tail.known.len() != n {
+				t.Fatalf("after the waits: %d pending, %d known, want %d decisions", p.tail.npending, p.tail.known.len(), n)
 			}
 			for i, tid := range tids {
-				e, ok := p.tail.known[tid]
+				e, ok := p.tail.known.get(tid)
 				if remembered := i >= 3-n; ok != remembered || ok && (e.pt != nil || e.pol != tailNone) {
 					t.Fatalf("trace %d: entry %+v %v, want remembered %v as the head decision", i, e, ok, remembered)
 				}
