@@ -22,7 +22,8 @@ import (
 // does the same for an OTLP trace request but frees the buffer only after the call: it
 // parks the buffer under the request it decoded, and the door's unary interceptor
 // takes it from there into the call's context and frees it when the call returns
-// (the pipeline behind the receiver is synchronous). Nothing is copied.
+// (the pipeline behind the receiver is synchronous), or when the sampler, which may
+// keep it longer, lets it go. Nothing is copied.
 //
 // A request that never reaches the interceptor (an earlier interceptor refused it, or
 // its receiver has no door middleware) leaves its buffer parked; at most parkedBodies
@@ -136,5 +137,7 @@ func requestBytesInterceptor(ctx context.Context, req any, info *grpc.UnaryServe
 		return handler(ctx, req)
 	}
 	defer buf.Free()
-	return handler(otlpbody.NewContext(ctx, buf.ReadOnlyData()), req)
+	// The sampler may keep the bytes (otlpbody.Retain): a reference of its own.
+	retain := func() func() { buf.Ref(); return buf.Free }
+	return handler(otlpbody.NewContext(ctx, buf.ReadOnlyData(), retain), req)
 }

@@ -115,11 +115,22 @@ func (m *middleware) GetHTTPHandler(context.Context) (extensionmiddleware.WrapHT
 			}
 			buf := bodyPool.Get().(*bytes.Buffer)
 			buf.Reset()
-			defer func() {
+			kept := false // the sampler keeps the body (otlpbody.Retain), and gives it back
+			putBack := func() {
 				if buf.Cap() <= 4<<20 {
 					bodyPool.Put(buf)
 				}
+			}
+			defer func() {
+				if !kept {
+					putBack()
+				}
 			}()
+			if cl := r.ContentLength; cl > 0 && cl <= 4<<20 {
+				// Room for the body and the read that finds its end: a buffer no
+				// larger than the body, which the sampler may keep whole.
+				buf.Grow(int(cl) + bytes.MinRead)
+			}
 			_, err := buf.ReadFrom(r.Body)
 			_ = r.Body.Close()
 			if err != nil {
@@ -139,7 +150,10 @@ func (m *middleware) GetHTTPHandler(context.Context) (extensionmiddleware.WrapHT
 			if isProtobuf(r.Header.Get("Content-Type")) {
 				// For the sampler, which copies the spans it holds out of these bytes
 				// (internal/otlpbody); a Zipkin protobuf body never matches its spans.
-				ctx = otlpbody.NewContext(ctx, buf.Bytes())
+				ctx = otlpbody.NewContext(ctx, buf.Bytes(), func() func() {
+					kept = true
+					return putBack
+				})
 			}
 			ew := &explainingWriter{ResponseWriter: w, rej: rej, ctype: r.Header.Get("Content-Type")}
 			next.ServeHTTP(ew, r.WithContext(ctx))

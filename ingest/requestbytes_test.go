@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -25,7 +26,8 @@ import (
 
 // The door passes the protobuf bytes of each OTLP request on to the pipeline
 // (internal/otlpbody), over HTTP (decompressed) and gRPC (gzip or not), and nothing
-// for JSON bodies; the bytes are exactly the request's.
+// for JSON bodies; the bytes are exactly the request's, and a consumer may keep them
+// past the call (otlpbody.Retain) without the door reusing them.
 func TestDoorPassesRequestBytes(t *testing.T) {
 	ctx := context.Background()
 	mwFactory := NewExtensionFactory()
@@ -36,8 +38,20 @@ func TestDoorPassesRequestBytes(t *testing.T) {
 	host := middlewareHost{Host: componenttest.NewNopHost(), exts: map[component.ID]component.Component{component.NewID(ExtensionType): mw}}
 	var mu sync.Mutex
 	var got [][]byte // what the pipeline saw, one per request (nil: no bytes)
+	var kept [][]byte
+	var releases []func()
 	next, err := consumer.NewTraces(func(ctx context.Context, td ptrace.Traces) error {
 		b := otlpbody.FromContext(ctx)
+		if n := len(got); b != nil && (n == 0 || n == 3) {
+			// The first HTTP and gRPC requests' bytes are kept past the call.
+			release, ok := otlpbody.Retain(ctx)
+			if !ok {
+				t.Error("the door does not let the bytes be kept")
+			} else if _, again := otlpbody.Retain(ctx); again {
+				t.Error("the bytes were handed over twice")
+			}
+			kept, releases = append(kept, b), append(releases, release)
+		}
 		if b != nil {
 			// The bytes are valid during the call only: a copy, and a check that
 			// they are this call's.
@@ -73,12 +87,19 @@ func TestDoorPassesRequestBytes(t *testing.T) {
 	}
 	defer func() { _ = r.Shutdown(context.Background()) }()
 
-	req := ptraceotlp.NewExportRequestFromTraces(seedTraces())
-	want, err := req.MarshalProto()
-	if err != nil {
-		t.Fatal(err)
+	// Each request differs from the others (its span's name), so that a kept request's
+	// buffer reused for a later one would show.
+	reqs := make([]ptraceotlp.ExportRequest, 5)
+	wants := make([][]byte, 5)
+	for i := range reqs {
+		td := seedTraces()
+		td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetName(fmt.Sprintf("request %d", i))
+		reqs[i] = ptraceotlp.NewExportRequestFromTraces(td)
+		if wants[i], err = reqs[i].MarshalProto(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	jsonBody, err := req.MarshalJSON()
+	jsonBody, err := reqs[2].MarshalJSON()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,8 +125,8 @@ func TestDoorPassesRequestBytes(t *testing.T) {
 			t.Fatalf("POST %s: %d", ctype, resp.StatusCode)
 		}
 	}
-	post("application/x-protobuf", want, false)
-	post("application/x-protobuf", want, true)
+	post("application/x-protobuf", wants[0], false)
+	post("application/x-protobuf", wants[1], true)
 	post("application/json", jsonBody, false)
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -113,10 +134,10 @@ func TestDoorPassesRequestBytes(t *testing.T) {
 	}
 	defer conn.Close()
 	client := ptraceotlp.NewGRPCClient(conn)
-	if _, err := client.Export(ctx, req); err != nil {
+	if _, err := client.Export(ctx, reqs[3]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.Export(ctx, req, grpc.UseCompressor("gzip")); err != nil {
+	if _, err := client.Export(ctx, reqs[4], grpc.UseCompressor("gzip")); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
@@ -125,13 +146,22 @@ func TestDoorPassesRequestBytes(t *testing.T) {
 		t.Fatalf("%d requests reached the pipeline, want 5", len(got))
 	}
 	for i, name := range []string{"HTTP protobuf", "HTTP protobuf gzip", "HTTP JSON", "gRPC", "gRPC gzip"} {
-		wantBytes := want
+		wantBytes := wants[i]
 		if name == "HTTP JSON" {
 			wantBytes = nil
 		}
 		if !bytes.Equal(got[i], wantBytes) {
 			t.Errorf("%s: request bytes %x, want %x", name, got[i], wantBytes)
 		}
+	}
+	// The kept bytes were not reused by the requests after them.
+	for i, b := range kept {
+		if want := wants[3*i]; !bytes.Equal(b, want) {
+			t.Errorf("kept request %d changed after its call: %x", i, b)
+		}
+	}
+	for _, release := range releases {
+		release()
 	}
 	if n := parkedCount(); n != 0 {
 		t.Errorf("%d gRPC request buffers still parked", n)

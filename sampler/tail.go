@@ -1,7 +1,6 @@
 package sampler
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"regexp"
@@ -140,9 +139,13 @@ type heldBatch struct {
 	// data is td's protobuf encoding once the batch that filled it has ended (seal, in
 	// wire.go); td is then the zero Traces.
 	data []byte
-	// raw: the spans were copied from their request's bytes (wire.go), td was never
-	// used, and their th is erased when they are cut.
-	raw bool
+	// raw: the spans are their request's bytes (wire.go), td was never used, and their
+	// th is erased when they are cut. keep, when not nil, says which spans of the
+	// request data is (by walk order) are held: the whole request was kept, and
+	// release gives it back to the door; else data is the held spans' own encoding.
+	raw     bool
+	keep    []uint64
+	release func()
 	// spans is how many spans were put in it; they count in tailStage.retained, against
 	// max_spans, until the batch is freed, since the spans of traces already decided are
 	// only freed with their batch.
@@ -159,7 +162,7 @@ type heldBatch struct {
 // resource and scope copies for the scopes that have some, and returns dst.
 func (hb *heldBatch) cut(tid pcommon.TraceID, dst ptrace.Traces) ptrace.Traces {
 	if hb.data != nil {
-		dst, err := cutWire(hb.data, tid, dst, hb.raw)
+		dst, err := cutWire(hb.data, hb.keep, tid, dst, hb.raw)
 		if err != nil {
 			// The batch is Spoor's own encoding, or fields of a request that pdata
 			// decoded moments before, copied unchanged: a broken invariant.
@@ -556,10 +559,14 @@ func (t *tailStage) unref(hb *heldBatch) {
 
 func (t *tailStage) free(hb *heldBatch) {
 	t.retained -= hb.spans
-	if hb.raw {
+	switch {
+	case hb.release != nil:
+		hb.release()
+	case hb.raw && hb.keep == nil:
 		t.recycle(hb.data)
 	}
 	hb.spans, hb.td, hb.data, hb.cur = 0, ptrace.Traces{}, nil, ptrace.SpanSlice{}
+	hb.keep, hb.release = nil, nil
 }
 
 // maxSpareRooms bounds the freed held batch buffers kept for reuse: a sweep frees a
@@ -612,16 +619,19 @@ type tailBatch struct {
 	release []ptrace.Traces
 	c       tailCounts
 
-	// wire: the held spans are copied from the request's bytes (wire.go). wspans are
-	// the request's span fields in walk order, wscopes its scopes; scopeIdx is the
-	// scope being walked and spanBase the walk index of its first span; bodyLen is the
-	// request's size.
+	// wire: the held spans are kept as the request's bytes, body (wire.go). wspans
+	// are its span fields in walk order, wscopes its scopes; scopeIdx is the scope
+	// being walked and spanBase the walk index of its first span; heldIdx are the walk
+	// indexes of the held spans, heldBytes their size, keepBits the same as a bitmap.
 	wire                 bool
+	body                 []byte
 	wspans               [][]byte
 	wscopes              []wireScope
 	resOther, scopeOther []byte
-	bodyLen              int
 	scopeIdx, spanBase   int
+	heldIdx              []uint32
+	heldBytes            int
+	keepBits             []uint64
 }
 
 // keptCut is a kept trace whose held spans are moved out of parts when the batch ends (some
@@ -643,10 +653,10 @@ func (t *tailStage) begin(td ptrace.Traces, body []byte) *tailBatch {
 	*b = tailBatch{t: t, now: t.now().UnixNano(), matched: b.matched,
 		acts: b.acts[:0], prios: b.prios[:0], cuts: b.cuts[:0], release: b.release[:0],
 		wspans: b.wspans[:0], wscopes: b.wscopes[:0], resOther: b.resOther[:0],
-		scopeOther: b.scopeOther[:0], scopeIdx: -1}
+		scopeOther: b.scopeOther[:0], scopeIdx: -1, heldIdx: b.heldIdx[:0], keepBits: b.keepBits[:0]}
 	if t.holdBytes && body != nil {
 		b.wire = b.indexWire(body, td)
-		b.bodyLen = len(body)
+		b.body = body
 	}
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
@@ -777,9 +787,7 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 	hb := b.held
 	if hb == nil {
 		if b.wire {
-			// Room for the whole request, which the held spans do not outgrow
-			// unless a resource has several scopes.
-			hb = &heldBatch{open: true, raw: true, data: t.room(b.bodyLen)}
+			hb = &heldBatch{open: true, raw: true}
 		} else {
 			hb = &heldBatch{td: ptrace.NewTraces(), open: true}
 		}
@@ -822,9 +830,15 @@ func (b *tailBatch) place(spans ptrace.SpanSlice) {
 		}
 	}
 	if nHold != 0 && b.wire {
-		// The held spans are copied from the request; their pdata goes as dropped
-		// spans' does.
-		b.appendHeldWire()
+		// The held spans stay in the request's bytes (end); their pdata goes as
+		// dropped spans' does.
+		for k, a := range b.acts {
+			if a == actHold {
+				i := b.spanBase + k
+				b.heldIdx = append(b.heldIdx, uint32(i))
+				b.heldBytes += len(b.wspans[i])
+			}
+		}
 		nHold = 0
 	}
 	if nHold == 0 {
@@ -906,10 +920,13 @@ func (b *tailBatch) keep(tid pcommon.TraceID, pol tailPolicy) {
 // and appends the released spans to the batch.
 func (b *tailBatch) end(ctx context.Context, td ptrace.Traces) {
 	t := b.t
-	if b.held != nil {
-		b.held.open = false
-		if b.held.raw {
+	if hb := b.held; hb != nil {
+		hb.open = false
+		if hb.raw {
 			b.c.held[1]++
+			// Until it is settled below, the held batch is the request's bytes, as
+			// the cuts of this batch's kept traces read it.
+			hb.data, hb.keep = b.body, b.heldBits()
 		} else {
 			b.c.held[0]++
 		}
@@ -928,13 +945,7 @@ func (b *tailBatch) end(ctx context.Context, td ptrace.Traces) {
 		if b.held.refs == 0 {
 			t.free(b.held)
 		} else if hb := b.held; hb.raw {
-			if len(hb.data) < cap(hb.data)*3/4 {
-				// Most of the request was not held (high head rates): an exact copy,
-				// and the room goes back for another batch.
-				data := hb.data
-				hb.data = bytes.Clone(data)
-				t.recycle(data)
-			}
+			b.settleRaw(ctx, hb)
 		} else {
 			// Its spans wait now, encoded: the garbage collector does not mark them
 			// (wire.go).
@@ -953,6 +964,7 @@ func (b *tailBatch) end(ctx context.Context, td ptrace.Traces) {
 	clear(b.release)
 	clear(b.matched)
 	clear(b.wspans) // they point into the request's bytes
+	b.body = nil
 	b.held, b.lastPT, b.rs, b.ss = nil, nil, ptrace.ResourceSpans{}, ptrace.ScopeSpans{}
 	t.batches.Put(b)
 }

@@ -2,13 +2,16 @@ package sampler
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"slices"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/spoortrace/spoor/internal/otlpbody"
 	"github.com/spoortrace/spoor/internal/otlpwire"
 )
 
@@ -38,9 +41,17 @@ func (hb *heldBatch) seal() {
 // spans of trace tid in the encoded TracesData data, with copies of their resources and
 // scopes: what heldBatch.cut does for a batch still in pdata form. data is not changed:
 // a trace is cut once, when a policy keeps it, and the batch is dropped whole later.
-// raw says the spans were copied from their request, th and all (eraseHeldTH).
-func cutWire(data []byte, tid pcommon.TraceID, dst ptrace.Traces, raw bool) (ptrace.Traces, error) {
-	out, n, err := otlpwire.FilterTrace(nil, data, tid)
+// raw says the spans were copied from their request, th and all (eraseHeldTH); keep,
+// when not nil, that data is the whole request and which of its spans are held.
+func cutWire(data []byte, keep []uint64, tid pcommon.TraceID, dst ptrace.Traces, raw bool) (ptrace.Traces, error) {
+	var out []byte
+	var n int
+	var err error
+	if keep != nil {
+		out, n, err = cutKept(nil, data, keep, tid)
+	} else {
+		out, n, err = otlpwire.FilterTrace(nil, data, tid)
+	}
 	if err != nil {
 		return dst, errBadHeldProto
 	}
@@ -75,9 +86,11 @@ func cutWire(data []byte, tid pcommon.TraceID, dst ptrace.Traces, raw bool) (ptr
 // trace and it is decoded (cutWire), as a held pdata span's is when it is held.
 
 // wireScope is one scope of the request: its resource's and its own fields other than
-// the nested spans, as ranges of tailBatch.resOther and scopeOther.
+// the nested spans, as ranges of tailBatch.resOther and scopeOther, and its spans, the
+// n from walk index first.
 type wireScope struct {
 	res, scope [2]int
+	first, n   int
 }
 
 // indexWire finds each span of td in body, the request td was decoded from, and reports
@@ -147,7 +160,7 @@ func (b *tailBatch) indexWire(body []byte, td ptrace.Traces) bool {
 				return false
 			}
 			sc[1] = len(b.scopeOther)
-			b.wscopes = append(b.wscopes, wireScope{scope: sc})
+			b.wscopes = append(b.wscopes, wireScope{scope: sc, first: len(b.wspans) - nsp, n: nsp})
 		}
 		if nss != sss.Len() {
 			return false
@@ -243,33 +256,152 @@ func sameIDsWalk(sp []byte, tid pcommon.TraceID, sid pcommon.SpanID) bool {
 	return (gotT == nil || bytes.Equal(gotT, tid[:])) && (gotS == nil || bytes.Equal(gotS, sid[:]))
 }
 
-// appendHeldWire appends to the encoding of the batch's held batch the scope
-// being walked with its held spans (acts), copied from the request: one resource and
-// scope copy per scope, as heldScope makes for pdata.
-func (b *tailBatch) appendHeldWire() {
-	sc := b.wscopes[b.scopeIdx]
+// heldBits is b.heldIdx as a bitmap over the request's spans, in b.keepBits.
+func (b *tailBatch) heldBits() []uint64 {
+	bits := b.keepBits[:0]
+	for range (len(b.wspans) + 63) / 64 {
+		bits = append(bits, 0)
+	}
+	for _, i := range b.heldIdx {
+		bits[i/64] |= 1 << (i % 64)
+	}
+	b.keepBits = bits
+	return bits
+}
+
+// settleRaw makes the batch's held batch, still the request's bytes, last beyond the
+// call: when its held spans make most of the buffer the request is in, the buffer is
+// kept whole (otlpbody.Retain: no copy, and the door reuses it only once the batch is
+// freed); otherwise the held spans, with their resources and scopes, are copied into a
+// buffer of their own (recycled from freed batches).
+func (b *tailBatch) settleRaw(ctx context.Context, hb *heldBatch) {
+	if b.heldBytes >= cap(b.body)*3/4 {
+		if release, ok := otlpbody.Retain(ctx); ok {
+			hb.keep = slices.Clone(hb.keep)
+			hb.release = release
+			return
+		}
+	}
+	data := b.t.room(b.heldBytes + len(b.wscopes)*64 + len(b.resOther) + len(b.scopeOther))
+	j := 0 // into b.heldIdx, which is in walk order
+	for _, sc := range b.wscopes {
+		from := j
+		for j < len(b.heldIdx) && int(b.heldIdx[j]) < sc.first+sc.n {
+			j++
+		}
+		if j > from {
+			data = b.appendHeldScope(data, sc, b.heldIdx[from:j])
+		}
+	}
+	if len(data) < cap(data)*3/4 {
+		// A recycled buffer much larger than needed: an exact copy, and the
+		// buffer goes back for another batch.
+		exact := bytes.Clone(data)
+		b.t.recycle(data)
+		data = exact
+	}
+	hb.data, hb.keep = data, nil
+}
+
+// appendHeldScope appends to w one scope of the request with its held spans (walk
+// indexes idx), copied: one resource and scope copy per scope, as heldScope makes for
+// pdata.
+func (b *tailBatch) appendHeldScope(w []byte, sc wireScope, idx []uint32) []byte {
 	ro := b.resOther[sc.res[0]:sc.res[1]]
 	so := b.scopeOther[sc.scope[0]:sc.scope[1]]
 	ssLen := len(so)
-	spans := b.wspans[b.spanBase : b.spanBase+len(b.acts)]
-	for k, a := range b.acts {
-		if a == actHold {
-			ssLen += len(spans[k])
-		}
+	for _, i := range idx {
+		ssLen += len(b.wspans[i])
 	}
 	rsLen := len(ro) + protowire.SizeTag(otlpwire.FieldResourceSpansScopeSpans) + protowire.SizeBytes(ssLen)
-	w := protowire.AppendTag(b.held.data, otlpwire.FieldTracesDataResourceSpans, protowire.BytesType)
+	w = protowire.AppendTag(w, otlpwire.FieldTracesDataResourceSpans, protowire.BytesType)
 	w = protowire.AppendVarint(w, uint64(rsLen))
 	w = append(w, ro...)
 	w = protowire.AppendTag(w, otlpwire.FieldResourceSpansScopeSpans, protowire.BytesType)
 	w = protowire.AppendVarint(w, uint64(ssLen))
 	w = append(w, so...)
-	for k, a := range b.acts {
-		if a == actHold {
-			w = append(w, spans[k]...)
+	for _, i := range idx {
+		w = append(w, b.wspans[i]...)
+	}
+	return w
+}
+
+// cutKept appends to dst the spans of trace tid that keep marks (by walk index) in the
+// request data, as an encoded TracesData with one resource and scope copy per scope
+// that has some, as appendHeldScope lays them out.
+func cutKept(dst, data []byte, keep []uint64, tid pcommon.TraceID) ([]byte, int, error) {
+	spans, idx := 0, 0
+	var ro, ss []byte
+	for b := data; len(b) > 0; {
+		num, typ, rs, n := otlpwire.ConsumeField(b)
+		if n < 0 {
+			return dst, 0, otlpwire.ErrMalformed
+		}
+		b = b[n:]
+		if num != otlpwire.FieldTracesDataResourceSpans || typ != protowire.BytesType {
+			continue
+		}
+		ro = ro[:0]
+		for r := rs; len(r) > 0; {
+			num, _, _, n := otlpwire.ConsumeField(r)
+			if n < 0 {
+				return dst, 0, otlpwire.ErrMalformed
+			}
+			if num != otlpwire.FieldResourceSpansScopeSpans {
+				ro = append(ro, r[:n]...)
+			}
+			r = r[n:]
+		}
+		for r := rs; len(r) > 0; {
+			num, typ, scope, n := otlpwire.ConsumeField(r)
+			r = r[n:]
+			if num != otlpwire.FieldResourceSpansScopeSpans || typ != protowire.BytesType {
+				continue
+			}
+			ss = ss[:0]
+			for s := scope; len(s) > 0; {
+				num, _, _, n := otlpwire.ConsumeField(s)
+				if n < 0 {
+					return dst, 0, otlpwire.ErrMalformed
+				}
+				if num != otlpwire.FieldScopeSpansSpans {
+					ss = append(ss, s[:n]...)
+				}
+				s = s[n:]
+			}
+			matched := 0
+			for s := scope; len(s) > 0; {
+				num, typ, sp, n := otlpwire.ConsumeField(s)
+				field := s[:n]
+				s = s[n:]
+				if num != otlpwire.FieldScopeSpansSpans || typ != protowire.BytesType {
+					continue
+				}
+				i := idx
+				idx++
+				if keep[i/64]&(1<<(i%64)) == 0 {
+					continue
+				}
+				if id, err := otlpwire.SpanTraceID(sp); err != nil {
+					return dst, 0, err
+				} else if id == tid {
+					ss = append(ss, field...)
+					matched++
+				}
+			}
+			if matched == 0 {
+				continue
+			}
+			spans += matched
+			rsLen := len(ro) + protowire.SizeTag(otlpwire.FieldResourceSpansScopeSpans) + protowire.SizeBytes(len(ss))
+			dst = protowire.AppendTag(dst, otlpwire.FieldTracesDataResourceSpans, protowire.BytesType)
+			dst = protowire.AppendVarint(dst, uint64(rsLen))
+			dst = append(dst, ro...)
+			dst = protowire.AppendTag(dst, otlpwire.FieldResourceSpansScopeSpans, protowire.BytesType)
+			dst = protowire.AppendBytes(dst, ss)
 		}
 	}
-	b.held.data = w
+	return dst, spans, nil
 }
 
 // eraseHeldTH erases th from the spans of td, cut from a held batch copied from its

@@ -132,7 +132,11 @@ func runWith(t testing.TB, p *headProcessor, ctx context.Context, td ptrace.Trac
 // pdata (then sealed) and one given the request bytes by body (which may change them),
 // with hold_request_bytes set to hold, and checks that every batch comes out of both
 // the same, byte for byte in JSON: released traces with their resources, scopes, span
-// fields, and th erased. It returns the second processor's held_batches counts.
+// fields, and th erased. The door lets the sampler keep each request's bytes
+// (otlpbody.Retain) and overwrites them once they are given back, so that a held batch
+// read after its release would come out wrong. It returns the second processor's
+// held_batches counts, and under "retained" and "released" how many requests the
+// sampler kept and gave back (every one, once its processor shut down).
 func compareWithEncoded(t *testing.T, pct float64, hold bool, body func(i int, td ptrace.Traces) []byte) map[string]int64 {
 	t.Helper()
 	cfg := tailCfg(pct)
@@ -143,10 +147,20 @@ func compareWithEncoded(t *testing.T, pct float64, hold bool, body func(i int, t
 	p, clk := newTail(t, cfg2, sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
 	batches := wireBatches(rand.New(rand.NewPCG(41, 41)), 60)
 	released := 0
+	var retains, releases int64
 	for i, td := range batches {
 		// body may change the batch after taking its bytes, as a processor would: the
 		// reference processor gets the changed batch.
-		ctx := otlpbody.NewContext(context.Background(), body(i, td))
+		data := body(i, td)
+		ctx := otlpbody.NewContext(context.Background(), data, func() func() {
+			retains++
+			return func() {
+				releases++
+				for j := range data {
+					data[j] = 0xff
+				}
+			}
+		})
 		td2 := ptrace.NewTraces()
 		td.CopyTo(td2)
 		want := jsonOf(t, run(t, ref, td2))
@@ -173,6 +187,13 @@ func compareWithEncoded(t *testing.T, pct float64, hold bool, body func(i int, t
 	if m["spoor_sampler_tail_traces policy=error"] == 0 || m["spoor_sampler_tail_spans policy=error sampled=true"] == 0 {
 		t.Fatalf("no held trace kept by the error policy: %v", m)
 	}
+	if err := p.tail.shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if releases != retains {
+		t.Fatalf("%d requests kept, %d given back after shutdown", retains, releases)
+	}
+	m["retained"], m["released"] = retains, releases
 	return m
 }
 
@@ -189,6 +210,11 @@ func TestTailRequestBytesHeldAsReceived(t *testing.T) {
 				m := compareWithEncoded(t, pct, true, func(_ int, td ptrace.Traces) []byte { return enc(t, td) })
 				if m["spoor_sampler_tail_held_batches held_as=request_bytes"] == 0 || m["spoor_sampler_tail_held_batches held_as=encoded"] != 0 {
 					t.Fatalf("held batches: %v, want all copied from the request bytes", m)
+				}
+				// At low head rates the held spans are most of the request, kept
+				// whole; at 80% they are copied out.
+				if kept := m["retained"] > 0; kept != (pct < 50) {
+					t.Fatalf("%d requests kept whole at %v%%", m["retained"], pct)
 				}
 			})
 		}

@@ -2,29 +2,38 @@
 // is handling, from the door that read them (ingest: the OTLP/HTTP body, the OTLP gRPC
 // message) to the sampler, through the context the receiver hands its consumers.
 //
-// The sampler holds the spans head sampling drops while their trace is decided; copying
-// their bytes out of the request costs a memory copy, where encoding them again from
-// pdata cost most of the tail stage's CPU. The bytes say what the receiver decoded, so a
-// consumer may use them only when nothing before it changed the spans (the sampler
+// The sampler holds the spans head sampling drops while their trace is decided; keeping
+// them as the request's bytes costs nothing or a memory copy, where encoding them again
+// from pdata cost most of the tail stage's CPU. The bytes say what the receiver decoded,
+// so a consumer may use them only when nothing before it changed the spans (the sampler
 // checks that its batch still matches them, span for span, and falls back otherwise).
 //
-// Ownership: the bytes belong to the door and are valid only during the consumer's
-// ConsumeTraces call, which the door waits for; a consumer reads them and never writes or
-// keeps them (it copies what it needs).
+// Ownership: the bytes belong to the door and are valid during the consumer's
+// ConsumeTraces call, which the door waits for; a consumer reads them and never writes
+// them. To keep them longer it calls Retain during the call, and the release function
+// it gets once it is done with them; the door then does not reuse them until released.
 package otlpbody
 
-import "context"
+import (
+	"context"
+	"sync"
+)
 
 type key struct{}
 
-// body is what the context holds: a pointer, so that the value boxes without an
-// allocation of its own.
-type body struct{ data []byte }
+// body is what the context holds.
+type body struct {
+	data   []byte
+	retain func() (release func())
+	once   sync.Once // Retain hands the bytes over once
+}
 
 // NewContext returns ctx carrying data, the protobuf encoding of an OTLP
-// ExportTraceServiceRequest (the same fields as a TracesData).
-func NewContext(ctx context.Context, data []byte) context.Context {
-	return context.WithValue(ctx, key{}, &body{data: data})
+// ExportTraceServiceRequest (the same fields as a TracesData), valid during the call.
+// retain, if not nil, lets a consumer keep data beyond the call (Retain): it returns the
+// function that gives data back.
+func NewContext(ctx context.Context, data []byte, retain func() (release func())) context.Context {
+	return context.WithValue(ctx, key{}, &body{data: data, retain: retain})
 }
 
 // FromContext returns the request bytes ctx carries, or nil.
@@ -33,4 +42,15 @@ func FromContext(ctx context.Context) []byte {
 		return b.data
 	}
 	return nil
+}
+
+// Retain keeps the bytes FromContext returns valid after the call, until release is
+// called (once). ok is false when the door cannot hand them over, or already has.
+func Retain(ctx context.Context) (release func(), ok bool) {
+	b, _ := ctx.Value(key{}).(*body)
+	if b == nil || b.retain == nil {
+		return nil, false
+	}
+	b.once.Do(func() { release = b.retain() })
+	return release, release != nil
 }
