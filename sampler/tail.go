@@ -278,8 +278,10 @@ type tailStage struct {
 	spans       int // held spans of pending traces
 	retained    int // spans in held batches not yet freed: what max_spans bounds
 	scopeSerial uint64
-	// spare are freed held batch buffers, for room.
-	spare [][]byte
+	// spare are freed held batch buffers, for room; sparePTs gone pending traces, for
+	// newPT.
+	spare    [][]byte
+	sparePTs []*pendingTrace
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -475,6 +477,7 @@ func (t *tailStage) sweep(ctx context.Context) {
 // oldest is the oldest live pending trace, skipping gone ones.
 func (t *tailStage) oldest() *pendingTrace {
 	for t.qHead < len(t.queue) && t.queue[t.qHead].gone {
+		t.recyclePT(t.queue[t.qHead])
 		t.queue[t.qHead] = nil
 		t.qHead++
 		t.nGone--
@@ -506,6 +509,31 @@ func (t *tailStage) decide(tid pcommon.TraceID, pol tailPolicy) {
 	}
 }
 
+// maxSparePTs bounds the pending trace structs kept for reuse.
+const maxSparePTs = 1024
+
+// recyclePT keeps a gone pending trace that has left the queue for newPT. Nothing
+// refers to it any more but a batch's lastPT, which is checked by trace ID, and a
+// caller that is still reading it: it is cleared only when reused.
+func (t *tailStage) recyclePT(pt *pendingTrace) {
+	if len(t.sparePTs) < maxSparePTs {
+		t.sparePTs = append(t.sparePTs, pt)
+	}
+}
+
+// newPT returns an empty pending trace, reused when one is spare: with the buffer
+// full, one trace leaves for each that comes.
+func (t *tailStage) newPT() *pendingTrace {
+	if n := len(t.sparePTs); n > 0 {
+		pt := t.sparePTs[n-1]
+		t.sparePTs[n-1] = nil
+		t.sparePTs = t.sparePTs[:n-1]
+		*pt = pendingTrace{}
+		return pt
+	}
+	return &pendingTrace{}
+}
+
 // remove takes pt out of the pending set (its map entry stays until decide replaces
 // it); its spans are the caller's.
 func (t *tailStage) remove(pt *pendingTrace, c *tailCounts) {
@@ -520,6 +548,8 @@ func (t *tailStage) remove(pt *pendingTrace, c *tailCounts) {
 		for _, p := range t.queue[t.qHead:] {
 			if !p.gone {
 				q = append(q, p)
+			} else {
+				t.recyclePT(p)
 			}
 		}
 		clear(t.queue[len(q):])
@@ -611,9 +641,9 @@ type tailBatch struct {
 	// prios are the sampling.priority of the batch's spans in walk order, read once by
 	// begin for the policies and used again by the head decision.
 	prios []priority
-	// lastTID's pending trace is lastPT: a trace's spans come one after another, and
-	// its later ones skip the map lookup while it stays pending.
-	lastTID pcommon.TraceID
+	// lastPT is the pending trace of the last span held: a trace's spans come one
+	// after another, and its later ones skip the lookup while it stays pending (and
+	// its, since pending traces are reused).
 	lastPT  *pendingTrace
 	cuts    []keptCut // traces kept in this batch, cut out of their held batches at its end
 	release []ptrace.Traces
@@ -637,7 +667,10 @@ type tailBatch struct {
 // keptCut is a kept trace whose held spans are moved out of parts when the batch ends (some
 // may be in this batch's own held batch, still being filled).
 type keptCut struct {
-	tid   pcommon.TraceID
+	tid pcommon.TraceID
+	// one is the held batch of a trace held from one batch; parts those of a trace held
+	// from several (never the pending trace's part0, which is reused with it).
+	one   *heldBatch
 	parts []*heldBatch
 }
 
@@ -741,7 +774,7 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 		return actKeep
 	}
 	pt := b.lastPT
-	if pt == nil || pt.gone || tid != b.lastTID {
+	if pt == nil || pt.gone || pt.tid != tid {
 		e, ok := t.known.get(tid)
 		if cp := e.pol; ok && e.pt == nil {
 			if cp == tailNone {
@@ -758,14 +791,15 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 			for t.npending >= t.maxTraces {
 				t.evictOldest(degradeMaxTraces, &b.c)
 			}
-			pt = &pendingTrace{tid: tid, deadline: b.now + int64(t.wait),
-				minStart: sp.StartTimestamp(), maxEnd: sp.EndTimestamp()}
+			pt = t.newPT()
+			pt.tid, pt.deadline = tid, b.now+int64(t.wait)
+			pt.minStart, pt.maxEnd = sp.StartTimestamp(), sp.EndTimestamp()
 			t.known.setPending(tid, pt)
 			t.npending++
 			t.queue = append(t.queue, pt)
 			b.c.bufTraces++
 		}
-		b.lastTID, b.lastPT = tid, pt
+		b.lastPT = pt
 	}
 	for t.retained >= t.maxSpans {
 		if ev := t.evictOldest(degradeMaxSpans, &b.c); ev == pt || ev == nil {
@@ -910,7 +944,13 @@ func (b *tailBatch) keep(tid pcommon.TraceID, pol tailPolicy) {
 		t.remove(pt, &b.c)
 		b.c.spans[pol] += int64(pt.spans)
 		// The references stay until the cut, so the batches stay.
-		b.cuts = append(b.cuts, keptCut{tid: tid, parts: pt.parts})
+		kc := keptCut{tid: tid}
+		if len(pt.parts) == 1 {
+			kc.one = pt.parts[0]
+		} else {
+			kc.parts = pt.parts
+		}
+		b.cuts = append(b.cuts, kc)
 		pt.parts = nil
 	}
 	t.decide(tid, pol)
@@ -933,6 +973,10 @@ func (b *tailBatch) end(ctx context.Context, td ptrace.Traces) {
 	}
 	for _, c := range b.cuts {
 		var out ptrace.Traces
+		if c.one != nil {
+			out = c.one.cut(c.tid, out)
+			t.unref(c.one)
+		}
 		for _, hb := range c.parts {
 			out = hb.cut(c.tid, out)
 			t.unref(hb)
