@@ -307,6 +307,7 @@ func newTailStage(cfg *TailConfig, m metric.Meter) (*tailStage, error) {
 		holdBytes: cfg.HoldRequestBytes,
 		now:       time.Now,
 		scratch:   ptrace.NewSpan(),
+		known:     newTraceTable(cfg.MaxTraces + cfg.DecisionCache),
 		decided:   make([]pcommon.TraceID, cfg.DecisionCache),
 	}
 	for i, a := range cfg.Policies.Attributes {

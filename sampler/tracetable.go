@@ -34,7 +34,23 @@ type traceEntry struct {
 	pol tailPolicy
 }
 
-const minTraceSlots = 1024
+const (
+	minTraceSlots = 1024
+	// maxPresizedSlots caps what newTraceTable allocates up front (6 MiB of slots).
+	maxPresizedSlots = 1 << 18
+)
+
+// newTraceTable returns a table sized for n entries, the most the stage keeps (pending
+// traces and remembered decisions), which it reaches within seconds under load:
+// growing there rehashes every entry at each doubling. Past maxPresizedSlots it grows
+// as it fills.
+func newTraceTable(n int) traceTable {
+	size := minTraceSlots
+	for size < 2*n && size < maxPresizedSlots {
+		size *= 2
+	}
+	return traceTable{slots: make([]traceSlot, size)}
+}
 
 func (t *traceTable) home(tid pcommon.TraceID) int {
 	lo, hi := binary.LittleEndian.Uint64(tid[8:]), binary.LittleEndian.Uint64(tid[:8])
