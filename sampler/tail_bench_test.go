@@ -90,7 +90,7 @@ func benchTailThroughput(b *testing.B, hold bool) {
 	for i, td := range pool {
 		bodies[i] = requestBytes(b, td)
 	}
-	var body []byte
+	var door benchDoor
 	cfg := tailCfg(10)
 	cfg.Tail.MaxTraces, cfg.Tail.MaxSpans = 1_000_000, 10_000_000
 	cfg.Tail.HoldRequestBytes = hold
@@ -106,15 +106,17 @@ func benchTailThroughput(b *testing.B, hold bool) {
 		b.StopTimer()
 		td := ptrace.NewTraces()
 		pool[i%len(pool)].CopyTo(td) // the processor moves spans out: a fresh batch each time
-		ctx := context.Background()
+		process := func(ctx context.Context) {
+			b.StartTimer()
+			if _, err := p.processTraces(ctx, td); err != nil && td.SpanCount() != 0 {
+				b.Fatal(err)
+			}
+		}
 		if hold {
 			// Read just now, as a receiver's body is.
-			body = append(body[:0], bodies[i%len(pool)]...)
-			ctx = otlpbody.NewContext(ctx, body, nil)
-		}
-		b.StartTimer()
-		if _, err := p.processTraces(ctx, td); err != nil && td.SpanCount() != 0 {
-			b.Fatal(err)
+			door.call(context.Background(), bodies[i%len(pool)], nil, process)
+		} else {
+			process(context.Background())
 		}
 		if i%len(pool) == len(pool)-1 {
 			clk.advance(time.Minute)
@@ -188,8 +190,8 @@ func benchTailMemoryPerSpan(b *testing.B, hold bool) {
 // cpu-ns/span is process CPU time (user + system, every thread) per span; tail_off is
 // the same pipeline without the tail stage, the baseline of the ratio; tail_on_request_bytes
 // is tail_on with tail.hold_request_bytes, each batch's request bytes in its context
-// (copied per batch from the pooled batch's encoding, with the batch's trace IDs, as a
-// receiver reads a body). A 128 MiB
+// (copied per batch from the pooled batch's encoding, with the batch's trace IDs, into a
+// buffer the sampler may keep, as the door reads a body: benchDoor). A 128 MiB
 // pointer-free ballast stands for the trace store's memtables and caches, which make
 // most of spoor's heap: it sets how often the GC runs, and it is not scanned, so what the
 // GC costs per cycle is the pointers the rest of the heap, held spans included, holds.
@@ -202,7 +204,7 @@ func BenchmarkTailCPU(b *testing.B) {
 		bodies[k] = requestBytes(b, td)
 		tidAt[k] = traceIDOffsets(b, bodies[k])
 	}
-	var body []byte
+	var door benchDoor
 	ballast := make([]byte, 128<<20)
 	defer runtime.KeepAlive(ballast)
 	for _, variant := range []string{"tail_off", "tail_on", "tail_on_request_bytes"} {
@@ -223,17 +225,20 @@ func BenchmarkTailCPU(b *testing.B) {
 				td := ptrace.NewTraces()
 				pool[i%len(pool)].CopyTo(td)
 				uniqueTraceIDs(td, i)
-				ctx := context.Background()
+				process := func(ctx context.Context) {
+					if _, err := p.processTraces(ctx, td); err != nil && td.SpanCount() != 0 {
+						b.Fatal(err)
+					}
+				}
 				if hold {
 					k := i % len(pool)
-					body = append(body[:0], bodies[k]...)
-					for _, off := range tidAt[k] {
-						binary.BigEndian.PutUint64(body[off:], uint64(i)) // as uniqueTraceIDs
-					}
-					ctx = otlpbody.NewContext(ctx, body, nil)
-				}
-				if _, err := p.processTraces(ctx, td); err != nil && td.SpanCount() != 0 {
-					b.Fatal(err)
+					door.call(context.Background(), bodies[k], func(body []byte) {
+						for _, off := range tidAt[k] {
+							binary.BigEndian.PutUint64(body[off:], uint64(i)) // as uniqueTraceIDs
+						}
+					}, process)
+				} else {
+					process(context.Background())
 				}
 				clk.advance(50 * time.Millisecond)
 				if p.tail != nil && i%10 == 9 {
@@ -311,4 +316,30 @@ func traceIDOffsets(tb testing.TB, body []byte) []int {
 	}
 	walk(body, 0, 0)
 	return offs
+}
+
+// benchDoor hands requests' bytes to the processor as the door does: each read into a
+// buffer of a pool, which the sampler may keep (otlpbody.Retain) and give back later;
+// a buffer not kept goes back once the call returns.
+type benchDoor struct{ free [][]byte }
+
+// call reads src into a buffer, changes it with patch (if not nil), and calls f with
+// ctx carrying it.
+func (d *benchDoor) call(ctx context.Context, src []byte, patch func([]byte), f func(context.Context)) {
+	var body []byte
+	if n := len(d.free); n > 0 {
+		body, d.free = d.free[n-1][:0], d.free[:n-1]
+	}
+	body = append(body, src...)
+	if patch != nil {
+		patch(body)
+	}
+	kept := false
+	f(otlpbody.NewContext(ctx, body, func() func() {
+		kept = true
+		return func() { d.free = append(d.free, body) }
+	}))
+	if !kept {
+		d.free = append(d.free, body)
+	}
 }
