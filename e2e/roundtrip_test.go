@@ -76,6 +76,18 @@ func TestIngestRoundTrip(t *testing.T) {
 		})
 	}
 
+	// The OTLP protobuf requests (gRPC, HTTP, HTTP gzip) were stored as their own bytes
+	// (spoor_storage use_request_bytes, on in the default config); Zipkin's, whose protobuf
+	// body is no OTLP request, and the JSON ones were encoded.
+	const batches = "spoor_storage_exporter_batches"
+	m := s.metrics()
+	if got := metricValue(m, batches, `encoding="request_bytes"`); got < 3 {
+		t.Errorf("%s{encoding=\"request_bytes\"} = %v, want ≥ 3 (the OTLP protobuf senders)", batches, got)
+	}
+	if got := metricValue(m, batches, `encoding="encoded"`); got < 5 {
+		t.Errorf("%s{encoding=\"encoded\"} = %v, want ≥ 5 (the Zipkin and JSON senders)", batches, got)
+	}
+
 	s.stop()
 	s2 := startSpoor(t, dataDir)
 	for _, st := range sent {

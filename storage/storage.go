@@ -31,6 +31,15 @@ type Writer interface {
 	WriteTraces(ctx context.Context, td ptrace.Traces) error
 }
 
+// EncodedWriter is a Writer that can be handed td together with raw, its encoding as an
+// OTLP TracesData protobuf (an ExportTraceServiceRequest's bytes are one), and store
+// those bytes instead of encoding td again. The Writer contract holds; raw, like td, is
+// read-only and not kept after the call. The caller vouches that raw decodes to td
+// exactly (storageexporter checks it).
+type EncodedWriter interface {
+	WriteTracesEncoded(ctx context.Context, td ptrace.Traces, raw []byte) error
+}
+
 // Reader answers queries over stored spans. Every method is safe for concurrent use,
 // also concurrently with writes.
 type Reader interface {

@@ -11,6 +11,7 @@ import (
 	"github.com/spoortrace/spoor/analytics"
 	"github.com/spoortrace/spoor/ingest"
 	"github.com/spoortrace/spoor/sampler"
+	"github.com/spoortrace/spoor/storage/storageexporter"
 )
 
 // The sampler's tail stage may copy the spans it holds out of the bytes of the request
@@ -25,6 +26,11 @@ import (
 // processors may have changed them, while the context still carries the request's
 // bytes); false otherwise, whatever the config said. A config can turn it off
 // (hold_request_bytes: false), never on where the pipelines do not allow it.
+//
+// The same goes for the storage exporter's use_request_bytes (a block stored as the
+// request's bytes instead of encoded again), except that the sampler may come before it
+// too: the exporter checks that the bytes still encode its batch span for span (IDs and
+// tracestates), which catches all the sampler changes.
 
 // unchangingProcessors are the processor types that never change a span.
 var unchangingProcessors = map[component.Type]bool{
@@ -32,7 +38,10 @@ var unchangingProcessors = map[component.Type]bool{
 	analytics.Type:       true, // counts, and never changes a span (its Capabilities say MutatesData false)
 }
 
-const holdRequestBytesKey = "tail::hold_request_bytes"
+const (
+	holdRequestBytesKey = "tail::hold_request_bytes"
+	useRequestBytesKey  = "use_request_bytes"
+)
 
 func holdRequestBytesConverter() confmap.ConverterFactory {
 	return confmap.NewConverterFactory(func(confmap.ConverterSettings) confmap.Converter {
@@ -44,10 +53,12 @@ type converterFunc func(*confmap.Conf) error
 
 func (f converterFunc) Convert(_ context.Context, conf *confmap.Conf) error { return f(conf) }
 
-// setHoldRequestBytes sets tail.hold_request_bytes on every spoor_sampler processor of
-// conf from the pipelines that list it.
+// setHoldRequestBytes sets tail.hold_request_bytes on every spoor_sampler processor, and
+// use_request_bytes on every spoor_storage exporter, of conf from the pipelines that
+// list it.
 func setHoldRequestBytes(conf *confmap.Conf) error {
-	allowed := map[string]bool{} // sampler ID → every pipeline allows it
+	allowed := map[string]bool{}       // sampler ID → every pipeline allows it
+	exportAllowed := map[string]bool{} // spoor_storage exporter ID → every pipeline allows it
 	pipelines, _ := conf.Get("service::pipelines").(map[string]any)
 	for name, p := range pipelines {
 		id := component.ID{}
@@ -61,7 +72,7 @@ func setHoldRequestBytes(conf *confmap.Conf) error {
 				receiversOnly = false
 			}
 		}
-		unchanged := receiversOnly
+		unchanged, storable := receiversOnly, receiversOnly
 		for _, proc := range asStrings(pm["processors"]) {
 			var pid component.ID
 			if err := pid.UnmarshalText([]byte(proc)); err != nil {
@@ -73,6 +84,17 @@ func setHoldRequestBytes(conf *confmap.Conf) error {
 				allowed[proc] = unchanged && (ok || !seen)
 			}
 			unchanged = unchanged && unchangingProcessors[pid.Type()]
+			// The store checks that the bytes still encode its batch, which catches what
+			// the sampler changes (spans dropped, tracestates rewritten).
+			storable = storable && (unchangingProcessors[pid.Type()] || pid.Type() == sampler.Type)
+		}
+		for _, exp := range asStrings(pm["exporters"]) {
+			var eid component.ID
+			if err := eid.UnmarshalText([]byte(exp)); err != nil || eid.Type() != storageexporter.Type {
+				continue
+			}
+			ok, seen := exportAllowed[exp]
+			exportAllowed[exp] = storable && (ok || !seen)
 		}
 	}
 	set := map[string]any{}
@@ -85,6 +107,18 @@ func setHoldRequestBytes(conf *confmap.Conf) error {
 		}
 		if strings.Contains(proc, confmap.KeyDelimiter) {
 			return fmt.Errorf("processor ID %q: %q in an ID cannot be addressed to set %s", proc, confmap.KeyDelimiter, holdRequestBytesKey)
+		}
+		set[key] = ok
+	}
+	for exp, ok := range exportAllowed {
+		key := "exporters::" + exp + "::" + useRequestBytesKey
+		if ok {
+			if v, isBool := conf.Get(key).(bool); isBool && !v {
+				continue // turned off in the config
+			}
+		}
+		if strings.Contains(exp, confmap.KeyDelimiter) {
+			return fmt.Errorf("exporter ID %q: %q in an ID cannot be addressed to set %s", exp, confmap.KeyDelimiter, useRequestBytesKey)
 		}
 		set[key] = ok
 	}

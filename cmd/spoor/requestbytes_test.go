@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/spoortrace/spoor/sampler"
+	"github.com/spoortrace/spoor/storage/storageexporter"
 )
 
 // The default config lets the sampler copy held spans from the request bytes: only
@@ -37,6 +38,73 @@ func TestDefaultConfigHoldsRequestBytes(t *testing.T) {
 	}
 	if !sc.Tail.HoldRequestBytes {
 		t.Error("tail.hold_request_bytes is off in the default config, whose pipeline allows it")
+	}
+	ec, ok := cfg.Exporters[component.NewID(storageexporter.Type)].(*storageexporter.Config)
+	if !ok {
+		t.Fatal("no spoor_storage exporter in the default config")
+	}
+	if !ec.UseRequestBytes {
+		t.Error("use_request_bytes is off in the default config, whose pipeline allows it")
+	}
+}
+
+// The storage exporter may store the request's bytes where only processors that change
+// no span, or the sampler (whose changes its check catches), come before it.
+func TestSetUseRequestBytes(t *testing.T) {
+	const base = `
+receivers: {otlp: {}}
+connectors: {spoor_forward: {}}
+processors: {spoor_ingest: {}, spoor_analytics: {}, spoor_sampler: {}, batch: {}}
+exporters: {spoor_storage: {}, spoor_storage/b: {use_request_bytes: true}, otlp: {}}
+`
+	cases := []struct {
+		name, pipelines string
+		want            map[string]any // exporter ID → use_request_bytes after the converter
+	}{
+		{"default pipeline", `
+    traces: {receivers: [otlp], processors: [spoor_ingest, spoor_analytics, spoor_sampler], exporters: [spoor_storage, otlp]}`,
+			map[string]any{"spoor_storage": true, "spoor_storage/b": true /* in no pipeline: untouched */, "otlp": nil}},
+		{"a processor that may change spans", `
+    traces: {receivers: [otlp], processors: [spoor_sampler, batch], exporters: [spoor_storage, spoor_storage/b]}`,
+			map[string]any{"spoor_storage": false, "spoor_storage/b": false}},
+		{"a connector feeds the pipeline", `
+    traces: {receivers: [otlp], exporters: [spoor_forward]}
+    traces/2: {receivers: [spoor_forward], processors: [spoor_sampler], exporters: [spoor_storage]}`,
+			map[string]any{"spoor_storage": false}},
+		{"one pipeline of two does not allow it", `
+    traces: {receivers: [otlp], processors: [spoor_ingest], exporters: [spoor_storage]}
+    traces/2: {receivers: [otlp], processors: [batch], exporters: [spoor_storage]}`,
+			map[string]any{"spoor_storage": false}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var m map[string]any
+			if err := yaml.Unmarshal([]byte(base+"service:\n  pipelines:"+c.pipelines), &m); err != nil {
+				t.Fatal(err)
+			}
+			conf := confmap.NewFromStringMap(m)
+			if err := setHoldRequestBytes(conf); err != nil {
+				t.Fatal(err)
+			}
+			for id, want := range c.want {
+				if got := conf.Get("exporters::" + id + "::use_request_bytes"); got != want {
+					t.Errorf("%s: use_request_bytes %v, want %v", id, got, want)
+				}
+			}
+		})
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal([]byte(`
+exporters: {spoor_storage: {use_request_bytes: false}}
+service: {pipelines: {traces: {receivers: [otlp], exporters: [spoor_storage]}}}`), &m); err != nil {
+		t.Fatal(err)
+	}
+	conf := confmap.NewFromStringMap(m)
+	if err := setHoldRequestBytes(conf); err != nil {
+		t.Fatal(err)
+	}
+	if got := conf.Get("exporters::spoor_storage::use_request_bytes"); got != false {
+		t.Errorf("turned off in the config: %v after the converter", got)
 	}
 }
 

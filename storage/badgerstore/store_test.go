@@ -12,6 +12,9 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/spoortrace/spoor/storage"
 	"github.com/spoortrace/spoor/storage/storagetest"
@@ -225,4 +228,37 @@ func telemetrygenBatch(seed uint64, spans, perTrace int, start time.Time) ptrace
 		a.PutStr("k8", "v8")
 	}
 	return td
+}
+
+// encodedStore writes every batch through WriteTracesEncoded, its bytes encoded as Go's
+// protobuf encodes them (fields in another order than pdata's), as a request's are.
+type encodedStore struct{ *Store }
+
+func (s encodedStore) WriteTraces(ctx context.Context, td ptrace.Traces) error {
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		return err
+	}
+	var req collectortrace.ExportTraceServiceRequest
+	if err := proto.Unmarshal(b, &req); err != nil {
+		return err
+	}
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(&req)
+	if err != nil {
+		return err
+	}
+	return s.WriteTracesEncoded(ctx, td, raw)
+}
+
+// TestConformanceFromRequestBytes runs the conformance suite with every block stored as
+// a request's own bytes (storageexporter use_request_bytes).
+func TestConformanceFromRequestBytes(t *testing.T) {
+	storagetest.RunAll(t, func(t *testing.T, dir string) storagetest.Store {
+		t.Helper()
+		s, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return encodedStore{s}
+	})
 }

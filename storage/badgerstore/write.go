@@ -153,6 +153,16 @@ func serviceOf(r pcommon.Resource) string {
 
 // WriteTraces stores td durably; see storage.Writer for the contract.
 func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) error {
+	return s.writeTraces(ctx, td, nil)
+}
+
+// WriteTracesEncoded implements storage.EncodedWriter: raw, the TracesData encoding of
+// td, is stored as the block instead of td encoded again.
+func (s *Store) WriteTracesEncoded(ctx context.Context, td ptrace.Traces, raw []byte) error {
+	return s.writeTraces(ctx, td, raw)
+}
+
+func (s *Store) writeTraces(ctx context.Context, td ptrace.Traces, raw []byte) error {
 	w := scratchPool.Get().(*writeScratch)
 	defer w.release()
 
@@ -197,12 +207,12 @@ func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 	}
 	now := time.Now()
 	catalog := s.collectCatalog(w, td, now)
-	return s.writeBlock(ctx, w, td, catalog, now)
+	return s.writeBlock(ctx, w, td, raw, catalog, now)
 }
 
-// writeBlock plans, encodes and commits td as one block, or splits it when it does not
-// fit in one transaction.
-func (s *Store) writeBlock(ctx context.Context, w *writeScratch, td ptrace.Traces, catalog []catalogEntry, now time.Time) error {
+// writeBlock plans, encodes and commits td as one block; raw, when not nil, is td's
+// encoding already.
+func (s *Store) writeBlock(ctx context.Context, w *writeScratch, td ptrace.Traces, raw []byte, catalog []catalogEntry, now time.Time) error {
 	w.valKeys = s.values.keys.Load()
 	s.planFields(w, td)
 	catalog = s.collectValues(w, catalog, now)
@@ -218,11 +228,14 @@ func (s *Store) writeBlock(ctx context.Context, w *writeScratch, td ptrace.Trace
 		catalog = nil
 	}
 
-	// The batch as it came, marshaled once: td is read-only and may be shared.
-	var m ptrace.ProtoMarshaler
-	raw, err := m.MarshalTraces(td)
-	if err != nil {
-		return fmt.Errorf("encode block: %w", err)
+	// The batch as it came, marshaled once (td is read-only and may be shared), unless
+	// the caller had its encoding.
+	if raw == nil {
+		var m ptrace.ProtoMarshaler
+		var err error
+		if raw, err = m.MarshalTraces(td); err != nil {
+			return fmt.Errorf("encode block: %w", err)
+		}
 	}
 	ref := blockRef{hash: xxhash.Sum64(raw)}
 	var latest uint64
@@ -241,7 +254,7 @@ func (s *Store) writeBlock(ctx context.Context, w *writeScratch, td ptrace.Trace
 	var logKey [9]byte
 	p.logKey = appendLogKey(logKey[:0], p.seq)
 
-	err = s.commit(ctx, w, p, catalog, s.expiresAt(now))
+	err := s.commit(ctx, w, p, catalog, s.expiresAt(now))
 	if err != nil || p.dup {
 		s.idx.done(p.seq)
 	}

@@ -13,6 +13,13 @@ type Config struct {
 	Storage component.ID `mapstructure:"storage"`
 	// Timeout bounds one write; past it the sender gets a retryable error.
 	exporterhelper.TimeoutConfig `mapstructure:",squash"`
+	// UseRequestBytes stores a batch as the bytes of the request it came in (which the
+	// ingest door passes along, internal/otlpbody) when they still encode the batch,
+	// instead of encoding it again. spoor sets it from the pipelines (cmd/spoor,
+	// requestbytes.go): on only where every processor before the exporter changes no
+	// span except by dropping spans or rewriting tracestates, which the check before
+	// each write catches. A config can turn it off, never on elsewhere.
+	UseRequestBytes bool `mapstructure:"use_request_bytes"`
 }
 
 // Validate checks the configuration.

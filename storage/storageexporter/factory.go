@@ -12,11 +12,15 @@ import (
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/spoortrace/spoor/internal/otlpbody"
+	"github.com/spoortrace/spoor/internal/otlpwire"
 	"github.com/spoortrace/spoor/storage"
 	"github.com/spoortrace/spoor/storage/storageext"
 )
@@ -38,14 +42,20 @@ func createDefaultConfig() component.Config {
 }
 
 type storageExporter struct {
-	cfg    *Config
-	writer storage.Writer
-	guard  *storageext.WriteGuard
+	cfg     *Config
+	writer  storage.Writer
+	guard   *storageext.WriteGuard
+	batches metric.Int64Counter
 }
 
 func createTraces(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Traces, error) {
 	c := cfg.(*Config)
 	e := &storageExporter{cfg: c}
+	var err error
+	if e.batches, err = set.MeterProvider.Meter("github.com/spoortrace/spoor/storage/storageexporter").Int64Counter("spoor_storage_exporter_batches",
+		metric.WithDescription("Batches the exporter wrote to the store, by how their block was encoded: request_bytes (the request's own bytes, use_request_bytes) or encoded.")); err != nil {
+		return nil, fmt.Errorf("create batches counter: %w", err)
+	}
 	// No WithQueue and no WithRetry: the push is synchronous, so the receiver's caller
 	// waits for the commit, and retrying is the sender's job (it holds the data).
 	return exporterhelper.NewTraces(ctx, set, cfg, e.push,
@@ -79,7 +89,7 @@ func (e *storageExporter) push(ctx context.Context, td ptrace.Traces) error {
 			return retryable(codes.Unavailable, err.Error(), 5*time.Second)
 		}
 	}
-	err := e.writer.WriteTraces(ctx, td)
+	err := e.write(ctx, td)
 	if e.guard != nil && !storage.IsInvalidInput(err) {
 		e.guard.Done(err)
 	}
@@ -92,6 +102,31 @@ func (e *storageExporter) push(ctx context.Context, td ptrace.Traces) error {
 		return consumererror.NewPermanent(status.Error(codes.InvalidArgument, err.Error()))
 	}
 	return fmt.Errorf("store spans: %w", err)
+}
+
+var (
+	asRequestBytes = metric.WithAttributeSet(attribute.NewSet(attribute.String("encoding", "request_bytes")))
+	asEncoded      = metric.WithAttributeSet(attribute.NewSet(attribute.String("encoding", "encoded")))
+)
+
+// write stores td, as the request's own bytes when allowed and they still encode td.
+func (e *storageExporter) write(ctx context.Context, td ptrace.Traces) error {
+	if e.cfg.UseRequestBytes {
+		if ew, ok := e.writer.(storage.EncodedWriter); ok {
+			if raw := otlpbody.FromContext(ctx); raw != nil && otlpwire.Encodes(raw, td) {
+				err := ew.WriteTracesEncoded(ctx, td, raw)
+				if err == nil {
+					e.batches.Add(ctx, 1, asRequestBytes)
+				}
+				return err
+			}
+		}
+	}
+	err := e.writer.WriteTraces(ctx, td)
+	if err == nil {
+		e.batches.Add(ctx, 1, asEncoded)
+	}
+	return err
 }
 
 // retryable is a gRPC status error with a RetryInfo delay.

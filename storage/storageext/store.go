@@ -59,6 +59,7 @@ var (
 	_ storage.Writer           = (*Store)(nil)
 	_ storage.Searcher         = (*Store)(nil)
 	_ storage.TraceCounter     = (*Store)(nil)
+	_ storage.EncodedWriter    = (*Store)(nil)
 	_ storage.SummaryReader    = (*Store)(nil)
 	_ storage.DependencyReader = (*Store)(nil)
 	_ storage.TraceDeleter     = (*Store)(nil)
@@ -203,6 +204,18 @@ func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 		return err
 	}
 	err = st.WriteTraces(ctx, td)
+	s.release()
+	s.noteWriteErr(err)
+	return err
+}
+
+// WriteTracesEncoded implements storage.EncodedWriter.
+func (s *Store) WriteTracesEncoded(ctx context.Context, td ptrace.Traces, raw []byte) error {
+	st, err := s.get()
+	if err != nil {
+		return err
+	}
+	err = st.WriteTracesEncoded(ctx, td, raw)
 	s.release()
 	s.noteWriteErr(err)
 	return err
