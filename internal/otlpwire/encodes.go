@@ -2,6 +2,7 @@ package otlpwire
 
 import (
 	"bytes"
+	"math"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -65,16 +66,16 @@ func encodesResource(raw []byte, rs ptrace.ResourceSpans) bool {
 func encodesScope(raw []byte, ss ptrace.ScopeSpans) bool {
 	spans := ss.Spans()
 	k := 0
-	for b := raw; len(b) > 0; {
-		num, typ, v, n := ConsumeField(b)
-		if n < 0 {
+	for i := 0; i < len(raw); {
+		num, typ, v0, v1, next := nextField(raw, i)
+		if next < 0 {
 			return false
 		}
-		b = b[n:]
+		i = next
 		if num != fieldScopeSpansSpans {
 			continue
 		}
-		if typ != protowire.BytesType || k >= spans.Len() || !encodesSpan(v, spans.At(k)) {
+		if typ != protowire.BytesType || k >= spans.Len() || !encodesSpan(raw[v0:v1], spans.At(k)) {
 			return false
 		}
 		k++
@@ -85,28 +86,34 @@ func encodesScope(raw []byte, ss ptrace.ScopeSpans) bool {
 func encodesSpan(raw []byte, sp ptrace.Span) bool {
 	var tid, sid, ts []byte
 	var seenTID, seenSID, seenTS bool
-	for b := raw; len(b) > 0; {
-		num, typ, v, n := ConsumeField(b)
-		if n < 0 {
+	for i := 0; i < len(raw); {
+		num, typ, v0, v1, next := nextField(raw, i)
+		if next < 0 {
 			return false
 		}
-		b = b[n:]
+		i = next
+		if num > fieldSpanTraceState {
+			continue
+		}
+		if typ != protowire.BytesType {
+			return false
+		}
 		switch num {
 		case fieldSpanTraceID:
-			if seenTID || typ != protowire.BytesType {
+			if seenTID {
 				return false
 			}
-			tid, seenTID = v, true
+			tid, seenTID = raw[v0:v1], true
 		case FieldSpanSpanID:
-			if seenSID || typ != protowire.BytesType {
+			if seenSID {
 				return false
 			}
-			sid, seenSID = v, true
+			sid, seenSID = raw[v0:v1], true
 		case fieldSpanTraceState:
-			if seenTS || typ != protowire.BytesType {
+			if seenTS {
 				return false
 			}
-			ts, seenTS = v, true
+			ts, seenTS = raw[v0:v1], true
 		}
 	}
 	// An absent ID field decodes as the empty ID, and pdata writes none for it.
@@ -118,4 +125,67 @@ func encodesSpan(raw []byte, sp ptrace.Span) bool {
 		return false
 	}
 	return string(ts) == sp.TraceState().AsRaw()
+}
+
+// nextField reads the field at b[i:]: its number and type, where its value lies
+// (b[v0:v1], for a length-delimited field its content), and where the next field starts
+// (negative when the bytes are malformed). One-byte tags and lengths, nearly all of
+// them in spans, are read inline: walking every field of every span through protowire's
+// ConsumeField cost as much as encoding the spans again.
+func nextField(b []byte, i int) (num protowire.Number, typ protowire.Type, v0, v1, next int) {
+	tag := uint64(b[i])
+	if tag < 0x80 {
+		i++
+	} else {
+		t, n := protowire.ConsumeVarint(b[i:])
+		if n < 0 {
+			return 0, 0, 0, 0, -1
+		}
+		tag, i = t, i+n
+	}
+	if tag>>3 > math.MaxInt32 || tag>>3 < uint64(protowire.MinValidNumber) {
+		return 0, 0, 0, 0, -1
+	}
+	num, typ = protowire.Number(tag>>3), protowire.Type(tag&7)
+	switch typ {
+	case protowire.BytesType:
+		var l uint64
+		if i < len(b) && b[i] < 0x80 {
+			l, i = uint64(b[i]), i+1
+		} else {
+			x, n := protowire.ConsumeVarint(b[i:])
+			if n < 0 {
+				return 0, 0, 0, 0, -1
+			}
+			l, i = x, i+n
+		}
+		if l > uint64(len(b)-i) {
+			return 0, 0, 0, 0, -1
+		}
+		return num, typ, i, i + int(l), i + int(l)
+	case protowire.VarintType:
+		if i < len(b) && b[i] < 0x80 {
+			return num, typ, i, i + 1, i + 1
+		}
+		_, n := protowire.ConsumeVarint(b[i:])
+		if n < 0 {
+			return 0, 0, 0, 0, -1
+		}
+		return num, typ, i, i + n, i + n
+	case protowire.Fixed64Type:
+		if len(b)-i < 8 {
+			return 0, 0, 0, 0, -1
+		}
+		return num, typ, i, i + 8, i + 8
+	case protowire.Fixed32Type:
+		if len(b)-i < 4 {
+			return 0, 0, 0, 0, -1
+		}
+		return num, typ, i, i + 4, i + 4
+	}
+	m := protowire.ConsumeFieldValue(num, typ, b[i:]) // groups; invalid types fail
+	if m < 0 {
+		return 0, 0, 0, 0, -1
+	}
+	return num, typ, i, i + m, i + m
 }

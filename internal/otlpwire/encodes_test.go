@@ -152,3 +152,50 @@ func FuzzEncodes(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkEncodes(b *testing.B) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	td := ptrace.NewTraces()
+	ss := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty()
+	for range 512 {
+		sp := ss.Spans().AppendEmpty()
+		var tid pcommon.TraceID
+		var sid pcommon.SpanID
+		for i := range tid {
+			tid[i] = byte(rng.Uint32())
+		}
+		for i := range sid {
+			sid[i] = byte(rng.Uint32())
+		}
+		sp.SetTraceID(tid)
+		sp.SetSpanID(sid)
+		sp.SetParentSpanID(sid)
+		sp.SetName("okey-dokey-0")
+		sp.SetKind(ptrace.SpanKindServer)
+		sp.SetStartTimestamp(1)
+		sp.SetEndTimestamp(2)
+		sp.Attributes().PutStr("network.peer.address", "1.2.3.4")
+		sp.Attributes().PutStr("peer.service", "telemetrygen-server")
+		for a := range 10 {
+			sp.Attributes().PutStr(fmt.Sprintf("attr%d", a), fmt.Sprintf("value-%d", a))
+		}
+	}
+	raw, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	var m ptrace.ProtoMarshaler
+	b.Run("encodes", func(b *testing.B) {
+		for b.Loop() {
+			if !Encodes(raw, td) {
+				b.Fatal("no match")
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*512), "ns/span")
+	})
+	b.Run("marshal", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := m.MarshalTraces(td); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*512), "ns/span")
+	})
+}
