@@ -32,19 +32,8 @@ func BenchmarkAnalyticsShareOfCPU(b *testing.B) {
 	if runtime.GOOS != "linux" {
 		b.Fatal("reads process CPU time from /proc")
 	}
-	root := repoRoot(b)
-	def, err := os.ReadFile(filepath.Join(root, "cmd", "spoor", "config.yaml"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	const with, without = "processors: [spoor_ingest, spoor_analytics, spoor_sampler]", "processors: [spoor_ingest, spoor_sampler]"
-	if !bytes.Contains(def, []byte(with)) {
-		b.Fatalf("the default config has no %q", with)
-	}
-	off := filepath.Join(b.TempDir(), "no-analytics.yaml")
-	if err := os.WriteFile(off, bytes.Replace(def, []byte(with), []byte(without), 1), 0o644); err != nil {
-		b.Fatal(err)
-	}
+	off := defaultConfigVariant(b, "no-analytics",
+		"processors: [spoor_ingest, spoor_analytics, spoor_sampler]", "processors: [spoor_ingest, spoor_sampler]")
 	rules := filepath.Join(b.TempDir(), "rules.yaml")
 	if err := os.WriteFile(rules, []byte(strings.Replace(cardRules, "payment-service", "svc-1", 1)), 0o644); err != nil {
 		b.Fatal(err)
@@ -65,6 +54,28 @@ func BenchmarkAnalyticsShareOfCPU(b *testing.B) {
 	b.ReportMetric(offUS, "cpu-µs/span-without")
 	b.ReportMetric(onUS, "cpu-µs/span-with")
 	b.ReportMetric(100*(onUS-offUS)/offUS, "%-added")
+}
+
+// defaultConfigVariant writes spoor's default config, each (old, new) pair of edits
+// replacing old once, to a file named for name, and returns its path. It fails when the
+// default config lacks an old.
+func defaultConfigVariant(b testing.TB, name string, edits ...string) string {
+	b.Helper()
+	cfg, err := os.ReadFile(filepath.Join(repoRoot(b), "cmd", "spoor", "config.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i+1 < len(edits); i += 2 {
+		if !bytes.Contains(cfg, []byte(edits[i])) {
+			b.Fatalf("the default config has no %q", edits[i])
+		}
+		cfg = bytes.Replace(cfg, []byte(edits[i]), []byte(edits[i+1]), 1)
+	}
+	file := filepath.Join(b.TempDir(), name+".yaml")
+	if err := os.WriteFile(file, cfg, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return file
 }
 
 func repoRoot(testing.TB) string {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -50,31 +49,11 @@ func BenchmarkSamplerShareOfCPU(b *testing.B) {
 	if runtime.GOOS != "linux" {
 		b.Fatal("reads process CPU time from /proc")
 	}
-	root := repoRoot(b)
-	def, err := os.ReadFile(filepath.Join(root, "cmd", "spoor", "config.yaml"))
-	if err != nil {
-		b.Fatal(err)
-	}
 	variant := func(name string, edits ...string) string {
-		cfg := def
-		for i := 0; i < len(edits); i += 2 {
-			if !bytes.Contains(cfg, []byte(edits[i])) {
-				b.Fatalf("the default config has no %q", edits[i])
-			}
-			cfg = bytes.Replace(cfg, []byte(edits[i]), []byte(edits[i+1]), 1)
-		}
 		// A CPU profile from start to shutdown, in every variant alike.
-		cfg = bytes.Replace(cfg, []byte("\nextensions:\n"), []byte("\nextensions:\n  pprof:\n    endpoint: 127.0.0.1:0\n    save_to_file: ${env:SPOOR_BENCH_PROFILE}\n"), 1)
-		const exts = "\n  extensions: [" // the service's list
-		if !bytes.Contains(cfg, []byte(exts)) {
-			b.Fatalf("the default config has no %q", exts)
-		}
-		cfg = bytes.Replace(cfg, []byte(exts), []byte(exts+"pprof, "), 1)
-		file := filepath.Join(b.TempDir(), name+".yaml")
-		if err := os.WriteFile(file, cfg, 0o644); err != nil {
-			b.Fatal(err)
-		}
-		return file
+		return defaultConfigVariant(b, name, append(edits,
+			"\nextensions:\n", "\nextensions:\n  pprof:\n    endpoint: 127.0.0.1:0\n    save_to_file: ${env:SPOOR_BENCH_PROFILE}\n",
+			"\n  extensions: [", "\n  extensions: [pprof, ")...)
 	}
 	const pipeline = "processors: [spoor_ingest, spoor_analytics, spoor_sampler]"
 	variants := []struct{ name, config string }{
