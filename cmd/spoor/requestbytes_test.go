@@ -78,14 +78,7 @@ exporters: {spoor_storage: {}, spoor_storage/b: {use_request_bytes: true}, otlp:
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var m map[string]any
-			if err := yaml.Unmarshal([]byte(base+"service:\n  pipelines:"+c.pipelines), &m); err != nil {
-				t.Fatal(err)
-			}
-			conf := confmap.NewFromStringMap(m)
-			if err := setHoldRequestBytes(conf); err != nil {
-				t.Fatal(err)
-			}
+			conf := converted(t, base+"service:\n  pipelines:"+c.pipelines)
 			for id, want := range c.want {
 				if got := conf.Get("exporters::" + id + "::use_request_bytes"); got != want {
 					t.Errorf("%s: use_request_bytes %v, want %v", id, got, want)
@@ -93,16 +86,9 @@ exporters: {spoor_storage: {}, spoor_storage/b: {use_request_bytes: true}, otlp:
 			}
 		})
 	}
-	var m map[string]any
-	if err := yaml.Unmarshal([]byte(`
+	conf := converted(t, `
 exporters: {spoor_storage: {use_request_bytes: false}}
-service: {pipelines: {traces: {receivers: [otlp], exporters: [spoor_storage]}}}`), &m); err != nil {
-		t.Fatal(err)
-	}
-	conf := confmap.NewFromStringMap(m)
-	if err := setHoldRequestBytes(conf); err != nil {
-		t.Fatal(err)
-	}
+service: {pipelines: {traces: {receivers: [otlp], exporters: [spoor_storage]}}}`)
 	if got := conf.Get("exporters::spoor_storage::use_request_bytes"); got != false {
 		t.Errorf("turned off in the config: %v after the converter", got)
 	}
@@ -148,14 +134,7 @@ processors:
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var m map[string]any
-			if err := yaml.Unmarshal([]byte(base+"service:\n  pipelines:"+c.pipelines), &m); err != nil {
-				t.Fatal(err)
-			}
-			conf := confmap.NewFromStringMap(m)
-			if err := setHoldRequestBytes(conf); err != nil {
-				t.Fatal(err)
-			}
+			conf := converted(t, base+"service:\n  pipelines:"+c.pipelines)
 			for id, want := range c.want {
 				if got := conf.Get("processors::" + id + "::tail::hold_request_bytes"); got != want {
 					t.Errorf("%s: hold_request_bytes %v, want %v", id, got, want)
@@ -164,17 +143,24 @@ processors:
 		})
 	}
 	// Turned off in the config: stays off where the pipeline would allow it.
-	var m map[string]any
-	if err := yaml.Unmarshal([]byte(`
+	conf := converted(t, `
 processors: {spoor_sampler: {tail: {hold_request_bytes: false}}}
-service: {pipelines: {traces: {receivers: [otlp], processors: [spoor_sampler]}}}`), &m); err != nil {
+service: {pipelines: {traces: {receivers: [otlp], processors: [spoor_sampler]}}}`)
+	if got := conf.Get("processors::spoor_sampler::tail::hold_request_bytes"); got != false {
+		t.Errorf("turned off in the config: %v after the converter", got)
+	}
+}
+
+// converted is doc, a collector config in YAML, after the request-bytes converter.
+func converted(t *testing.T, doc string) *confmap.Conf {
+	t.Helper()
+	var m map[string]any
+	if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
 		t.Fatal(err)
 	}
 	conf := confmap.NewFromStringMap(m)
 	if err := setHoldRequestBytes(conf); err != nil {
 		t.Fatal(err)
 	}
-	if got := conf.Get("processors::spoor_sampler::tail::hold_request_bytes"); got != false {
-		t.Errorf("turned off in the config: %v after the converter", got)
-	}
+	return conf
 }

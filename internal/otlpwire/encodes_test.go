@@ -1,15 +1,19 @@
 package otlpwire
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/spoortrace/spoor/internal/benchdata"
 )
 
 func encodesBatch(rng *rand.Rand) ptrace.Traces {
@@ -24,12 +28,9 @@ func encodesBatch(rng *rand.Rand) ptrace.Traces {
 				sp := ss.Spans().AppendEmpty()
 				var tid pcommon.TraceID
 				var sid pcommon.SpanID
-				for i := range tid {
-					tid[i] = byte(rng.Uint32())
-				}
-				for i := range sid {
-					sid[i] = byte(rng.Uint32())
-				}
+				binary.LittleEndian.PutUint64(tid[:8], rng.Uint64())
+				binary.LittleEndian.PutUint64(tid[8:], rng.Uint64())
+				binary.LittleEndian.PutUint64(sid[:], rng.Uint64())
 				sp.SetTraceID(tid)
 				sp.SetSpanID(sid)
 				if rng.IntN(2) == 0 {
@@ -154,32 +155,8 @@ func FuzzEncodes(f *testing.F) {
 }
 
 func BenchmarkEncodes(b *testing.B) {
-	rng := rand.New(rand.NewPCG(9, 9))
-	td := ptrace.NewTraces()
-	ss := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty()
-	for range 512 {
-		sp := ss.Spans().AppendEmpty()
-		var tid pcommon.TraceID
-		var sid pcommon.SpanID
-		for i := range tid {
-			tid[i] = byte(rng.Uint32())
-		}
-		for i := range sid {
-			sid[i] = byte(rng.Uint32())
-		}
-		sp.SetTraceID(tid)
-		sp.SetSpanID(sid)
-		sp.SetParentSpanID(sid)
-		sp.SetName("okey-dokey-0")
-		sp.SetKind(ptrace.SpanKindServer)
-		sp.SetStartTimestamp(1)
-		sp.SetEndTimestamp(2)
-		sp.Attributes().PutStr("network.peer.address", "1.2.3.4")
-		sp.Attributes().PutStr("peer.service", "telemetrygen-server")
-		for a := range 10 {
-			sp.Attributes().PutStr(fmt.Sprintf("attr%d", a), fmt.Sprintf("value-%d", a))
-		}
-	}
+	td := benchdata.TelemetrygenShaped(512, 5)
+	benchdata.Refresh(td.ResourceSpans().At(0).ScopeSpans().At(0).Spans(), 5, rand.New(rand.NewPCG(9, 9)), time.Now())
 	raw, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
 	var m ptrace.ProtoMarshaler
 	b.Run("encodes", func(b *testing.B) {
