@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -197,19 +196,7 @@ func postTraces(tb testing.TB, otlpHTTP string, body []byte) bool {
 // shutdown is complete when this returns).
 func runAndMeasure(tb testing.TB, args, env []string, load func(tb testing.TB, otlpHTTP string)) time.Duration {
 	tb.Helper()
-	addrs := make([]string, 6)
-	lns := make([]net.Listener, 6)
-	for i := range addrs {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		lns[i], addrs[i] = ln, ln.Addr().String()
-	}
-	for _, ln := range lns {
-		ln.Close() // the ports were only picked; spoor binds them
-	}
-	ep := endpoints{OTLPGRPC: addrs[0], OTLPHTTP: addrs[1], Zipkin: addrs[2], Query: addrs[3], Metrics: addrs[4], Sampling: addrs[5]}
+	ep := freeEndpoints(tb)
 	dir := tb.TempDir()
 	cmd := exec.Command(spoorBin, args...)
 	cmd.Env = append(append(os.Environ(), ep.env(dir)...), env...)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -291,15 +290,7 @@ func TestAlertOnDeclineBurst(t *testing.T) {
 // hangs, refuses connections or answers 500 changes nothing on the ingest path: every
 // OTLP request is acknowledged as fast as without one.
 func TestWebhookTroubleDelaysNoIngest(t *testing.T) {
-	closed := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		return "http://" + addr + "/api/v2/alerts"
-	}()
+	closed := "http://" + freeAddr(t) + "/api/v2/alerts" // a port nothing listens on
 	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 	}))

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spoortrace/spoor/internal/proc"
 )
 
 // spoorBin is the binary under test, built once by TestMain.
@@ -52,23 +53,29 @@ func runMain(m *testing.M) int {
 // endpoints are the loopback addresses one spoor process listens on.
 type endpoints struct {
 	OTLPGRPC, OTLPHTTP, Zipkin, Query, Metrics, Sampling, SamplingGRPC string
+	// MetricsInternal is the collector's own Prometheus reader, which spoor_metrics
+	// reads: spoor picks one itself when none is set, from the ephemeral range.
+	MetricsInternal string
 }
 
-func freeEndpoints(t *testing.T) endpoints {
+// freeEndpoints picks eight loopback addresses for one spoor process, with proc.FreeAddr:
+// below the ephemeral range, so that no client connection takes one before spoor binds it.
+func freeEndpoints(t testing.TB) endpoints {
 	t.Helper()
-	addrs := make([]string, 7)
-	lns := make([]net.Listener, 7)
+	addrs := make([]string, 8)
 	for i := range addrs {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("pick a free port: %v", err)
-		}
-		lns[i], addrs[i] = ln, ln.Addr().String()
+		addrs[i] = freeAddr(t)
 	}
-	for _, ln := range lns {
-		ln.Close()
+	return endpoints{OTLPGRPC: addrs[0], OTLPHTTP: addrs[1], Zipkin: addrs[2], Query: addrs[3], Metrics: addrs[4], Sampling: addrs[5], SamplingGRPC: addrs[6], MetricsInternal: addrs[7]}
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	addr, err := proc.FreeAddr()
+	if err != nil {
+		t.Fatalf("pick a free port: %v", err)
 	}
-	return endpoints{OTLPGRPC: addrs[0], OTLPHTTP: addrs[1], Zipkin: addrs[2], Query: addrs[3], Metrics: addrs[4], Sampling: addrs[5], SamplingGRPC: addrs[6]}
+	return addr
 }
 
 func (ep endpoints) env(dataDir string) []string {
@@ -81,6 +88,7 @@ func (ep endpoints) env(dataDir string) []string {
 		"SPOOR_METRICS_ENDPOINT=" + ep.Metrics,
 		"SPOOR_SAMPLING_ENDPOINT=" + ep.Sampling,
 		"SPOOR_SAMPLING_GRPC_ENDPOINT=" + ep.SamplingGRPC,
+		"SPOOR_METRICS_INTERNAL_PORT=" + ep.MetricsInternal[strings.LastIndexByte(ep.MetricsInternal, ':')+1:],
 	}
 }
 

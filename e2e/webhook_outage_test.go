@@ -27,11 +27,13 @@ type restartableWebhook struct {
 
 func newRestartableWebhook(t *testing.T) *restartableWebhook {
 	w := &restartableWebhook{t: t}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// A port outside the ephemeral range: the webhook stops and listens on it again, and
+	// in between no outgoing connection may take it.
+	w.addr = freeAddr(t)
+	ln, err := net.Listen("tcp", w.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.addr = ln.Addr().String()
 	w.serve(ln)
 	t.Cleanup(w.stop)
 	return w

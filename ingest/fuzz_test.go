@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/spoortrace/spoor/internal/proc"
 	"github.com/spoortrace/spoor/storage"
 	"github.com/spoortrace/spoor/storage/badgerstore"
 )
@@ -49,12 +49,11 @@ func (h middlewareHost) GetExtensions() map[component.ID]component.Component { r
 
 func freePort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := proc.FreeAddr() // outside the ephemeral range: see proc.FreeAddr
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 func startDoor(t testing.TB) *door {

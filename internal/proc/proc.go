@@ -5,22 +5,88 @@ package proc
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
-// FreeAddr returns a loopback address free at the time of the call.
+// FreeAddr returns a loopback address that is free at the time of the call, on a port
+// the kernel never hands out by itself.
+//
+// A port picked by listening on port 0 and closing comes from the ephemeral range, the
+// same range the kernel draws the local ports of outgoing connections from: between the
+// pick and spoor binding it, any client connection on the machine (another test's, or
+// spoor's own to a port picked a moment earlier) can take it, and spoor fails to start
+// with "address already in use". So FreeAddr picks at random among the ports below the
+// ephemeral range (net.ipv4.ip_local_port_range), checks each by binding it, and never
+// returns the same port twice in one process. Another process picking the same port in
+// the same instant is what remains, one chance in about twenty thousand per pick.
 func FreeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	pick.Lock()
+	defer pick.Unlock()
+	if pick.given == nil {
+		pick.given = make(map[int]bool)
+		pick.lo, pick.hi = pickRange(readEphemeral())
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	for range 2000 {
+		port := pick.lo + rand.IntN(pick.hi-pick.lo)
+		if pick.given[port] {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		pick.given[port] = true
+		return addr, nil
+	}
+	return "", fmt.Errorf("no free loopback port in [%d, %d) after 2000 tries", pick.lo, pick.hi)
+}
+
+var pick struct {
+	sync.Mutex
+	given  map[int]bool
+	lo, hi int
+}
+
+// readEphemeral reads the kernel's ephemeral port range, Linux's default when it cannot.
+func readEphemeral() (lo, hi int) {
+	lo, hi = 32768, 60999
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return lo, hi
+	}
+	l, err1 := strconv.Atoi(f[0])
+	h, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil || l < 1 || h < l || h > 65535 {
+		return lo, hi
+	}
+	return l, h
+}
+
+// pickRange is the range FreeAddr draws from, outside the ephemeral range [elo, ehi]:
+// from 10000 (above the ports services usually take) up to it, or above it when that
+// leaves too few.
+func pickRange(elo, ehi int) (lo, hi int) {
+	const floor, enough = 10000, 4096
+	if elo-floor >= enough {
+		return floor, elo
+	}
+	if 65536-(ehi+1) >= enough {
+		return ehi + 1, 65536
+	}
+	return 1024, 65536 // an ephemeral range covering nearly everything: no way around it
 }
 
 // WaitHealthy polls url until it answers 200 OK, or fails after timeout.
