@@ -151,7 +151,10 @@ func TestForwardingSurvivesOutage(t *testing.T) {
 	p50d, p99d, maxd := quantiles(during)
 	t.Logf("ingest latency (OTLP gRPC export of %d spans): before p50 %v p99 %v max %v (%d exports); during outage p50 %v p99 %v max %v (%d exports)",
 		tracesPerBatch*spansPerTrace, p50b, p99b, maxb, len(before), p50d, p99d, maxd, len(during))
-	if p50d > 2*p50b+20*time.Millisecond || maxd > 2*time.Second {
+	// Bounds a waiting ingest would cross, not a comparison of timings (the machine's
+	// load doubles medians): an export that waited on a down destination would wait for
+	// at least a retry interval (seconds), on every export.
+	if p50d > max(2*p50b+20*time.Millisecond, 250*time.Millisecond) || maxd > 2*time.Second {
 		t.Errorf("ingest slowed during the forwarding outage: p50 %v → %v, max %v → %v", p50b, p50d, maxb, maxd)
 	}
 	for _, d := range dests {

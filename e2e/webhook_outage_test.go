@@ -109,9 +109,9 @@ func percentile(d []time.Duration, p float64) time.Duration {
 }
 
 // TestWebhookDownForAMinute: the webhook (a real HTTP server) is stopped for a full
-// minute while card declines keep arriving and the rule keeps firing. Ingest is no
-// slower during the outage than before it (each export's acknowledgement, compared
-// loosely); spoor keeps the alert firing and counts the failed deliveries; when the
+// minute while card declines keep arriving and the rule keeps firing. Ingest does not
+// wait for the deliveries during the outage (its median export stays under a retry's
+// backoff); spoor keeps the alert firing and counts the failed deliveries; when the
 // webhook is back on the same port it gets the same firing alert (same startsAt) as
 // it is now (example traces sent during the outage), and the resolved notice once
 // the declines stop.
@@ -173,8 +173,13 @@ func TestWebhookDownForAMinute(t *testing.T) {
 	p50d, p99d := percentile(during, 0.5), percentile(during, 0.99)
 	t.Logf("ingest per export of 50 spans: before p50 %v p99 %v (%d exports); webhook down %v: p50 %v p99 %v max %v (%d exports)",
 		p50b, p99b, len(before), outage, p50d, p99d, slices.Max(during), len(during))
-	if p99d > max(3*p99b, 100*time.Millisecond) || p50d > max(3*p50b, 20*time.Millisecond) {
-		t.Errorf("ingest slowed while the webhook was down: p50 %v→%v, p99 %v→%v", p50b, p50d, p99b, p99d)
+	// Not a comparison of timings, which the machine's load moves (CI once saw p50
+	// 10→20 ms, p99 50→166 ms with other tests running): ingest that waited for the
+	// delivery would wait, on every firing export, for at least one retry's backoff
+	// (initial_backoff 250 ms, jittered down to half at least), so its median export
+	// would take that long.
+	if minBackoff := 125 * time.Millisecond; p50d >= minBackoff {
+		t.Errorf("ingest waited for the webhook while it was down: median export %v (before: %v), at least a retry's backoff (%v)", p50d, p50b, minBackoff)
 	}
 
 	// Back: declines go on for a moment; the firing alert arrives, as it is now.
