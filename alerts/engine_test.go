@@ -312,8 +312,10 @@ func TestWebhookDownRetriesBehindBreaker(t *testing.T) {
 		feed(e, td)
 		worst = max(worst, time.Since(start))
 	}
-	if worst > 20*time.Millisecond {
-		t.Errorf("slowest Commit while the webhook hangs took %v", worst)
+	// A Commit that waited for the hanging delivery would wait out its timeout (200 ms);
+	// the bound sits below that, well above a loaded machine's scheduling delays.
+	if worst >= cfg.Timeout*3/4 {
+		t.Errorf("slowest Commit while the webhook hangs took %v: it waited for the delivery (timeout %v)", worst, cfg.Timeout)
 	}
 	// Recovery: the alert arrives, as it is now.
 	w.hang.Store(false)
