@@ -96,6 +96,9 @@ type wireScope struct {
 	first, n   int
 }
 
+// spansTag is the tag of ScopeSpans.spans: field 2, length-delimited.
+var spansTag = byte(protowire.EncodeTag(otlpwire.FieldScopeSpansSpans, protowire.BytesType))
+
 // indexWire finds each span of td in body, the request td was decoded from, and reports
 // whether body holds exactly td's resources, scopes and spans in td's order (a sample
 // of them, every scope's first and last included, with the same IDs); b.wspans,
@@ -145,17 +148,33 @@ func (b *tailBatch) indexWire(body []byte, td ptrace.Traces) bool {
 			nsp := 0
 			var last []byte
 			for s := ss; len(s) > 0; {
-				num, typ, sp, n := otlpwire.ConsumeField(s)
-				if n < 0 {
-					return false
+				var field, sp []byte
+				if len(s) > 2 && s[0] == spansTag && (s[1] < 0x80 || s[2] < 0x80) {
+					// A span of up to 16 KiB, its tag and length read here: through
+					// ConsumeField, this walk was most of indexWire's cost.
+					l, h := int(s[1]), 2
+					if l >= 0x80 {
+						l, h = l&0x7f|int(s[2])<<7, 3
+					}
+					if l > len(s)-h {
+						return false
+					}
+					field, sp, s = s[:h+l], s[h:h+l], s[h+l:]
+				} else {
+					num, typ, v, n := otlpwire.ConsumeField(s)
+					if n < 0 {
+						return false
+					}
+					field, sp, s = s[:n], v, s[n:]
+					if num != otlpwire.FieldScopeSpansSpans {
+						b.scopeOther = append(b.scopeOther, field...) // scope, schema URL
+						continue
+					}
+					if typ != protowire.BytesType {
+						return false
+					}
 				}
-				field := s[:n]
-				s = s[n:]
-				if num != otlpwire.FieldScopeSpansSpans {
-					b.scopeOther = append(b.scopeOther, field...) // scope, schema URL
-					continue
-				}
-				if typ != protowire.BytesType || nsp == spans.Len() {
+				if nsp == spans.Len() {
 					return false
 				}
 				// The IDs of a scope's first span, of every eighth and (below) of its

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -332,4 +333,39 @@ func FuzzIndexWire(f *testing.F) {
 			t.Fatalf("accepted a request of %d spans for %d", got.SpanCount(), td.SpanCount())
 		}
 	})
+}
+
+// indexWire finds every span whatever the size of its length: one byte (a bare span),
+// two (read inline), three (a span over 16 KiB, read through ConsumeField), with the
+// spans' bytes exactly those of the request.
+func TestIndexWireSpanLengths(t *testing.T) {
+	td := ptrace.NewTraces()
+	spans := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+	for i, size := range []int{0, 100, 1000, 20_000, 10, 16_300, 16_400} {
+		sp := spans.AppendEmpty()
+		sp.SetTraceID(randTID(rand.New(rand.NewPCG(uint64(i), 1))))
+		sp.SetSpanID(sid(byte(i + 1)))
+		if size > 0 {
+			sp.Attributes().PutStr("pad", strings.Repeat("x", size))
+		}
+	}
+	body := requestBytes(t, td)
+	p, _ := newTail(t, tailCfg(10), nil)
+	b := &tailBatch{t: p.tail}
+	if !b.indexWire(body, td) {
+		t.Fatal("indexWire refused the batch's own request")
+	}
+	if len(b.wspans) != spans.Len() {
+		t.Fatalf("%d spans found, want %d", len(b.wspans), spans.Len())
+	}
+	for i, field := range b.wspans {
+		num, _, content, n := otlpwire.ConsumeField(field)
+		if n != len(field) || num != otlpwire.FieldScopeSpansSpans || !bytes.Contains(body, field) {
+			t.Fatalf("span %d: %d bytes are not one spans field of the request", i, len(field))
+		}
+		pad, _ := spans.At(i).Attributes().Get("pad")
+		if !sameIDs(content, spans.At(i)) || !bytes.Contains(content, []byte(pad.Str())) {
+			t.Fatalf("span %d: the field found holds another span", i)
+		}
+	}
 }
