@@ -18,6 +18,8 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/zipkin/zipkinv2"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/spoortrace/spoor/storage"
 )
 
 // zipkinBase is when the Zipkin fixtures start: after richTrace, so newest-first puts
@@ -321,9 +323,18 @@ func TestZipkinTraceLookup(t *testing.T) {
 	if got := ids(e.zipkinOK("/api/v2/trace/" + wideTraceID)); !slices.Equal(got, []string{wideTraceID}) {
 		t.Errorf("32-hex lookup: %v", got)
 	}
-	// The low half of a 128-bit trace alone finds it, with no 64-bit trace of that ID.
+	// The low half of a 128-bit trace alone finds it, with no 64-bit trace of that ID:
+	// listed by the store (storage.TraceIDScanner), or, from a store that cannot list
+	// IDs, found by a search.
 	if got := ids(e.zipkinOK("/api/v2/trace/d269b633813fc60c")); !slices.Equal(got, []string{"5b8efff798038103d269b633813fc60c"}) {
 		t.Errorf("low-half lookup: %v", got)
+	}
+	plain := New(readerOnly{e.store}, Options{})
+	plain.now = e.api.now
+	rec := httptest.NewRecorder()
+	plain.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v2/trace/d269b633813fc60c", nil))
+	if got := ids(rec.Body.Bytes()); rec.Code != http.StatusOK || !slices.Equal(got, []string{"5b8efff798038103d269b633813fc60c"}) {
+		t.Errorf("low-half lookup through a search: %d %v", rec.Code, got)
 	}
 	status, ct, body := e.zget("/api/v2/trace/00000000000000ab")
 	if status != http.StatusNotFound || string(body) != "00000000000000ab not found" || !strings.HasPrefix(ct, "text/plain") {
@@ -519,3 +530,6 @@ func FuzzZipkinTraceIDs(f *testing.F) {
 }
 
 var errFire = errors.New("disk on fire")
+
+// readerOnly offers a store's storage.Reader methods and no others.
+type readerOnly struct{ storage.Reader }

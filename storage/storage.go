@@ -318,6 +318,19 @@ type TraceIDLow64Finder interface {
 	FindTraceIDsByLow64(ctx context.Context, low uint64) ([]pcommon.TraceID, error)
 }
 
+// TraceIDScanner lists the IDs of recent traces from an index alone, reading no summary
+// and no span: what a caller needs that checks a property of the ID itself (Zipkin's
+// lookup of a 64-bit ID among 128-bit traces, without a TraceIDLow64Finder). Stores that
+// can offer it implement it; callers find it by type assertion.
+type TraceIDScanner interface {
+	// ScanTraceIDs calls fn with the ID of each stored trace that has a span starting at
+	// or after since, newest first by the batches that carried them (not exactly by
+	// trace start), until fn returns false or the traces run out. A trace may be named
+	// more than once (once per batch of its spans, say), and may have been deleted since
+	// its spans were indexed: GetTrace then answers ErrTraceNotFound.
+	ScanTraceIDs(ctx context.Context, since time.Time, fn func(pcommon.TraceID) bool) error
+}
+
 // AttributeValueReader lists the values seen for one attribute key: Zipkin's
 // autocompleteValues and remoteServices. Stores that can offer it implement it, from a
 // catalog maintained at write time; callers find it by type assertion.

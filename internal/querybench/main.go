@@ -193,7 +193,8 @@ func run(o options) error {
 		{"by ID   /api/v2/trace/{id}", func() string { return "/api/v2/trace/" + id() }},
 		{"by ID   /spoor/api/v1/traces/{id}/summary", func() string { return "/spoor/api/v1/traces/" + id() + "/summary" }},
 		// The low half alone: Zipkin's 64-bit lookup, which without the store's
-		// TraceIDLow64Finder scans the newest 10,000 trace IDs of the last day.
+		// TraceIDLow64Finder checks the newest 20,000 trace IDs of the last day, listed
+		// from the index (storage.TraceIDScanner).
 		{"by ID   /api/v2/trace/{low 16 hex} (fallback)", func() string { return "/api/v2/trace/" + id()[16:] }},
 	}
 	fmt.Printf("  HTTP on loopback, gzip accepted, limit %d, %d requests each; targets: search p99 < 50 ms, trace by ID p99 < 5 ms\n", limit, o.queries)

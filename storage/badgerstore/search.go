@@ -323,11 +323,40 @@ type plan struct {
 	// not verify starts at or before it.
 	stopped   bool
 	stoppedAt uint64
+	// visit, when set, gets each candidate's ID instead of its verification (which
+	// ScanTraceIDs does not need), once per posting entry, and stops the walk by
+	// returning false.
+	visit func(pcommon.TraceID) bool
 }
 
 type page struct {
 	matches []match
 	next    string
+}
+
+// ScanTraceIDs implements storage.TraceIDScanner: the walk of an unfiltered search from
+// now down to since, over every trace's postings (field type 0x00) newest first, that
+// hands each trace ID of the blocks' trace tables to fn instead of verifying it against
+// its summary. A trace table serves a hundred traces; verifying cost a summary read
+// each, which made Zipkin's 64-bit fallback scan of 10,000 traces take 45 ms. A trace
+// whose spans came in several batches is named once per batch.
+func (s *Store) ScanTraceIDs(ctx context.Context, since time.Time, fn func(pcommon.TraceID) bool) error {
+	q := storage.TraceQuery{StartTimeMin: since}
+	now := time.Now()
+	p := plan{q: &q, limit: 1, asOfSeq: math.MaxUint64, spanMax: math.MaxUint64, visit: fn}
+	p.walkMax = unixNs(now.Add(bucketWidth))
+	p.walkMin, p.spanMin = unixNs(since), unixNs(since)
+	p.windowed = p.spanMin > 0
+	p.drive, p.oldDrive, p.oldBelow = s.drives(&q, p.windowed)
+	loBucket, hiBucket := s.walkBuckets(&q, p.walkMin, p.walkMax, now)
+	txn, st := s.begin()
+	defer txn.Discard()
+	p.st, p.asOfSeq = st, st.seq
+	if loBucket > hiBucket {
+		return nil
+	}
+	_, err := s.walk(ctx, txn, st, &p, loBucket, hiBucket)
+	return err
 }
 
 func (s *Store) find(ctx context.Context, q storage.TraceQuery, summaries, keepTraces bool) (page, error) {
@@ -509,6 +538,13 @@ func (s *Store) walk(ctx context.Context, txn *badger.Txn, st *indexState, p *pl
 					continue // no span of it carrying the field is in range, or it cannot enter the page
 				}
 				id := rows[e.row].id
+				if p.visit != nil {
+					// No seen set: on a 100,000-trace scan it was half the cost.
+					if !p.visit(id) {
+						return matches, nil
+					}
+					continue
+				}
 				if _, dup := seen[id]; dup {
 					continue
 				}

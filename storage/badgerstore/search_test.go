@@ -164,3 +164,64 @@ func BenchmarkSearch(b *testing.B) {
 		})
 	}
 }
+
+// ScanTraceIDs names every trace with a span starting at or after since — from the head
+// and from flushed segments alike — newest batch first, and stops when fn says so.
+func TestScanTraceIDs(t *testing.T) {
+	s := openSearchStore(t)
+	ctx := context.Background()
+	// openSearchStore's batches n = 0..7 start at base + 2n minutes, trace i of a batch
+	// i seconds later.
+	base := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	scan := func(since time.Time, stopAfter int) (ids []pcommon.TraceID) {
+		t.Helper()
+		if err := s.ScanTraceIDs(ctx, since, func(id pcommon.TraceID) bool {
+			ids = append(ids, id)
+			return len(ids) != stopAfter
+		}); err != nil {
+			t.Fatalf("ScanTraceIDs: %v", err)
+		}
+		return ids
+	}
+	want := func(since time.Time) map[pcommon.TraceID]bool {
+		m := map[pcommon.TraceID]bool{}
+		for n := range 8 {
+			for i := range 64 {
+				if !base.Add(time.Duration(n)*2*time.Minute + time.Duration(i)*time.Second).Before(since) {
+					m[pcommon.TraceID{0x77, byte(n), 15: byte(i)}] = true
+				}
+			}
+		}
+		return m
+	}
+	check := func(stage string) {
+		t.Helper()
+		for _, since := range []time.Time{base.Add(-time.Minute), base.Add(7 * time.Minute), base.Add(14*time.Minute + 30*time.Second)} {
+			ids := scan(since, 0)
+			got := map[pcommon.TraceID]bool{}
+			for _, id := range ids {
+				got[id] = true
+			}
+			w := want(since)
+			if len(ids) != len(w) || len(got) != len(w) {
+				t.Fatalf("%s, since %v: %d IDs (%d distinct), want %d", stage, since.Sub(base), len(ids), len(got), len(w))
+			}
+			for id := range w {
+				if !got[id] {
+					t.Fatalf("%s, since %v: trace %x not named", stage, since.Sub(base), id)
+				}
+			}
+			if ids[0][1] != 7 {
+				t.Fatalf("%s: first ID named %x, want one of the newest batch (7)", stage, ids[0])
+			}
+		}
+		if ids := scan(base.Add(-time.Minute), 10); len(ids) != 10 {
+			t.Fatalf("%s: %d IDs named after fn asked to stop at 10", stage, len(ids))
+		}
+	}
+	check("head")
+	if err := s.flushHead(); err != nil {
+		t.Fatal(err)
+	}
+	check("segments")
+}

@@ -271,6 +271,16 @@ func (s *Store) FindTraceIDs(ctx context.Context, q storage.TraceQuery) ([]pcomm
 	return st.FindTraceIDs(ctx, q)
 }
 
+// ScanTraceIDs implements storage.TraceIDScanner when the store does.
+func (s *Store) ScanTraceIDs(ctx context.Context, since time.Time, fn func(pcommon.TraceID) bool) error {
+	st, err := s.get()
+	if err != nil {
+		return err
+	}
+	defer s.release()
+	return st.ScanTraceIDs(ctx, since, fn)
+}
+
 // SearchTraces implements storage.Searcher.
 func (s *Store) SearchTraces(ctx context.Context, q storage.TraceQuery, depth storage.SearchDepth) (storage.SearchResult, error) {
 	st, err := s.get()
