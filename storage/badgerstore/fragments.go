@@ -125,7 +125,7 @@ func (s *Store) traceSummary(txn *badger.Txn, st *indexState, id pcommon.TraceID
 		if i > 0 {
 			dst = &frag
 		}
-		if err := dst.decodeFragment(p.val); err != nil {
+		if err := dst.decodeFragment(p.val, p.ref.bucket >= s.okFrom); err != nil {
 			return false, fmt.Errorf("read summary of trace %s, block %x/%x: %w", hex.EncodeToString(id[:]), p.ref.bucket, p.ref.hash, err)
 		}
 		if i > 0 {

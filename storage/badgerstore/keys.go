@@ -31,6 +31,9 @@ const (
 	// metaStatusFrom is the first bucket whose blocks all carry status OK fields: stores
 	// written before the field existed hold blocks without it below.
 	metaStatusFrom byte = 0x04
+	// metaOKFrom is the first bucket whose blocks' summary fragments all count their
+	// spans with status OK (fragment flags bit 1).
+	metaOKFrom byte = 0x05
 
 	schemaVersion uint32 = 5
 	bucketWidth          = time.Hour

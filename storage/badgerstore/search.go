@@ -260,9 +260,12 @@ func (s *Store) drives(q *storage.TraceQuery, windowed bool) (cur, old drive, ol
 	named := q.OperationName != "" || len(q.Attributes) > 0 || len(q.AttributeFilters) > 0
 	mk := func(statusIndexed bool) drive {
 		fields, exact, statusDriven := s.drivingFields(q, statusIndexed)
-		// Status Unset has no index, nor OK in old buckets: the spans decide.
+		// Status OK in old buckets has no index: the spans decide. Status Unset has none
+		// either, but the summaries count it (verify), unless it must hold on a span
+		// with a name or attribute the query names: then the spans decide.
 		return drive{fields: fields, needSpans: !exact || q.DurationMin > 0 || q.DurationMax > 0 || len(q.ServiceName) > maxNameLen ||
-			(q.ErrorsOnly && !statusDriven && (windowed || named)) || (q.Status != storage.AnyStatus && !statusDriven)}
+			(q.ErrorsOnly && !statusDriven && (windowed || named)) || (q.Status == storage.StatusOK && !statusDriven) ||
+			(q.Status == storage.StatusUnset && named)}
 	}
 	cur = mk(true)
 	if q.Status != storage.StatusOK || s.statusFrom == 0 {
@@ -694,6 +697,10 @@ func (s *Store) verify(ctx context.Context, txn *badger.Txn, id pcommon.TraceID,
 	if q.Status != storage.AnyStatus && ((svc != nil && svc.errors >= svc.spans) || (svc == nil && sum.errors >= sum.spans)) {
 		return parts, false, nil // every span failed: none is ok or unset
 	}
+	unset, unsetKnown := sum.unset(svc)
+	if q.Status == storage.StatusUnset && unsetKnown && unset == 0 {
+		return parts, false, nil // every span failed or is OK
+	}
 	// A posting of a block the trace's tombstone hides certifies nothing: spans written
 	// since (the trace came back) decide.
 	if !p.needSpans && seq > s.deleted.get(id) {
@@ -704,9 +711,17 @@ func (s *Store) verify(ctx context.Context, txn *badger.Txn, id pcommon.TraceID,
 		if q.ErrorsOnly && svc != nil && svc.errors == 0 {
 			return parts, false, nil
 		}
-		// e's bounds are the trace's spans in the block (FORMAT.md): all inside the
-		// window decides it; a trace straddling a window edge reads its spans.
-		if !p.windowed || (e.first >= p.spanMin && e.last <= p.spanMax) {
+		if q.Status == storage.StatusUnset {
+			// The summary counts the trace's (the service's) Unset spans: some, and the
+			// whole trace inside the window, decide it; else (a trace straddling a
+			// window edge, or fragments of an older store, which do not count OK
+			// spans) its spans do.
+			if unsetKnown && (!p.windowed || (sum.minStart >= p.spanMin && sum.maxEnd <= p.spanMax)) {
+				return parts, true, nil
+			}
+		} else if !p.windowed || (e.first >= p.spanMin && e.last <= p.spanMax) {
+			// e's bounds are the trace's spans in the block (FORMAT.md): all inside the
+			// window decides it; a trace straddling a window edge reads its spans.
 			return parts, true, nil
 		}
 	}

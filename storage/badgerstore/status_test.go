@@ -198,3 +198,150 @@ func TestReadPageAcrossBlocks(t *testing.T) {
 		t.Fatalf("a block that does not decode: err %v", err)
 	}
 }
+
+// mixedStatusBatch is trace first+i per start: a span of api with status api and one of
+// db with status db, the db span starting 10 ms after the api one.
+func mixedStatusBatch(api, db ptrace.StatusCode, first byte, starts ...time.Time) ptrace.Traces {
+	td := statusBatch("api", api, first, starts...)
+	more := statusBatch("db", db, first, starts...)
+	spans := more.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+	for i := 0; i < spans.Len(); i++ {
+		sp := spans.At(i)
+		sp.SetSpanID(pcommon.SpanID{0: 1, 7: first + byte(i)})
+		sp.SetStartTimestamp(sp.StartTimestamp() + pcommon.Timestamp(10*time.Millisecond))
+		sp.SetEndTimestamp(sp.EndTimestamp() + pcommon.Timestamp(10*time.Millisecond))
+	}
+	more.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+	return td
+}
+
+// unsetCases are status Unset searches of the traces unsetStore writes from at, with
+// their answers (trace ID low bytes, newest first, equal starts by ascending ID), and
+// whether summaries alone answer them (no trace straddles the window's edge).
+func unsetCases(at time.Time) []struct {
+	q             storage.TraceQuery
+	want          []byte
+	fromSummaries bool
+} {
+	return []struct {
+		q             storage.TraceQuery
+		want          []byte
+		fromSummaries bool
+	}{
+		{storage.TraceQuery{Status: storage.StatusUnset}, []byte{31, 10, 11, 20, 21, 30}, true},
+		{storage.TraceQuery{ServiceName: "api", Status: storage.StatusUnset}, []byte{31, 10, 11, 30}, true},
+		{storage.TraceQuery{ServiceName: "db", Status: storage.StatusUnset}, []byte{10, 11, 20, 21}, true},
+		{storage.TraceQuery{Status: storage.StatusUnset, StartTimeMin: at.Add(-time.Minute), StartTimeMax: at.Add(2 * time.Minute)}, []byte{31, 10, 11, 20, 21, 30}, true},
+		// The traces starting at at straddle at+5ms (only their db spans start after
+		// it): their spans decide — but api's spans all start before it, which the
+		// index's bounds tell without reading any.
+		{storage.TraceQuery{ServiceName: "api", Status: storage.StatusUnset, StartTimeMin: at.Add(5 * time.Millisecond)}, []byte{31}, true},
+		{storage.TraceQuery{Status: storage.StatusUnset, StartTimeMin: at.Add(5 * time.Millisecond)}, []byte{31, 10, 11, 20, 21}, false},
+	}
+}
+
+// unsetStore writes traces whose services leave the status unset or set it OK or Error:
+// every span OK (1, 2), api OK and db unset (20, 21), api unset and db OK (30, 31), both
+// unset (10, 11), both failed (40), api failed and db OK (50); trace 31 starts a minute
+// later than the others.
+func unsetStore(t *testing.T, s *Store, at time.Time) {
+	t.Helper()
+	for _, td := range []ptrace.Traces{
+		mixedStatusBatch(ptrace.StatusCodeOk, ptrace.StatusCodeOk, 1, at, at),
+		mixedStatusBatch(ptrace.StatusCodeUnset, ptrace.StatusCodeUnset, 10, at, at),
+		mixedStatusBatch(ptrace.StatusCodeOk, ptrace.StatusCodeUnset, 20, at, at),
+		mixedStatusBatch(ptrace.StatusCodeUnset, ptrace.StatusCodeOk, 30, at),
+		mixedStatusBatch(ptrace.StatusCodeUnset, ptrace.StatusCodeOk, 31, at.Add(time.Minute)),
+		mixedStatusBatch(ptrace.StatusCodeError, ptrace.StatusCodeError, 40, at),
+		mixedStatusBatch(ptrace.StatusCodeError, ptrace.StatusCodeOk, 50, at),
+	} {
+		if err := s.WriteTraces(context.Background(), td); err != nil {
+			t.Fatalf("WriteTraces: %v", err)
+		}
+	}
+}
+
+// TestStatusUnsetFromSummaries: a search for status Unset (with a service, a window, or
+// neither) is answered from the summaries' counts, reading no span, unless a trace
+// straddles the window's edge; its answers are those of reading every span (the same
+// search naming the operation all spans have, which only spans can certify).
+func TestStatusUnsetFromSummaries(t *testing.T) {
+	at := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	for _, flushed := range []bool{false, true} {
+		s, err := Open(t.TempDir(), Options{NoSyncWrites: true})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		unsetStore(t, s, at)
+		if flushed {
+			if err := s.flushHead(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range unsetCases(at) {
+			s.cache = newBlockCache(s.cache.max) // empty: searches put what they decode there
+			if got := findIDs(t, s, c.q); !slices.Equal(got, c.want) {
+				t.Fatalf("flushed %v, %+v: %v, want %v", flushed, c.q, got, c.want)
+			}
+			if n := len(s.cache.byRef); c.fromSummaries != (n == 0) {
+				t.Fatalf("flushed %v, %+v decoded %d blocks; want it answered from summaries: %v", flushed, c.q, n, c.fromSummaries)
+			}
+			bySpans := c.q
+			bySpans.OperationName = "op"
+			if got := findIDs(t, s, bySpans); !slices.Equal(got, c.want) {
+				t.Fatalf("flushed %v, %+v through spans: %v, want %v", flushed, bySpans, got, c.want)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestStatusUnsetInStoreWithoutOKCounts: fragments of a store written before summaries
+// counted OK spans (no meta key 00 05) say nothing about Unset spans, so those traces'
+// spans decide; fragments written since, in any bucket, are counted.
+func TestStatusUnsetInStoreWithoutOKCounts(t *testing.T) {
+	dir := t.TempDir()
+	at := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	old, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	fragmentOKCounts = false // the writer of the old store had no OK counts
+	unsetStore(t, old, at)
+	fragmentOKCounts = true
+	if err := old.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte{prefixMeta, metaOKFrom}) }); err != nil {
+		t.Fatalf("delete meta key: %v", err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if want := bucketOf(unixNs(at.Add(time.Minute))) + 1; s.okFrom != want {
+		t.Fatalf("okFrom = %d, want %d (the bucket after the last written)", s.okFrom, want)
+	}
+	for _, c := range unsetCases(at) {
+		if got := findIDs(t, s, c.q); !slices.Equal(got, c.want) {
+			t.Fatalf("%+v: %v, want %v", c.q, got, c.want)
+		}
+	}
+	// Late spans of trace 1 (all OK so far) into its old bucket, unset: it now matches,
+	// its old fragment still uncounted.
+	if err := s.WriteTraces(context.Background(), statusBatch("db", ptrace.StatusCodeUnset, 1, at.Add(time.Second))); err != nil {
+		t.Fatalf("WriteTraces: %v", err)
+	}
+	if got, want := findIDs(t, s, storage.TraceQuery{ServiceName: "db", Status: storage.StatusUnset}), []byte{1, 10, 11, 20, 21}; !slices.Equal(got, want) {
+		t.Fatalf("after late spans: %v, want %v", got, want)
+	}
+	// Without the fallback the old fragments would count no OK span, and the all-OK
+	// traces 1 and 2 would match: the case above tests it.
+	s.okFrom = 0
+	if got := findIDs(t, s, storage.TraceQuery{Status: storage.StatusUnset}); !slices.Contains(got, 2) {
+		t.Fatalf("without the fallback the old fragments were read right all the same: %v", got)
+	}
+}

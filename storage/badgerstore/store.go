@@ -210,8 +210,12 @@ type Store struct {
 	// (FORMAT.md, meta key 00 04): searches for status OK walk older buckets by
 	// another field and read spans.
 	statusFrom uint32
-	values     valueCatalog
-	deleteMu   sync.Mutex
+	// okFrom is the first bucket all of whose summary fragments count spans with status
+	// OK (FORMAT.md, meta key 00 05): below it a fragment without the counts says
+	// nothing, and searches for status Unset read spans.
+	okFrom   uint32
+	values   valueCatalog
+	deleteMu sync.Mutex
 
 	flusherStop context.CancelFunc
 	flusherDone chan struct{}
@@ -320,8 +324,10 @@ func (s *Store) checkSchema() error {
 			if err := txn.Set([]byte{prefixMeta, metaBucketWidth}, binary.BigEndian.AppendUint64(nil, uint64(bucketWidth))); err != nil {
 				return fmt.Errorf("write bucket width: %w", err)
 			}
-			if err := txn.Set([]byte{prefixMeta, metaStatusFrom}, binary.BigEndian.AppendUint32(nil, 0)); err != nil {
-				return fmt.Errorf("write status field bucket: %w", err)
+			for _, k := range []byte{metaStatusFrom, metaOKFrom} {
+				if err := txn.Set([]byte{prefixMeta, k}, binary.BigEndian.AppendUint32(nil, 0)); err != nil {
+					return fmt.Errorf("write meta key %02x: %w", k, err)
+				}
 			}
 			return nil
 		}
@@ -350,42 +356,49 @@ func (s *Store) checkSchema() error {
 		if len(v) != 8 || time.Duration(binary.BigEndian.Uint64(v)) != bucketWidth {
 			return fmt.Errorf("bucket width %x differs from this Spoor's %s", v, bucketWidth)
 		}
-		return s.checkStatusFrom(txn)
+		if s.statusFrom, err = bucketWatermark(txn, metaStatusFrom); err != nil {
+			return fmt.Errorf("status field bucket: %w", err)
+		}
+		if s.okFrom, err = bucketWatermark(txn, metaOKFrom); err != nil {
+			return fmt.Errorf("OK count bucket: %w", err)
+		}
+		return nil
 	})
 }
 
-// checkStatusFrom reads meta key 00 04, the first bucket whose blocks all carry status
-// OK fields. A version 5 store written before that field existed has no such key: its
-// blocks lie in buckets up to the last one holding a trace table, and blocks written from
-// now on carry the field, in whichever bucket.
-func (s *Store) checkStatusFrom(txn *badger.Txn) error {
-	item, err := txn.Get([]byte{prefixMeta, metaStatusFrom})
+// bucketWatermark reads meta key 00 key, the first bucket all of whose blocks were
+// written with a feature (status OK fields, 00 04; OK counts in summary fragments, 00 05).
+// A version 5 store written before the feature existed has no such key: its blocks lie
+// in buckets up to the last one holding a trace table, and blocks written from now on
+// have the feature, in whichever bucket; the key is written so.
+func bucketWatermark(txn *badger.Txn, key byte) (uint32, error) {
+	item, err := txn.Get([]byte{prefixMeta, key})
 	if err == nil {
 		v, err := item.ValueCopy(nil)
 		if err != nil {
-			return fmt.Errorf("read status field bucket: %w", err)
+			return 0, err
 		}
 		if len(v) != 4 {
-			return fmt.Errorf("status field bucket %x is not 4 bytes", v)
+			return 0, fmt.Errorf("meta key 00 %02x holds %x, not 4 bytes", key, v)
 		}
-		s.statusFrom = binary.BigEndian.Uint32(v)
-		return nil
+		return binary.BigEndian.Uint32(v), nil
 	}
 	if !errors.Is(err, badger.ErrKeyNotFound) {
-		return fmt.Errorf("read status field bucket: %w", err)
+		return 0, err
 	}
+	var from uint32
 	it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte{prefixTable}})
 	it.Seek([]byte{prefixTable, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF})
 	if it.Valid() {
 		if k := it.Item().Key(); len(k) == blockKeyLen {
-			s.statusFrom = max(binary.BigEndian.Uint32(k[1:5])+1, binary.BigEndian.Uint32(k[1:5])) // saturating
+			from = max(binary.BigEndian.Uint32(k[1:5])+1, binary.BigEndian.Uint32(k[1:5])) // saturating
 		}
 	}
 	it.Close()
-	if err := txn.Set([]byte{prefixMeta, metaStatusFrom}, binary.BigEndian.AppendUint32(nil, s.statusFrom)); err != nil {
-		return fmt.Errorf("write status field bucket: %w", err)
+	if err := txn.Set([]byte{prefixMeta, key}, binary.BigEndian.AppendUint32(nil, from)); err != nil {
+		return 0, err
 	}
-	return nil
+	return from, nil
 }
 
 // loadCatalogs reads only the two small catalog prefixes, never trace data.

@@ -18,11 +18,31 @@ type summary struct {
 	rootName         string
 	blocks           []blockRef // ascending, distinct
 	services         []serviceCount
+	// okKnown says the services' ok counts are known: every fragment merged either
+	// carries them or was written when a fragment without them meant none (FORMAT.md,
+	// flags bit 1, and meta key 00 05). Fragments of older stores do not say.
+	okKnown bool
 }
 
 type serviceCount struct {
-	name          string
-	spans, errors uint32
+	name              string
+	spans, errors, ok uint32 // ok: spans with status OK
+}
+
+// unset is the count of spans with status Unset: of the service when svc is not nil, else
+// of the whole trace; known is false when the fragments merged do not tell.
+func (s *summary) unset(svc *serviceCount) (n uint32, known bool) {
+	if !s.okKnown {
+		return 0, false
+	}
+	if svc != nil {
+		return svc.spans - min(svc.spans, svc.errors+svc.ok), true
+	}
+	var ok uint32
+	for _, c := range s.services {
+		ok += c.ok
+	}
+	return s.spans - min(s.spans, s.errors+ok), true
 }
 
 func capName(s string) string {
@@ -34,7 +54,7 @@ func capName(s string) string {
 
 // addService counts spans of one service; summaries hold few services, so a sorted
 // slice beats a map.
-func (s *summary) addService(name string, spans, errs uint32) {
+func (s *summary) addService(name string, spans, errs, ok uint32) {
 	name = capName(name)
 	i, found := slices.BinarySearchFunc(s.services, name, func(c serviceCount, n string) int {
 		return strings.Compare(c.name, n)
@@ -44,6 +64,7 @@ func (s *summary) addService(name string, spans, errs uint32) {
 	}
 	s.services[i].spans += spans
 	s.services[i].errors += errs
+	s.services[i].ok += ok
 }
 
 func (s *summary) addBlock(r blockRef) {
@@ -70,7 +91,9 @@ func (s *summary) offerRoot(start uint64, spanID [8]byte, service, name string) 
 func (s *summary) merge(c *summary) {
 	if len(s.blocks) == 0 && s.spans == 0 {
 		s.minStart, s.maxEnd = c.minStart, c.maxEnd
+		s.okKnown = c.okKnown
 	} else {
+		s.okKnown = s.okKnown && c.okKnown
 		s.minStart = min(s.minStart, c.minStart)
 		s.maxEnd = max(s.maxEnd, c.maxEnd)
 	}
@@ -89,7 +112,7 @@ func (s *summary) merge(c *summary) {
 		s.addBlock(r)
 	}
 	for _, sc := range c.services {
-		s.addService(sc.name, sc.spans, sc.errors)
+		s.addService(sc.name, sc.spans, sc.errors, sc.ok)
 	}
 }
 
@@ -120,8 +143,14 @@ func (s *summary) appendFragment(dst []byte) []byte {
 	var flags byte
 	var root uint64
 	if s.hasRoot {
-		flags |= 1
+		flags |= fragRoot
 		root = sub0(s.rootStart, s.minStart)
+	}
+	for _, sc := range s.services {
+		if sc.ok != 0 && fragmentOKCounts {
+			flags |= fragOKCounts
+			break
+		}
 	}
 	dst = append(dst, flags)
 	dst = binary.AppendUvarint(dst, root)
@@ -132,9 +161,26 @@ func (s *summary) appendFragment(dst []byte) []byte {
 		dst = appendStr(dst, sc.name)
 		dst = binary.AppendUvarint(dst, uint64(sc.spans))
 		dst = binary.AppendUvarint(dst, uint64(sc.errors))
+		if flags&fragOKCounts != 0 {
+			dst = binary.AppendUvarint(dst, uint64(sc.ok))
+		}
 	}
 	return dst
 }
+
+// fragmentOKCounts is true; tests write fragments as a store from before the OK counts
+// did by setting it false.
+var fragmentOKCounts = true
+
+// Fragment flags.
+const (
+	fragRoot byte = 1 << 0 // a root span was seen
+	// fragOKCounts: each service's count of spans with status OK follows its errors.
+	// Written only when one is not zero, so spans that leave the status unset (most)
+	// cost nothing; without it a fragment of a bucket at or above the store's okFrom
+	// counts none, and one below says nothing (written before the counts existed).
+	fragOKCounts byte = 1 << 1
+)
 
 type byteReader struct {
 	b   []byte
@@ -195,15 +241,18 @@ func (r *byteReader) str() string {
 }
 
 // decodeFragment parses a fragment (with no blocks); strings are copied, so b may be
-// reused.
-func (s *summary) decodeFragment(b []byte) error {
+// reused. okFrom says whether the fragment's bucket is at or above the store's okFrom:
+// then a fragment without OK counts counts none.
+func (s *summary) decodeFragment(b []byte, okFrom bool) error {
 	s.reset()
 	r := byteReader{b: b}
 	s.minStart = r.u64()
 	s.maxEnd = s.minStart + r.uvarint()
 	s.spans = uint32(r.uvarint())
 	s.errors = uint32(r.uvarint())
-	s.hasRoot = r.u8()&1 != 0
+	flags := r.u8()
+	s.hasRoot = flags&fragRoot != 0
+	s.okKnown = okFrom || flags&fragOKCounts != 0
 	root := r.uvarint()
 	if s.hasRoot {
 		s.rootStart = s.minStart + root
@@ -215,8 +264,11 @@ func (s *summary) decodeFragment(b []byte) error {
 		r.bad = true
 	}
 	for i := uint64(0); i < ns && !r.bad; i++ {
-		name := r.str()
-		s.services = append(s.services, serviceCount{name: name, spans: uint32(r.uvarint()), errors: uint32(r.uvarint())})
+		sc := serviceCount{name: r.str(), spans: uint32(r.uvarint()), errors: uint32(r.uvarint())}
+		if flags&fragOKCounts != 0 {
+			sc.ok = uint32(r.uvarint())
+		}
+		s.services = append(s.services, sc)
 	}
 	if r.bad || len(r.b) != 0 {
 		return errFragment

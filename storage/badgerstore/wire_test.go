@@ -143,7 +143,9 @@ func FuzzFilterTrace(f *testing.F) {
 func FuzzStoredValues(f *testing.F) {
 	var sum summary
 	sum.minStart, sum.maxEnd, sum.spans = 10, 20, 3
-	sum.addService("svc", 3, 1)
+	sum.addService("svc", 3, 1, 0)
+	f.Add(sum.appendFragment(nil))
+	sum.addService("api", 4, 0, 2)
 	f.Add(sum.appendFragment(nil))
 	sg := &segment{bucket: 3, id: 4, maxStart: 9, blocks: []headBlock{{ref: blockRef{bucket: 3, hash: 5}, seq: 6}}, first: []uint64{7}, bloom: newBloom(2)}
 	sg.bloom.add(7)
@@ -153,7 +155,7 @@ func FuzzStoredValues(f *testing.F) {
 	f.Add(appendPosting(nil, 0, []postingEntry{{row: 1, first: 7, last: 7}}, rows))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var s summary
-		_ = s.decodeFragment(b)
+		_ = s.decodeFragment(b, true)
 		_, _ = decodeSegDir(appendSegDirKey(nil, 3, 4), b)
 		if v, ok := decodeValueKey(append([]byte{prefixValue}, b...)); ok {
 			if again := appendValueKey(nil, v); string(again) != string(append([]byte{prefixValue}, b...)) {

@@ -307,14 +307,15 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 			service, lastName   string
 			svcHash, opHash     uint64
 			svcSpans, svcErrors uint32
+			svcOK               uint32
 			maxStart            uint64
 			resH, scopeH        []uint64
 		)
 		flushService := func() {
 			if svcSpans > 0 {
-				sum.addService(service, svcSpans, svcErrors)
+				sum.addService(service, svcSpans, svcErrors, svcOK)
 			}
-			svcSpans, svcErrors = 0, 0
+			svcSpans, svcErrors, svcOK = 0, 0, 0
 		}
 		for i, r := range w.refs[start:end] {
 			if r.rs != curRS {
@@ -366,6 +367,7 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 			if failed {
 				w.addField(w.resErrHash[r.rs], b, st)
 			} else if code == ptrace.StatusCodeOk {
+				svcOK++
 				w.addField(w.resOKHash[r.rs], b, st)
 			}
 			for _, h := range resH {
