@@ -46,7 +46,7 @@ bench: build tools ## end-to-end benchmark of bin/spoor (telemetrygen), the trac
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 4000x ./analytics/...
 	$(GO) test -count=1 -run '^TestErrorSpanToWebhookDelay$$' -v ./e2e/ | grep 'error span'
 	$(GO) test -count=1 -run '^$$' -bench AnalyticsShareOfCPU -benchtime 2x ./e2e/
-	$(GO) test -count=1 -run '^$$' -bench SamplerShareOfCPU -benchtime 2x ./e2e/
+	$(GO) test -count=1 -run '^$$' -bench SamplerShareOfCPU -benchtime 3x ./e2e/
 	$(MAKE) bench-ui
 
 bench-ui: ui-deps chromium ## UI figures: search page answer time, 10,000-span trace render time (headless chromium)
