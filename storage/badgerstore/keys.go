@@ -38,9 +38,12 @@ const (
 	schemaVersion uint32 = 5
 	bucketWidth          = time.Hour
 
-	codecZstdProto byte = 1
-	codecZstdPage  byte = 1
-	codecS2Page    byte = 2
+	codecZstdProto byte = 1 // a block: one zstd frame of the batch
+	// codecZstdChunks is a block of trace-grouped chunks, each its own zstd frame
+	// (FORMAT.md, "Block").
+	codecZstdChunks byte = 2
+	codecZstdPage   byte = 1
+	codecS2Page     byte = 2
 
 	fieldAll       byte = 0x00
 	fieldService   byte = 0x01

@@ -44,8 +44,9 @@ func (s *Store) GetTrace(ctx context.Context, traceID pcommon.TraceID) (ptrace.T
 }
 
 // readTrace collects the trace's spans from the blocks its summary lists. A block a
-// search has decoded is read from the cache; any other is not decoded whole: only the
-// trace's own spans are cut out of its protobuf (filterTrace) and unmarshaled. A lone
+// search has decoded is read from the cache; of any other only the chunk holding the
+// trace is decompressed, and only the trace's own spans are cut out of its protobuf
+// (filterTrace) and unmarshaled. A lone
 // GetTrace does not fill the cache: random lookups would only churn it.
 func (s *Store) readTrace(ctx context.Context, txn *badger.Txn, traceID pcommon.TraceID, sum *summary) (ptrace.Traces, bool, error) {
 	td := ptrace.NewTraces()
@@ -73,7 +74,7 @@ func (s *Store) readTrace(ctx context.Context, txn *badger.Txn, traceID pcommon.
 		var raw []byte
 		if err := item.Value(func(v []byte) error {
 			var err error
-			raw, err = s.decompressBlock(v, (*scratch)[:0])
+			raw, err = s.decompressChunkOf(v, traceID, (*scratch)[:0])
 			return err
 		}); err != nil {
 			return td, false, fmt.Errorf("read block %x: %w", key, err)
@@ -95,16 +96,15 @@ func (s *Store) readTrace(ctx context.Context, txn *badger.Txn, traceID pcommon.
 // rawPool holds buffers for decompressed blocks that are read, not kept.
 var rawPool = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return &b }}
 
-// decompressBlock decompresses a stored block value, appending to dst.
-func (s *Store) decompressBlock(v, dst []byte) ([]byte, error) {
-	if len(v) == 0 || v[0] != codecZstdProto {
-		return nil, fmt.Errorf("unknown block codec (value starts %x)", v[:min(len(v), 1)])
-	}
-	b, err := s.dec.DecodeAll(v[1:], dst)
+// decompressChunkOf decompresses, of a stored block value, the chunk that holds the
+// spans of trace id, appending to dst.
+func (s *Store) decompressChunkOf(v []byte, id pcommon.TraceID, dst []byte) ([]byte, error) {
+	var fa [32][]byte
+	frames, err := blockFrames(v, fa[:0])
 	if err != nil {
-		return nil, fmt.Errorf("decompress block: %w", err)
+		return nil, err
 	}
-	return b, nil
+	return s.decompressFrame(frames[otlpwire.ChunkOf(id, len(frames))], dst)
 }
 
 // traceOfBlock unmarshals only the spans of traceID from a decompressed block.
@@ -175,13 +175,18 @@ func (s *Store) block(txn *badger.Txn, ref blockRef, fill bool) (*decodedBlock, 
 }
 
 func (s *Store) decodeBlock(v []byte) (*decodedBlock, error) {
-	if len(v) == 0 || v[0] != codecZstdProto {
-		return nil, fmt.Errorf("unknown block codec (value starts %x)", v[:min(len(v), 1)])
-	}
-	// A fresh buffer: the decoded traces may alias it.
-	raw, err := s.dec.DecodeAll(v[1:], nil)
+	var fa [32][]byte
+	frames, err := blockFrames(v, fa[:0])
 	if err != nil {
-		return nil, fmt.Errorf("decompress block: %w", err)
+		return nil, err
+	}
+	// A fresh buffer: the decoded traces may alias it. The chunks back to back are one
+	// TracesData (a protobuf merge appends their resource_spans).
+	var raw []byte
+	for _, f := range frames {
+		if raw, err = s.decompressFrame(f, raw); err != nil {
+			return nil, err
+		}
 	}
 	var u ptrace.ProtoUnmarshaler
 	td, err := u.UnmarshalTraces(raw)
@@ -325,9 +330,9 @@ func appendSpans(dst, src ptrace.Traces, refs []spanRef) {
 }
 
 // readPage sets the spans of every match of a search page, reading each block once:
-// a page's traces often share blocks, and decompressing a block costs a few hundred
-// microseconds. Blocks a search decoded are read from the cache; the others are cut
-// for all the page's traces they hold in one walk (filterTraces). Decompressing and
+// a page's traces often share blocks. Blocks a search decoded are read from the cache;
+// of the others only the chunks holding the page's traces are decompressed (each once),
+// and cut for all of them in one walk (filterTraces). Decompressing and
 // cutting — most of a page's cost when its traces lie in different blocks, as a flow's
 // do — runs on up to readWorkers goroutines; the transaction is used by this one only.
 func (s *Store) readPage(ctx context.Context, txn *badger.Txn, matches []match, sums []summary, found []bool) error {
@@ -377,29 +382,52 @@ func (s *Store) readPage(ctx context.Context, txn *badger.Txn, matches []match, 
 		}
 		cut = append(cut, use)
 	}
+	// cutBlock decompresses only the chunks of v that hold the use's traces, each once.
 	cutBlock := func(use *blockUse, v []byte, scratch *[]byte) error {
-		raw, err := s.decompressBlock(v, (*scratch)[:0])
+		var fa [32][]byte
+		frames, err := blockFrames(v, fa[:0])
 		if err != nil {
 			return err
 		}
-		*scratch = raw
-		ids := make([]pcommon.TraceID, len(use.matches))
+		chunkOf := make([]int, len(use.matches))
 		for j, i := range use.matches {
-			ids[j] = matches[i].id
-		}
-		pieces, err := otlpwire.FilterTraces(raw, ids)
-		if err != nil {
-			return err
+			chunkOf[j] = otlpwire.ChunkOf(matches[i].id, len(frames))
 		}
 		use.parts = make([]ptrace.Traces, len(use.matches))
 		var u ptrace.ProtoUnmarshaler
-		for j, id := range ids {
-			b, ok := pieces[id]
-			if !ok {
-				continue
+		var ids []pcommon.TraceID
+		for j0, c := range chunkOf {
+			if c < 0 {
+				continue // its chunk was cut already
 			}
-			if use.parts[j], err = u.UnmarshalTraces(b); err != nil {
-				return fmt.Errorf("decode spans of trace %s: %w", hex.EncodeToString(id[:]), err)
+			raw, err := s.decompressFrame(frames[c], (*scratch)[:0])
+			if err != nil {
+				return err
+			}
+			*scratch = raw
+			ids = ids[:0]
+			for j := j0; j < len(chunkOf); j++ {
+				if chunkOf[j] == c {
+					ids = append(ids, matches[use.matches[j]].id)
+				}
+			}
+			pieces, err := otlpwire.FilterTraces(raw, ids)
+			if err != nil {
+				return err
+			}
+			for j := j0; j < len(chunkOf); j++ {
+				if chunkOf[j] != c {
+					continue
+				}
+				chunkOf[j] = -1
+				id := matches[use.matches[j]].id
+				b, ok := pieces[id]
+				if !ok {
+					continue
+				}
+				if use.parts[j], err = u.UnmarshalTraces(b); err != nil {
+					return fmt.Errorf("decode spans of trace %s: %w", hex.EncodeToString(id[:]), err)
+				}
 			}
 		}
 		return nil

@@ -195,6 +195,9 @@ type Store struct {
 	penc  *zstd.Encoder // index pages
 	dec   *zstd.Decoder
 	cache *blockCache
+	// chunkTarget is the uncompressed size of a block's chunks; tests set 0 to write
+	// codec 1 blocks, as stores written before codec 2 hold.
+	chunkTarget int
 
 	catalogMu  sync.RWMutex
 	services   map[string]int64 // name → key expiry (unix seconds)
@@ -257,7 +260,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open trace store %q: %w", dir, err)
 	}
 	s := &Store{db: db, dir: dir, opts: opts, services: map[string]int64{}, operations: map[opKey]int64{},
-		cache: newBlockCache(opts.DecodedBlockCacheSize)}
+		cache: newBlockCache(opts.DecodedBlockCacheSize), chunkTarget: defaultChunkTarget}
 	s.deps.init(&s.opts)
 	if err := s.init(); err != nil {
 		return nil, errors.Join(fmt.Errorf("open trace store %q: %w", dir, err), s.closeDB())

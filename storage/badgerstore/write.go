@@ -93,6 +93,7 @@ type writeScratch struct {
 	vals        []valueKey // cataloged attribute values of the batch
 	valKeys     *valueKeys
 	arena       []byte
+	blk         blockScratch
 	badgerEntry []badger.Entry
 	// prevAttrs holds strings of the batch being written; release clears it so the
 	// pool keeps no reference into a caller's spans.
@@ -214,6 +215,12 @@ func (s *Store) writeTraces(ctx context.Context, td ptrace.Traces, raw []byte) e
 // encoding already.
 func (s *Store) writeBlock(ctx context.Context, w *writeScratch, td ptrace.Traces, raw []byte, catalog []catalogEntry, now time.Time) error {
 	w.valKeys = s.values.keys.Load()
+	// Each span's trace, in the batch's order, before planFields sorts w.refs by trace:
+	// the block's chunks are cut by it.
+	w.blk.gids = w.blk.gids[:0]
+	for _, r := range w.refs {
+		w.blk.gids = append(w.blk.gids, r.gid)
+	}
 	s.planFields(w, td)
 	catalog = s.collectValues(w, catalog, now)
 	remember := catalog
@@ -244,7 +251,7 @@ func (s *Store) writeBlock(ctx context.Context, w *writeScratch, td ptrace.Trace
 	}
 	ref.bucket = bucketOf(latest)
 	bufp := valuePool.Get().(*[]byte)
-	value := s.enc.EncodeAll(raw, append((*bufp)[:0], codecZstdProto))
+	value := s.encodeBlock((*bufp)[:0], raw, w.rows, &w.blk)
 	defer func() {
 		*bufp = value[:0]
 		valuePool.Put(bufp)
