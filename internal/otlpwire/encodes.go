@@ -154,6 +154,8 @@ func nextField(b []byte, i int) (num protowire.Number, typ protowire.Type, v0, v
 		var l uint64
 		if i < len(b) && b[i] < 0x80 {
 			l, i = uint64(b[i]), i+1
+		} else if i+1 < len(b) && b[i+1] < 0x80 { // spans of 128 bytes to 16 KiB
+			l, i = uint64(b[i]&0x7f)|uint64(b[i+1])<<7, i+2
 		} else {
 			x, n := protowire.ConsumeVarint(b[i:])
 			if n < 0 {

@@ -34,7 +34,10 @@ type Splitter struct {
 	out       []int       // per chunk, its size
 	buf       []byte
 	chunks    [][]byte
-	other     []byte
+	// The fields other than spans of every scope, then of every resource, back to back,
+	// and where each one's end.
+	ssOther, rsOther       []byte
+	ssOtherEnd, rsOtherEnd []int
 }
 
 // chunkSize is the size of the content of a resource's or scope's message in a chunk.
@@ -99,6 +102,7 @@ func (sp *Splitter) split(raw []byte, n int, assign []int32) ([][]byte, error) {
 	sp.out = resize(sp.out, n)
 	sp.touched, sp.rsTouched = sp.touched[:0], sp.rsTouched[:0]
 	sp.ssSizes, sp.ssCount, sp.rsSizes, sp.rsCount = sp.ssSizes[:0], sp.ssCount[:0], sp.rsSizes[:0], sp.rsCount[:0]
+	sp.ssOther, sp.rsOther, sp.ssOtherEnd, sp.rsOtherEnd = sp.ssOther[:0], sp.rsOther[:0], sp.ssOtherEnd[:0], sp.rsOtherEnd[:0]
 	if assign == nil {
 		sp.spanChunk = sp.spanChunk[:0]
 	}
@@ -120,31 +124,32 @@ func (sp *Splitter) split(raw []byte, n int, assign []int32) ([][]byte, error) {
 			continue
 		}
 		rs := raw[r0:r1]
-		rsOther := 0
+		rsOther := len(sp.rsOther)
 		for j := 0; j < len(rs); {
 			num, typ, s0, s1, next := nextField(rs, j)
 			if next < 0 {
 				return nil, ErrMalformed
 			}
-			fieldLen := next - j
-			j = next
 			if !isScopeSpans(num, typ) {
-				rsOther += fieldLen
+				sp.rsOther = append(sp.rsOther, rs[j:next]...)
+				j = next
 				continue
 			}
+			j = next
 			ss := rs[s0:s1]
-			ssOther := 0
+			ssOther := len(sp.ssOther)
 			for k := 0; k < len(ss); {
 				snum, styp, p0, p1, next := nextField(ss, k)
 				if next < 0 {
 					return nil, ErrMalformed
 				}
 				fieldLen := next - k
-				k = next
 				if snum != fieldScopeSpansSpans || styp != protowire.BytesType {
-					ssOther += fieldLen
+					sp.ssOther = append(sp.ssOther, ss[k:next]...)
+					k = next
 					continue
 				}
+				k = next
 				var c int32
 				if assign != nil {
 					if spanIdx >= len(assign) {
@@ -171,6 +176,8 @@ func (sp *Splitter) split(raw []byte, n int, assign []int32) ([][]byte, error) {
 				}
 				sp.acc[c] += fieldLen
 			}
+			sp.ssOtherEnd = append(sp.ssOtherEnd, len(sp.ssOther))
+			ssOther = len(sp.ssOther) - ssOther
 			for _, c := range sp.touched {
 				size := ssOther + sp.acc[c]
 				sp.ssSizes = append(sp.ssSizes, chunkSize{chunk: c, size: size})
@@ -183,6 +190,8 @@ func (sp *Splitter) split(raw []byte, n int, assign []int32) ([][]byte, error) {
 			sp.ssCount = append(sp.ssCount, len(sp.touched))
 			sp.touched = sp.touched[:0]
 		}
+		sp.rsOtherEnd = append(sp.rsOtherEnd, len(sp.rsOther))
+		rsOther = len(sp.rsOther) - rsOther
 		for _, c := range sp.rsTouched {
 			size := rsOther + sp.rsAcc[c]
 			sp.rsSizes = append(sp.rsSizes, chunkSize{chunk: c, size: size})
@@ -217,6 +226,8 @@ func (sp *Splitter) split(raw []byte, n int, assign []int32) ([][]byte, error) {
 	spanIdx = 0
 	ssSizes, rsSizes := sp.ssSizes, sp.rsSizes
 	ssCount, rsCount := sp.ssCount, sp.rsCount
+	ssOther, rsOther := sp.ssOther, sp.rsOther
+	ssOtherEnd, rsOtherEnd := sp.ssOtherEnd, sp.rsOtherEnd
 	for i := 0; i < len(raw); {
 		num, typ, r0, r1, nx := nextField(raw, i)
 		i = nx
@@ -226,19 +237,14 @@ func (sp *Splitter) split(raw []byte, n int, assign []int32) ([][]byte, error) {
 		rs := raw[r0:r1]
 		entries := rsSizes[:rsCount[0]]
 		rsSizes, rsCount = rsSizes[rsCount[0]:], rsCount[1:]
-		sp.other = sp.other[:0]
-		for j := 0; j < len(rs); {
-			num, typ, _, _, nx := nextField(rs, j)
-			if !isScopeSpans(num, typ) {
-				sp.other = append(sp.other, rs[j:nx]...)
-			}
-			j = nx
-		}
+		n := rsOtherEnd[0] - (len(sp.rsOther) - len(rsOther))
+		other := rsOther[:n]
+		rsOther, rsOtherEnd = rsOther[n:], rsOtherEnd[1:]
 		for _, e := range entries {
 			ch := &sp.chunks[e.chunk]
 			*ch = protowire.AppendTag(*ch, fieldTracesDataResourceSpans, protowire.BytesType)
 			*ch = protowire.AppendVarint(*ch, uint64(e.size))
-			*ch = append(*ch, sp.other...)
+			*ch = append(*ch, other...)
 		}
 		for j := 0; j < len(rs); {
 			num, typ, s0, s1, nx := nextField(rs, j)
@@ -249,19 +255,14 @@ func (sp *Splitter) split(raw []byte, n int, assign []int32) ([][]byte, error) {
 			ss := rs[s0:s1]
 			entries := ssSizes[:ssCount[0]]
 			ssSizes, ssCount = ssSizes[ssCount[0]:], ssCount[1:]
-			sp.other = sp.other[:0]
-			for k := 0; k < len(ss); {
-				snum, styp, _, _, nx := nextField(ss, k)
-				if snum != fieldScopeSpansSpans || styp != protowire.BytesType {
-					sp.other = append(sp.other, ss[k:nx]...)
-				}
-				k = nx
-			}
+			n := ssOtherEnd[0] - (len(sp.ssOther) - len(ssOther))
+			other := ssOther[:n]
+			ssOther, ssOtherEnd = ssOther[n:], ssOtherEnd[1:]
 			for _, e := range entries {
 				ch := &sp.chunks[e.chunk]
 				*ch = protowire.AppendTag(*ch, num, protowire.BytesType)
 				*ch = protowire.AppendVarint(*ch, uint64(e.size))
-				*ch = append(*ch, sp.other...)
+				*ch = append(*ch, other...)
 			}
 			for k := 0; k < len(ss); {
 				snum, styp, _, _, nx := nextField(ss, k)

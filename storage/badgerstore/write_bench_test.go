@@ -3,28 +3,33 @@ package badgerstore
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/spoortrace/spoor/internal/benchdata"
 )
 
 // BenchmarkWriteTraces writes telemetrygen-like batches: 512 spans in traces of one root
 // and three children, 10 attributes on every span. It reports ns/span and, after Close,
-// the bytes on disk (LSM + value log) per span.
+// the bytes on disk (LSM + value log) per span; codec1 writes blocks as stores before
+// chunked blocks did, for comparison.
 func BenchmarkWriteTraces(b *testing.B) {
-	for _, sync := range []bool{false, true} {
-		name := "nosync"
-		if sync {
-			name = "sync"
-		}
+	for _, name := range []string{"nosync", "sync", "nosync-codec1"} {
+		sync := name == "sync"
 		b.Run(name, func(b *testing.B) {
 			dir := b.TempDir()
 			s, err := Open(dir, Options{NoSyncWrites: !sync})
 			if err != nil {
 				b.Fatalf("Open: %v", err)
+			}
+			if name == "nosync-codec1" {
+				s.chunkTarget = 0
 			}
 			const spans = 512
 			var pm ptrace.ProtoMarshaler
@@ -142,4 +147,50 @@ func BenchmarkReindex(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*spans), "ns/span")
+}
+
+// BenchmarkEncodeBlock measures what a block's encoding costs per span and takes per
+// span (compressed), whole (codec 1) and in trace-grouped chunks of several targets,
+// on the two batches storebench writes: its 10-attribute workload and
+// telemetrygen-shaped 512-span requests.
+func BenchmarkEncodeBlock(b *testing.B) {
+	tgen := benchdata.TelemetrygenShaped(512, 5)
+	benchdata.Refresh(tgen.ResourceSpans().At(0).ScopeSpans().At(0).Spans(), 5, rand.New(rand.NewPCG(1, 2)), time.Now())
+	batches := map[string]ptrace.Traces{
+		"tgen":   tgen,
+		"attr10": benchdata.New(512, 50, 20, "bench").Batch(),
+	}
+	s, err := Open(b.TempDir(), Options{NoSyncWrites: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for _, name := range []string{"attr10", "tgen"} {
+		td := batches[name]
+		var m ptrace.ProtoMarshaler
+		raw, err := m.MarshalTraces(td)
+		if err != nil {
+			b.Fatal(err)
+		}
+		w := scratchPool.Get().(*writeScratch)
+		w.collectRefs(td)
+		w.blk.gids = w.blk.gids[:0]
+		for _, r := range w.refs {
+			w.blk.gids = append(w.blk.gids, r.gid)
+		}
+		for _, target := range []int{0, 8 << 10, 16 << 10, 24 << 10, 32 << 10} {
+			b.Run(fmt.Sprintf("%s/target=%dKiB", name, target>>10), func(b *testing.B) {
+				s.chunkTarget = target
+				var v []byte
+				for b.Loop() {
+					v = s.encodeBlock(v[:0], raw, w.rows, &w.blk)
+				}
+				spans := float64(td.SpanCount())
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/spans, "ns/span")
+				b.ReportMetric(float64(len(v))/spans, "B/span")
+				b.ReportMetric(float64(len(raw))/spans, "raw-B/span")
+			})
+		}
+		w.release()
+	}
 }
