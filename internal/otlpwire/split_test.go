@@ -361,7 +361,7 @@ func BenchmarkSplit(b *testing.B) {
 	benchdata.Refresh(spans, 5, rand.New(rand.NewPCG(9, 9)), time.Now())
 	var m ptrace.ProtoMarshaler
 	raw, _ := m.MarshalTraces(td)
-	n := (len(raw) + 16<<10 - 1) / (16 << 10)
+	n := (len(raw) + 32<<10 - 1) / (32 << 10)
 	assign := make([]int32, spans.Len())
 	for i, s := range spans.All() {
 		assign[i] = int32(ChunkOf(s.TraceID(), n))

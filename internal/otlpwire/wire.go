@@ -1,6 +1,7 @@
 // Package otlpwire walks the protobuf encoding of OTLP TracesData without decoding it:
-// the store cuts one trace (or a page's traces) out of a stored block, and the sampler
-// one kept trace out of a sealed held batch, unmarshaling only those spans.
+// the store splits a batch into trace-grouped chunks (Splitter) and cuts one trace (or a
+// page's traces) out of a stored chunk, and the sampler one kept trace out of a sealed
+// held batch, unmarshaling only those spans.
 package otlpwire
 
 import (

@@ -10,7 +10,7 @@ import (
 
 // defaultChunkTarget is the uncompressed size of a block's chunks (FORMAT.md, "Block"):
 // a batch of raw bytes is split into ceil(raw / target) chunks by trace.
-const defaultChunkTarget = 16 << 10
+const defaultChunkTarget = 32 << 10
 
 // maxChunks bounds a block's chunks, and so its header, whatever the batch's size.
 const maxChunks = 4096
