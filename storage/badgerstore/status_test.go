@@ -51,36 +51,20 @@ func findIDs(t *testing.T, s *Store, q storage.TraceQuery) []byte {
 // it had written, and through the field above them; blocks written after the upgrade
 // into those old buckets are found too.
 func TestStatusOKInStoreWithoutTheField(t *testing.T) {
-	dir := t.TempDir()
 	hour := time.Now().Add(-5 * time.Hour).Truncate(time.Hour)
-	old, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	statusOKType = 0x7F // the writer of the old store had no such field
-	for _, td := range []ptrace.Traces{
-		statusBatch("svc", ptrace.StatusCodeOk, 1, hour.Add(time.Minute), hour.Add(2*time.Minute)),
-		statusBatch("svc", ptrace.StatusCodeUnset, 10, hour.Add(3*time.Minute)),
-		statusBatch("svc", ptrace.StatusCodeOk, 20, hour.Add(time.Hour+time.Minute)),
-	} {
-		if err := old.WriteTraces(context.Background(), td); err != nil {
-			statusOKType = fieldStatus
-			t.Fatalf("WriteTraces: %v", err)
+	s := reopenWithoutMeta(t, metaStatusFrom, func(old *Store) {
+		statusOKType = 0x7F // the writer of the old store had no such field
+		defer func() { statusOKType = fieldStatus }()
+		for _, td := range []ptrace.Traces{
+			statusBatch("svc", ptrace.StatusCodeOk, 1, hour.Add(time.Minute), hour.Add(2*time.Minute)),
+			statusBatch("svc", ptrace.StatusCodeUnset, 10, hour.Add(3*time.Minute)),
+			statusBatch("svc", ptrace.StatusCodeOk, 20, hour.Add(time.Hour+time.Minute)),
+		} {
+			if err := old.WriteTraces(context.Background(), td); err != nil {
+				t.Fatalf("WriteTraces: %v", err)
+			}
 		}
-	}
-	statusOKType = fieldStatus
-	if err := old.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte{prefixMeta, metaStatusFrom}) }); err != nil {
-		t.Fatalf("delete meta key: %v", err)
-	}
-	if err := old.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-
-	s, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatalf("reopen: %v", err)
-	}
-	defer s.Close()
+	})
 	if want := bucketOf(unixNs(hour.Add(time.Hour))) + 1; s.statusFrom != want {
 		t.Fatalf("statusFrom = %d, want %d (the bucket after the last written)", s.statusFrom, want)
 	}
@@ -302,26 +286,12 @@ func TestStatusUnsetFromSummaries(t *testing.T) {
 // counted OK spans (no meta key 00 05) say nothing about Unset spans, so those traces'
 // spans decide; fragments written since, in any bucket, are counted.
 func TestStatusUnsetInStoreWithoutOKCounts(t *testing.T) {
-	dir := t.TempDir()
 	at := time.Now().Add(-time.Hour).Truncate(time.Minute)
-	old, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	fragmentOKCounts = false // the writer of the old store had no OK counts
-	unsetStore(t, old, at)
-	fragmentOKCounts = true
-	if err := old.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte{prefixMeta, metaOKFrom}) }); err != nil {
-		t.Fatalf("delete meta key: %v", err)
-	}
-	if err := old.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	s, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatalf("reopen: %v", err)
-	}
-	defer s.Close()
+	s := reopenWithoutMeta(t, metaOKFrom, func(old *Store) {
+		fragmentOKCounts = false // the writer of the old store had no OK counts
+		defer func() { fragmentOKCounts = true }()
+		unsetStore(t, old, at)
+	})
 	if want := bucketOf(unixNs(at.Add(time.Minute))) + 1; s.okFrom != want {
 		t.Fatalf("okFrom = %d, want %d (the bucket after the last written)", s.okFrom, want)
 	}
@@ -344,4 +314,36 @@ func TestStatusUnsetInStoreWithoutOKCounts(t *testing.T) {
 	if got := findIDs(t, s, storage.TraceQuery{Status: storage.StatusUnset}); !slices.Contains(got, 2) {
 		t.Fatalf("without the fallback the old fragments were read right all the same: %v", got)
 	}
+}
+
+// reopenWithoutMeta returns a store that write filled as a Spoor from before a feature
+// did (write sets the test hooks that make it so), with the feature's meta key 00 key
+// deleted as such a store lacks it, then reopened: as this Spoor opens that store.
+func reopenWithoutMeta(t *testing.T, key byte, write func(old *Store)) *Store {
+	t.Helper()
+	dir := t.TempDir()
+	old, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	open := true
+	defer func() {
+		if open { // write failed the test
+			old.Close()
+		}
+	}()
+	write(old)
+	if err := old.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte{prefixMeta, key}) }); err != nil {
+		t.Fatalf("delete meta key: %v", err)
+	}
+	open = false
+	if err := old.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
