@@ -108,17 +108,21 @@ func tgenWrite(st *badgerstore.Store, spans int, profile string) (written int, w
 	prev := runtime.GOMAXPROCS(1)
 	defer runtime.GOMAXPROCS(prev)
 	for written < spans {
-		var batches []ptrace.Traces
+		var batches []encodedBatch
 		for i := 0; i < 64 && written+len(batches)*batch < spans; i++ {
 			n := written + len(batches)*batch
-			batches = append(batches, tgenBatch(uint64(n/batch)+1, batch, start.Add(time.Duration(n)*3*time.Microsecond)))
+			b, err := encode(tgenBatch(uint64(n/batch)+1, batch, start.Add(time.Duration(n)*3*time.Microsecond)))
+			if err != nil {
+				return written, wall, cpu, err
+			}
+			batches = append(batches, b)
 		}
 		c0, t0 := cpuTime(), time.Now()
-		for _, td := range batches {
-			if err := st.WriteTraces(context.Background(), td); err != nil {
+		for _, b := range batches {
+			if err := st.WriteTracesEncoded(context.Background(), b.td, b.raw); err != nil {
 				return written, wall, cpu, fmt.Errorf("write: %w", err)
 			}
-			written += td.SpanCount()
+			written += b.td.SpanCount()
 		}
 		wall += time.Since(t0)
 		cpu += cpuTime() - c0
