@@ -196,6 +196,13 @@ func postTraces(tb testing.TB, otlpHTTP string, body []byte) bool {
 // shutdown is complete when this returns).
 func runAndMeasure(tb testing.TB, args, env []string, load func(tb testing.TB, otlpHTTP string)) time.Duration {
 	tb.Helper()
+	return runAndMeasureSteady(tb, args, env, nil, load, 3*time.Second)
+}
+
+// runAndMeasureSteady is runAndMeasure with a warm-up load offered first, outside the
+// measurement (nil: none), and settle the time measured after the load.
+func runAndMeasureSteady(tb testing.TB, args, env []string, warmup, load func(tb testing.TB, otlpHTTP string), settle time.Duration) time.Duration {
+	tb.Helper()
 	ep := freeEndpoints(tb)
 	dir := tb.TempDir()
 	cmd := exec.Command(spoorBin, args...)
@@ -233,9 +240,12 @@ func runAndMeasure(tb testing.TB, args, env []string, load func(tb testing.TB, o
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	if warmup != nil {
+		warmup(tb, ep.OTLPHTTP)
+	}
 	before := procCPU(tb, cmd.Process.Pid)
 	load(tb, ep.OTLPHTTP)
-	time.Sleep(3 * time.Second) // one analytics flush, and the store's background work
+	time.Sleep(settle) // one analytics flush, and the store's background work
 	return procCPU(tb, cmd.Process.Pid) - before
 }
 

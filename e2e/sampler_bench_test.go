@@ -19,19 +19,31 @@ import (
 	"github.com/spoortrace/spoor/internal/benchdata"
 )
 
-// samplerBenchSpans is what each run of BenchmarkSamplerShareOfCPU offers: enough for
-// the tail buffer (100,000 spans by default) to spend most of the run full.
-const samplerBenchSpans = 600 * 1024
+// Each run of BenchmarkSamplerShareOfCPU offers samplerWarmupSpans, unmeasured, then
+// samplerBenchSpans, measured until samplerSettle after the last: spoor's steady state.
+// The warm-up fills the tail buffer (100,000 spans by default) and runs past a first
+// decision wait (5 s), so the measured spans find held batches being freed and their
+// buffers reused, as a running spoor does; the settle time covers one decision wait
+// and a sweep, so the held spans of the measured load are decided inside it. (Runs of
+// 600 Ki spans measured from the first request, most of them the tail's filling phase,
+// read 11–24% added; their rounds swung by ±15%.)
+const (
+	samplerWarmupSpans = 1200 * 512
+	samplerBenchSpans  = 4800 * 512
+	samplerSettle      = 6 * time.Second
+)
 
 // BenchmarkSamplerShareOfCPU is issue 4's end-to-end target, "the sampler adds under 5%
 // to Spoor's CPU per span at 10% sampling". It runs bin/spoor at
-// SPOOR_SAMPLING_PERCENTAGE=10 in three configurations, interleaved (sampler, head-only,
-// pass-through, then again in the next order) so that the noise of a shared machine
-// falls on all three, and offers each run the same spans: 600 Ki spans in 512-span
-// OTLP/HTTP requests shaped as make bench's (telemetrygen's: one service, traces of a
-// root and four children, 12 attributes per span, no errors), with the same trace IDs.
-// CPU is the process' (every thread, the GC included, from /proc) from the first
-// request to 3 s after the last, per million received spans.
+// SPOOR_SAMPLING_PERCENTAGE=10 in three configurations — sampler and head-only at the
+// same time in every round, so that the noise of a shared machine falls on both alike
+// (run one after the other, rounds of the same configuration swung by ±7% on this
+// machine, the size of the target), pass-through once — and offers each run the same
+// spans in 512-span OTLP/HTTP requests shaped as make bench's (telemetrygen's: one
+// service, traces of a root and four children, 12 attributes per span, no errors),
+// with the same trace IDs: a warm-up, then the measured load (samplerBenchSpans,
+// above). CPU is the process' (every thread, the GC included, from /proc) from the
+// first measured request to samplerSettle after the last, per million measured spans.
 //
 //   - sampler: the default config: head sampling and the tail stage (errors policy).
 //   - head-only: the same with tail.enabled false. With no error in the load the tail
@@ -42,7 +54,8 @@ const samplerBenchSpans = 600 * 1024
 //
 // Every run writes a CPU profile (the pprof extension's save_to_file, in every
 // configuration alike), and the sampler's own functions — processTraces, which
-// holds the tail work, and the tail sweeps — are summed from it (go tool pprof).
+// holds the tail work, and the tail sweeps — are summed from it (go tool pprof); their
+// share of the profile, applied to the measured CPU, is the sampler's own CPU.
 // %-added is the sampler's cost over an ideal sampler that dropped the same spans for
 // free: (sampler − (head-only − head's own CPU)) / (head-only − head's own CPU), from
 // the sums of all rounds; %-added-median is the median of each round's.
@@ -67,25 +80,44 @@ func BenchmarkSamplerShareOfCPU(b *testing.B) {
 	if profDir == "" {
 		profDir = b.TempDir()
 	}
+	run := func(v, round int) (c, o time.Duration) {
+		prof := filepath.Join(profDir, fmt.Sprintf("%s-%d.prof", variants[v].name, round))
+		c = runAndMeasureSteady(b, []string{"--config", "file:" + variants[v].config},
+			[]string{"SPOOR_SAMPLING_PERCENTAGE=10", "SPOOR_BENCH_PROFILE=" + prof},
+			offerTelemetrygenShaped(0, samplerWarmupSpans), offerTelemetrygenShaped(samplerWarmupSpans, samplerBenchSpans), samplerSettle)
+		o = time.Duration(samplerShare(b, prof) * float64(c))
+		b.Logf("round %d %-12s %5.2f cpu-s/Mspan, sampler functions %4.1f%%", round, variants[v].name,
+			c.Seconds()/samplerBenchSpans*1e6, 100*o.Seconds()/c.Seconds())
+		return c, o
+	}
 	var cpu, own [3]time.Duration
 	var added []float64 // per round
 	for i := 0; i < b.N; i++ {
-		var rc, ro [3]time.Duration
-		for j := range variants {
-			v := (i + j) % len(variants) // rotate the order from one round to the next
-			prof := filepath.Join(profDir, fmt.Sprintf("%s-%d.prof", variants[v].name, i))
-			c := runAndMeasure(b, []string{"--config", "file:" + variants[v].config},
-				[]string{"SPOOR_SAMPLING_PERCENTAGE=10", "SPOOR_BENCH_PROFILE=" + prof}, offerTelemetrygenShaped(samplerBenchSpans))
-			o := samplerCPU(b, prof)
-			b.Logf("round %d %-12s %5.2f cpu-s/Mspan, sampler functions %4.1f%%", i, variants[v].name,
-				c.Seconds()/samplerBenchSpans*1e6, 100*o.Seconds()/c.Seconds())
-			cpu[v] += c
-			own[v] += o
-			rc[v], ro[v] = c, o
+		// sampler and head-only at the same time, each with its own senders, so that
+		// the machine's noise (other tenants, the clock) falls on both alike.
+		var rc, ro [2]time.Duration
+		var wg sync.WaitGroup
+		for v := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done() // also when a failed check ends the goroutine
+				rc[v], ro[v] = run(v, i)
+			}()
+		}
+		wg.Wait()
+		if b.Failed() {
+			return
+		}
+		for v := range 2 {
+			cpu[v] += rc[v]
+			own[v] += ro[v]
 		}
 		ideal := rc[1] - ro[1]
 		added = append(added, 100*float64(rc[0]-ideal)/float64(ideal))
 	}
+	// Pass-through, for scale only: once, alone.
+	cpu[2], _ = run(2, 0)
+	cpu[2] *= time.Duration(b.N)
 	perM := func(d time.Duration) float64 { return d.Seconds() / float64(b.N) / samplerBenchSpans * 1e6 }
 	s, h, p := perM(cpu[0]), perM(cpu[1]), perM(cpu[2])
 	sOwn, hOwn := perM(own[0]), perM(own[1])
@@ -103,16 +135,28 @@ func BenchmarkSamplerShareOfCPU(b *testing.B) {
 	b.ReportMetric(s/p, "sampler/pass-through")
 }
 
-// samplerCPU is the CPU time a profile counts in the sampler's own functions: the
-// processor (its tail work included) and the tail stage's sweeps.
-func samplerCPU(tb testing.TB, prof string) time.Duration {
+// samplerShare is the share of a profile's CPU samples in the sampler's own functions:
+// the processor (its tail work included) and the tail stage's sweeps. The profile
+// covers the whole run, warm-up included; its share is applied to the measured CPU.
+func samplerShare(tb testing.TB, prof string) float64 {
 	tb.Helper()
 	out, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-unit=ms", "-nodecount=1000000", prof).CombinedOutput()
 	if err != nil {
 		tb.Fatalf("go tool pprof %s: %v\n%s", prof, err, out)
 	}
-	var total time.Duration
+	parseMS := func(line, f string) float64 {
+		ms, err := strconv.ParseFloat(strings.TrimSuffix(f, "ms"), 64)
+		if err != nil {
+			tb.Fatalf("pprof line %q: %v", line, err)
+		}
+		return ms
+	}
+	var own, total float64
 	for _, line := range strings.Split(string(out), "\n") {
+		if _, after, ok := strings.Cut(line, "Total samples = "); ok {
+			total = parseMS(line, strings.Fields(after)[0])
+			continue
+		}
 		f := strings.Fields(line)
 		if len(f) != 6 {
 			continue
@@ -120,20 +164,20 @@ func samplerCPU(tb testing.TB, prof string) time.Duration {
 		switch f[5] {
 		case "github.com/spoortrace/spoor/sampler.(*headProcessor).processTraces",
 			"github.com/spoortrace/spoor/sampler.(*tailStage).sweep":
-			ms, err := strconv.ParseFloat(strings.TrimSuffix(f[3], "ms"), 64)
-			if err != nil {
-				tb.Fatalf("pprof line %q: %v", line, err)
-			}
-			total += time.Duration(ms * float64(time.Millisecond))
+			own += parseMS(line, f[3])
 		}
 	}
-	return total
+	if total <= 0 {
+		tb.Fatalf("go tool pprof %s: no total samples in\n%s", prof, out)
+	}
+	return own / total
 }
 
 // offerTelemetrygenShaped is a load of n spans (a multiple of 512) in 512-span requests
-// shaped as make bench's replayer sends them, from two senders; request i carries the
-// same trace IDs in every run, so every configuration gets the same head decisions.
-func offerTelemetrygenShaped(n int) func(tb testing.TB, otlpHTTP string) {
+// shaped as make bench's replayer sends them, from two senders, numbered from
+// first/512; request i carries the same trace IDs in every run, so every configuration
+// gets the same head decisions.
+func offerTelemetrygenShaped(first, n int) func(tb testing.TB, otlpHTTP string) {
 	const batch, perTrace = 512, 5
 	return func(tb testing.TB, otlpHTTP string) {
 		var wg sync.WaitGroup
@@ -143,7 +187,7 @@ func offerTelemetrygenShaped(n int) func(tb testing.TB, otlpHTTP string) {
 				defer wg.Done()
 				td := benchdata.TelemetrygenShaped(batch, perTrace)
 				spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
-				for i := w; i < n/batch; i += 2 {
+				for i := first/batch + w; i < (first+n)/batch; i += 2 {
 					benchdata.Refresh(spans, perTrace, rand.New(rand.NewPCG(uint64(i), 7)), time.Now())
 					body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
 					if err != nil {
