@@ -64,6 +64,7 @@ func wireBatches(rng *rand.Rand, n int) []ptrace.Traces {
 			}
 		}
 		next := live[:0]
+		prioSet := false
 		for _, t := range live {
 			for range 1 + rng.IntN(3) {
 				sp := scopes[rng.IntN(len(scopes))].AppendEmpty()
@@ -74,6 +75,17 @@ func wireBatches(rng *rand.Rand, n int) []ptrace.Traces {
 				sp.SetStartTimestamp(pcommon.Timestamp(1_800_000_000_000_000_000 + rng.IntN(1000)))
 				sp.SetEndTimestamp(pcommon.Timestamp(1_800_000_000_001_000_000 + rng.IntN(1000)))
 				sp.Attributes().PutInt("n", int64(rng.IntN(100)))
+				switch {
+				case b%5 == 2 && !prioSet:
+					// The request-bytes path reads priorities only when the key is
+					// in the request: the key, on one span of some batches...
+					sp.Attributes().PutInt("sampling.priority", int64(b/5%2))
+					prioSet = true
+				case b%5 == 4 && !prioSet:
+					// ...and in a value only, in others.
+					sp.Attributes().PutStr("note", "no sampling.priority here")
+					prioSet = true
+				}
 				if t.errAt == b {
 					sp.Status().SetCode(ptrace.StatusCodeError)
 				}
