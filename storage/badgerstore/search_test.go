@@ -3,6 +3,7 @@ package badgerstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -224,4 +225,62 @@ func TestScanTraceIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("segments")
+}
+
+// TestIntegerAttributeFields checks the write path's integer attribute fields: each is
+// the field of the value's decimal string, whether hashed afresh or reused from the
+// previous span of the resource (the same key with the same number, another number, or
+// the same digits as a string).
+func TestIntegerAttributeFields(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{NoSyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := time.Now().Add(-time.Minute)
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "api")
+	spans := rs.ScopeSpans().AppendEmpty().Spans()
+	// One span per trace, consecutive in the resource: value i is trace i's.
+	values := []any{int64(200), int64(200), int64(404), "404", int64(404), int64(-7), "200", int64(200)}
+	for i, v := range values {
+		sp := spans.AppendEmpty()
+		sp.SetTraceID(pcommon.TraceID{0x42, byte(i + 1)})
+		sp.SetSpanID(pcommon.SpanID{byte(i + 1)})
+		sp.SetName("call")
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(i) * time.Millisecond)))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(i+1) * time.Millisecond)))
+		sp.Attributes().PutStr("other", fmt.Sprint(i%2))
+		switch v := v.(type) {
+		case int64:
+			sp.Attributes().PutInt("http.status", v)
+		case string:
+			sp.Attributes().PutStr("http.status", v)
+		}
+	}
+	if err := s.WriteTraces(context.Background(), td); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"200", "404", "-7"} {
+		var wantIDs []byte
+		for i, v := range values {
+			if fmt.Sprint(v) == want {
+				wantIDs = append(wantIDs, byte(i+1))
+			}
+		}
+		got, err := s.FindTraces(context.Background(), storage.TraceQuery{ServiceName: "api",
+			Attributes: map[string]string{"http.status": want}, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gotIDs []byte
+		for _, tr := range got {
+			gotIDs = append(gotIDs, tr.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID()[1])
+		}
+		slices.Sort(gotIDs)
+		if !slices.Equal(gotIDs, wantIDs) {
+			t.Errorf("http.status=%s: traces %v, want %v", want, gotIDs, wantIDs)
+		}
+	}
 }
