@@ -3,7 +3,9 @@ package badgerstore
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -281,6 +283,93 @@ func TestIntegerAttributeFields(t *testing.T) {
 		slices.Sort(gotIDs)
 		if !slices.Equal(gotIDs, wantIDs) {
 			t.Errorf("http.status=%s: traces %v, want %v", want, gotIDs, wantIDs)
+		}
+	}
+}
+
+// TestSpanAttributeFieldsAnyOrder writes spans whose attributes repeat, change, appear,
+// vanish and come in shuffled order from span to span of a resource (as SDKs that keep
+// attributes in a Go map send them), in two resources whose spans the writer visits
+// alternately, and checks that a search for every key and value finds exactly the
+// traces that carry it: an attribute's field is the same whether hashed afresh or
+// reused from the resource's previous span, wherever that span had it.
+func TestSpanAttributeFieldsAnyOrder(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{NoSyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(7, 11))
+	start := time.Now().Add(-time.Minute)
+	td := ptrace.NewTraces()
+	svcs := []string{"api", "db"}
+	var spans [2]ptrace.SpanSlice
+	for r, svc := range svcs {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", svc)
+		spans[r] = rs.ScopeSpans().AppendEmpty().Spans()
+	}
+	keys := []string{"k0", "k1", "k2", "k3", "k4", "k5"}
+	// want[service][key=value] is the set of traces (by number) carrying it.
+	want := [2]map[string]map[int]bool{{}, {}}
+	const traces = 400
+	for tr := 0; tr < traces; tr++ {
+		for r := range svcs {
+			sp := spans[r].AppendEmpty()
+			sp.SetTraceID(pcommon.TraceID{0x51, byte(tr >> 8), byte(tr)})
+			sp.SetSpanID(pcommon.SpanID{byte(r + 1), byte(tr >> 8), byte(tr)})
+			sp.SetName("op")
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(tr) * time.Millisecond)))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(tr+1) * time.Millisecond)))
+			// Mostly the same attributes as the last span, in an order shuffled now
+			// and then, values changing now and then, keys coming and going.
+			n := 3 + rng.IntN(len(keys)-2)
+			order := slices.Clone(keys)
+			if rng.IntN(3) == 0 {
+				rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+			}
+			for _, k := range order[:n] {
+				v := "same"
+				if rng.IntN(4) == 0 {
+					v = fmt.Sprint("v", rng.IntN(3))
+				}
+				if rng.IntN(10) == 0 {
+					sp.Attributes().PutEmptySlice("list." + k).AppendEmpty().SetStr("not indexed")
+				}
+				sp.Attributes().PutStr(k, v)
+				kv := k + "=" + v
+				if want[r][kv] == nil {
+					want[r][kv] = map[int]bool{}
+				}
+				want[r][kv][tr] = true
+			}
+		}
+	}
+	if err := s.WriteTraces(context.Background(), td); err != nil {
+		t.Fatal(err)
+	}
+	for r, svc := range svcs {
+		for kv, set := range want[r] {
+			k, v, _ := strings.Cut(kv, "=")
+			got, err := s.FindTraces(context.Background(), storage.TraceQuery{ServiceName: svc,
+				Attributes: map[string]string{k: v}, Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var gotIDs, wantIDs []int
+			for _, g := range got {
+				id := g.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID()
+				gotIDs = append(gotIDs, int(id[1])<<8|int(id[2]))
+			}
+			for tr := range set {
+				wantIDs = append(wantIDs, tr)
+			}
+			slices.Sort(gotIDs)
+			slices.Sort(wantIDs)
+			if !slices.Equal(gotIDs, wantIDs) {
+				t.Errorf("%s %s: %d traces, want %d (%v…, want %v…)", svc, kv, len(gotIDs), len(wantIDs),
+					gotIDs[:min(5, len(gotIDs))], wantIDs[:min(5, len(wantIDs))])
+			}
 		}
 	}
 }
