@@ -25,7 +25,7 @@ type Config struct {
 	// series are counted under operation "(other)".
 	MaxSeries int `mapstructure:"max_series"`
 	// MaxEdgeSpans bounds each generation of the table of recent spans the service
-	// graph matches parents in (about 64 bytes each).
+	// graph matches parents in (60 bytes per span when full; it grows as it fills).
 	MaxEdgeSpans int `mapstructure:"max_edge_spans"`
 	// Alerts are the alert rules and their webhook.
 	Alerts alerts.Config `mapstructure:"alerts"`

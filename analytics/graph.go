@@ -60,6 +60,7 @@ type graph struct {
 	totals map[pairKey][2]float64
 
 	matched, unmatched, peerCalls, dropped int64
+	touched                                uint64 // what Touch read; kept so that the reads are made
 }
 
 func newGraph(wait time.Duration, capacity int, now time.Time) *graph {
@@ -107,6 +108,13 @@ func isCaller(kind uint8) bool {
 // is found whatever the order. Called with the processor's lock held.
 func (g *graph) observe(recs []rec, svcIDs []uint32, now time.Time) {
 	g.m.Tick(now)
+	g.touched += g.m.Touch(func(yield func(uint64) bool) {
+		for i := range recs {
+			if !yield(recs[i].key) {
+				return
+			}
+		}
+	})
 	for i := range recs {
 		r := &recs[i]
 		svc := svcIDs[r.res]

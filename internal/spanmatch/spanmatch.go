@@ -58,7 +58,7 @@ type Matcher[P, C any] struct {
 	// Two generations each: [0] is current, [1] the previous one, dropped at the next
 	// turn over. spans: recent spans by Key; pending: a child by its parent's Key;
 	// extra: further children of that parent.
-	spans   [2]map[uint64]Span[P]
+	spans   [2]*table[Span[P]]
 	pending [2]map[uint64]C
 	extra   [2]map[uint64][]C
 
@@ -76,7 +76,7 @@ func New[P, C any](wait time.Duration, spanCap, pendingCap int, now time.Time, h
 	}
 	m := &Matcher[P, C]{turned: now, wait: wait, spanCap: spanCap, pendingCap: pendingCap, h: h}
 	for i := range 2 {
-		m.spans[i] = map[uint64]Span[P]{}
+		m.spans[i] = newTable[Span[P]](spanCap)
 		m.pending[i] = map[uint64]C{}
 		m.extra[i] = map[uint64][]C{}
 	}
@@ -120,10 +120,11 @@ func (m *Matcher[P, C]) Drain() {
 // its client (a Zipkin shared span ID answers as its server side), and that a span
 // of the same service stays answered.
 func (m *Matcher[P, C]) Put(key uint64, s Span[P]) {
-	if len(m.spans[0]) >= m.spanCap {
+	if m.spans[0].n >= m.spanCap {
 		m.turnSpans()
 	}
-	if old, ok := m.spans[0][key]; ok {
+	old, ok := m.spans[0].put(key)
+	if ok {
 		if isServer(old.Kind) && !isServer(s.Kind) {
 			return
 		}
@@ -131,7 +132,14 @@ func (m *Matcher[P, C]) Put(key uint64, s Span[P]) {
 			s.Flags |= old.Flags & Answered
 		}
 	}
-	m.spans[0][key] = s
+	*old = s
+}
+
+// Touch reads ahead the places where Put will look for keys (a batch's spans), so that
+// their cache misses overlap; it returns a value for the caller to keep, so that the
+// reads are not optimized away.
+func (m *Matcher[P, C]) Touch(keys func(yield func(uint64) bool)) uint64 {
+	return m.spans[0].touch(keys)
 }
 
 // Lookup returns the span remembered under key.
@@ -141,11 +149,11 @@ func (m *Matcher[P, C]) Lookup(key uint64) (Span[P], bool) {
 }
 
 func (m *Matcher[P, C]) lookup(key uint64) (Span[P], int, bool) {
-	if s, ok := m.spans[0][key]; ok {
-		return s, 0, true
+	if s := m.spans[0].get(key); s != nil {
+		return *s, 0, true
 	}
-	if s, ok := m.spans[1][key]; ok {
-		return s, 1, true
+	if s := m.spans[1].get(key); s != nil {
+		return *s, 1, true
 	}
 	return Span[P]{}, 0, false
 }
@@ -210,8 +218,7 @@ func (m *Matcher[P, C]) Match(parent uint64, c C) bool {
 		return false
 	}
 	if m.h.Link(p, c) && p.Flags&(Peer|Answered) == Peer {
-		p.Flags |= Answered
-		m.spans[gen][parent] = p
+		m.spans[gen].get(parent).Flags |= Answered
 	}
 	return true
 }
@@ -219,8 +226,7 @@ func (m *Matcher[P, C]) Match(parent uint64, c C) bool {
 // answer flags the span remembered under key as answered.
 func (m *Matcher[P, C]) answer(key uint64) {
 	if p, gen, ok := m.lookup(key); ok && p.Flags&(Peer|Answered) == Peer {
-		p.Flags |= Answered
-		m.spans[gen][key] = p
+		m.spans[gen].get(key).Flags |= Answered
 	}
 }
 
@@ -261,16 +267,16 @@ func (m *Matcher[P, C]) addPending(parent uint64, c C) {
 // peer and that no span answered, and starts a new current generation.
 func (m *Matcher[P, C]) turnSpans() {
 	old := m.spans[1]
-	for k, s := range old {
+	old.all(func(k uint64, s *Span[P]) {
 		if s.Flags&(Peer|Answered) != Peer {
-			continue
+			return
 		}
-		if _, again := m.spans[0][k]; again {
-			continue // written again since: it is decided when that copy leaves
+		if m.spans[0].get(k) != nil {
+			return // written again since: it is decided when that copy leaves
 		}
-		m.h.Unanswered(s)
-	}
-	clear(old)
+		m.h.Unanswered(*s)
+	})
+	old.reset()
 	m.spans[0], m.spans[1] = old, m.spans[0]
 }
 
@@ -301,8 +307,13 @@ func (m *Matcher[P, C]) turnPending() {
 	m.extra[0], m.extra[1] = m.extra[1], m.extra[0]
 }
 
-// Tables returns the generations of spans and of waiting children (first children
-// only), for tests and gauges that look at their sizes. Read only.
-func (m *Matcher[P, C]) Tables() (spans *[2]map[uint64]Span[P], pending *[2]map[uint64]C) {
-	return &m.spans, &m.pending
+// Sizes returns how many spans each generation holds, current first.
+func (m *Matcher[P, C]) Sizes() [2]int {
+	return [2]int{m.spans[0].n, m.spans[1].n}
+}
+
+// Pending returns the generations of waiting children (first children only), for
+// tests and gauges that look at them. Read only.
+func (m *Matcher[P, C]) Pending() *[2]map[uint64]C {
+	return &m.pending
 }

@@ -99,8 +99,8 @@ func (r *rig) later(d time.Duration) {
 }
 
 func (r *rig) sizes() [4]int {
-	spans, pending := r.m.Tables()
-	return [4]int{len(spans[0]), len(spans[1]), len(pending[0]), len(pending[1])}
+	spans, pending := r.m.Sizes(), r.m.Pending()
+	return [4]int{spans[0], spans[1], len(pending[0]), len(pending[1])}
 }
 
 func (r *rig) check(t *testing.T, links string, matched, orphans int64, unanswered string) {
@@ -169,7 +169,7 @@ func TestSeveralChildrenOfOneParent(t *testing.T) {
 			r.batch(sp{key: 11, parent: 10, svc: 2}, sp{key: 12, parent: 10, svc: 3}, sp{key: 13, parent: 10, svc: 2})
 			r.later(time.Minute)
 			r.batch(sp{key: 14, parent: 10, svc: 2}, sp{key: 15, parent: 10, svc: 1})
-			_, pending := r.m.Tables()
+			pending := r.m.Pending()
 			if len(pending[0]) != 1 || len(pending[1]) != 1 || len(r.m.extra[1][10]) != 2-btoi(join) ||
 				len(r.m.extra[0][10]) != 1 {
 				t.Fatalf("waiting: %v, extra %v %v", *pending, r.m.extra[0], r.m.extra[1])

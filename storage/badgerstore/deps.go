@@ -73,11 +73,9 @@ type depTracker struct {
 	names   []string // by id; id 0 is "no service" and never makes an edge
 	nameIDs map[string]uint32
 
-	// m matches spans to their parent span; spans and pending are its tables, for
-	// tests that look at their sizes.
+	// m matches spans to their parent span.
 	m       *spanmatch.Matcher[depSpan, pendingChild]
-	spans   *[2]map[uint64]spanmatch.Span[depSpan]
-	pending *[2]map[uint64]pendingChild
+	touched uint64 // what m.Touch read; kept so that the reads are made
 
 	totals, unflushed      map[edgeKey]edgeCounts
 	spare                  map[edgeKey]edgeCounts
@@ -110,7 +108,6 @@ func (d *depTracker) init(o *Options) {
 				return w, true
 			},
 		})
-	d.spans, d.pending = d.m.Tables()
 	d.totals, d.unflushed, d.spare = map[edgeKey]edgeCounts{}, map[edgeKey]edgeCounts{}, map[edgeKey]edgeCounts{}
 	d.deltaKeys = map[uint32]int{}
 }
@@ -175,6 +172,13 @@ func (d *depTracker) observe(w *writeScratch, now time.Time) {
 		w.depSvc = append(w.depSvc, d.intern(name))
 	}
 	// Every span of the batch first, so that a parent is found whatever the order.
+	d.touched += d.m.Touch(func(yield func(uint64) bool) {
+		for i := range w.deps {
+			if !yield(w.deps[i].key) {
+				return
+			}
+		}
+	})
 	var lastPeer string
 	var lastPeerID uint32
 	for i := range w.deps {

@@ -111,7 +111,8 @@ func TestDependencyCapacity(t *testing.T) {
 		write(t, s, depBatch(3, now, depSpec{id: i, parent: i + 100, service: "c", kind: ptrace.SpanKindServer}))
 	}
 	s.deps.mu.Lock()
-	sizes := []int{len(s.deps.spans[0]), len(s.deps.spans[1]), len(s.deps.pending[0]), len(s.deps.pending[1])}
+	spans, pending := s.deps.m.Sizes(), s.deps.m.Pending()
+	sizes := []int{spans[0], spans[1], len(pending[0]), len(pending[1])}
 	s.deps.mu.Unlock()
 	if sizes[0] > 4 || sizes[1] > 4 || sizes[2] > 2 || sizes[3] > 2 {
 		t.Errorf("generation sizes %v exceed the bounds 4, 4, 2, 2", sizes)
