@@ -7,7 +7,7 @@ TELEMETRYGEN_VERSION := v0.161.0
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-short test-ui bench bench-ui lint fmt ui ui-deps chromium tools clean fuzz soak
+.PHONY: help build run test test-short test-ui bench bench-ui bench-compare lint fmt ui ui-deps chromium tools clean fuzz soak
 
 UI_DIR    := web/ui
 CHROMIUM  ?= /usr/bin/chromium
@@ -48,6 +48,13 @@ bench: build tools ## end-to-end benchmark of bin/spoor (telemetrygen), the trac
 	$(GO) test -count=1 -run '^$$' -bench AnalyticsShareOfCPU -benchtime 2x ./e2e/
 	$(GO) test -count=1 -run '^$$' -bench SamplerShareOfCPU -benchtime 3x ./e2e/
 	$(MAKE) bench-ui
+
+BASE ?= HEAD~1
+bench-compare: ## spoor's CPU per span against a build of BASE (a git ref, default HEAD~1), both side by side on one load
+	@dir=$$(mktemp -d) && trap 'rm -rf '$$dir EXIT && \
+	git archive $(BASE) | tar -x -C $$dir && \
+	(cd $$dir && $(GO) build -o $$dir/spoor-base ./cmd/spoor) && \
+	SPOOR_BENCH_BASE_BIN=$$dir/spoor-base $(GO) test -count=1 -run '^$$' -bench CompareBuilds -benchtime 4x ./e2e/
 
 bench-ui: ui-deps chromium ## UI figures: search page answer time, 10,000-span trace render time (headless chromium)
 	$(MAKE) ui

@@ -203,9 +203,16 @@ func runAndMeasure(tb testing.TB, args, env []string, load func(tb testing.TB, o
 // measurement (nil: none), and settle the time measured after the load.
 func runAndMeasureSteady(tb testing.TB, args, env []string, warmup, load func(tb testing.TB, otlpHTTP string), settle time.Duration) time.Duration {
 	tb.Helper()
+	return runBinaryAndMeasureSteady(tb, spoorBin, args, env, warmup, load, settle)
+}
+
+// runBinaryAndMeasureSteady is runAndMeasureSteady with the spoor binary bin, for
+// comparing two builds.
+func runBinaryAndMeasureSteady(tb testing.TB, bin string, args, env []string, warmup, load func(tb testing.TB, otlpHTTP string), settle time.Duration) time.Duration {
+	tb.Helper()
 	ep := freeEndpoints(tb)
 	dir := tb.TempDir()
-	cmd := exec.Command(spoorBin, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(append(os.Environ(), ep.env(dir)...), env...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
