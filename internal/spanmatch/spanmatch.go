@@ -144,18 +144,19 @@ func (m *Matcher[P, C]) Touch(keys func(yield func(uint64) bool)) uint64 {
 
 // Lookup returns the span remembered under key.
 func (m *Matcher[P, C]) Lookup(key uint64) (Span[P], bool) {
-	s, _, ok := m.lookup(key)
-	return s, ok
+	if s := m.lookup(key); s != nil {
+		return *s, true
+	}
+	return Span[P]{}, false
 }
 
-func (m *Matcher[P, C]) lookup(key uint64) (Span[P], int, bool) {
+// lookup returns the span remembered under key, in place (valid until the next Put),
+// or nil.
+func (m *Matcher[P, C]) lookup(key uint64) *Span[P] {
 	if s := m.spans[0].get(key); s != nil {
-		return *s, 0, true
+		return s
 	}
-	if s := m.spans[1].get(key); s != nil {
-		return *s, 1, true
-	}
-	return Span[P]{}, 0, false
+	return m.spans[1].get(key)
 }
 
 // Waiting reports whether any child waits for its parent: when none does, the second
@@ -212,21 +213,21 @@ func (m *Matcher[P, C]) Claim(key uint64, parent Span[P]) int64 {
 // Match links c to its parent span, remembered under the key parent, and reports
 // true; or keeps c waiting for it and reports false.
 func (m *Matcher[P, C]) Match(parent uint64, c C) bool {
-	p, gen, ok := m.lookup(parent)
-	if !ok {
+	p := m.lookup(parent)
+	if p == nil {
 		m.addPending(parent, c)
 		return false
 	}
-	if m.h.Link(p, c) && p.Flags&(Peer|Answered) == Peer {
-		m.spans[gen].get(parent).Flags |= Answered
+	if m.h.Link(*p, c) && p.Flags&(Peer|Answered) == Peer {
+		p.Flags |= Answered
 	}
 	return true
 }
 
 // answer flags the span remembered under key as answered.
 func (m *Matcher[P, C]) answer(key uint64) {
-	if p, gen, ok := m.lookup(key); ok && p.Flags&(Peer|Answered) == Peer {
-		m.spans[gen].get(key).Flags |= Answered
+	if p := m.lookup(key); p != nil && p.Flags&(Peer|Answered) == Peer {
+		p.Flags |= Answered
 	}
 }
 
