@@ -25,17 +25,10 @@ func BenchmarkCompareBuilds(b *testing.B) {
 	var total [2]time.Duration
 	var ratios []float64
 	for i := 0; i < b.N; i++ {
-		var cpu [2]time.Duration
-		done := make(chan struct{}, 2)
-		for v := range 2 {
-			go func() {
-				defer func() { done <- struct{}{} }() // also when a failed check ends the goroutine
-				cpu[v] = runBinaryAndMeasureSteady(b, bins[v], nil, nil,
-					offerTelemetrygenShaped(0, warmup), offerTelemetrygenShaped(warmup, measured), 3*time.Second)
-			}()
-		}
-		<-done
-		<-done
+		cpu := sideBySide(func(v int) time.Duration {
+			return runBinaryAndMeasureSteady(b, bins[v], nil, nil,
+				offerTelemetrygenShaped(0, warmup), offerTelemetrygenShaped(warmup, measured), 3*time.Second)
+		})
 		if b.Failed() {
 			return
 		}

@@ -95,16 +95,11 @@ func BenchmarkSamplerShareOfCPU(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		// sampler and head-only at the same time, each with its own senders, so that
 		// the machine's noise (other tenants, the clock) falls on both alike.
-		var rc, ro [2]time.Duration
-		var wg sync.WaitGroup
-		for v := range 2 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done() // also when a failed check ends the goroutine
-				rc[v], ro[v] = run(v, i)
-			}()
-		}
-		wg.Wait()
+		var ro [2]time.Duration
+		rc := sideBySide(func(v int) (c time.Duration) {
+			c, ro[v] = run(v, i)
+			return c
+		})
 		if b.Failed() {
 			return
 		}

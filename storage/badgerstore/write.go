@@ -95,7 +95,7 @@ type writeScratch struct {
 	arena       []byte
 	blk         blockScratch
 	badgerEntry []badger.Entry
-	// prevAttrs holds strings of the batch being written; release clears it so the
+	// resAttrs holds strings of the batch being written; release clears it so the
 	// pool keeps no reference into a caller's spans.
 	resAttrs [][]attrHash // per resource: its previous span's attributes
 	deps     []depRec     // per span, for the dependency matcher
