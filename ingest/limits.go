@@ -51,39 +51,49 @@ type limitError struct {
 func (e *limitError) Error() string { return e.msg }
 
 // checkLimits finds the first limit the request breaks, or returns nil.
-func (l Limits) checkLimits(td ptrace.Traces) *limitError {
+//
+// prioritySeen is false when the walk read the key of every span attribute and none was
+// sampling.priority (true when one was, or when the limits did not need the keys read).
+func (l Limits) checkLimits(td ptrace.Traces) (prioritySeen bool, _ *limitError) {
 	if l.MaxSpansPerRequest > 0 {
 		if n := td.SpanCount(); n > l.MaxSpansPerRequest {
-			return &limitError{reasonTooManySpans, fmt.Sprintf("request holds %d spans, more than the limit of %d per request: send smaller batches", n, l.MaxSpansPerRequest)}
+			return true, &limitError{reasonTooManySpans, fmt.Sprintf("request holds %d spans, more than the limit of %d per request: send smaller batches", n, l.MaxSpansPerRequest)}
 		}
 	}
 	if l.MaxAttributesPerSpan == 0 && l.MaxAttributeBytes == 0 {
-		return nil
+		return true, nil
 	}
+	// Span attribute keys are read only when MaxAttributeBytes is set.
+	prioritySeen = l.MaxAttributeBytes == 0
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
-		if e := l.checkMap(rs.Resource().Attributes(), "resource"); e != nil {
-			return e
+		if e := l.checkMap(rs.Resource().Attributes(), "resource", nil); e != nil {
+			return true, e
 		}
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			ss := sss.At(j)
-			if e := l.checkMap(ss.Scope().Attributes(), "scope"); e != nil {
-				return e
+			if e := l.checkMap(ss.Scope().Attributes(), "scope", nil); e != nil {
+				return true, e
 			}
 			spans := ss.Spans()
 			for k := 0; k < spans.Len(); k++ {
-				if e := l.checkSpan(spans.At(k)); e != nil {
-					return e
+				if e := l.checkSpan(spans.At(k), &prioritySeen); e != nil {
+					return true, e
 				}
 			}
 		}
 	}
-	return nil
+	return prioritySeen, nil
 }
 
-func (l Limits) checkSpan(sp ptrace.Span) *limitError {
+// samplingPriorityKey is the span attribute the sampler obeys (sampler/head.go).
+const samplingPriorityKey = "sampling.priority"
+
+// checkSpan checks sp; when it reads sp's attribute keys, it sets *prio if one is
+// sampling.priority.
+func (l Limits) checkSpan(sp ptrace.Span, prio *bool) *limitError {
 	attrs := sp.Attributes()
 	if l.MaxAttributesPerSpan > 0 && attrs.Len() > l.MaxAttributesPerSpan {
 		return &limitError{reasonTooManyAttributes, fmt.Sprintf("span %s (%q) of trace %s has %d attributes, more than the limit of %d",
@@ -95,20 +105,20 @@ func (l Limits) checkSpan(sp ptrace.Span) *limitError {
 	where := func() string {
 		return fmt.Sprintf("span %s (%q) of trace %s", sp.SpanID(), truncateName(sp.Name()), sp.TraceID())
 	}
-	if e := l.checkMap(attrs, ""); e != nil {
+	if e := l.checkMap(attrs, "", prio); e != nil {
 		e.msg = where() + ": " + e.msg
 		return e
 	}
 	events := sp.Events()
 	for i := 0; i < events.Len(); i++ {
-		if e := l.checkMap(events.At(i).Attributes(), "event"); e != nil {
+		if e := l.checkMap(events.At(i).Attributes(), "event", nil); e != nil {
 			e.msg = where() + ": " + e.msg
 			return e
 		}
 	}
 	links := sp.Links()
 	for i := 0; i < links.Len(); i++ {
-		if e := l.checkMap(links.At(i).Attributes(), "link"); e != nil {
+		if e := l.checkMap(links.At(i).Attributes(), "link", nil); e != nil {
 			e.msg = where() + ": " + e.msg
 			return e
 		}
@@ -116,13 +126,17 @@ func (l Limits) checkSpan(sp ptrace.Span) *limitError {
 	return nil
 }
 
-// checkMap checks every key and value of m against MaxAttributeBytes.
-func (l Limits) checkMap(m pcommon.Map, owner string) *limitError {
+// checkMap checks every key and value of m against MaxAttributeBytes, and sets *prio,
+// when prio is not nil, if a key is sampling.priority.
+func (l Limits) checkMap(m pcommon.Map, owner string, prio *bool) *limitError {
 	if l.MaxAttributeBytes == 0 || m.Len() == 0 {
 		return nil
 	}
 	var found *limitError
 	m.Range(func(k string, v pcommon.Value) bool {
+		if prio != nil && len(k) == len(samplingPriorityKey) && k == samplingPriorityKey {
+			*prio = true
+		}
 		if len(k) > l.MaxAttributeBytes {
 			found = l.tooLong(owner, "key", truncateName(k), len(k))
 			return false

@@ -120,9 +120,59 @@ func BenchmarkCheckLimits(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if e := l.checkLimits(td); e != nil {
+		if _, e := l.checkLimits(td); e != nil {
 			b.Fatal(e)
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*512), "ns/span")
+}
+
+// checkLimits says a request has no span attribute sampling.priority only when it read
+// every span's attribute keys; the sampler then skips looking for one.
+func TestCheckLimitsSeesSamplingPriority(t *testing.T) {
+	build := func(edit func(rs ptrace.ResourceSpans, sp ptrace.Span)) ptrace.Traces {
+		td := ptrace.NewTraces()
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", "svc")
+		spans := rs.ScopeSpans().AppendEmpty().Spans()
+		for i := range 3 {
+			sp := spans.AppendEmpty()
+			sp.Attributes().PutStr("http.route", "/x")
+			sp.Attributes().PutInt("sampling.prio", 1) // near, not it
+			if i == 2 {
+				edit(rs, sp)
+			}
+		}
+		return td
+	}
+	for _, tc := range []struct {
+		name   string
+		limits Limits
+		edit   func(rs ptrace.ResourceSpans, sp ptrace.Span)
+		seen   bool
+	}{
+		{"none", defaultLimits(), func(ptrace.ResourceSpans, ptrace.Span) {}, false},
+		{"last span has it", defaultLimits(), func(_ ptrace.ResourceSpans, sp ptrace.Span) { sp.Attributes().PutInt("sampling.priority", 0) }, true},
+		{"as a string", defaultLimits(), func(_ ptrace.ResourceSpans, sp ptrace.Span) { sp.Attributes().PutStr("sampling.priority", "1") }, true},
+		// The sampler reads span attributes only: elsewhere the key decides nothing.
+		{"on the resource", defaultLimits(), func(rs ptrace.ResourceSpans, _ ptrace.Span) {
+			rs.Resource().Attributes().PutInt("sampling.priority", 1)
+		}, false},
+		{"on an event", defaultLimits(), func(_ ptrace.ResourceSpans, sp ptrace.Span) {
+			sp.Events().AppendEmpty().Attributes().PutInt("sampling.priority", 1)
+		}, false},
+		// Limits that do not read the keys cannot tell.
+		{"keys not read", Limits{MaxAttributesPerSpan: 100}, func(ptrace.ResourceSpans, ptrace.Span) {}, true},
+		{"no limits", Limits{}, func(ptrace.ResourceSpans, ptrace.Span) {}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seen, e := tc.limits.checkLimits(build(tc.edit))
+			if e != nil {
+				t.Fatal(e)
+			}
+			if seen != tc.seen {
+				t.Errorf("prioritySeen = %v, want %v", seen, tc.seen)
+			}
+		})
+	}
 }

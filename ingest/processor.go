@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/spoortrace/spoor/internal/otlpbody"
 )
 
 // ProcessorType is the door processor's type: it checks every span before anything
@@ -169,9 +171,15 @@ func (v *validator) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 // check finds the first invalid span. A request is refused whole: accepting part of it
 // would leave the sender unable to tell which spans to fix and resend.
 func (v *validator) check(ctx context.Context, td ptrace.Traces) error {
-	if e := v.limits.checkLimits(td); e != nil {
+	prioritySeen, e := v.limits.checkLimits(td)
+	if e != nil {
 		v.rejected.Add(ctx, int64(td.SpanCount()), e.reason)
 		return e
+	}
+	if !prioritySeen {
+		// The sampler then skips looking for it in every span (where it may trust what
+		// the door decoded: see internal/otlpbody).
+		otlpbody.Note(ctx, otlpbody.NoSamplingPriority)
 	}
 	n := 0
 	rss := td.ResourceSpans()

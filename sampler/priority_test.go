@@ -14,8 +14,11 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/processor/processorhelper"
 	"go.opentelemetry.io/collector/processor/processortest"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/spoortrace/spoor/internal/otlpbody"
 )
 
 // priorities are the sampling.priority values of the tests, in every type contrib reads;
@@ -225,5 +228,48 @@ func TestSpanPriority(t *testing.T) {
 		if got := spanPriority(sp); got != c.want {
 			t.Errorf("sampling.priority %#v: %d, want %d", c.v, got, c.want)
 		}
+	}
+}
+
+// The sampler skips reading sampling.priority when ingest noted that no span of the
+// request has it (internal/otlpbody), and only where it trusts what the door decoded
+// (tail.hold_request_bytes, which spoor sets from its pipelines). A context that says so
+// falsely shows which it did: a priority 0 span at 100% is dropped if the sampler read
+// the attribute, kept if it did not.
+func TestNoSamplingPriorityFact(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		tail, trusted, noted bool
+		wantKept             bool
+	}{
+		{"head, trusted, noted", false, true, true, true},
+		{"head, trusted, not noted", false, true, false, false},
+		{"head, not trusted, noted", false, false, true, false},
+		{"tail, trusted, noted", true, true, true, true},
+		{"tail, trusted, not noted", true, true, false, false},
+		{"tail, not trusted, noted", true, false, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := cfgWith(Equalizing, 100)
+			cfg.Tail.Enabled = tc.tail
+			cfg.Tail.HoldRequestBytes = tc.trusted
+			p := newProc(t, cfg)
+			td := ptrace.NewTraces()
+			sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+			sp.SetTraceID(pcommon.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+			sp.SetSpanID(pcommon.SpanID{1, 2, 3, 4, 5, 6, 7, 8})
+			setPriority(sp, int64(0))
+			ctx := otlpbody.NewContext(context.Background(), nil, nil)
+			if tc.noted {
+				otlpbody.Note(ctx, otlpbody.NoSamplingPriority)
+			}
+			out, err := p.processTraces(ctx, td)
+			if err != nil && err != processorhelper.ErrSkipProcessingData {
+				t.Fatal(err)
+			}
+			if kept := err == nil && out.SpanCount() == 1; kept != tc.wantKept {
+				t.Errorf("span kept: %v, want %v", kept, tc.wantKept)
+			}
+		})
 	}
 }

@@ -41,12 +41,18 @@ type headProcessor struct {
 	// tail, when enabled, holds the spans head sampling drops until their trace is
 	// decided by the tail policies (tail.go).
 	tail *tailStage
+	// requestFacts: the facts ingest noted of a request (internal/otlpbody) hold for
+	// the spans this processor gets, since nothing before it changes spans (the same
+	// condition as tail.hold_request_bytes, which spoor sets from its pipelines).
+	requestFacts bool
 }
 
 func newHeadProcessor(cfg *Config, mp metric.MeterProvider) (*headProcessor, error) {
 	p := &headProcessor{
 		head:     head{mode: cfg.Mode, precision: cfg.SamplingPrecision, seed: cfg.HashSeed, failClosed: cfg.FailClosed},
 		services: map[string]*serviceRates{},
+		// Set whether or not the tail stage is on: it says what precedes the sampler.
+		requestFacts: cfg.Tail.HoldRequestBytes,
 	}
 	var err error
 	if p.def, err = compileRate(cfg.Mode, cfg.SamplingPercentage, cfg.SamplingPrecision); err != nil {
@@ -145,13 +151,21 @@ func (p *headProcessor) processTraces(ctx context.Context, td ptrace.Traces) (pt
 	var c counts
 	var scratch [512]byte
 	var memo decisionMemo
+	// Looking sampling.priority up in every span costs as much as the rest of the head
+	// decision (the span's attributes are out of the cache by now); ingest, which read
+	// every key as they came in, notes when no span has it.
+	noPriority := p.requestFacts && otlpbody.Facts(ctx)&otlpbody.NoSamplingPriority != 0
 	if p.tail != nil {
-		p.processWithTail(ctx, td, &rates, &memo, &c, scratch[:0])
+		p.processWithTail(ctx, td, noPriority, &rates, &memo, &c, scratch[:0])
 	} else {
 		td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
 			rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
 				ss.Spans().RemoveIf(func(sp ptrace.Span) bool {
-					d, _, _ := p.decideSpan(sp, spanPriority(sp), &rates, &memo, &c, scratch[:0])
+					prio := priorityDefer
+					if !noPriority {
+						prio = spanPriority(sp)
+					}
+					d, _, _ := p.decideSpan(sp, prio, &rates, &memo, &c, scratch[:0])
 					if d.keep && d.rewrite {
 						sp.TraceState().FromRaw(d.ts)
 					}
@@ -216,8 +230,9 @@ func (p *headProcessor) decideSpan(sp ptrace.Span, prio priority, rates *batchRa
 
 // processWithTail decides every span with the tail stage: each scope's spans are
 // decided first (kept, dropped or held), then moved at once (tailBatch.place).
-func (p *headProcessor) processWithTail(ctx context.Context, td ptrace.Traces, rates *batchRates, m *decisionMemo, c *counts, buf []byte) {
-	tb := p.tail.begin(td, otlpbody.FromContext(ctx))
+// noPriority says that no span of td has a sampling.priority attribute.
+func (p *headProcessor) processWithTail(ctx context.Context, td ptrace.Traces, noPriority bool, rates *batchRates, m *decisionMemo, c *counts, buf []byte) {
+	tb := p.tail.begin(td, otlpbody.FromContext(ctx), noPriority)
 	n := 0 // the span's index in walk order, for tb.prios
 	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
 		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {

@@ -705,8 +705,9 @@ type keptCut struct {
 
 // begin finds the traces of td that match a policy: a matching span may come after its
 // siblings in the batch, and they must not be held for a trace already decided.
-// body is the request's bytes (internal/otlpbody), or nil.
-func (t *tailStage) begin(td ptrace.Traces, body []byte) *tailBatch {
+// body is the request's bytes (internal/otlpbody), or nil; noPriority says that no span
+// of td has a sampling.priority attribute.
+func (t *tailStage) begin(td ptrace.Traces, body []byte, noPriority bool) *tailBatch {
 	b, _ := t.batches.Get().(*tailBatch)
 	if b == nil {
 		b = &tailBatch{}
@@ -729,7 +730,10 @@ func (t *tailStage) begin(td ptrace.Traces, body []byte) *tailBatch {
 			spans := sss.At(j).Spans()
 			for k := 0; k < spans.Len(); k++ {
 				sp := spans.At(k)
-				prio := spanPriority(sp)
+				prio := priorityDefer
+				if !noPriority {
+					prio = spanPriority(sp)
+				}
 				b.prios = append(b.prios, prio)
 				if tid := sp.TraceID(); len(b.tids) == 0 || b.tids[len(b.tids)-1] != tid {
 					b.tids = append(b.tids, tid)

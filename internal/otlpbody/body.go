@@ -12,11 +12,27 @@
 // ConsumeTraces call, which the door waits for; a consumer reads them and never writes
 // them. To keep them longer it calls Retain during the call, and the release function
 // it gets once it is done with them; the door then does not reuse them until released.
+//
+// Facts: a consumer that has read every span of the request (ingest's validator) notes
+// what it found out (Note), so that later consumers skip reading it again (Facts). A
+// fact is about the spans the receiver decoded, like the bytes, and is as trustworthy:
+// a consumer relies on one only where it may rely on the bytes, when nothing before it
+// changes spans. A fact not noted is unknown, never false.
 package otlpbody
 
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+)
+
+// Fact is something known of every span of the request, one bit each.
+type Fact uint32
+
+const (
+	// NoSamplingPriority: no span has an attribute named sampling.priority, which the
+	// sampler otherwise looks up in every span.
+	NoSamplingPriority Fact = 1 << iota
 )
 
 type key struct{}
@@ -26,6 +42,7 @@ type body struct {
 	data   []byte
 	retain func() (release func())
 	once   sync.Once // Retain hands the bytes over once
+	facts  atomic.Uint32
 }
 
 // NewContext returns ctx carrying data, the protobuf encoding of an OTLP
@@ -53,4 +70,19 @@ func Retain(ctx context.Context) (release func(), ok bool) {
 	}
 	b.once.Do(func() { release = b.retain() })
 	return release, release != nil
+}
+
+// Note records facts of the request ctx carries (nothing, when it carries none).
+func Note(ctx context.Context, f Fact) {
+	if b, ok := ctx.Value(key{}).(*body); ok {
+		b.facts.Or(uint32(f))
+	}
+}
+
+// Facts returns the facts noted of the request ctx carries.
+func Facts(ctx context.Context) Fact {
+	if b, ok := ctx.Value(key{}).(*body); ok {
+		return Fact(b.facts.Load())
+	}
+	return 0
 }
