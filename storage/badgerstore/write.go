@@ -32,11 +32,6 @@ type fieldKey struct {
 	bucket uint32
 }
 
-type fieldEntry struct {
-	k           fieldKey
-	first, last uint64
-}
-
 // batchPost is one (field, bucket, trace) of a batch before grouping into postings;
 // group numbers its (field, bucket).
 type batchPost struct {
@@ -44,8 +39,6 @@ type batchPost struct {
 	row         uint32
 	first, last uint64
 }
-
-const linearFields = 32
 
 type catalogEntry struct {
 	key     []byte
@@ -60,20 +53,18 @@ type catalogEntry struct {
 type writeScratch struct {
 	refs   []spanRef
 	groups map[pcommon.TraceID]int32
-	rows   []tableRow // per trace (gid)
-	sums   []summary  // per trace (gid)
-	flist  []fieldEntry
-	fields fieldTable
+	rows   []tableRow  // per trace (gid)
+	sums   []summary   // per trace (gid)
 	posts  []batchPost // grouped by (field, bucket), rows ascending within a group
-	tmp    []batchPost
+	tmp    []batchPost // per trace, one per field it carries, in trace order
 	ents   []postingEntry
 	gkeys  []fieldKey // per group
 	gcount []int32    // per group, then its offset into posts
 	gmap   fieldTable // fieldKey → group
-	// The previous trace's fields and their groups: traces of a batch usually carry
-	// the same fields in the same order, which then need no map lookup.
-	prevKeys   []fieldKey
-	prevGroups []int32
+	// Per group: the last trace (gid) that carries it, and where in tmp its post is.
+	gLast []int32
+	gPost []int32
+	gid   int32 // the trace being planned
 
 	pbuf        []byte // posting values of the batch
 	pouts       []postingOut
@@ -116,7 +107,6 @@ var valuePool = sync.Pool{New: func() any { return new([]byte) }}
 
 func (w *writeScratch) release() {
 	clear(w.groups)
-	w.fields.reset()
 	w.gmap.reset()
 	clear(w.seenSvc)
 	clear(w.seenVal)
@@ -290,7 +280,7 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 	}
 	w.sums = w.sums[:len(w.rows)]
 	w.tmp, w.gkeys, w.gcount = w.tmp[:0], w.gkeys[:0], w.gcount[:0]
-	w.prevKeys, w.prevGroups = w.prevKeys[:0], w.prevGroups[:0]
+	w.gLast, w.gPost = w.gLast[:0], w.gPost[:0]
 	w.gmap.reset()
 	w.deps = w.deps[:0]
 	allHash := w.h.all()
@@ -303,8 +293,7 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 		}
 		sum := &w.sums[gid]
 		sum.reset()
-		w.flist = w.flist[:0]
-		w.fields.reset()
+		w.gid = gid
 		var (
 			curRS, curSS        int32 = -1, -1
 			spans               ptrace.SpanSlice
@@ -394,29 +383,6 @@ func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
 		}
 		flushService()
 		w.rows[gid].minStart, w.rows[gid].maxStart = sum.minStart, maxStart
-		for i, f := range w.flist {
-			var g int32
-			if i < len(w.prevKeys) && w.prevKeys[i] == f.k {
-				g = w.prevGroups[i]
-			} else {
-				var ok bool
-				if g, ok = w.gmap.get(f.k); !ok {
-					g = int32(len(w.gkeys))
-					w.gmap.put(f.k, g)
-					w.gkeys = append(w.gkeys, f.k)
-					w.gcount = append(w.gcount, 0)
-				}
-			}
-			w.gcount[g]++
-			w.tmp = append(w.tmp, batchPost{group: g, row: uint32(gid), first: f.first, last: f.last})
-		}
-		w.prevKeys, w.prevGroups = w.prevKeys[:0], w.prevGroups[:0]
-		for _, f := range w.flist {
-			w.prevKeys = append(w.prevKeys, f.k)
-		}
-		for _, bp := range w.tmp[len(w.tmp)-len(w.flist):] {
-			w.prevGroups = append(w.prevGroups, bp.group)
-		}
 		start = end
 	}
 	// Counting sort by group; stable, so rows stay ascending within a group.
@@ -471,39 +437,43 @@ func (w *writeScratch) prepareResources(td ptrace.Traces) {
 	w.scopeOff = append(w.scopeOff, int32(len(w.hashes)))
 }
 
-// addField notes that a span starting at start in bucket b carries field hash. Traces
-// carry few distinct fields (telemetrygen: 14), so a linear scan of a small slice beats
-// hashing into a map; the map takes over for unusual traces.
+// addField notes that a span of the trace being planned, starting at start in bucket b,
+// carries field hash.
 func (w *writeScratch) addField(hash uint64, b uint32, start uint64) {
-	k := fieldKey{hash: hash, bucket: b}
-	i := -1
-	if len(w.flist) <= linearFields {
-		for j := range w.flist {
-			if w.flist[j].k == k {
-				i = j
-				break
-			}
-		}
-	} else {
-		if w.fields.n == 0 {
-			for j, e := range w.flist {
-				w.fields.put(e.k, int32(j))
-			}
-		}
-		if j, ok := w.fields.get(k); ok {
-			i = int(j)
-		}
+	w.addGroup(w.group(fieldKey{hash: hash, bucket: b}), start)
+}
+
+// group returns the batch's group of field key k, a new one when k is new.
+func (w *writeScratch) group(k fieldKey) int32 {
+	g, ok := w.gmap.get(k)
+	if !ok {
+		g = int32(len(w.gkeys))
+		w.gmap.put(k, g)
+		w.gkeys = append(w.gkeys, k)
+		w.gcount = append(w.gcount, 0)
+		w.gLast = append(w.gLast, -1)
+		w.gPost = append(w.gPost, 0)
 	}
-	if i < 0 {
-		w.flist = append(w.flist, fieldEntry{k: k, first: start, last: start})
-		if w.fields.n > 0 {
-			w.fields.put(k, int32(len(w.flist)-1))
-		}
+	return g
+}
+
+// addGroup notes that a span of the trace being planned, starting at start, carries the
+// field of group g: the trace's post for g, made at its first such span, spans the
+// starts of them all. Traces are planned one after another, so a group's posts come in
+// trace order. (Collecting each trace's fields first, and mapping them to groups at the
+// trace's end, looked each field up twice, the first time in a per-trace table that was
+// cleared for every trace: with spans of five services a trace carries some sixty
+// fields.)
+func (w *writeScratch) addGroup(g int32, start uint64) {
+	if w.gLast[g] == w.gid {
+		p := &w.tmp[w.gPost[g]]
+		p.first = min(p.first, start)
+		p.last = max(p.last, start)
 		return
 	}
-	f := &w.flist[i]
-	f.first = min(f.first, start)
-	f.last = max(f.last, start)
+	w.gLast[g], w.gPost[g] = w.gid, int32(len(w.tmp))
+	w.gcount[g]++
+	w.tmp = append(w.tmp, batchPost{group: g, row: uint32(w.gid), first: start, last: start})
 }
 
 // attrHashes appends the index hashes of the indexable attributes of m.
@@ -539,23 +509,19 @@ func (w *writeScratch) addSpanAttrFields(rs int32, service string, m pcommon.Map
 		if !ok {
 			continue
 		}
-		var h uint64
-		if i < len(prev) && prev[i].key == k && prev[i].value == str {
-			h = prev[i].hash
-		} else {
+		if !(i < len(prev) && prev[i].key == k && prev[i].value == str) {
 			// Entries before i are this span's; after it, the previous span's not yet
 			// met and those displaced.
 			found := false
 			for j := i + 1; j < len(prev); j++ {
 				if prev[j].key == k && prev[j].value == str {
-					h, found = prev[j].hash, true
+					found = true
 					prev[i], prev[j] = prev[j], prev[i]
 					break
 				}
 			}
 			if !found {
-				h = w.h.attribute(service, k, str)
-				e := attrHash{key: k, value: str, hash: h}
+				e := attrHash{key: k, value: str, hash: w.h.attribute(service, k, str), group: -1}
 				if i < len(prev) {
 					prev = append(prev, prev[i])
 					prev[i] = e
@@ -565,7 +531,13 @@ func (w *writeScratch) addSpanAttrFields(rs int32, service string, m pcommon.Map
 				grown = true
 			}
 		}
-		w.addField(h, b, start)
+		// The attribute's group, looked up once per batch and bucket for a resource's
+		// spans that repeat it.
+		e := &prev[i]
+		if e.group < 0 || e.bucket != b {
+			e.group, e.bucket = w.group(fieldKey{hash: e.hash, bucket: b}), b
+		}
+		w.addGroup(e.group, start)
 		if w.valKeys != nil && w.valKeys.has(k) {
 			w.vals = append(w.vals, valueKey{service: service, key: k, value: str})
 		}
@@ -576,10 +548,13 @@ func (w *writeScratch) addSpanAttrFields(rs int32, service string, m pcommon.Map
 	}
 }
 
-// attrHash remembers an attribute's field hash for the next span.
+// attrHash remembers an attribute's field hash for the next span of its resource in
+// the batch, and its group in bucket.
 type attrHash struct {
 	key, value string
 	hash       uint64
+	group      int32 // -1 until looked up
+	bucket     uint32
 }
 
 func (w *writeScratch) addAttrFields(service string, m pcommon.Map, b uint32, start uint64) {
