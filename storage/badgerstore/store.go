@@ -186,10 +186,15 @@ type Stats struct {
 }
 
 // Store is the Badger trace store. It is safe for concurrent use.
+// storeIDs numbers the stores a process opens.
+var storeIDs atomic.Uint64
+
 type Store struct {
 	db   *badger.DB
 	dir  string
 	opts Options
+	// id tells this store from the process's others (writeScratch.opFreshOf).
+	id uint64
 
 	enc   *zstd.Encoder // span blocks
 	penc  *zstd.Encoder // index pages
@@ -259,7 +264,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open trace store %q: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir, opts: opts, services: map[string]int64{}, operations: map[opKey]int64{},
+	s := &Store{db: db, dir: dir, opts: opts, id: storeIDs.Add(1), services: map[string]int64{}, operations: map[opKey]int64{},
 		cache: newBlockCache(opts.DecodedBlockCacheSize), chunkTarget: defaultChunkTarget}
 	s.deps.init(&s.opts)
 	if err := s.init(); err != nil {

@@ -262,3 +262,52 @@ func TestConformanceFromRequestBytes(t *testing.T) {
 		return encodedStore{s}
 	})
 }
+
+// Every store catalogs the operations written to it, whatever the process's other
+// stores hold: the write path remembers, per store, which operations its catalog has
+// (writeScratch.opFresh), and its scratches are shared by all stores. Operations kinds
+// tell apart: the same name as a server and as a client span is two operations.
+func TestOperationCatalogPerStore(t *testing.T) {
+	batch := func() ptrace.Traces {
+		td := telemetrygenBatch(3, 400, 4, time.Now())
+		spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+		for i := 0; i < spans.Len(); i++ {
+			spans.At(i).SetName(fmt.Sprintf("op-%d", i%10))
+			spans.At(i).SetKind(ptrace.SpanKind(1 + i/10%2)) // internal, server
+		}
+		return td
+	}
+	ops := func(s *Store) map[string]bool {
+		listed, err := s.GetOperations(context.Background(), storage.OperationQuery{ServiceName: "telemetrygen"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]bool{}
+		for _, o := range listed {
+			m[o.Name+"/"+o.SpanKind] = true
+		}
+		return m
+	}
+	var stores []*Store
+	for i := range 3 {
+		s, err := Open(t.TempDir(), Options{NoSyncWrites: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores = append(stores, s)
+		// Each store's batches go through the same scratches as the others'.
+		for range 2 {
+			for _, st := range stores {
+				if err := st.WriteTraces(context.Background(), batch()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for j, st := range stores {
+			if got := ops(st); len(got) != 20 {
+				t.Fatalf("after store %d opened: store %d lists %d operations, want 20: %v", i, j, len(got), got)
+			}
+		}
+	}
+}
