@@ -7,6 +7,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/spoortrace/spoor/internal/otlpbody"
 )
 
 // Limits bound what one request may hold. A request past any of them is refused whole
@@ -88,9 +90,6 @@ func (l Limits) checkLimits(td ptrace.Traces) (prioritySeen bool, _ *limitError)
 	return prioritySeen, nil
 }
 
-// samplingPriorityKey is the span attribute the sampler obeys (sampler/head.go).
-const samplingPriorityKey = "sampling.priority"
-
 // checkSpan checks sp; when it reads sp's attribute keys, it sets *prio if one is
 // sampling.priority.
 func (l Limits) checkSpan(sp ptrace.Span, prio *bool) *limitError {
@@ -134,7 +133,7 @@ func (l Limits) checkMap(m pcommon.Map, owner string, prio *bool) *limitError {
 	}
 	var found *limitError
 	m.Range(func(k string, v pcommon.Value) bool {
-		if prio != nil && len(k) == len(samplingPriorityKey) && k == samplingPriorityKey {
+		if prio != nil && len(k) == len(otlpbody.SamplingPriorityKey) && k == otlpbody.SamplingPriorityKey {
 			*prio = true
 		}
 		if len(k) > l.MaxAttributeBytes {

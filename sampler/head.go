@@ -7,6 +7,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/spoortrace/spoor/internal/otlpbody"
 )
 
 // policy names where a decision's randomness came from, as contrib's metric does.
@@ -39,7 +41,7 @@ const (
 )
 
 // samplingPriorityKey is the attribute contrib's probabilistic_sampler obeys.
-const samplingPriorityKey = "sampling.priority"
+const samplingPriorityKey = otlpbody.SamplingPriorityKey
 
 // spanPriority reads sampling.priority as contrib does: an int, a double or a string
 // holding a number; 0 drops, above 0 keeps, anything else defers. A span without

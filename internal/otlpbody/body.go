@@ -30,10 +30,14 @@ import (
 type Fact uint32
 
 const (
-	// NoSamplingPriority: no span has an attribute named sampling.priority, which the
-	// sampler otherwise looks up in every span.
+	// NoSamplingPriority: no span has an attribute named SamplingPriorityKey, which
+	// the sampler otherwise looks up in every span.
 	NoSamplingPriority Fact = 1 << iota
 )
+
+// SamplingPriorityKey is the span attribute the sampler obeys (OpenTracing's tag, which
+// contrib's probabilistic_sampler reads too).
+const SamplingPriorityKey = "sampling.priority"
 
 type key struct{}
 
