@@ -72,7 +72,9 @@ type TailConfig struct {
 	// (true when only spoor_ingest and spoor_analytics precede the sampler and every
 	// receiver of the pipeline is a receiver, not a connector) and replaces a value
 	// written in the config that those pipelines do not allow. A batch that does not
-	// match its request's bytes span for span is held as without it.
+	// match its request's bytes span for span is held as without it. The same
+	// condition lets the sampler, with the tail stage on or off, rely on what ingest
+	// noted of the request (no span has sampling.priority, so none is looked up).
 	HoldRequestBytes bool `mapstructure:"hold_request_bytes"`
 }
 

@@ -185,10 +185,10 @@ type Stats struct {
 	ValueRereads int64
 }
 
-// Store is the Badger trace store. It is safe for concurrent use.
 // storeIDs numbers the stores a process opens.
 var storeIDs atomic.Uint64
 
+// Store is the Badger trace store. It is safe for concurrent use.
 type Store struct {
 	db   *badger.DB
 	dir  string
