@@ -9,7 +9,9 @@ type fieldTable struct {
 	n    int
 	// used lists the occupied slots while they are few (overflow once there were too
 	// many to list), so that reset clears only them: the write path resets its
-	// per-trace table once per trace, and clearing all of it was a tenth of planFields.
+	// batch's group table once per batch, and a telemetrygen-shaped batch fills a
+	// dozen of its slots. (When the table was reset once per trace, clearing all of it
+	// was a tenth of planFields.)
 	used     []int32
 	overflow bool
 }
