@@ -2,7 +2,9 @@ package sampler
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"regexp"
 	"sync"
 	"time"
@@ -113,27 +115,13 @@ func (p *policies) matchResource(rs ptrace.ResourceSpans) bool {
 	return false
 }
 
-// pendingTrace is a trace whose head-dropped spans are held until a policy matches or
-// its decision wait ends.
-type pendingTrace struct {
-	tid      pcommon.TraceID
-	deadline int64 // unix nanoseconds
-	spans    int
-	// parts are the held batches its spans are in, each once (a reference each);
-	// part0 holds the first, so that the common trace, held from one batch, costs no
-	// allocation for it.
-	parts    []*heldBatch
-	part0    [1]*heldBatch
-	minStart pcommon.Timestamp
-	maxEnd   pcommon.Timestamp
-	gone     bool // decided or degraded; the queue skips it
-}
-
 // heldBatch holds the head-dropped spans of one incoming batch, of every trace they
 // belong to, with one resource and scope copy per scope of the batch rather than one
-// per trace: a trace's spans are found by its ID only when a policy keeps it (a walk
-// over the batches it is in), so holding a span costs no per-trace structure, and the
-// many traces whose wait ends without a match are dropped by forgetting the batch.
+// per trace, for decision_wait from the batch's arrival. Nothing is kept per held
+// trace but its ID in the batch's list: a trace's spans are found by its ID only when a
+// policy keeps it (a search of the held batches, through each one's filter), and the
+// many traces whose wait ends without a match are dropped by forgetting their batch,
+// whole.
 type heldBatch struct {
 	td ptrace.Traces
 	// data is td's protobuf encoding once the batch that filled it has ended (seal, in
@@ -146,23 +134,64 @@ type heldBatch struct {
 	raw     bool
 	keep    []uint64
 	release func()
-	// spans is how many spans were put in it; they count in tailStage.retained, against
-	// max_spans, until the batch is freed, since the spans of traces already decided are
-	// only freed with their batch.
-	spans int
-	refs  int  // pending traces with spans in it
-	open  bool // the batch that fills it is still being walked
+	// spans and traces are what was put in it: its spans, and its traces, a trace once
+	// per run of its spans one after another (a batch usually carries a trace's spans
+	// together). They count in tailStage.retained and retainedTraces, against max_spans
+	// and max_traces, until the batch is freed; cutSpans and cutTraces of them were cut
+	// out for kept traces.
+	spans, traces       int
+	cutSpans, cutTraces int
+	deadline            int64 // unix nanoseconds: its wait ends
+	// tids are its traces, one per run, and filter a Bloom filter of them, which a
+	// search for a kept trace reads before tids (one cache line for most batches).
+	tids   []pcommon.TraceID
+	filter [heldFilterWords]uint64
 	// cur is where the spans of the scope being walked go, valid while curScope is that
 	// scope's serial.
 	cur      ptrace.SpanSlice
 	curScope uint64
 }
 
-// cut moves the spans of trace tid out of the held batch into dst, creating dst's
-// resource and scope copies for the scopes that have some, and returns dst.
-func (hb *heldBatch) cut(tid pcommon.TraceID, dst ptrace.Traces) ptrace.Traces {
+// heldFilterWords sizes a held batch's filter: 1024 bits, two per trace, about 3% false
+// positives at the hundred traces of a 512-span batch of five-span traces.
+const heldFilterWords = 16
+
+func filterBits(tid pcommon.TraceID) (uint64, uint64) {
+	h := (binary.LittleEndian.Uint64(tid[8:]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(tid[:8]), 31)) * 0x9e3779b97f4a7c15
+	return h >> 54, (h >> 44) & (heldFilterWords*64 - 1)
+}
+
+// addTrace records that a run of tid's spans is held in hb.
+func (hb *heldBatch) addTrace(tid pcommon.TraceID) {
+	hb.tids = append(hb.tids, tid)
+	hb.traces++
+	a, b := filterBits(tid)
+	hb.filter[a/64] |= 1 << (a % 64)
+	hb.filter[b/64] |= 1 << (b % 64)
+}
+
+// runsOf is how many runs of tid's spans hb holds (0 for most batches, told by the
+// filter).
+func (hb *heldBatch) runsOf(tid pcommon.TraceID) int {
+	a, b := filterBits(tid)
+	if hb.filter[a/64]&(1<<(a%64)) == 0 || hb.filter[b/64]&(1<<(b%64)) == 0 {
+		return 0
+	}
+	n := 0
+	for _, t := range hb.tids {
+		if t == tid {
+			n++
+		}
+	}
+	return n
+}
+
+// cut moves the spans of the traces in want out of the held batch into dst, creating
+// dst's resource and scope copies for the scopes that have some, adds to counts[i] the
+// spans of want.tids[i], and returns dst.
+func (hb *heldBatch) cut(want *traceSet, dst ptrace.Traces, counts []int) ptrace.Traces {
 	if hb.data != nil {
-		dst, err := cutWire(hb.data, hb.keep, tid, dst, hb.raw)
+		dst, err := cutWire(hb.data, hb.keep, want, dst, hb.raw, counts)
 		if err != nil {
 			// The batch is Spoor's own encoding, or fields of a request that pdata
 			// decoded moments before, copied unchanged: a broken invariant.
@@ -181,7 +210,8 @@ func (hb *heldBatch) cut(tid pcommon.TraceID, dst ptrace.Traces) ptrace.Traces {
 			found := false
 			for k := 0; k < spans.Len(); k++ {
 				sp := spans.At(k)
-				if sp.TraceID() != tid {
+				w := want.index(sp.TraceID())
+				if w < 0 {
 					continue
 				}
 				if !found {
@@ -198,6 +228,7 @@ func (hb *heldBatch) cut(tid pcommon.TraceID, dst ptrace.Traces) ptrace.Traces {
 				}
 				// The slot left behind is empty: its zero trace ID matches no trace.
 				sp.MoveTo(out.AppendEmpty())
+				counts[w]++
 			}
 		}
 	}
@@ -206,8 +237,8 @@ func (hb *heldBatch) cut(tid pcommon.TraceID, dst ptrace.Traces) ptrace.Traces {
 
 // decisionCache remembers the last n decisions (trace ID → V), in a ring so that its
 // size never exceeds n: the head processor keeps the rate that decided each trace in
-// one. (The tail stage keeps its decisions, tailNone meaning "the head decision", in the
-// same map as its pending traces: tailStage.known.)
+// one. (The tail stage remembers its keeps in a table of its own, read for every
+// head-dropped trace: tailStage.kept.)
 type decisionCache[V any] struct {
 	m    map[pcommon.TraceID]V
 	ring []pcommon.TraceID
@@ -258,32 +289,25 @@ type tailStage struct {
 	batches sync.Pool
 
 	mu sync.Mutex
-	// known are the pending traces and the remembered decisions, in one table
-	// (tracetable.go): a trace goes from pending to decided in place, so holding a
-	// trace and ending its wait cost two operations fewer than a pending map and a
-	// decision cache would (with the buffer full, one trace is evicted for each new one).
-	known    traceTable
-	npending int
-	// decided is the ring of the decided traces in the map, oldest overwritten (and
-	// forgotten) first, so at most decision_cache decisions are remembered.
+	// kept are the traces a policy kept, remembered so that their later spans are kept
+	// too; decided is the ring of them, oldest overwritten (and forgotten) first, so
+	// at most decision_cache are remembered. A trace whose wait ended is not
+	// remembered: a later span of it is held afresh.
+	kept        traceTable
 	decided     []pcommon.TraceID
 	decidedNext int
 	decidedFull bool
-	// queue is the pending traces oldest first (with gone ones not yet skipped); it is
-	// compacted when the gone ones outnumber the live ones, so it stays under twice
-	// max_traces.
-	queue       []*pendingTrace
-	qHead       int
-	nGone       int
-	spans       int // held spans of pending traces
-	retained    int // spans in held batches not yet freed: what max_spans bounds
-	scopeSerial uint64
-	// spare are freed held batch buffers, for room; sparePTs gone pending traces, for
-	// newPT.
-	spare    [][]byte
-	sparePTs []*pendingTrace
-	// touched keeps what known.touch read (never used otherwise).
-	touched uint64
+	// queue is the held batches, oldest first: their waits end in this order.
+	queue []*heldBatch
+	qHead int
+	// heldSpans and heldTraces are the held spans and trace runs not yet decided (the
+	// buffered gauges); retained and retainedTraces those of the held batches not yet
+	// freed, decided or not: what max_spans and max_traces bound.
+	heldSpans, heldTraces    int
+	retained, retainedTraces int
+	scopeSerial              uint64
+	// spare are freed held batch buffers, for room.
+	spare [][]byte
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -309,7 +333,7 @@ func newTailStage(cfg *TailConfig, m metric.Meter) (*tailStage, error) {
 		holdBytes: cfg.HoldRequestBytes,
 		now:       time.Now,
 		scratch:   ptrace.NewSpan(),
-		known:     newTraceTable(cfg.MaxTraces + cfg.DecisionCache),
+		kept:      newTraceTable(0),
 		decided:   make([]pcommon.TraceID, cfg.DecisionCache),
 	}
 	for i, a := range cfg.Policies.Attributes {
@@ -449,178 +473,97 @@ func (t *tailStage) shutdown(ctx context.Context) error {
 	t.wg.Wait()
 	var c tailCounts
 	t.mu.Lock()
-	for t.evictOldest(degradeShutdown, &c) != nil {
+	for t.evictOldest(degradeShutdown, &c) {
 	}
 	t.mu.Unlock()
 	t.record(ctx, &c)
 	return nil
 }
 
-// sweep ends the wait of every trace whose deadline has passed: no policy matched, so
-// the head decision stands and its held spans are dropped.
+// sweep ends the wait of every held batch whose deadline has passed: no policy matched
+// its traces still held, so their head decision stands and their spans are dropped.
 func (t *tailStage) sweep(ctx context.Context) {
 	now := t.now().UnixNano()
 	var c tailCounts
 	t.mu.Lock()
-	for {
-		pt := t.oldest()
-		if pt == nil || pt.deadline > now {
-			break
-		}
-		t.remove(pt, &c)
-		t.unrefParts(pt)
-		t.decide(pt.tid, tailNone)
-		c.traces[tailNone]++
-		c.spans[tailNone] += int64(pt.spans)
+	for t.qHead < len(t.queue) && t.queue[t.qHead].deadline <= now {
+		hb := t.pop()
+		n, k := hb.spans-hb.cutSpans, hb.traces-hb.cutTraces
+		c.traces[tailNone] += int64(k)
+		c.spans[tailNone] += int64(n)
+		t.undecided(hb, &c)
+		t.free(hb)
 	}
 	t.mu.Unlock()
 	t.record(ctx, &c)
 }
 
-// oldest is the oldest live pending trace, skipping gone ones.
-func (t *tailStage) oldest() *pendingTrace {
-	for t.qHead < len(t.queue) && t.queue[t.qHead].gone {
-		t.recyclePT(t.queue[t.qHead])
-		t.queue[t.qHead] = nil
-		t.qHead++
-		t.nGone--
-	}
-	if t.qHead == len(t.queue) {
+// pop takes the oldest held batch out of the queue.
+func (t *tailStage) pop() *heldBatch {
+	hb := t.queue[t.qHead]
+	t.queue[t.qHead] = nil
+	if t.qHead++; t.qHead == len(t.queue) {
 		t.queue, t.qHead = t.queue[:0], 0
-		return nil
+	} else if t.qHead > 64 && t.qHead*2 > len(t.queue) {
+		n := copy(t.queue, t.queue[t.qHead:])
+		clear(t.queue[n:])
+		t.queue, t.qHead = t.queue[:n], 0
 	}
-	return t.queue[t.qHead]
+	return hb
 }
 
-// decide records tid's decision, replacing its pending entry if it has one (the caller
-// removed it from the pending set first), and remembers it in the ring of the last
-// decision_cache decisions. tid must not be decided already.
+// undecided takes hb's spans and traces still held off the buffered counts: they have
+// their decision now.
+func (t *tailStage) undecided(hb *heldBatch, c *tailCounts) {
+	n, k := hb.spans-hb.cutSpans, hb.traces-hb.cutTraces
+	t.heldSpans -= n
+	t.heldTraces -= k
+	c.bufSpans -= int64(n)
+	c.bufTraces -= int64(k)
+}
+
+// evictOldest gives the traces still held in the oldest held batch their head decision
+// (their spans are dropped) and frees the batch; false when no batch is held.
+func (t *tailStage) evictOldest(why degradeReason, c *tailCounts) bool {
+	if t.qHead == len(t.queue) {
+		return false
+	}
+	hb := t.pop()
+	c.degTraces[why] += int64(hb.traces - hb.cutTraces)
+	c.degSpans[why] += int64(hb.spans - hb.cutSpans)
+	t.undecided(hb, c)
+	t.free(hb)
+	return true
+}
+
+// decide remembers that pol kept tid, in the ring of the last decision_cache keeps.
+// tid must not be remembered already.
 func (t *tailStage) decide(tid pcommon.TraceID, pol tailPolicy) {
 	if len(t.decided) == 0 {
-		t.known.del(tid) // no decision is remembered
 		return
 	}
-	t.touchAhead()
-	t.known.setDecided(tid, pol)
 	if t.decidedFull {
-		// The ring holds each decided trace once, and a decided trace is neither
-		// pending nor decided again before it leaves the ring.
-		t.known.del(t.decided[t.decidedNext])
+		// The ring holds each remembered trace once, and a remembered trace is not
+		// kept again before it leaves the ring.
+		t.kept.del(t.decided[t.decidedNext])
 	}
+	t.kept.set(tid, pol)
 	t.decided[t.decidedNext] = tid
 	if t.decidedNext++; t.decidedNext == len(t.decided) {
 		t.decidedNext, t.decidedFull = 0, true
 	}
 }
 
-// touchAhead is known.touch for the traces decide reaches a few calls later, in the
-// order sweeps and evictions reach them: the oldest pending traces (replaced by their
-// decision) and the ring's oldest decisions (forgotten), each a cache miss when its
-// turn comes otherwise. A decision that comes out of order (a policy's) only makes one
-// read useless.
-func (t *tailStage) touchAhead() {
-	const ahead = 8
-	var tids [2]pcommon.TraceID
-	n := 0
-	if i := t.qHead + ahead; i < len(t.queue) {
-		tids[n] = t.queue[i].tid
-		n++
-	}
-	if t.decidedFull {
-		tids[n] = t.decided[(t.decidedNext+ahead)%len(t.decided)]
-		n++
-	}
-	t.touched += t.known.touch(tids[:n])
-}
-
-// maxSparePTs bounds the pending trace structs kept for reuse.
-const maxSparePTs = 1024
-
-// recyclePT keeps a gone pending trace that has left the queue for newPT. Nothing
-// refers to it any more but a batch's lastPT, which is checked by trace ID, and a
-// caller that is still reading it: it is cleared only when reused.
-func (t *tailStage) recyclePT(pt *pendingTrace) {
-	if len(t.sparePTs) < maxSparePTs {
-		t.sparePTs = append(t.sparePTs, pt)
-	}
-}
-
-// newPT returns an empty pending trace, reused when one is spare: with the buffer
-// full, one trace leaves for each that comes.
-func (t *tailStage) newPT() *pendingTrace {
-	if n := len(t.sparePTs); n > 0 {
-		pt := t.sparePTs[n-1]
-		t.sparePTs[n-1] = nil
-		t.sparePTs = t.sparePTs[:n-1]
-		*pt = pendingTrace{}
-		return pt
-	}
-	return &pendingTrace{}
-}
-
-// remove takes pt out of the pending set (its map entry stays until decide replaces
-// it); its spans are the caller's.
-func (t *tailStage) remove(pt *pendingTrace, c *tailCounts) {
-	t.npending--
-	pt.gone = true
-	t.nGone++
-	t.spans -= pt.spans
-	c.bufSpans -= int64(pt.spans)
-	c.bufTraces--
-	if live := len(t.queue) - t.qHead - t.nGone; t.nGone > live+64 {
-		q := t.queue[:0]
-		for _, p := range t.queue[t.qHead:] {
-			if !p.gone {
-				q = append(q, p)
-			} else {
-				t.recyclePT(p)
-			}
-		}
-		clear(t.queue[len(q):])
-		t.queue, t.qHead, t.nGone = q, 0, 0
-	}
-}
-
-// evictOldest gives the oldest pending trace its head decision (its held spans are
-// dropped) and remembers that, so its later spans get the head decision too.
-func (t *tailStage) evictOldest(why degradeReason, c *tailCounts) *pendingTrace {
-	pt := t.oldest()
-	if pt == nil {
-		return nil
-	}
-	t.remove(pt, c)
-	t.unrefParts(pt)
-	t.decide(pt.tid, tailNone)
-	c.degTraces[why]++
-	c.degSpans[why] += int64(pt.spans)
-	return pt
-}
-
-// unrefParts drops pt's references to its held batches, freeing those no pending trace
-// and no batch being walked needs any more.
-func (t *tailStage) unrefParts(pt *pendingTrace) {
-	for _, hb := range pt.parts {
-		t.unref(hb)
-	}
-	pt.parts = nil
-}
-
-func (t *tailStage) unref(hb *heldBatch) {
-	if hb.refs--; hb.refs == 0 && !hb.open {
-		t.free(hb)
-	}
-}
-
 func (t *tailStage) free(hb *heldBatch) {
 	t.retained -= hb.spans
+	t.retainedTraces -= hb.traces
 	switch {
 	case hb.release != nil:
 		hb.release()
 	case hb.raw && hb.keep == nil:
 		t.recycle(hb.data)
 	}
-	hb.spans, hb.td, hb.data, hb.cur = 0, ptrace.Traces{}, nil, ptrace.SpanSlice{}
-	hb.keep, hb.release = nil, nil
+	*hb = heldBatch{}
 }
 
 // maxSpareRooms bounds the freed held batch buffers kept for reuse: a sweep frees a
@@ -665,18 +608,24 @@ type tailBatch struct {
 	// prios are the sampling.priority of the batch's spans in walk order, read once by
 	// begin for the policies and used again by the head decision.
 	prios []priority
-	// tids are the batch's trace IDs (each run of one once), whose table slots lock
-	// brings into the cache at once.
-	tids []pcommon.TraceID
 	// touched keeps what touchLines read (never used otherwise).
 	touched byte
-	// lastPT is the pending trace of the last span held: a trace's spans come one
-	// after another, and its later ones skip the lookup while it stays pending (and
-	// its, since pending traces are reused).
-	lastPT  *pendingTrace
-	cuts    []keptCut // traces kept in this batch, cut out of their held batches at its end
-	release []ptrace.Traces
-	c       tailCounts
+	// The run: the trace of the last head-dropped span, whose later spans, usually
+	// next to it, skip the lookup. runPol is the policy that kept it in an earlier
+	// batch (tailNone: none did), runHeld says its run is in the held batch, runOver
+	// that it is not, for want of room (its spans get their head decision).
+	inRun            bool
+	runTID           pcommon.TraceID
+	runPol           tailPolicy
+	runHeld, runOver bool
+	runWhy           degradeReason // why, when runOver
+	cuts             []keptCut     // traces kept in this batch, cut out of the held batches at its end
+	out              ptrace.Traces // their held spans, once cut
+	// cutKept's room: the cuts found in a held batch, their IDs, runs and span counts.
+	found, foundRuns, counts []int
+	foundTIDs                []pcommon.TraceID
+	set                      traceSet
+	c                        tailCounts
 
 	// wire: the held spans are kept as the request's bytes, body (wire.go). wspans
 	// are its span fields in walk order, wscopes its scopes; scopeIdx is the scope
@@ -693,14 +642,11 @@ type tailBatch struct {
 	keepBits             []uint64
 }
 
-// keptCut is a kept trace whose held spans are moved out of parts when the batch ends (some
-// may be in this batch's own held batch, still being filled).
+// keptCut is a trace this batch kept, whose spans held in earlier batches are cut out at
+// its end.
 type keptCut struct {
 	tid pcommon.TraceID
-	// one is the held batch of a trace held from one batch; parts those of a trace held
-	// from several (never the pending trace's part0, which is reused with it).
-	one   *heldBatch
-	parts []*heldBatch
+	pol tailPolicy
 }
 
 // begin finds the traces of td that match a policy: a matching span may come after its
@@ -714,7 +660,8 @@ func (t *tailStage) begin(td ptrace.Traces, body []byte, noPriority bool) *tailB
 	}
 	// Reused: its slices and map keep their room, empty (end cleared them).
 	*b = tailBatch{t: t, now: t.now().UnixNano(), matched: b.matched,
-		acts: b.acts[:0], prios: b.prios[:0], tids: b.tids[:0], cuts: b.cuts[:0], release: b.release[:0],
+		acts: b.acts[:0], prios: b.prios[:0], cuts: b.cuts[:0], found: b.found[:0],
+		foundRuns: b.foundRuns[:0], counts: b.counts[:0], foundTIDs: b.foundTIDs[:0], set: b.set,
 		wspans: b.wspans[:0], wscopes: b.wscopes[:0], resOther: b.resOther[:0],
 		scopeOther: b.scopeOther[:0], scopeIdx: -1, heldIdx: b.heldIdx[:0], keepBits: b.keepBits[:0]}
 	if t.holdBytes && body != nil {
@@ -735,9 +682,6 @@ func (t *tailStage) begin(td ptrace.Traces, body []byte, noPriority bool) *tailB
 					prio = spanPriority(sp)
 				}
 				b.prios = append(b.prios, prio)
-				if tid := sp.TraceID(); len(b.tids) == 0 || b.tids[len(b.tids)-1] != tid {
-					b.tids = append(b.tids, tid)
-				}
 				if pol := t.pol.match(sp, prio, res); pol != tailNone {
 					if b.matched == nil {
 						b.matched = map[pcommon.TraceID]tailPolicy{}
@@ -757,8 +701,6 @@ func (b *tailBatch) lock() {
 	if !b.locked {
 		b.t.mu.Lock()
 		b.locked = true
-		// The batch's traces are looked up next (most of them new ones, each a miss).
-		b.t.touched += b.t.known.touch(b.tids)
 	}
 }
 
@@ -795,17 +737,17 @@ const (
 )
 
 // span decides one span whose head decision is d: it stays in the batch, is dropped, or
-// is held (its trace is then pending, with a reference to this batch's held batch; the
-// span itself moves there when its scope is placed). The head-kept path touches neither
-// lock nor map unless its trace matched a policy in this batch.
+// is held (in this batch's held batch, which it moves to when its scope is placed).
+// The head-kept path touches neither lock nor map unless its trace matched a policy in
+// this batch.
 func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *decision, buf []byte) action {
 	t := b.t
 	pol := b.matched[tid]
 	if pol != tailNone && pol&decidedHere == 0 {
-		// The trace matched in this batch. Unless an earlier batch decided it (then
-		// this span is late and follows that decision, below), this batch decides it.
+		// The trace matched in this batch. Unless an earlier batch kept it (then this
+		// span is late and follows that decision, below), this batch keeps it.
 		b.lock()
-		if e, ok := t.known.get(tid); !ok || e.pt != nil {
+		if _, ok := t.kept.get(tid); !ok {
 			b.keep(tid, pol)
 			pol |= decidedHere
 			b.matched[tid] = pol
@@ -828,57 +770,50 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 		eraseTH(sp, raw, buf)
 		return actKeep
 	}
-	pt := b.lastPT
-	if pt == nil || pt.gone || pt.tid != tid {
-		e, ok := t.known.get(tid)
-		if cp := e.pol; ok && e.pt == nil {
-			if cp == tailNone {
-				b.c.late[0]++
-				return actDrop
-			}
-			b.c.late[1]++
-			b.c.spans[cp]++
-			eraseTH(sp, raw, buf)
-			return actKeep
-		}
-		pt = e.pt
-		if pt == nil {
-			for t.npending >= t.maxTraces {
-				t.evictOldest(degradeMaxTraces, &b.c)
-			}
-			pt = t.newPT()
-			pt.tid, pt.deadline = tid, b.now+int64(t.wait)
-			pt.minStart, pt.maxEnd = sp.StartTimestamp(), sp.EndTimestamp()
-			t.known.setPending(tid, pt)
-			t.npending++
-			t.queue = append(t.queue, pt)
-			b.c.bufTraces++
-		}
-		b.lastPT = pt
+	if !b.inRun || b.runTID != tid {
+		b.inRun, b.runTID, b.runHeld, b.runOver = true, tid, false, false
+		b.runPol, _ = t.kept.get(tid)
 	}
-	for t.retained >= t.maxSpans {
-		if ev := t.evictOldest(degradeMaxSpans, &b.c); ev == pt || ev == nil {
-			// The trace was the oldest: it has its head decision now, and so does
-			// this span.
+	if b.runPol != tailNone {
+		// A policy kept the trace in an earlier batch: the late span follows it.
+		b.c.late[1]++
+		b.c.spans[b.runPol]++
+		eraseTH(sp, raw, buf)
+		return actKeep
+	}
+	if !b.runHeld && !b.runOver {
+		for t.retainedTraces >= t.maxTraces {
+			if !t.evictOldest(degradeMaxTraces, &b.c) {
+				// This batch's own held traces fill max_traces.
+				b.runOver, b.runWhy = true, degradeMaxTraces
+				b.c.degTraces[degradeMaxTraces]++
+				break
+			}
+		}
+	}
+	for !b.runOver && t.retained >= t.maxSpans {
+		if !t.evictOldest(degradeMaxSpans, &b.c) {
+			// This batch's own held spans fill max_spans.
+			if !b.runHeld {
+				b.runOver, b.runWhy = true, degradeMaxSpans
+				b.c.degTraces[degradeMaxSpans]++
+				break
+			}
 			b.c.degSpans[degradeMaxSpans]++
 			return actDrop
 		}
 	}
-	pt.minStart = min(pt.minStart, sp.StartTimestamp())
-	pt.maxEnd = max(pt.maxEnd, sp.EndTimestamp())
-	if t.pol.latency != 0 && pt.maxEnd > pt.minStart && uint64(pt.maxEnd-pt.minStart) >= t.pol.latency {
-		// The held spans together now cover the threshold.
-		b.keep(tid, tailLatency)
-		b.c.spans[tailLatency]++
-		eraseTH(sp, raw, buf)
-		return actKeep
+	if b.runOver {
+		// No room: the span gets its head decision now.
+		b.c.degSpans[b.runWhy]++
+		return actDrop
 	}
 	hb := b.held
 	if hb == nil {
 		if b.wire {
-			hb = &heldBatch{open: true, raw: true}
+			hb = &heldBatch{raw: true}
 		} else {
-			hb = &heldBatch{td: ptrace.NewTraces(), open: true}
+			hb = &heldBatch{td: ptrace.NewTraces()}
 		}
 		b.held = hb
 	}
@@ -887,17 +822,16 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 		// now (for spans copied from the request, when they are cut).
 		eraseTH(sp, raw, buf)
 	}
-	if n := len(pt.parts); n == 0 || pt.parts[n-1] != hb {
-		if n == 0 && pt.parts == nil {
-			pt.parts = pt.part0[:0]
-		}
-		pt.parts = append(pt.parts, hb)
-		hb.refs++
+	if !b.runHeld {
+		b.runHeld = true
+		hb.addTrace(tid)
+		t.retainedTraces++
+		t.heldTraces++
+		b.c.bufTraces++
 	}
 	hb.spans++
 	t.retained++
-	pt.spans++
-	t.spans++
+	t.heldSpans++
 	b.c.bufSpans++
 	return actHold
 }
@@ -989,82 +923,92 @@ func (b *tailBatch) heldScope() ptrace.SpanSlice {
 	return hb.cur
 }
 
-// keep records that a policy keeps the trace and releases its held spans into this
-// batch, so they are stored, and acknowledged downstream, with it.
+// keep records that a policy keeps the trace; its spans held in earlier batches are cut
+// out at the batch's end and stored, and acknowledged downstream, with it.
 func (b *tailBatch) keep(tid pcommon.TraceID, pol tailPolicy) {
-	t := b.t
 	b.c.traces[pol]++
-	if e, _ := t.known.get(tid); e.pt != nil {
-		pt := e.pt
-		t.remove(pt, &b.c)
-		b.c.spans[pol] += int64(pt.spans)
-		// The references stay until the cut, so the batches stay.
-		kc := keptCut{tid: tid}
-		if len(pt.parts) == 1 {
-			kc.one = pt.parts[0]
-		} else {
-			kc.parts = pt.parts
-		}
-		b.cuts = append(b.cuts, kc)
-		pt.parts = nil
-	}
-	t.decide(tid, pol)
+	b.cuts = append(b.cuts, keptCut{tid: tid, pol: pol})
+	b.t.decide(tid, pol)
 }
 
-// end cuts the kept traces' held spans out, frees what is no longer needed, unlocks,
-// and appends the released spans to the batch.
+// cutKept cuts the held spans of the traces this batch kept out of the held batches,
+// into b.out: one pass over the queue, each batch's filter read once for them all, and
+// one walk of a held batch for all of them it holds. (This batch's own held batch holds
+// none: a trace that matches in a batch has none of its spans there held, begin saw to
+// that.)
+func (b *tailBatch) cutKept() {
+	t := b.t
+	for _, hb := range t.queue[t.qHead:] {
+		b.found, b.foundTIDs, b.foundRuns = b.found[:0], b.foundTIDs[:0], b.foundRuns[:0]
+		for k := range b.cuts {
+			if runs := hb.runsOf(b.cuts[k].tid); runs > 0 {
+				b.found = append(b.found, k)
+				b.foundTIDs = append(b.foundTIDs, b.cuts[k].tid)
+				b.foundRuns = append(b.foundRuns, runs)
+			}
+		}
+		if len(b.found) == 0 {
+			continue
+		}
+		b.set.reset(b.foundTIDs)
+		b.counts = append(b.counts[:0], make([]int, len(b.found))...)
+		b.out = hb.cut(&b.set, b.out, b.counts)
+		for j, k := range b.found {
+			n, runs := b.counts[j], b.foundRuns[j]
+			hb.cutSpans += n
+			hb.cutTraces += runs
+			t.heldSpans -= n
+			t.heldTraces -= runs
+			b.c.bufSpans -= int64(n)
+			b.c.bufTraces -= int64(runs)
+			b.c.spans[b.cuts[k].pol] += int64(n)
+		}
+	}
+}
+
+// end cuts the kept traces' held spans out, queues this batch's held batch for its
+// wait, unlocks, and appends the released spans to the batch.
 func (b *tailBatch) end(ctx context.Context, td ptrace.Traces) {
 	t := b.t
-	if hb := b.held; hb != nil {
-		hb.open = false
+	hb := b.held
+	if hb != nil {
 		if hb.raw {
 			b.c.held[1]++
-			// Until it is settled below, the held batch is the request's bytes, as
-			// the cuts of this batch's kept traces read it.
+			// Until it is settled below, the held batch is the request's bytes.
 			hb.data, hb.keep = b.body, b.heldBits()
 		} else {
 			b.c.held[0]++
 		}
 	}
-	for _, c := range b.cuts {
-		var out ptrace.Traces
-		if c.one != nil {
-			out = c.one.cut(c.tid, out)
-			t.unref(c.one)
-		}
-		for _, hb := range c.parts {
-			out = hb.cut(c.tid, out)
-			t.unref(hb)
-		}
-		if out != (ptrace.Traces{}) {
-			b.release = append(b.release, out)
-		}
+	if len(b.cuts) > 0 {
+		b.cutKept()
 	}
-	if b.held != nil {
-		if b.held.refs == 0 {
-			t.free(b.held)
-		} else if hb := b.held; hb.raw {
+	if hb != nil {
+		if hb.raw {
 			b.settleRaw(ctx, hb)
 		} else {
 			// Its spans wait now, encoded: the garbage collector does not mark them
 			// (wire.go).
-			b.held.seal()
+			hb.seal()
 		}
+		hb.deadline = b.now + int64(t.wait)
+		t.queue = append(t.queue, hb)
 	}
 	if b.locked {
 		t.mu.Unlock()
 	}
-	for _, r := range b.release {
-		r.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+	if b.out != (ptrace.Traces{}) {
+		b.out.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
 	}
 	t.record(ctx, &b.c)
 	// The next batch reuses b's room; nothing of this batch stays reachable from it.
 	clear(b.cuts)
-	clear(b.release)
+	b.out = ptrace.Traces{}
+	b.set.reset(nil)
 	clear(b.matched)
 	clear(b.wspans) // they point into the request's bytes
 	b.body = nil
-	b.held, b.lastPT, b.rs, b.ss = nil, nil, ptrace.ResourceSpans{}, ptrace.ScopeSpans{}
+	b.held, b.rs, b.ss = nil, ptrace.ResourceSpans{}, ptrace.ScopeSpans{}
 	t.batches.Put(b)
 }
 

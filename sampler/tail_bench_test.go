@@ -170,7 +170,7 @@ func benchTailMemoryPerSpan(b *testing.B, hold bool) {
 		pool = nil
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		held := p.tail.spans
+		held := p.tail.heldSpans
 		if held == 0 {
 			b.Fatal("nothing held")
 		}
@@ -267,7 +267,7 @@ func BenchmarkTailCPU(b *testing.B) {
 			b.ReportMetric(float64(ms1.NumGC-ms0.NumGC)/spans*1e6, "GCs/Mspan")
 			held := 0
 			if p.tail != nil {
-				held = p.tail.spans
+				held = p.tail.heldSpans
 			}
 			b.ReportMetric(float64(held), "held-spans")
 		})
@@ -342,4 +342,81 @@ func (d *benchDoor) call(ctx context.Context, src []byte, patch func([]byte), f 
 	if !kept {
 		d.free = append(d.free, body)
 	}
+}
+
+// BenchmarkTailErrorsAcrossBatches is the tail stage where its keeps cost most: at 10%
+// head sampling with tail.hold_request_bytes, every trace's ten spans come in two
+// consecutive 1,000-span batches (five in each) and 10% of the traces err in their
+// second half, so that every such keep finds the trace's first half held in the
+// batch before and cuts it out (of batches held for the default decision_wait's
+// worth: max_spans 100,000). Trace IDs are fresh in every batch.
+func BenchmarkTailErrorsAcrossBatches(b *testing.B) {
+	rng := rand.New(rand.NewPCG(23, 23))
+	var door benchDoor
+	cfg := tailCfg(10)
+	cfg.Tail.HoldRequestBytes = true
+	p, err := newHeadProcessor(cfg, noop.NewMeterProvider())
+	if err != nil {
+		b.Fatal(err)
+	}
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	p.tail.now = clk.now
+	batch := func(prev, next []pcommon.TraceID) ptrace.Traces {
+		td := ptrace.NewTraces()
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", "checkout")
+		ss := rs.ScopeSpans().AppendEmpty()
+		for half, tids := range [][]pcommon.TraceID{prev, next} {
+			for t, tid := range tids {
+				for s := range 5 {
+					sp := ss.Spans().AppendEmpty()
+					sp.SetTraceID(tid)
+					sp.SetSpanID(randSID(rng))
+					sp.SetName("GET /api/orders/{id}")
+					sp.SetStartTimestamp(pcommon.Timestamp(1_700_000_000_000_000_000 + s*1000))
+					sp.SetEndTimestamp(pcommon.Timestamp(1_700_000_000_002_000_000 + s*1000))
+					sp.Attributes().PutStr("http.route", "/api/orders/{id}")
+					if half == 0 && t%10 == 0 && s == 4 {
+						sp.Status().SetCode(ptrace.StatusCodeError)
+					}
+				}
+			}
+		}
+		return td
+	}
+	newTIDs := func() []pcommon.TraceID {
+		tids := make([]pcommon.TraceID, 100)
+		for i := range tids {
+			tids[i] = randTID(rng)
+		}
+		return tids
+	}
+	prev := newTIDs()
+	var released int
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		next := newTIDs()
+		td := batch(prev, next)
+		body := requestBytes(b, td)
+		prev = next
+		door.call(context.Background(), body, nil, func(ctx context.Context) {
+			b.StartTimer()
+			out, err := p.processTraces(ctx, td)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			released += out.SpanCount()
+		})
+		clk.advance(50 * time.Millisecond) // 100 batches in a decision wait
+		if i%10 == 9 {
+			p.tail.sweep(context.Background())
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/span")
+	b.ReportMetric(float64(released)/float64(b.N)/1000, "passed/span")
 }

@@ -112,16 +112,8 @@ func (o out) add(td ptrace.Traces) {
 	}
 }
 
-// pendingTraces are the stage's pending traces.
-func (t *tailStage) pendingTraces() map[pcommon.TraceID]*pendingTrace {
-	m := map[pcommon.TraceID]*pendingTrace{}
-	t.known.each(func(tid pcommon.TraceID, e traceEntry) {
-		if e.pt != nil {
-			m[tid] = e.pt
-		}
-	})
-	return m
-}
+// held are the stage's held batches, oldest first.
+func (t *tailStage) held() []*heldBatch { return t.queue[t.qHead:] }
 
 // headKeeps says whether head sampling alone keeps a trace with an empty tracestate.
 func headKeeps(p *headProcessor, tid pcommon.TraceID) bool {
@@ -201,8 +193,9 @@ func testTailTraceOverBatches(t *testing.T, pct float64) {
 	if headKept == 0 || float64(errKept) < float64(traces)/3*(1-pct/100)*0.8 {
 		t.Fatalf("kept %d head-sampled and %d error traces of %d", headKept, errKept, traces)
 	}
-	if n := p.tail.npending; n != 0 || p.tail.spans != 0 || p.tail.retained != 0 {
-		t.Fatalf("after the sweep %d traces and %d spans are still held, %d retained", n, p.tail.spans, p.tail.retained)
+	if tl := p.tail; tl.heldTraces != 0 || tl.heldSpans != 0 || tl.retained != 0 || tl.retainedTraces != 0 || len(tl.held()) != 0 {
+		t.Fatalf("after the sweep %d traces and %d spans are still held, %d spans and %d traces retained in %d batches",
+			tl.heldTraces, tl.heldSpans, tl.retained, tl.retainedTraces, len(tl.held()))
 	}
 }
 
@@ -235,9 +228,9 @@ func TestTailPolicies(t *testing.T) {
 		{"nothing", tspan{dur: time.Millisecond}, tspan{start: 10 * time.Millisecond, dur: time.Millisecond}, false},
 		{"error", tspan{dur: time.Millisecond}, tspan{err: true}, true},
 		{"slow span", tspan{dur: time.Millisecond}, tspan{dur: 600 * time.Millisecond}, true},
-		// Neither span reaches 500 ms, but the held spans together cover 600 ms.
-		{"slow held spans", tspan{dur: 300 * time.Millisecond}, tspan{start: 300 * time.Millisecond, dur: 300 * time.Millisecond}, true},
-		{"fast held spans", tspan{dur: 200 * time.Millisecond}, tspan{start: 200 * time.Millisecond, dur: 200 * time.Millisecond}, false},
+		// Neither span reaches 500 ms, though together they cover 600 ms: a span is
+		// judged by its own duration (a trace's root covers it, and decides when it comes).
+		{"fast spans of a slow trace", tspan{dur: 300 * time.Millisecond}, tspan{start: 300 * time.Millisecond, dur: 300 * time.Millisecond}, false},
 		{"attribute value", tspan{}, tspan{attrs: map[string]string{"customer.tier": "gold"}}, true},
 		{"attribute other value", tspan{}, tspan{attrs: map[string]string{"customer.tier": "silver"}}, false},
 		{"attribute regex", tspan{}, tspan{attrs: map[string]string{"http.route": "/checkout/{id}"}}, true},
@@ -279,8 +272,9 @@ func TestTailResourceAttribute(t *testing.T) {
 	}
 }
 
-// A span that arrives after its trace's decision follows it: kept after a keep, dropped
-// after the wait ended without a match, even when it errs itself.
+// A span that arrives after a policy kept its trace is kept, its th erased. A trace
+// whose wait ended is not remembered: its later spans are held afresh, so a late error
+// span is kept (with what of the trace is still held) rather than lost.
 func TestTailLateSpans(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	p, clk := newTail(t, tailCfg(1), sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
@@ -292,23 +286,29 @@ func TestTailLateSpans(t *testing.T) {
 	p.tail.sweep(context.Background())
 	got.add(run(t, p, tbatch(
 		tspan{tid: kept, sid: sid(3), ts: "ot=th:8;rv:" + fmt.Sprintf("%014x", TraceIDRandomness(kept))},
-		tspan{tid: dropped, sid: sid(4), err: true},
+		tspan{tid: dropped, sid: sid(4)},
 	)))
 	if want := []string{sid(1).String() + " ", sid(3).String() + " ot=rv:" + fmt.Sprintf("%014x", TraceIDRandomness(kept))}; fmt.Sprint(got[kept]) != fmt.Sprint(want) {
 		t.Errorf("kept trace: %v, want %v (late span kept, its th erased)", got[kept], want)
 	}
-	if len(got[dropped]) != 0 {
-		t.Errorf("dropped trace: %v, want nothing (the late error span follows the decision)", got[dropped])
+	if len(got[dropped]) != 0 || p.tail.heldSpans != 1 {
+		t.Errorf("dropped trace: %v passed, %d spans held; want its late span held", got[dropped], p.tail.heldSpans)
+	}
+	clk.advance(time.Second)
+	got.add(run(t, p, tbatch(tspan{tid: dropped, sid: sid(5), err: true})))
+	if want := []string{sid(5).String() + " ", sid(4).String() + " "}; fmt.Sprint(got[dropped]) != fmt.Sprint(want) {
+		t.Errorf("dropped trace after its late error: %v, want %v (the error span, then the held late span)", got[dropped], want)
 	}
 	m := collect(t, reader, "mode")
 	for k, v := range map[string]int64{
 		"spoor_sampler_tail_late_spans sampled=true":         1,
-		"spoor_sampler_tail_late_spans sampled=false":        1,
-		"spoor_sampler_tail_traces policy=error":             1,
+		"spoor_sampler_tail_late_spans sampled=false":        0,
+		"spoor_sampler_tail_traces policy=error":             2,
 		"spoor_sampler_tail_traces policy=none":              1,
-		"spoor_sampler_tail_spans policy=error sampled=true": 2,
+		"spoor_sampler_tail_spans policy=error sampled=true": 4,
 		"spoor_sampler_tail_spans policy=none sampled=false": 1,
 		"spoor_sampler_tail_buffered_spans":                  0,
+		"spoor_sampler_tail_buffered_traces":                 0,
 	} {
 		if m[k] != v {
 			t.Errorf("%s = %d, want %d (all: %v)", k, m[k], v, m)
@@ -371,33 +371,27 @@ func TestTailMemoryCap(t *testing.T) {
 		}
 		run(t, p, tbatch(spans...))
 		tl := p.tail
-		pending := tl.pendingTraces()
-		if len(pending) > cfg.Tail.MaxTraces || tl.spans > cfg.Tail.MaxSpans || len(pending) != tl.npending ||
-			len(tl.queue)-tl.qHead > 2*cfg.Tail.MaxTraces+65 || tl.known.len()-len(pending) > cfg.Tail.DecisionCache {
-			t.Fatalf("batch %d: %d traces (%d counted), %d spans, queue %d, %d decisions held: over the cap",
-				b, len(pending), tl.npending, tl.spans, len(tl.queue)-tl.qHead, tl.known.len()-len(pending))
+		if tl.retainedTraces > cfg.Tail.MaxTraces || tl.retained > cfg.Tail.MaxSpans || tl.kept.len() > cfg.Tail.DecisionCache ||
+			tl.heldTraces > tl.retainedTraces || tl.heldSpans > tl.retained || len(tl.queue) > 64+2*cfg.Tail.MaxSpans {
+			t.Fatalf("batch %d: %d traces (%d held), %d spans (%d held), queue %d, %d decisions remembered: over the cap",
+				b, tl.retainedTraces, tl.heldTraces, tl.retained, tl.heldSpans, len(tl.queue), tl.kept.len())
 		}
-		held := 0
-		batches := map[*heldBatch]bool{}
-		for _, pt := range pending {
-			held += pt.spans
-			for _, hb := range pt.parts {
-				batches[hb] = true
+		// Memory: the spans and traces of the held batches not yet freed (kept traces'
+		// spans included, until their batch goes) are what max_spans and max_traces bound.
+		var retained, traces, held, heldTraces, inBatches int
+		for _, hb := range tl.held() {
+			retained += hb.spans
+			traces += hb.traces
+			held += hb.spans - hb.cutSpans
+			heldTraces += hb.traces - hb.cutTraces
+			inBatches += spansWithData(t, hb)
+			if len(hb.tids) != hb.traces {
+				t.Fatalf("batch %d: a held batch lists %d traces, counts %d", b, len(hb.tids), hb.traces)
 			}
 		}
-		if held != tl.spans {
-			t.Fatalf("batch %d: %d spans in pending traces, %d counted", b, held, tl.spans)
-		}
-		// Memory: the spans of the held batches still referenced (decided traces' spans
-		// included, until their batch goes) are what max_spans bounds.
-		retained, inBatches := 0, 0
-		for hb := range batches {
-			retained += hb.spans
-			inBatches += spansWithData(t, hb) // not the slots left empty
-		}
-		if retained != tl.retained || tl.retained > cfg.Tail.MaxSpans || inBatches > retained || held > inBatches {
-			t.Fatalf("batch %d: held batches have %d spans (%d slots), %d counted retained, %d held, cap %d",
-				b, inBatches, retained, tl.retained, held, cfg.Tail.MaxSpans)
+		if retained != tl.retained || traces != tl.retainedTraces || held != tl.heldSpans || heldTraces != tl.heldTraces || inBatches != retained {
+			t.Fatalf("batch %d: held batches have %d spans (%d with data), %d traces, %d and %d held; counted %d, %d, %d, %d",
+				b, retained, inBatches, traces, held, heldTraces, tl.retained, tl.retainedTraces, tl.heldSpans, tl.heldTraces)
 		}
 		clk.advance(10 * time.Millisecond)
 	}
@@ -412,14 +406,15 @@ func TestTailMemoryCap(t *testing.T) {
 	if got := degraded + m["spoor_sampler_tail_spans policy=error sampled=true"] + m["spoor_sampler_tail_buffered_spans"]; got != int64(total) {
 		t.Errorf("degraded %d + kept + held = %d, want every one of %d spans (all: %v)", degraded, got, total, m)
 	}
-	if m["spoor_sampler_tail_buffered_spans"] != int64(p.tail.spans) || m["spoor_sampler_tail_buffered_traces"] != int64(p.tail.npending) {
-		t.Errorf("buffered gauges %v, held %d spans of %d traces", m, p.tail.spans, p.tail.npending)
+	if m["spoor_sampler_tail_buffered_spans"] != int64(p.tail.heldSpans) || m["spoor_sampler_tail_buffered_traces"] != int64(p.tail.heldTraces) {
+		t.Errorf("buffered gauges %v, held %d spans of %d traces", m, p.tail.heldSpans, p.tail.heldTraces)
 	}
 	if err := p.tail.shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if p.tail.retained != 0 {
-		t.Errorf("after shutdown %d spans retained, want 0", p.tail.retained)
+	if tl := p.tail; tl.retained != 0 || tl.retainedTraces != 0 || tl.heldSpans != 0 || tl.heldTraces != 0 || len(tl.held()) != 0 {
+		t.Errorf("after shutdown %d spans and %d traces retained, %d and %d held, %d batches: want none",
+			tl.retained, tl.retainedTraces, tl.heldSpans, tl.heldTraces, len(tl.held()))
 	}
 	if m := collect(t, reader, "mode"); m["spoor_sampler_tail_buffered_spans"] != 0 || m["spoor_sampler_tail_degraded_spans reason=shutdown"] == 0 {
 		t.Errorf("after shutdown: %v, want nothing held and the dropped spans counted", m)
@@ -476,10 +471,10 @@ func TestTailProcessorLifecycle(t *testing.T) {
 	for _, td := range sink.AllTraces() {
 		got.add(td)
 	}
-	if len(got) != 0 {
-		// Both traces were decided (dropped) by the timer when their 50 ms ended: the
-		// late error spans follow that decision rather than keep half a trace.
-		t.Fatalf("got %v: want nothing, the late spans follow their traces' decisions", got)
+	if fmt.Sprint(got[failing], got[quiet]) != fmt.Sprint([]string{sid(3).String() + " "}, []string{sid(4).String() + " "}) || len(got) != 2 {
+		// Both traces' first spans were dropped by the timer when their 50 ms ended;
+		// the late error spans are kept, as what is left of their traces.
+		t.Fatalf("got %v: want the two late error spans alone", got)
 	}
 	// A trace decided within its wait keeps its held span.
 	third := dropTID(t, hp, rng)
@@ -587,17 +582,20 @@ func TestTailPlaceMostlyHeld(t *testing.T) {
 	if len(got[held]) != 0 || len(got[late]) != 0 {
 		t.Fatalf("held %v and late %v passed", got[held], got[late])
 	}
-	hbs := p.tail.pendingTraces()[held].parts
-	if len(hbs) != 1 || spansWithData(t, hbs[0]) != 3 || p.tail.retained != 3 {
-		t.Fatalf("held batches %d, with %d spans of data, %d retained: want one, with the 3 held spans", len(hbs), spansWithData(t, hbs[0]), p.tail.retained)
+	// late's wait ended without a match, so it is not remembered: its span is held
+	// afresh, beside held's three.
+	hbs := p.tail.held()
+	if len(hbs) != 1 || spansWithData(t, hbs[0]) != 4 || p.tail.retained != 4 || fmt.Sprint(hbs[0].tids) != fmt.Sprint([]pcommon.TraceID{held, late, held}) {
+		t.Fatalf("held batches %d, with %d spans of data, %d retained: want one, with the 4 held spans of runs held, late, held", len(hbs), spansWithData(t, hbs[0]), p.tail.retained)
 	}
 	got.add(run(t, p, tbatch(tspan{tid: held, sid: sid(7), err: true})))
 	slices.Sort(got[held])
 	if want := []string{sid(1).String() + " ", sid(3).String() + " ", sid(5).String() + " ", sid(7).String() + " "}; fmt.Sprint(got[held]) != fmt.Sprint(want) {
 		t.Fatalf("kept trace: %v, want %v", got[held], want)
 	}
-	if len(got[late]) != 0 || p.tail.retained != 0 || p.tail.npending != 0 {
-		t.Fatalf("after the keep: late %v, %d retained, %d pending", got[late], p.tail.retained, p.tail.npending)
+	// The batch stays until its wait ends, for late's span.
+	if tl := p.tail; len(got[late]) != 0 || tl.retained != 4 || tl.heldSpans != 1 || tl.heldTraces != 1 || hbs[0].cutTraces != 2 {
+		t.Fatalf("after the keep: late %v, %d retained, %d spans and %d traces held, %d runs cut", got[late], tl.retained, tl.heldSpans, tl.heldTraces, hbs[0].cutTraces)
 	}
 }
 
@@ -659,8 +657,8 @@ func TestTailSealedBatchReleasesSpansIntact(t *testing.T) {
 	if got := run(t, p, in); got.SpanCount() != 0 {
 		t.Fatalf("head sampling passed %d spans of traces it drops", got.SpanCount())
 	}
-	if hbs := p.tail.pendingTraces()[keep].parts; len(hbs) != 1 || hbs[0].data == nil {
-		t.Fatalf("the held batch is not sealed once its batch ended: %d parts", len(hbs))
+	if hbs := p.tail.held(); len(hbs) != 1 || hbs[0].data == nil {
+		t.Fatalf("the held batch is not sealed once its batch ended: %d held batches", len(hbs))
 	}
 	clk.advance(time.Second)
 	got := run(t, p, tbatch(tspan{tid: keep, sid: sid(50), err: true}))
@@ -688,14 +686,14 @@ func TestTailSealedBatchReleasesSpansIntact(t *testing.T) {
 	if string(wb) != string(gb) {
 		t.Fatalf("released spans differ from the held ones:\n got %s\nwant %s", gb, wb)
 	}
-	if p.tail.pendingTraces()[other] == nil || p.tail.retained != 8 {
-		t.Fatalf("the other trace is no longer pending, or %d spans retained (want the 8 of the sealed batch)", p.tail.retained)
+	if p.tail.heldSpans != 4 || p.tail.retained != 8 {
+		t.Fatalf("%d spans held, %d retained: want the other trace's 4 held, and the 8 of the sealed batch retained", p.tail.heldSpans, p.tail.retained)
 	}
 }
 
-// The pending traces and the remembered decisions share one map: with decision_cache 0
-// a decided trace leaves it at once, and a span arriving after the decision is held
-// afresh; with 2, only the last two decisions stay.
+// Only keeps are remembered, the last decision_cache of them: a span arriving after its
+// trace was kept is kept while the keep is remembered, and held afresh after (or with
+// decision_cache 0).
 func TestTailDecisionMemory(t *testing.T) {
 	for _, n := range []int{0, 2} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
@@ -705,30 +703,35 @@ func TestTailDecisionMemory(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(n), 3))
 			tids := []pcommon.TraceID{dropTID(t, p, rng), dropTID(t, p, rng), dropTID(t, p, rng)}
 			for i, tid := range tids {
-				run(t, p, tbatch(tspan{tid: tid, sid: sid(byte(i + 1))}))
+				run(t, p, tbatch(tspan{tid: tid, sid: sid(byte(i + 1)), err: true}))
 			}
-			if p.tail.npending != 3 || p.tail.known.len() != 3 {
-				t.Fatalf("%d pending, %d known: want the 3 held traces", p.tail.npending, p.tail.known.len())
+			run(t, p, tbatch(tspan{tid: dropTID(t, p, rng), sid: sid(8)}))
+			if p.tail.kept.len() != n || p.tail.heldTraces != 1 {
+				t.Fatalf("%d keeps remembered, %d traces held: want %d and 1", p.tail.kept.len(), p.tail.heldTraces, n)
 			}
 			clk.advance(6 * time.Second)
 			p.tail.sweep(context.Background())
-			if p.tail.npending != 0 || p.tail.known.len() != n {
-				t.Fatalf("after the waits: %d pending, %d known, want %d decisions", p.tail.npending, p.tail.known.len(), n)
+			if p.tail.kept.len() != n || p.tail.heldTraces != 0 {
+				t.Fatalf("after the waits: %d keeps remembered, %d traces held, want %d and 0", p.tail.kept.len(), p.tail.heldTraces, n)
 			}
 			for i, tid := range tids {
-				e, ok := p.tail.known.get(tid)
-				if remembered := i >= 3-n; ok != remembered || ok && (e.pt != nil || e.pol != tailNone) {
-					t.Fatalf("trace %d: entry %+v %v, want remembered %v as the head decision", i, e, ok, remembered)
+				pol, ok := p.tail.kept.get(tid)
+				if remembered := i >= 3-n; ok != remembered || ok && pol != tailError {
+					t.Fatalf("trace %d: %v %v, want remembered %v as kept by the error policy", i, pol, ok, remembered)
 				}
 			}
-			// A late span follows a remembered decision, else is held afresh.
-			run(t, p, tbatch(tspan{tid: tids[0], sid: sid(9)}, tspan{tid: tids[2], sid: sid(10)}))
-			wantPending := 2
+			// A late span follows a remembered keep, else is held afresh.
+			got := out{}
+			got.add(run(t, p, tbatch(tspan{tid: tids[0], sid: sid(9)}, tspan{tid: tids[2], sid: sid(10)})))
+			wantHeld := 2
 			if n == 2 {
-				wantPending = 1
+				wantHeld = 1
+				if len(got[tids[2]]) != 1 {
+					t.Fatalf("late span of a remembered keep: %v, want it kept", got)
+				}
 			}
-			if p.tail.npending != wantPending {
-				t.Fatalf("late spans: %d traces pending, want %d", p.tail.npending, wantPending)
+			if p.tail.heldTraces != wantHeld {
+				t.Fatalf("late spans: %d traces held, want %d", p.tail.heldTraces, wantHeld)
 			}
 		})
 	}

@@ -193,8 +193,8 @@ func compareWithEncoded(t *testing.T, pct float64, hold bool, body func(i int, t
 			p.tail.sweep(context.Background())
 		}
 	}
-	if ref.tail.retained != p.tail.retained || ref.tail.npending != p.tail.npending {
-		t.Fatalf("retained %d/%d, pending %d/%d: want the same", p.tail.retained, ref.tail.retained, p.tail.npending, ref.tail.npending)
+	if ref.tail.retained != p.tail.retained || ref.tail.heldTraces != p.tail.heldTraces {
+		t.Fatalf("retained %d/%d, held traces %d/%d: want the same", p.tail.retained, ref.tail.retained, p.tail.heldTraces, ref.tail.heldTraces)
 	}
 	m := collect(t, reader)
 	if m["spoor_sampler_tail_traces policy=error"] == 0 || m["spoor_sampler_tail_spans policy=error sampled=true"] == 0 {
