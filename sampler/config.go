@@ -54,15 +54,18 @@ type Config struct {
 // TailConfig is the tail stage of the sampler.
 type TailConfig struct {
 	Enabled bool `mapstructure:"enabled"`
-	// DecisionWait is how long the spans of a trace that head sampling dropped are held
-	// waiting for a span that matches a policy, counted from the trace's first such span.
+	// DecisionWait is how long the spans that head sampling dropped are held waiting
+	// for a span of their trace that matches a policy, counted from the arrival of the
+	// batch they came in.
 	DecisionWait time.Duration `mapstructure:"decision_wait"`
-	// MaxTraces and MaxSpans cap what is held while deciding; beyond them the oldest
-	// held traces get their head decision (they are dropped) and are counted.
+	// MaxTraces and MaxSpans cap what is held while deciding (a trace counted once per
+	// incoming batch it has held spans in); beyond them the oldest held batch's traces
+	// get their head decision (their spans are dropped) and are counted.
 	MaxTraces int `mapstructure:"max_traces"`
 	MaxSpans  int `mapstructure:"max_spans"`
-	// DecisionCache is how many recent decisions are remembered so that a span arriving
-	// after its trace's decision follows it (0: none are).
+	// DecisionCache is how many recent keeps are remembered so that a span arriving
+	// after a policy kept its trace is kept too (0: none are). A trace whose wait
+	// ended is not remembered: its later spans are held afresh.
 	DecisionCache int            `mapstructure:"decision_cache"`
 	Policies      PoliciesConfig `mapstructure:"policies"`
 	// HoldRequestBytes lets the stage copy the spans it holds out of the protobuf
@@ -83,7 +86,7 @@ type PoliciesConfig struct {
 	// Errors keeps a trace when any of its spans has status Error.
 	Errors bool `mapstructure:"errors"`
 	// LatencyThreshold (0: off) keeps a trace when any of its spans lasts at least this
-	// long, or its held spans together cover at least this long.
+	// long (a trace's root span covers the trace).
 	LatencyThreshold time.Duration `mapstructure:"latency_threshold"`
 	// Attributes keep a trace when any span, or its resource, has a matching attribute.
 	Attributes []AttributeRule `mapstructure:"attributes"`

@@ -69,14 +69,17 @@
 // first and, for a span it drops, deferred:
 //   - A span head sampling keeps goes on synchronously, th written, exactly as without
 //     tail policies; the tail stage only reads it (a matching span marks its trace kept).
-//   - A span head sampling drops is held with its trace, for decision_wait from the
-//     trace's first held span. When any span of the trace matches a policy (status
-//     Error; a span lasting latency_threshold, or the held spans together covering it;
-//     an attribute rule, key = value or regex, on the span or its resource), the trace
-//     is kept: its held spans join the batch that carried the match, and the spans of
-//     the trace in that batch stay in it. When the wait ends with no match, the held
-//     spans are dropped, which is their head decision. A trace is decided by its first
-//     match: it does not wait for later spans.
+//   - A span head sampling drops is held, in its batch's held batch, for decision_wait
+//     from the batch's arrival. When any span of the trace matches a policy (status
+//     Error; a span lasting latency_threshold; an attribute rule, key = value or regex,
+//     on the span or its resource), the trace is kept: its spans still held, in every
+//     held batch, join the batch that carried the match, and the spans of the trace in
+//     that batch stay in it. When a held batch's wait ends, the spans in it of traces no
+//     policy matched are dropped, which is their head decision. A trace is decided by
+//     its first match: it does not wait for later spans. Latency is each span's own
+//     duration: a trace's root, which covers it, decides when it comes (before
+//     per-batch holding, the held spans of a trace together covering the threshold
+//     also kept it, which needed an entry per held trace).
 //   - Acknowledgement: a held span is acknowledged on arrival, before it is stored (its
 //     caller cannot wait seconds). Only spans head sampling dropped are held, so what a
 //     crash, a shutdown or a failed write of the batch that releases them can lose is
@@ -88,18 +91,24 @@
 //     whose probability is unknown erases th. Head-kept spans keep their th, so adjusted
 //     counts from th-bearing spans still estimate the whole; spans without th are extra.
 //   - How spans are held: the head-dropped spans of one incoming batch go into one held
-//     batch, with one resource and scope copy per scope of the batch, not per trace; a
-//     pending trace only lists the held batches it has spans in. When most of a scope's
-//     spans are held (low head rates), its whole span list moves to the held batch at
-//     once and the few kept spans move back. When the batch ends, its held batch is
-//     sealed: replaced by its protobuf encoding (wire.go), one marshal, because a held
-//     span as pdata is some forty small objects that every garbage collection marks
-//     again while it waits (at 10% with 100,000 held spans that marking cost more CPU
-//     than the rest of the sampler together), and encoded it is ~300 pointer-free
-//     bytes. A policy keep walks the encoding and decodes only its trace's spans (a walk
-//     by trace ID); a trace whose wait ends costs nothing: its batch is freed, whole,
-//     once no pending trace has spans in it. e2e BenchmarkSamplerShareOfCPU measures
-//     what this costs end to end.
+//     batch, with one resource and scope copy per scope of the batch, not per trace, and
+//     nothing is kept per held trace but its ID in the held batch's list, with a
+//     1024-bit Bloom filter of them. When most of a scope's spans are held (low head
+//     rates), its whole span list moves to the held batch at once and the few kept
+//     spans move back. When the batch ends, its held batch is sealed: replaced by its
+//     protobuf encoding (wire.go), one marshal, because a held span as pdata is some
+//     forty small objects that every garbage collection marks again while it waits
+//     (at 10% with 100,000 held spans that marking cost more CPU than the rest of the
+//     sampler together), and encoded it is ~300 pointer-free bytes. A keep looks for
+//     its trace in every held batch (a filter read, one cache line, for most) and
+//     walks the encodings of those that have it, once for all the traces a batch kept,
+//     decoding only their spans; a trace whose wait ends costs nothing: its batch is
+//     freed, whole. Before, each held trace had an entry in a table of pending traces
+//     and remembered decisions (6 MiB at the default config, a cache miss or two per
+//     trace to insert, decide and forget it, and its misses evicted the rest of
+//     spoor's data from the cache): at 10% sampling the tail stage added 6.2% to
+//     spoor's CPU per span in BenchmarkSamplerShareOfCPU, and the whole sampler 7.9%
+//     (median of rounds 8.6%); held per batch, 0.7% and 2.7% (2.1%).
 //   - With tail.hold_request_bytes (spoor sets it from its pipelines: on when only
 //     spoor_ingest and spoor_analytics precede the sampler, so the spans it sees are
 //     the ones the receiver decoded), a batch's held spans are not encoded at all:
@@ -116,29 +125,24 @@
 //     compares the two, batch for batch). A batch without bytes, or that does not match
 //     them, is held as pdata and sealed; spoor_sampler_tail_held_batches counts both, by
 //     held_as. At 10% head sampling this took the sampler's own functions from 15-18% of
-//     spoor's CPU to 6-8% (head sampling alone: 1-3%; since, 5.8-7% and 1.6-1.9%).
+//     spoor's CPU to 6-8% (head sampling alone: 1-3%; since, 5.8-7% and 1.6-1.9%; held
+//     per batch, about 4%).
 //     Copying the held spans out in every case, so that the door reuses each buffer at
 //     once, measured no cheaper (tail stage: 6.8% added to spoor's CPU, against 6.5%
 //     keeping buffers whole).
-//   - What the stage reads that has left the cache is read ahead, in loops of reads
+//   - What the stage reads that has left the cache is read ahead, in a loop of reads
 //     that do not wait for one another: the request's bytes (one byte per 64) before
-//     they are indexed, the table slots of a batch's traces when the batch takes the
-//     lock, and those of the traces a sweep or eviction reaches eight decisions later.
-//     Each lookup otherwise waited for its own cache miss; in the share benchmark's
-//     profiles the sampler's functions went from 8.3% to 7.25% of spoor's CPU.
-//   - Pending traces and remembered decisions share one table (tracetable.go: open
-//     addressing, pointer-free slots): a trace's entry goes from pending to decided in
-//     place, and pending trace structs are reused.
-//   - Memory is bounded: at most max_traces traces are pending, and at most max_spans
-//     spans are in held batches not yet freed (spans of traces already decided count
-//     until their batch goes, so memory, not only pending spans, is bounded); a new one
-//     beyond either makes the oldest pending trace take its head decision (dropped,
-//     counted in spoor_sampler_tail_degraded_*, reason max_traces or max_spans), so the
-//     buffer is a window of the newest traces. The last decision_cache decisions are
-//     remembered (a ring of trace IDs), so a span arriving after its trace's decision
-//     follows it — kept after a keep, dropped after the wait ended or the trace was
-//     degraded, even when it errs itself, rather than store a fragment. Held spans take
-//     about 300 bytes each (BenchmarkTailMemoryPerSpan; 690 before they were sealed).
+//     they are indexed, which otherwise waited for a cache miss at each span.
+//   - Memory is bounded: the held batches not yet freed hold at most max_spans spans
+//     and max_traces traces (a trace counted once per held batch it has spans in;
+//     spans of traces already kept count until their batch goes, so memory, not only
+//     undecided spans, is bounded); a span beyond either frees the oldest held batch
+//     early, its undecided traces taking their head decision (dropped, counted in
+//     spoor_sampler_tail_degraded_*, reason max_traces or max_spans), so the buffer is
+//     a window of the newest batches. The last decision_cache keeps are remembered (a
+//     ring of trace IDs), so that a span arriving after its trace was kept is kept too.
+//     A trace whose wait ended is not remembered: a later span of it is held afresh,
+//     and when that span errs, what is left of the trace is kept rather than lost.
 //   - A timer ends waits every tenth of decision_wait (10 ms to 1 s); Shutdown stops it
 //     and drops the held spans, counted with reason shutdown.
 //   - Concurrent batches share one lock for their head-dropped spans; a batch whose
@@ -148,9 +152,11 @@
 // span), by mode, policy (where R came from, or why a span was refused) and sampled;
 // spoor_sampler_erased_thresholds; these count head decisions, before the tail stage.
 // With tail policies: spoor_sampler_tail_traces (by the policy that kept them, or none
-// when the wait ended), spoor_sampler_tail_spans (held spans kept or dropped, by policy),
+// when a held batch's wait ended: a trace once per held batch it had spans in),
+// spoor_sampler_tail_spans (head-dropped spans kept or dropped, by policy),
 // spoor_sampler_tail_degraded_traces and _spans (by reason),
-// spoor_sampler_tail_late_spans (by sampled), spoor_sampler_tail_held_batches (by
-// held_as: request_bytes or encoded), and the gauges
-// spoor_sampler_tail_buffered_spans and _traces.
+// spoor_sampler_tail_late_spans (spans of a kept trace that came after the keep, with
+// sampled=true; sampled=false, late spans of dropped traces, is no longer counted since
+// those are held afresh), spoor_sampler_tail_held_batches (by held_as: request_bytes or
+// encoded), and the gauges spoor_sampler_tail_buffered_spans and _traces.
 package sampler

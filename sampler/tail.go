@@ -356,15 +356,15 @@ func newTailStage(cfg *TailConfig, m metric.Meter) (*tailStage, error) {
 		}
 	}
 	counter(&t.traces, "spoor_sampler_tail_traces",
-		"Traces the tail stage decided, by policy: the policy that kept them (error, latency, attribute), or none when the decision wait ended without a match and the head decision stood.")
+		"Traces the tail stage decided, by policy: the policy that kept them (error, latency, attribute, sampling_priority), or none when the decision wait of a held batch ended without a match and the head decision stood (a trace counted once per held batch it had spans in).")
 	counter(&t.keptSpans, "spoor_sampler_tail_spans",
 		"Spans head sampling dropped that the tail stage held, by policy and sampled: kept because their trace matched a policy, or dropped when the wait ended with none.")
 	counter(&t.degTraces, "spoor_sampler_tail_degraded_traces",
-		"Held traces given their head decision (dropped) without waiting, by reason: max_traces, max_spans or shutdown.")
+		"Held traces given their head decision (dropped) without waiting, by reason: max_traces, max_spans or shutdown (a trace counted once per held batch it had spans in).")
 	counter(&t.degSpans, "spoor_sampler_tail_degraded_spans",
 		"Head-dropped spans given their head decision (dropped) without waiting, by reason: max_traces, max_spans or shutdown.")
 	counter(&t.late, "spoor_sampler_tail_late_spans",
-		"Head-dropped spans that arrived after their trace's decision and followed it, by sampled.")
+		"Head-dropped spans that arrived after a policy kept their trace and were kept with it (sampled=true).")
 	counter(&t.heldBatches, "spoor_sampler_tail_held_batches",
 		"Batches whose head-dropped spans the tail stage held, by held_as: request_bytes when they were copied from their request's protobuf bytes (tail.hold_request_bytes), encoded when they were encoded again.")
 	if err != nil {
@@ -375,7 +375,7 @@ func newTailStage(cfg *TailConfig, m metric.Meter) (*tailStage, error) {
 		return nil, fmt.Errorf("create buffered spans gauge: %w", err)
 	}
 	if t.bufTraces, err = m.Int64UpDownCounter("spoor_sampler_tail_buffered_traces",
-		metric.WithDescription("Traces with spans held while they are decided.")); err != nil {
+		metric.WithDescription("Traces with spans held while they are decided (a trace counted once per held batch it has spans in).")); err != nil {
 		return nil, fmt.Errorf("create buffered traces gauge: %w", err)
 	}
 	for p := range numTailPolicies {
