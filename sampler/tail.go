@@ -783,7 +783,7 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 	}
 	if !b.runHeld && !b.runOver {
 		for t.retainedTraces >= t.maxTraces {
-			if !t.evictOldest(degradeMaxTraces, &b.c) {
+			if !b.evict(degradeMaxTraces) {
 				// This batch's own held traces fill max_traces.
 				b.runOver, b.runWhy = true, degradeMaxTraces
 				b.c.degTraces[degradeMaxTraces]++
@@ -792,7 +792,7 @@ func (b *tailBatch) span(sp ptrace.Span, tid pcommon.TraceID, raw string, d *dec
 		}
 	}
 	for !b.runOver && t.retained >= t.maxSpans {
-		if !t.evictOldest(degradeMaxSpans, &b.c) {
+		if !b.evict(degradeMaxSpans) {
 			// This batch's own held spans fill max_spans.
 			if !b.runHeld {
 				b.runOver, b.runWhy = true, degradeMaxSpans
@@ -939,31 +939,48 @@ func (b *tailBatch) keep(tid pcommon.TraceID, pol tailPolicy) {
 func (b *tailBatch) cutKept() {
 	t := b.t
 	for _, hb := range t.queue[t.qHead:] {
-		b.found, b.foundTIDs, b.foundRuns = b.found[:0], b.foundTIDs[:0], b.foundRuns[:0]
-		for k := range b.cuts {
-			if runs := hb.runsOf(b.cuts[k].tid); runs > 0 {
-				b.found = append(b.found, k)
-				b.foundTIDs = append(b.foundTIDs, b.cuts[k].tid)
-				b.foundRuns = append(b.foundRuns, runs)
-			}
-		}
-		if len(b.found) == 0 {
-			continue
-		}
-		b.set.reset(b.foundTIDs)
-		b.counts = append(b.counts[:0], make([]int, len(b.found))...)
-		b.out = hb.cut(&b.set, b.out, b.counts)
-		for j, k := range b.found {
-			n, runs := b.counts[j], b.foundRuns[j]
-			hb.cutSpans += n
-			hb.cutTraces += runs
-			t.heldSpans -= n
-			t.heldTraces -= runs
-			b.c.bufSpans -= int64(n)
-			b.c.bufTraces -= int64(runs)
-			b.c.spans[b.cuts[k].pol] += int64(n)
+		b.cutFrom(hb)
+	}
+}
+
+// cutFrom cuts the held spans of the traces this batch kept so far out of hb.
+func (b *tailBatch) cutFrom(hb *heldBatch) {
+	t := b.t
+	b.found, b.foundTIDs, b.foundRuns = b.found[:0], b.foundTIDs[:0], b.foundRuns[:0]
+	for k := range b.cuts {
+		if runs := hb.runsOf(b.cuts[k].tid); runs > 0 {
+			b.found = append(b.found, k)
+			b.foundTIDs = append(b.foundTIDs, b.cuts[k].tid)
+			b.foundRuns = append(b.foundRuns, runs)
 		}
 	}
+	if len(b.found) == 0 {
+		return
+	}
+	b.set.reset(b.foundTIDs)
+	b.counts = append(b.counts[:0], make([]int, len(b.found))...)
+	b.out = hb.cut(&b.set, b.out, b.counts)
+	for j, k := range b.found {
+		n, runs := b.counts[j], b.foundRuns[j]
+		hb.cutSpans += n
+		hb.cutTraces += runs
+		t.heldSpans -= n
+		t.heldTraces -= runs
+		b.c.bufSpans -= int64(n)
+		b.c.bufTraces -= int64(runs)
+		b.c.spans[b.cuts[k].pol] += int64(n)
+	}
+}
+
+// evict is tailStage.evictOldest for room in the walk of this batch: the traces it
+// kept so far are cut out of the oldest held batch first, so that a keep is not lost
+// to an eviction that comes after it in the same batch.
+func (b *tailBatch) evict(why degradeReason) bool {
+	t := b.t
+	if len(b.cuts) > 0 && t.qHead < len(t.queue) {
+		b.cutFrom(t.queue[t.qHead])
+	}
+	return t.evictOldest(why, &b.c)
 }
 
 // end cuts the kept traces' held spans out, queues this batch's held batch for its

@@ -736,3 +736,32 @@ func TestTailDecisionMemory(t *testing.T) {
 		})
 	}
 }
+
+// A keep is not lost to an eviction later in the same batch: when the batch's own held
+// spans need the room of the held batch that has the kept trace's earlier spans, those
+// are cut out before it is freed.
+func TestTailKeepBeforeEviction(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	cfg := tailCfg(1)
+	cfg.Tail.MaxSpans = 3
+	p, clk := newTail(t, cfg, sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
+	rng := rand.New(rand.NewPCG(17, 17))
+	kept := dropTID(t, p, rng)
+	got := out{}
+	got.add(run(t, p, tbatch(tspan{tid: kept, sid: sid(1)}, tspan{tid: kept, sid: sid(2)})))
+	clk.advance(time.Second)
+	got.add(run(t, p, tbatch(
+		tspan{tid: kept, sid: sid(3), err: true},
+		tspan{tid: dropTID(t, p, rng), sid: sid(4)},
+		tspan{tid: dropTID(t, p, rng), sid: sid(5)},
+	)))
+	slices.Sort(got[kept])
+	if want := []string{sid(1).String() + " ", sid(2).String() + " ", sid(3).String() + " "}; fmt.Sprint(got[kept]) != fmt.Sprint(want) {
+		t.Fatalf("kept trace: %v, want %v", got[kept], want)
+	}
+	m := collect(t, reader, "mode")
+	if m["spoor_sampler_tail_degraded_spans reason=max_spans"] != 0 || m["spoor_sampler_tail_degraded_traces reason=max_spans"] != 0 ||
+		m["spoor_sampler_tail_spans policy=error sampled=true"] != 3 || p.tail.retained != 2 || len(p.tail.held()) != 1 {
+		t.Fatalf("%v, %d retained in %d held batches: want the first batch freed with nothing degraded, the 2 new spans held", m, p.tail.retained, len(p.tail.held()))
+	}
+}
