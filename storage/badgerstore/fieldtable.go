@@ -20,6 +20,21 @@ func slotOf(k fieldKey, mask int) int {
 	return int((k.hash^uint64(k.bucket)*0x9E3779B97F4A7C15)>>7) & mask
 }
 
+// touch reads the home slots of posts' fields and returns a value made of what it read
+// (for the caller to keep, so that the reads are not optimized away).
+func (t *fieldTable) touch(posts []postingOut) uint64 {
+	if len(t.keys) == 0 {
+		return 0
+	}
+	mask := len(t.keys) - 1
+	var x uint64
+	for i := range posts {
+		j := slotOf(fieldKey{hash: posts[i].field, bucket: posts[i].bucket}, mask)
+		x += uint64(t.vals[j]) + t.keys[j].hash
+	}
+	return x
+}
+
 func (t *fieldTable) get(k fieldKey) (int32, bool) {
 	if len(t.keys) == 0 {
 		return 0, false

@@ -100,6 +100,9 @@ type headIndex struct {
 	spans   int
 	created time.Time
 	maxSeq  uint64
+	// fidScratch is add's room; touched keeps what its reads ahead read.
+	fidScratch []int32
+	touched    uint64
 }
 
 func newHead() *headIndex {
@@ -124,16 +127,35 @@ func (h *headIndex) add(seq uint64, ref blockRef, spans int, posts []postingOut)
 	h.blocks = append(h.blocks, headBlock{ref: ref, seq: seq})
 	h.spans += spans
 	h.maxSeq = max(h.maxSeq, seq)
+	// The fields' table slots, then their entries, are read ahead in loops of
+	// independent reads: each lookup otherwise waited for its own cache misses.
+	h.touched += h.fids.touch(posts)
+	fids := h.fidScratch[:0]
 	for _, p := range posts {
-		if n := len(h.buckets); n == 0 || h.buckets[n-1] != p.bucket {
-			h.noteBucket(p.bucket)
-		}
 		k := fieldKey{hash: p.field, bucket: p.bucket}
 		fid, ok := h.fids.get(k)
 		if !ok {
-			fid = int32(len(h.fields))
-			h.fields = append(h.fields, headField{key: k, last: -1, trace: p.trace})
-			h.fids.put(k, fid)
+			fid = -1
+		} else {
+			h.touched += uint64(h.fields[fid].count)
+		}
+		fids = append(fids, fid)
+	}
+	h.fidScratch = fids
+	for i, p := range posts {
+		if n := len(h.buckets); n == 0 || h.buckets[n-1] != p.bucket {
+			h.noteBucket(p.bucket)
+		}
+		fid := fids[i]
+		if fid < 0 {
+			// New in this head; a later posting of the batch may be of it too.
+			k := fieldKey{hash: p.field, bucket: p.bucket}
+			var ok bool
+			if fid, ok = h.fids.get(k); !ok {
+				fid = int32(len(h.fields))
+				h.fields = append(h.fields, headField{key: k, last: -1, trace: p.trace})
+				h.fids.put(k, fid)
+			}
 		}
 		f := &h.fields[fid]
 		off := uint32(len(h.arena))
