@@ -22,7 +22,7 @@ type tailPolicy uint8
 const (
 	tailNone      tailPolicy = iota // no policy matched: the head decision stands
 	tailError                       // a span has status Error
-	tailLatency                     // a span, or the held spans together, last long enough
+	tailLatency                     // a span lasts long enough
 	tailAttribute                   // an attribute rule matched
 	tailPriority                    // a span's sampling.priority is above 0
 	numTailPolicies

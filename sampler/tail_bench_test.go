@@ -132,7 +132,7 @@ func benchTailThroughput(b *testing.B, hold bool) {
 }
 
 // BenchmarkTailMemoryPerSpan is the heap the tail stage holds per buffered span (its
-// share of the trace's resource and scope copies, the pending entry and the map
+// share of the held batch's resource and scope copies, trace list and filter
 // included), at 0% head sampling so every span is held: issue 4's target is under 1 KiB.
 // encoded: held spans encoded from pdata; request_bytes: with tail.hold_request_bytes,
 // each batch given with its request's bytes, which the stage keeps whole (every span
