@@ -92,18 +92,18 @@
 //     counts from th-bearing spans still estimate the whole; spans without th are extra.
 //   - How spans are held: the head-dropped spans of one incoming batch go into one held
 //     batch, with one resource and scope copy per scope of the batch, not per trace, and
-//     nothing is kept per held trace but its ID in the held batch's list, with a
-//     1024-bit Bloom filter of them. When most of a scope's spans are held (low head
-//     rates), its whole span list moves to the held batch at once and the few kept
-//     spans move back. When the batch ends, its held batch is sealed: replaced by its
-//     protobuf encoding (wire.go), one marshal, because a held span as pdata is some
-//     forty small objects that every garbage collection marks again while it waits
-//     (at 10% with 100,000 held spans that marking cost more CPU than the rest of the
-//     sampler together), and encoded it is ~300 pointer-free bytes. A keep looks for
-//     its trace in every held batch (a filter read, one cache line, for most) and
-//     walks the encodings of those that have it, once for all the traces a batch kept,
-//     decoding only their spans; a trace whose wait ends costs nothing: its batch is
-//     freed, whole. Before, each held trace had an entry in a table of pending traces
+//     nothing is kept per held trace but its ID in the held batch's list, with a Bloom
+//     filter of them (16-32 bits per trace; none for a batch of few traces). When most
+//     of a scope's spans are held (low head rates), its whole span list moves to the
+//     held batch at once and the few kept spans move back. When the batch ends, its
+//     held batch is sealed: replaced by its protobuf encoding (wire.go), one marshal,
+//     because a held span as pdata is some forty small objects that every garbage
+//     collection marks again while it waits (at 10% with 100,000 held spans that
+//     marking cost more CPU than the rest of the sampler together), and encoded it is
+//     ~300 pointer-free bytes. A keep looks for its trace in every held batch (a
+//     filter read for most) and walks the encodings of those that have it, once for
+//     all the traces a batch kept, decoding only their spans; a trace whose wait ends
+//     costs nothing: its batch is freed, whole. Before, each held trace had an entry in a table of pending traces
 //     and remembered decisions (6 MiB at the default config, a cache miss or two per
 //     trace to insert, decide and forget it, and its misses evicted the rest of
 //     spoor's data from the cache): at 10% sampling the tail stage added 6.2% to

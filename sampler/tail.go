@@ -134,48 +134,76 @@ type heldBatch struct {
 	raw     bool
 	keep    []uint64
 	release func()
-	// spans and traces are what was put in it: its spans, and its traces, a trace once
-	// per run of its spans one after another (a batch usually carries a trace's spans
-	// together). They count in tailStage.retained and retainedTraces, against max_spans
-	// and max_traces, until the batch is freed; cutSpans and cutTraces of them were cut
-	// out for kept traces.
-	spans, traces       int
+	// spans is the spans put in it; tids its traces, a trace once per run of its spans
+	// one after another (a batch usually carries a trace's spans together), tid0 the
+	// room of the first. They count in tailStage.retained and retainedTraces, against
+	// max_spans and max_traces, until the batch is freed; cutSpans and cutTraces of
+	// them were cut out for kept traces. filter is a Bloom filter of tids, built when
+	// the batch ends, which a search for a kept trace reads before them (two bits, two
+	// cache lines at most); nil for a batch of few traces, which are read directly
+	// (with one-span requests, a fixed 1024-bit filter took a sixth of a held span's
+	// memory).
+	spans               int
 	cutSpans, cutTraces int
 	deadline            int64 // unix nanoseconds: its wait ends
-	// tids are its traces, one per run, and filter a Bloom filter of them, which a
-	// search for a kept trace reads before tids (one cache line for most batches).
-	tids   []pcommon.TraceID
-	filter [heldFilterWords]uint64
+	tids                []pcommon.TraceID
+	tid0                [1]pcommon.TraceID
+	filter              []uint64
 	// cur is where the spans of the scope being walked go, valid while curScope is that
 	// scope's serial.
 	cur      ptrace.SpanSlice
 	curScope uint64
 }
 
-// heldFilterWords sizes a held batch's filter: 1024 bits, two per trace, about 3% false
-// positives at the hundred traces of a 512-span batch of five-span traces.
-const heldFilterWords = 16
+// heldFilterMin is the most traces a held batch has without a filter; above it, the
+// filter has 16 bits per trace (a power of two of them), two set per trace: about 1.4%
+// false positives.
+const heldFilterMin = 8
 
-func filterBits(tid pcommon.TraceID) (uint64, uint64) {
-	h := (binary.LittleEndian.Uint64(tid[8:]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(tid[:8]), 31)) * 0x9e3779b97f4a7c15
-	return h >> 54, (h >> 44) & (heldFilterWords*64 - 1)
+func filterHash(tid pcommon.TraceID) uint64 {
+	return (binary.LittleEndian.Uint64(tid[8:]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(tid[:8]), 31)) * 0x9e3779b97f4a7c15
 }
+
+// traces is how many trace runs hb holds.
+func (hb *heldBatch) traces() int { return len(hb.tids) }
 
 // addTrace records that a run of tid's spans is held in hb.
 func (hb *heldBatch) addTrace(tid pcommon.TraceID) {
+	if hb.tids == nil {
+		hb.tids = hb.tid0[:0]
+	}
 	hb.tids = append(hb.tids, tid)
-	hb.traces++
-	a, b := filterBits(tid)
-	hb.filter[a/64] |= 1 << (a % 64)
-	hb.filter[b/64] |= 1 << (b % 64)
+}
+
+// buildFilter makes hb's filter, once its batch has ended (nothing searches it before).
+func (hb *heldBatch) buildFilter() {
+	if len(hb.tids) <= heldFilterMin {
+		return
+	}
+	words := 1
+	for words*64 < 16*len(hb.tids) {
+		words *= 2
+	}
+	hb.filter = make([]uint64, words)
+	mask := uint64(words*64 - 1)
+	for _, tid := range hb.tids {
+		h := filterHash(tid)
+		a, b := h&mask, (h>>32)&mask
+		hb.filter[a/64] |= 1 << (a % 64)
+		hb.filter[b/64] |= 1 << (b % 64)
+	}
 }
 
 // runsOf is how many runs of tid's spans hb holds (0 for most batches, told by the
 // filter).
 func (hb *heldBatch) runsOf(tid pcommon.TraceID) int {
-	a, b := filterBits(tid)
-	if hb.filter[a/64]&(1<<(a%64)) == 0 || hb.filter[b/64]&(1<<(b%64)) == 0 {
-		return 0
+	if hb.filter != nil {
+		h := filterHash(tid)
+		mask := uint64(len(hb.filter)*64 - 1)
+		a, b := h&mask, (h>>32)&mask
+		if hb.filter[a/64]&(1<<(a%64)) == 0 || hb.filter[b/64]&(1<<(b%64)) == 0 {
+			return 0
+		}
 	}
 	n := 0
 	for _, t := range hb.tids {
@@ -488,7 +516,7 @@ func (t *tailStage) sweep(ctx context.Context) {
 	t.mu.Lock()
 	for t.qHead < len(t.queue) && t.queue[t.qHead].deadline <= now {
 		hb := t.pop()
-		n, k := hb.spans-hb.cutSpans, hb.traces-hb.cutTraces
+		n, k := hb.spans-hb.cutSpans, hb.traces()-hb.cutTraces
 		c.traces[tailNone] += int64(k)
 		c.spans[tailNone] += int64(n)
 		t.undecided(hb, &c)
@@ -515,7 +543,7 @@ func (t *tailStage) pop() *heldBatch {
 // undecided takes hb's spans and traces still held off the buffered counts: they have
 // their decision now.
 func (t *tailStage) undecided(hb *heldBatch, c *tailCounts) {
-	n, k := hb.spans-hb.cutSpans, hb.traces-hb.cutTraces
+	n, k := hb.spans-hb.cutSpans, hb.traces()-hb.cutTraces
 	t.heldSpans -= n
 	t.heldTraces -= k
 	c.bufSpans -= int64(n)
@@ -529,7 +557,7 @@ func (t *tailStage) evictOldest(why degradeReason, c *tailCounts) bool {
 		return false
 	}
 	hb := t.pop()
-	c.degTraces[why] += int64(hb.traces - hb.cutTraces)
+	c.degTraces[why] += int64(hb.traces() - hb.cutTraces)
 	c.degSpans[why] += int64(hb.spans - hb.cutSpans)
 	t.undecided(hb, c)
 	t.free(hb)
@@ -556,7 +584,7 @@ func (t *tailStage) decide(tid pcommon.TraceID, pol tailPolicy) {
 
 func (t *tailStage) free(hb *heldBatch) {
 	t.retained -= hb.spans
-	t.retainedTraces -= hb.traces
+	t.retainedTraces -= hb.traces()
 	switch {
 	case hb.release != nil:
 		hb.release()
@@ -1008,6 +1036,7 @@ func (b *tailBatch) end(ctx context.Context, td ptrace.Traces) {
 			// (wire.go).
 			hb.seal()
 		}
+		hb.buildFilter()
 		hb.deadline = b.now + int64(t.wait)
 		t.queue = append(t.queue, hb)
 	}

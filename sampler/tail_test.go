@@ -381,12 +381,17 @@ func TestTailMemoryCap(t *testing.T) {
 		var retained, traces, held, heldTraces, inBatches int
 		for _, hb := range tl.held() {
 			retained += hb.spans
-			traces += hb.traces
+			traces += hb.traces()
 			held += hb.spans - hb.cutSpans
-			heldTraces += hb.traces - hb.cutTraces
+			heldTraces += hb.traces() - hb.cutTraces
 			inBatches += spansWithData(t, hb)
-			if len(hb.tids) != hb.traces {
-				t.Fatalf("batch %d: a held batch lists %d traces, counts %d", b, len(hb.tids), hb.traces)
+			if (hb.filter == nil) != (len(hb.tids) <= heldFilterMin) {
+				t.Fatalf("batch %d: a held batch of %d traces has a filter: %v", b, len(hb.tids), hb.filter != nil)
+			}
+			for _, tid := range hb.tids {
+				if hb.runsOf(tid) == 0 {
+					t.Fatalf("batch %d: a held batch does not find its trace %s", b, tid)
+				}
 			}
 		}
 		if retained != tl.retained || traces != tl.retainedTraces || held != tl.heldSpans || heldTraces != tl.heldTraces || inBatches != retained {
