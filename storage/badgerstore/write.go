@@ -51,16 +51,19 @@ type catalogEntry struct {
 
 // writeScratch is reused across batches to keep per-span work free of allocations.
 type writeScratch struct {
-	refs   []spanRef
-	groups map[pcommon.TraceID]int32
-	rows   []tableRow  // per trace (gid)
-	sums   []summary   // per trace (gid)
-	posts  []batchPost // grouped by (field, bucket), rows ascending within a group
-	tmp    []batchPost // per trace, one per field it carries, in trace order
-	ents   []postingEntry
-	gkeys  []fieldKey // per group
-	gcount []int32    // per group, then its offset into posts
-	gmap   fieldTable // fieldKey → group
+	refs []spanRef
+	// refsSorted and gidEnd are sortRefsByTrace's room.
+	refsSorted []spanRef
+	gidEnd     []int32
+	groups     map[pcommon.TraceID]int32
+	rows       []tableRow  // per trace (gid)
+	sums       []summary   // per trace (gid)
+	posts      []batchPost // grouped by (field, bucket), rows ascending within a group
+	tmp        []batchPost // per trace, one per field it carries, in trace order
+	ents       []postingEntry
+	gkeys      []fieldKey // per group
+	gcount     []int32    // per group, then its offset into posts
+	gmap       fieldTable // fieldKey → group
 	// Per group: the last trace (gid) that carries it, and where in tmp its post is.
 	gLast []int32
 	gPost []int32
@@ -281,9 +284,29 @@ func (s *Store) writeBlock(ctx context.Context, w *writeScratch, td ptrace.Trace
 	return nil
 }
 
+// sortRefsByTrace orders w.refs by trace (gid, dense from 0), keeping the batch's order
+// within a trace: a counting sort, linear, where a stable comparison sort of a batch's
+// 512 spans cost 80 µs (a tenth of planFields on storebench).
+func (w *writeScratch) sortRefsByTrace() {
+	n := len(w.rows)
+	w.gidEnd = append(w.gidEnd[:0], make([]int32, n+1)...)
+	for _, r := range w.refs {
+		w.gidEnd[r.gid+1]++
+	}
+	for g := 1; g <= n; g++ {
+		w.gidEnd[g] += w.gidEnd[g-1]
+	}
+	sorted := slices.Grow(w.refsSorted[:0], len(w.refs))[:len(w.refs)]
+	for _, r := range w.refs {
+		sorted[w.gidEnd[r.gid]] = r
+		w.gidEnd[r.gid]++
+	}
+	w.refs, w.refsSorted = sorted, w.refs
+}
+
 // planFields computes, per trace, its summary, its table row and its index fields.
 func (s *Store) planFields(w *writeScratch, td ptrace.Traces) {
-	slices.SortStableFunc(w.refs, func(a, b spanRef) int { return int(a.gid - b.gid) })
+	w.sortRefsByTrace()
 	w.prepareResources(td)
 	if n := len(w.rows); cap(w.sums) < n {
 		w.sums = append(w.sums[:cap(w.sums)], make([]summary, n-cap(w.sums))...)
