@@ -1,7 +1,6 @@
 package badgerstore
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -96,6 +95,68 @@ func (s *Store) flushHead() error {
 	return s.mergeTiers()
 }
 
+// fieldSortKey is a head field in writeSegments' order: by bucket, then field hash.
+type fieldSortKey struct {
+	hash   uint64
+	bucket uint32
+	fid    int32
+}
+
+// sortFieldKeys sorts keys by (bucket, hash) and returns them sorted, in keys or tmp
+// (of the same length): a radix sort, four passes of 16 bits over the hashes, after
+// which a stable pass by bucket runs when the head holds more than one (a late span's
+// bucket). A comparison sort of a flush's ~100,000 fields took 0.25 s of write CPU
+// per million storebench spans.
+func sortFieldKeys(keys, tmp []fieldSortKey) []fieldSortKey {
+	var count [1 << 16]int32
+	src, dst := keys, tmp
+	for shift := uint(0); shift < 64; shift += 16 {
+		clear(count[:])
+		for i := range src {
+			count[uint16(src[i].hash>>shift)]++
+		}
+		var sum int32
+		for d := range count {
+			c := count[d]
+			count[d] = sum
+			sum += c
+		}
+		for i := range src {
+			d := uint16(src[i].hash >> shift)
+			dst[count[d]] = src[i]
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	// The buckets: a handful (the current hour, and late spans').
+	var buckets []uint32
+	for i := range src {
+		if b := src[i].bucket; !slices.Contains(buckets, b) {
+			buckets = append(buckets, b)
+		}
+	}
+	if len(buckets) < 2 {
+		return src
+	}
+	slices.Sort(buckets)
+	starts := make([]int, len(buckets))
+	for i := range src {
+		j, _ := slices.BinarySearch(buckets, src[i].bucket)
+		starts[j]++
+	}
+	sum := 0
+	for j, c := range starts {
+		starts[j] = sum
+		sum += c
+	}
+	for i := range src {
+		j, _ := slices.BinarySearch(buckets, src[i].bucket)
+		dst[starts[j]] = src[i]
+		starts[j]++
+	}
+	return dst
+}
+
 // writeSegments writes h's postings as one segment per bucket (pages only: a segment
 // is invisible until install commits its directory). Only the distinct fields are
 // sorted, and a field's records when a late block put them out of order.
@@ -104,21 +165,11 @@ func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
 	// the fragments, and one pass over the records in the order they were added puts
 	// each in its place, filling each field's from its end: newest first, as its chain
 	// runs. Walking the chains instead cost a cache miss per record.
-	type sortKey struct {
-		hash   uint64
-		bucket uint32
-		fid    int32
-	}
-	keys := make([]sortKey, len(h.fields))
+	keys := make([]fieldSortKey, len(h.fields))
 	for i, f := range h.fields {
-		keys[i] = sortKey{hash: f.key.hash, bucket: f.key.bucket, fid: int32(i)}
+		keys[i] = fieldSortKey{hash: f.key.hash, bucket: f.key.bucket, fid: int32(i)}
 	}
-	slices.SortFunc(keys, func(a, b sortKey) int {
-		if c := cmp.Compare(a.bucket, b.bucket); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.hash, b.hash)
-	})
+	keys = sortFieldKeys(keys, make([]fieldSortKey, len(keys)))
 	fidOf := make([]int32, len(keys))
 	for i, k := range keys {
 		fidOf[i] = k.fid
