@@ -1,6 +1,7 @@
 package badgerstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -108,6 +109,17 @@ type fieldSortKey struct {
 // bucket). A comparison sort of a flush's ~100,000 fields took 0.25 s of write CPU
 // per million storebench spans.
 func sortFieldKeys(keys, tmp []fieldSortKey) []fieldSortKey {
+	if len(keys) < 2048 {
+		// A small head (an age-based flush of a quiet store): not worth the passes
+		// over 2^16 counters.
+		slices.SortFunc(keys, func(a, b fieldSortKey) int {
+			if c := cmp.Compare(a.bucket, b.bucket); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.hash, b.hash)
+		})
+		return keys
+	}
 	var count [1 << 16]int32
 	src, dst := keys, tmp
 	for shift := uint(0); shift < 64; shift += 16 {
