@@ -265,8 +265,7 @@ func (hb *heldBatch) cut(want *traceSet, dst ptrace.Traces, counts []int) ptrace
 
 // decisionCache remembers the last n decisions (trace ID → V), in a ring so that its
 // size never exceeds n: the head processor keeps the rate that decided each trace in
-// one. (The tail stage remembers its keeps in a table of its own, read for every
-// head-dropped trace: tailStage.kept.)
+// one, and the tail stage the policy that kept each trace (tailStage.kept).
 type decisionCache[V any] struct {
 	m    map[pcommon.TraceID]V
 	ring []pcommon.TraceID
@@ -317,14 +316,10 @@ type tailStage struct {
 	batches sync.Pool
 
 	mu sync.Mutex
-	// kept are the traces a policy kept, remembered so that their later spans are kept
-	// too; decided is the ring of them, oldest overwritten (and forgotten) first, so
-	// at most decision_cache are remembered. A trace whose wait ended is not
-	// remembered: a later span of it is held afresh.
-	kept        traceTable
-	decided     []pcommon.TraceID
-	decidedNext int
-	decidedFull bool
+	// kept are the last decision_cache traces a policy kept (by the policy), so that
+	// their later spans are kept too. A trace whose wait ended is not remembered: a
+	// later span of it is held afresh.
+	kept decisionCache[tailPolicy]
 	// queue is the held batches, oldest first: their waits end in this order.
 	queue []*heldBatch
 	qHead int
@@ -361,8 +356,7 @@ func newTailStage(cfg *TailConfig, m metric.Meter) (*tailStage, error) {
 		holdBytes: cfg.HoldRequestBytes,
 		now:       time.Now,
 		scratch:   ptrace.NewSpan(),
-		kept:      newTraceTable(0),
-		decided:   make([]pcommon.TraceID, cfg.DecisionCache),
+		kept:      newDecisionCache[tailPolicy](cfg.DecisionCache),
 	}
 	for i, a := range cfg.Policies.Attributes {
 		r := attrRule{key: a.Key, value: a.Value}
@@ -562,24 +556,6 @@ func (t *tailStage) evictOldest(why degradeReason, c *tailCounts) bool {
 	t.undecided(hb, c)
 	t.free(hb)
 	return true
-}
-
-// decide remembers that pol kept tid, in the ring of the last decision_cache keeps.
-// tid must not be remembered already.
-func (t *tailStage) decide(tid pcommon.TraceID, pol tailPolicy) {
-	if len(t.decided) == 0 {
-		return
-	}
-	if t.decidedFull {
-		// The ring holds each remembered trace once, and a remembered trace is not
-		// kept again before it leaves the ring.
-		t.kept.del(t.decided[t.decidedNext])
-	}
-	t.kept.set(tid, pol)
-	t.decided[t.decidedNext] = tid
-	if t.decidedNext++; t.decidedNext == len(t.decided) {
-		t.decidedNext, t.decidedFull = 0, true
-	}
 }
 
 func (t *tailStage) free(hb *heldBatch) {
@@ -956,7 +932,7 @@ func (b *tailBatch) heldScope() ptrace.SpanSlice {
 func (b *tailBatch) keep(tid pcommon.TraceID, pol tailPolicy) {
 	b.c.traces[pol]++
 	b.cuts = append(b.cuts, keptCut{tid: tid, pol: pol})
-	b.t.decide(tid, pol)
+	b.t.kept.put(tid, pol)
 }
 
 // cutKept cuts the held spans of the traces this batch kept out of the held batches,

@@ -371,10 +371,10 @@ func TestTailMemoryCap(t *testing.T) {
 		}
 		run(t, p, tbatch(spans...))
 		tl := p.tail
-		if tl.retainedTraces > cfg.Tail.MaxTraces || tl.retained > cfg.Tail.MaxSpans || tl.kept.len() > cfg.Tail.DecisionCache ||
+		if tl.retainedTraces > cfg.Tail.MaxTraces || tl.retained > cfg.Tail.MaxSpans || len(tl.kept.m) > cfg.Tail.DecisionCache ||
 			tl.heldTraces > tl.retainedTraces || tl.heldSpans > tl.retained || len(tl.queue) > 64+2*cfg.Tail.MaxSpans {
 			t.Fatalf("batch %d: %d traces (%d held), %d spans (%d held), queue %d, %d decisions remembered: over the cap",
-				b, tl.retainedTraces, tl.heldTraces, tl.retained, tl.heldSpans, len(tl.queue), tl.kept.len())
+				b, tl.retainedTraces, tl.heldTraces, tl.retained, tl.heldSpans, len(tl.queue), len(tl.kept.m))
 		}
 		// Memory: the spans and traces of the held batches not yet freed (kept traces'
 		// spans included, until their batch goes) are what max_spans and max_traces bound.
@@ -711,13 +711,13 @@ func TestTailDecisionMemory(t *testing.T) {
 				run(t, p, tbatch(tspan{tid: tid, sid: sid(byte(i + 1)), err: true}))
 			}
 			run(t, p, tbatch(tspan{tid: dropTID(t, p, rng), sid: sid(8)}))
-			if p.tail.kept.len() != n || p.tail.heldTraces != 1 {
-				t.Fatalf("%d keeps remembered, %d traces held: want %d and 1", p.tail.kept.len(), p.tail.heldTraces, n)
+			if len(p.tail.kept.m) != n || p.tail.heldTraces != 1 {
+				t.Fatalf("%d keeps remembered, %d traces held: want %d and 1", len(p.tail.kept.m), p.tail.heldTraces, n)
 			}
 			clk.advance(6 * time.Second)
 			p.tail.sweep(context.Background())
-			if p.tail.kept.len() != n || p.tail.heldTraces != 0 {
-				t.Fatalf("after the waits: %d keeps remembered, %d traces held, want %d and 0", p.tail.kept.len(), p.tail.heldTraces, n)
+			if len(p.tail.kept.m) != n || p.tail.heldTraces != 0 {
+				t.Fatalf("after the waits: %d keeps remembered, %d traces held, want %d and 0", len(p.tail.kept.m), p.tail.heldTraces, n)
 			}
 			for i, tid := range tids {
 				pol, ok := p.tail.kept.get(tid)
