@@ -102,6 +102,11 @@ func run(o options) error {
 			}
 			spans += b.td.SpanCount()
 		}
+		// The index flushes and merges these writes caused run before the clock stops:
+		// otherwise they run in the background while the next batches are generated.
+		if err := st.WaitIndex(); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
 		writeWall += time.Since(t0)
 		writeCPU += cpuTime() - cpu0
 	}

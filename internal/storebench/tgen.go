@@ -124,6 +124,9 @@ func tgenWrite(st *badgerstore.Store, spans int, profile string) (written int, w
 			}
 			written += b.td.SpanCount()
 		}
+		if err := st.WaitIndex(); err != nil { // as in the main write phase
+			return written, wall, cpu, fmt.Errorf("write: %w", err)
+		}
 		wall += time.Since(t0)
 		cpu += cpuTime() - c0
 	}

@@ -428,3 +428,58 @@ func TestUvarintLen(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitIndex flushes a full head before it returns, and the flusher, woken by the
+// signal of the head WaitIndex flushed, leaves the next, not yet full, head alone.
+func TestWaitIndex(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{NoSyncWrites: true, HeadMaxSpans: 10})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	base := time.Now().Add(-time.Minute)
+	write := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			td := ptrace.NewTraces()
+			rs := td.ResourceSpans().AppendEmpty()
+			rs.Resource().Attributes().PutStr("service.name", "svc")
+			sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+			sp.SetTraceID(pcommon.TraceID{2, byte(i)})
+			sp.SetSpanID(pcommon.SpanID{2, byte(i)})
+			sp.SetName("op")
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(base.Add(time.Duration(i) * time.Millisecond)))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(base.Add(time.Second)))
+			if err := s.WriteTraces(ctx, td); err != nil {
+				t.Fatalf("write %d: %v", i, err)
+			}
+		}
+	}
+	write(0, 10)
+	if err := s.WaitIndex(); err != nil {
+		t.Fatalf("WaitIndex: %v", err)
+	}
+	st := s.Stats()
+	if st.IndexFlushes != 1 || st.Index.HeadSpans != 0 || st.Index.Segments != 1 {
+		t.Fatalf("after WaitIndex: %d flushes, %d spans in the head, %d segments; want 1, 0, 1",
+			st.IndexFlushes, st.Index.HeadSpans, st.Index.Segments)
+	}
+	write(10, 12)
+	// A signal left over from the flushed head (maybeFlush sent one at every write past
+	// the limit) must not flush the two spans' head.
+	select {
+	case s.flushSignal <- struct{}{}:
+	default:
+	}
+	time.Sleep(200 * time.Millisecond)
+	if st := s.Stats(); st.IndexFlushes != 1 || st.Index.HeadSpans != 2 {
+		t.Fatalf("after a stale signal: %d flushes, %d spans in the head; want 1, 2", st.IndexFlushes, st.Index.HeadSpans)
+	}
+	if err := s.WaitIndex(); err != nil {
+		t.Fatalf("WaitIndex: %v", err)
+	}
+	if st := s.Stats(); st.IndexFlushes != 1 {
+		t.Fatalf("WaitIndex flushed a head that is not full: %d flushes", st.IndexFlushes)
+	}
+}
