@@ -1,6 +1,7 @@
 package badgerstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"math/rand/v2"
@@ -8,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -481,5 +485,44 @@ func TestWaitIndex(t *testing.T) {
 	}
 	if st := s.Stats(); st.IndexFlushes != 1 {
 		t.Fatalf("WaitIndex flushed a head that is not full: %d flushes", st.IndexFlushes)
+	}
+}
+
+// TestSegmentPageCodecs reads pages in both codecs: S2, which flushes write, and zstd,
+// which posting pages of stores written before them are in. An unknown codec is an
+// error, not a page.
+func TestSegmentPageCodecs(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{NoSyncWrites: true})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	page := bytes.Repeat([]byte("a posting page, varints and field hashes "), 100)
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	values := map[string][]byte{
+		"zstd":    enc.EncodeAll(page, []byte{codecZstdPage}),
+		"s2":      append([]byte{codecS2Page}, s2.EncodeBetter(nil, page)...),
+		"unknown": append([]byte{9}, page...),
+	}
+	for name, v := range values {
+		key := appendSegPageKey(nil, 1, uint64(len(name)), 0)
+		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(key, v) }); err != nil {
+			t.Fatal(err)
+		}
+		txn := s.db.NewTransaction(false)
+		got, found, err := s.readSegPage(txn, key)
+		txn.Discard()
+		switch {
+		case name == "unknown":
+			if err == nil {
+				t.Errorf("%s: read a page: %d bytes", name, len(got))
+			}
+		case err != nil || !found || !bytes.Equal(got, page):
+			t.Errorf("%s: found %v, err %v, %d bytes; want the page's %d", name, found, err, len(got), len(page))
+		}
 	}
 }

@@ -197,7 +197,6 @@ type Store struct {
 	id uint64
 
 	enc   *zstd.Encoder // span blocks
-	penc  *zstd.Encoder // index pages
 	dec   *zstd.Decoder
 	cache *blockCache
 	// chunkTarget is the uncompressed size of a block's chunks; tests set 0 to write
@@ -285,14 +284,9 @@ func (s *Store) init() error {
 	var err error
 	// A span block's literals are left without entropy coding: it costs 0.4% in size
 	// and saves 40% of the encoder's CPU (benchdata batches: 571 → 349 µs per 160 KiB
-	// block, ratio 0.1307 → 0.1312). Index pages — varint deltas, where the literals are
-	// most of the page — keep it: without it they grew by half.
+	// block, ratio 0.1307 → 0.1312). (Index pages are S2: see writeSegment.)
 	s.enc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 		zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithNoEntropyCompression(true))
-	if err != nil {
-		return fmt.Errorf("zstd encoder: %w", err)
-	}
-	s.penc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithEncoderLevel(zstd.SpeedFastest))
 	if err != nil {
 		return fmt.Errorf("zstd encoder: %w", err)
 	}
@@ -450,11 +444,8 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeDB() error {
-	for _, e := range []*zstd.Encoder{s.enc, s.penc} {
-		if e == nil {
-			continue
-		}
-		if err := e.Close(); err != nil {
+	if s.enc != nil {
+		if err := s.enc.Close(); err != nil {
 			return fmt.Errorf("close zstd encoder: %w", err)
 		}
 	}
