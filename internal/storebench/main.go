@@ -63,7 +63,8 @@ func run(o options) error {
 	fmt.Printf("spoor trace store benchmark: %d spans, %d services, %d operations, 10 attributes per span, traces of %d spans\n",
 		o.spans, o.services, o.services*o.opsPerService, benchdata.SpansPerTrace)
 	fmt.Printf("  (store options of the default config: the service graph is counted by the analytics stage, not the store;\n")
-	fmt.Printf("   each batch is written with its OTLP encoding, as spoor's storage exporter hands the store a request's own bytes)\n")
+	fmt.Printf("   each batch is written with its OTLP encoding, as spoor's storage exporter hands the store a request's own bytes;\n")
+	fmt.Printf("   write CPU includes the index flushes and merges the writes cause)\n")
 
 	// Build the batches first: the write phase measures the store, not the generator.
 	ctx := context.Background()
