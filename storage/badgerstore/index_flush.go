@@ -316,10 +316,15 @@ func (s *Store) writeSegment(sg *segment, posts, traces []segEntry) error {
 		// Every page is S2-compressed (FORMAT.md: why not zstd). Trace pages, read one
 		// per trace lookup, were first: decoding a 4 KiB zstd page cost a search several
 		// times what reading its summaries used to. Posting pages followed: zstd on them
-		// was about a tenth of the store's write CPU.
+		// was about a tenth of the store's write CPU. A flush's pages, which a merge
+		// soon rewrites, take S2's fast mode; a merge's, which stay, its better one.
 		val := make([]byte, 1, 1+s2.MaxEncodedLen(len(pg)))
 		val[0] = codecS2Page
-		val = val[:1+len(s2.EncodeBetter(val[1:cap(val)], pg))]
+		if sg.level == 0 {
+			val = val[:1+len(s2.Encode(val[1:cap(val)], pg))]
+		} else {
+			val = val[:1+len(s2.EncodeBetter(val[1:cap(val)], pg))]
+		}
 		sg.bytes += len(val)
 		batch = append(batch, &badger.Entry{Key: appendSegPageKey(nil, sg.bucket, sg.id, uint32(i)), Value: val, ExpiresAt: exp})
 		size += int64(len(val)) + 64
