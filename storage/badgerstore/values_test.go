@@ -3,6 +3,7 @@ package badgerstore
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -103,5 +104,17 @@ func TestAttributeValueCatalog(t *testing.T) {
 	}
 	if d := s.Stats().AttributeValuesDropped; d != 5 {
 		t.Fatalf("AttributeValuesDropped = %d, want 5", d)
+	}
+}
+
+// TestIndexableValueInts: an int attribute is indexed (and so found) by the string
+// AsString makes of it, also where a table of small ones stands in for formatting.
+func TestIndexableValueInts(t *testing.T) {
+	for _, i := range []int64{-1024, -1, 0, 7, 99, 100, 200, 404, 1023, 1024, 65535, math.MaxInt64, math.MinInt64} {
+		v := pcommon.NewValueInt(i)
+		got, ok := indexableValue(v)
+		if !ok || got != v.AsString() {
+			t.Errorf("indexableValue(%d) = %q, %v; want %q, true", i, got, ok, v.AsString())
+		}
 	}
 }

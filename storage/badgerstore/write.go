@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -611,10 +612,23 @@ func indexableValue(v pcommon.Value) (string, bool) {
 		}
 	case pcommon.ValueTypeEmpty:
 		return "", true
+	case pcommon.ValueTypeInt:
+		// Status codes, ports, counts: formatting them allocated a string per span.
+		if i := v.Int(); i >= 0 && i < int64(len(smallInts)) {
+			return smallInts[i], true
+		}
 	}
 	str := v.AsString()
 	return str, len(str) <= maxIndexedValue
 }
+
+// smallInts are the decimal strings of 0 … 1023, as AsString formats them.
+var smallInts = func() (t [1024]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
 
 // maxCatalogPerBlock bounds the catalog keys a block's transaction carries, far below
 // Badger's transaction limits (thousands of entries even with a small memtable).
