@@ -395,13 +395,41 @@ func decodeSegDir(key, val []byte) (*segment, error) {
 	return sg, nil
 }
 
-// segEntry is one posting being written into a segment.
+// segEntry is one posting being written into a segment. It holds no pointer: a flush
+// lays out one per head record (hundreds of thousands) in an order unrelated to the
+// head's, and a merge moves them about; its value is kept inline when it is short, as
+// most are (a trace's row or a few), so that writing pages reads the entries in order,
+// not the arena at random.
 type segEntry struct {
 	field    uint64
 	maxStart uint64
 	hash     uint64 // block hash, the tie-break of comparePosting
 	block    uint32 // into the segment's blocks
-	val      []byte
+	n        uint32 // the posting value's length
+	// The value when n ≤ inlineVal; else the little-endian offset of it in the arena
+	// the entries were made with.
+	val [inlineVal]byte
+}
+
+const inlineVal = 16
+
+// setVal records the posting value arena[off:off+n].
+func (e *segEntry) setVal(arena []byte, off, n uint32) {
+	e.n = n
+	if n <= inlineVal {
+		copy(e.val[:], arena[off:off+n])
+	} else {
+		binary.LittleEndian.PutUint64(e.val[:8], uint64(off))
+	}
+}
+
+// value is the entry's posting value; arena is the one it was made with.
+func (e *segEntry) value(arena []byte) []byte {
+	if e.n <= inlineVal {
+		return e.val[:e.n]
+	}
+	off := binary.LittleEndian.Uint64(e.val[:8])
+	return arena[off : off+uint64(e.n)]
 }
 
 func compareSegEntry(a, b segEntry) int {
@@ -414,11 +442,11 @@ func compareSegEntry(a, b segEntry) int {
 	return cmp.Compare(b.hash, a.hash)
 }
 
-// encodePages cuts sorted entries into pages: per field, fieldHash uint64 | n uvarint |
+// encodePages cuts sorted entries (made with arena) into pages: per field, fieldHash uint64 | n uvarint |
 // byteLen uvarint | n × (block uvarint | prevMax - maxStart uvarint | len uvarint | val);
 // a field may continue on the next page. It returns the pages and each page's first
 // field.
-func encodePages(ents []segEntry, segMax uint64, target int) (pages [][]byte, first []uint64) {
+func encodePages(ents []segEntry, arena []byte, segMax uint64, target int) (pages [][]byte, first []uint64) {
 	// Entries are written straight into the page: a field's byte length is counted
 	// before its header is written, and the page's field count goes into room left
 	// before its first field (copying bodies into pages, and pages behind their count,
@@ -446,7 +474,7 @@ func encodePages(ents []segEntry, segMax uint64, target int) (pages [][]byte, fi
 				break
 			}
 			e := &ents[j]
-			blen += uvarintLen(uint64(e.block)) + uvarintLen(prevMax-e.maxStart) + uvarintLen(uint64(len(e.val))) + len(e.val)
+			blen += uvarintLen(uint64(e.block)) + uvarintLen(prevMax-e.maxStart) + uvarintLen(uint64(e.n)) + int(e.n)
 			prevMax = e.maxStart
 			j++
 		}
@@ -465,8 +493,8 @@ func encodePages(ents []segEntry, segMax uint64, target int) (pages [][]byte, fi
 			e := &ents[k]
 			page = binary.AppendUvarint(page, uint64(e.block))
 			page = binary.AppendUvarint(page, prevMax-e.maxStart)
-			page = binary.AppendUvarint(page, uint64(len(e.val)))
-			page = append(page, e.val...)
+			page = binary.AppendUvarint(page, uint64(e.n))
+			page = append(page, e.value(arena)...)
 			prevMax = e.maxStart
 		}
 		nFields++

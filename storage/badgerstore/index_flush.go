@@ -220,8 +220,8 @@ func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
 		r := &h.recs[i]
 		f := &h.fields[r.fid]
 		end[r.fid]--
-		e := segEntry{field: f.key.hash, maxStart: r.maxStart, hash: h.blocks[r.block].ref.hash,
-			block: uint32(r.block), val: h.arena[r.off : r.off+r.n]}
+		e := segEntry{field: f.key.hash, maxStart: r.maxStart, hash: h.blocks[r.block].ref.hash, block: uint32(r.block)}
+		e.setVal(h.arena, r.off, r.n)
 		if f.trace {
 			traces[end[r.fid]] = e
 		} else {
@@ -259,7 +259,7 @@ func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
 				slices.SortFunc(chain, compareSegEntry)
 			}
 		}
-		if err := s.writeSegment(sg, posts[br.p0:br.p1], traces[br.t0:br.t1]); err != nil {
+		if err := s.writeSegment(sg, posts[br.p0:br.p1], traces[br.t0:br.t1], h.arena); err != nil {
 			return nil, err
 		}
 		out = append(out, sg)
@@ -268,12 +268,12 @@ func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
 }
 
 // writeSegment writes the postings and the trace fragments, each sorted by
-// compareSegEntry, as sg's pages: posting pages, then trace pages.
-func (s *Store) writeSegment(sg *segment, posts, traces []segEntry) error {
+// compareSegEntry and made with arena, as sg's pages: posting pages, then trace pages.
+func (s *Store) writeSegment(sg *segment, posts, traces []segEntry, arena []byte) error {
 	// Postings in pages of segPageTarget, then the trace fields' summary fragments in
 	// small pages of their own, with a Bloom filter of the trace fields.
-	pages, first := encodePages(posts, sg.maxStart, segPageTarget)
-	tpages, tfirst := encodePages(traces, sg.maxStart, tracePageTarget)
+	pages, first := encodePages(posts, arena, sg.maxStart, segPageTarget)
+	tpages, tfirst := encodePages(traces, arena, sg.maxStart, tracePageTarget)
 	sg.first, sg.tfirst = first, tfirst
 	pages = append(pages, tpages...)
 	distinct := 0
@@ -434,6 +434,7 @@ func (s *Store) mergeSegments(group []*segment) error {
 		posts, traces       []segEntry
 		postRuns, traceRuns []int
 		remap               []int32
+		arena               []byte // the values too long for their entries
 	)
 	// The pages are read first and their postings counted, so that the entries are
 	// allocated once (growing them by appends was a third of a merge's CPU).
@@ -474,7 +475,7 @@ func (s *Store) mergeSegments(group []*segment) error {
 	})
 	if err == nil {
 		cur := -1
-		for _, pg := range pages {
+		for i, pg := range pages {
 			sg := group[pg.sg]
 			if pg.sg != cur {
 				cur = pg.sg
@@ -488,17 +489,18 @@ func (s *Store) mergeSegments(group []*segment) error {
 			if pg.trace {
 				ents = &traces
 			}
-			if *ents, err = pageEntries(sg, pg.v, merged, blockIdx, remap, *ents); err != nil {
+			if *ents, err = pageEntries(sg, pg.v, merged, blockIdx, remap, *ents, &arena); err != nil {
 				err = fmt.Errorf("segment %d page: %w", sg.id, err)
 				break
 			}
+			pages[i].v = nil // the entries hold what they need of it
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("merge %d segments of bucket %d: %w", len(group), merged.bucket, err)
 	}
 	posts, traces = mergeRuns(posts, postRuns), mergeRuns(traces, traceRuns)
-	if err := s.writeSegment(merged, posts, traces); err != nil {
+	if err := s.writeSegment(merged, posts, traces, arena); err != nil {
 		return err
 	}
 	if err := s.install([]*segment{merged}, group, nil, nil); err != nil {
@@ -592,8 +594,8 @@ func pageEntryCount(page []byte) (int, error) {
 
 // pageEntries appends every posting of a page of sg to ents, renumbering blocks into
 // merged's block table; remap caches sg's block numbers already renumbered (-1: not
-// yet).
-func pageEntries(sg *segment, page []byte, merged *segment, blockIdx map[blockRef]uint32, remap []int32, ents []segEntry) ([]segEntry, error) {
+// yet). Values too long to keep inline are appended to arena.
+func pageEntries(sg *segment, page []byte, merged *segment, blockIdx map[blockRef]uint32, remap []int32, ents []segEntry, arena *[]byte) ([]segEntry, error) {
 	r := byteReader{b: page}
 	nf := r.uvarint()
 	for i := uint64(0); i < nf && !r.bad; i++ {
@@ -622,7 +624,15 @@ func pageEntries(sg *segment, page []byte, merged *segment, blockIdx map[blockRe
 				}
 				mi, remap[bi] = int32(idx), int32(idx)
 			}
-			ents = append(ents, segEntry{field: f, maxStart: prevMax, hash: blk.ref.hash, block: uint32(mi), val: br.take(int(l))})
+			e := segEntry{field: f, maxStart: prevMax, hash: blk.ref.hash, block: uint32(mi)}
+			if v := br.take(int(l)); l <= inlineVal {
+				e.setVal(v, 0, uint32(l))
+			} else {
+				off := len(*arena)
+				*arena = append(*arena, v...)
+				e.setVal(*arena, uint32(off), uint32(l))
+			}
+			ents = append(ents, e)
 		}
 		if br.bad {
 			return ents, errBadSegment

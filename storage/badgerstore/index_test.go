@@ -155,7 +155,10 @@ func TestSegmentPagesRoundTrip(t *testing.T) {
 	for i := range 300 {
 		sg.blocks = append(sg.blocks, headBlock{ref: blockRef{bucket: 10 + uint32(i%2), hash: rng.Uint64()}, seq: uint64(i + 1)})
 	}
-	var ents []segEntry
+	var (
+		ents  []segEntry
+		arena []byte
+	)
 	want := map[uint64][]posting{}
 	for f := range 50 {
 		field := rng.Uint64()
@@ -170,12 +173,15 @@ func TestSegmentPagesRoundTrip(t *testing.T) {
 				val[k] = byte(rng.Uint32())
 			}
 			ms := sg.maxStart - uint64(rng.IntN(1<<30))
-			ents = append(ents, segEntry{field: field, maxStart: ms, hash: sg.blocks[bi].ref.hash, block: uint32(bi), val: val})
+			e := segEntry{field: field, maxStart: ms, hash: sg.blocks[bi].ref.hash, block: uint32(bi)}
+			e.setVal(append(arena, val...), uint32(len(arena)), uint32(len(val)))
+			arena = append(arena, val...)
+			ents = append(ents, e)
 			want[field] = append(want[field], posting{maxStart: ms, ref: sg.blocks[bi].ref, seq: sg.blocks[bi].seq, val: val})
 		}
 	}
 	slices.SortFunc(ents, compareSegEntry)
-	pages, first := encodePages(ents, sg.maxStart, segPageTarget)
+	pages, first := encodePages(ents, arena, sg.maxStart, segPageTarget)
 	sg.first = first
 	if len(pages) < 3 {
 		t.Fatalf("%d pages; the test wants a field spanning pages", len(pages))
