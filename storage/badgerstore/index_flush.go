@@ -288,6 +288,11 @@ func (s *Store) writeSegment(sg *segment, posts, traces []segEntry, arena []byte
 			sg.bloom.add(traces[i].field)
 		}
 	}
+	return s.writePages(sg, pages)
+}
+
+// writePages compresses sg's pages (posting pages, then trace pages) and writes them.
+func (s *Store) writePages(sg *segment, pages [][]byte) error {
 	exp := s.expiresAt(time.Now())
 	var batch []*badger.Entry
 	size := int64(0)
@@ -426,29 +431,16 @@ func (s *Store) mergeTiers() error {
 
 func (s *Store) mergeSegments(group []*segment) error {
 	merged := &segment{bucket: group[0].bucket, id: s.idx.nextSegID(), level: group[0].level + 1}
-	blockIdx := map[blockRef]uint32{}
-	// Each segment's postings, and its fragments, come out of its pages already in
-	// compareSegEntry order: runs to merge, not entries to sort (sorting them was half
-	// of a merge's CPU).
-	var (
-		posts, traces       []segEntry
-		postRuns, traceRuns []int
-		remap               []int32
-		arena               []byte // the values too long for their entries
-	)
-	// The pages are read first and their postings counted, so that the entries are
-	// allocated once (growing them by appends was a third of a merge's CPU).
-	type readPage struct {
-		sg    int
-		trace bool
-		v     []byte
+	// The block tables one after another: a segment's block i is the merged one's
+	// base + i. (A block is in one segment of a bucket: its head's.)
+	for _, sg := range group {
+		merged.maxStart = max(merged.maxStart, sg.maxStart)
+		merged.blocks = append(merged.blocks, sg.blocks...)
 	}
-	var pages []readPage
+	posts, traces := make([][][]byte, len(group)), make([][][]byte, len(group))
 	err := s.db.View(func(txn *badger.Txn) error {
 		var key [17]byte
-		nPosts, nTraces := 0, 0
 		for gi, sg := range group {
-			merged.maxStart = max(merged.maxStart, sg.maxStart)
 			for p := range sg.pages() {
 				v, found, err := s.readSegPage(txn, appendSegPageKey(key[:0], sg.bucket, sg.id, uint32(p)))
 				if err != nil {
@@ -457,50 +449,23 @@ func (s *Store) mergeSegments(group []*segment) error {
 				if !found {
 					continue
 				}
-				n, err := pageEntryCount(v)
-				if err != nil {
-					return fmt.Errorf("segment page %x: %w", key, err)
-				}
-				trace := p >= len(sg.first)
-				if trace {
-					nTraces += n
+				if p < len(sg.first) {
+					posts[gi] = append(posts[gi], v)
 				} else {
-					nPosts += n
+					traces[gi] = append(traces[gi], v)
 				}
-				pages = append(pages, readPage{sg: gi, trace: trace, v: v})
 			}
 		}
-		posts, traces = make([]segEntry, 0, nPosts), make([]segEntry, 0, nTraces)
 		return nil
 	})
+	var pages [][]byte
 	if err == nil {
-		cur := -1
-		for i, pg := range pages {
-			sg := group[pg.sg]
-			if pg.sg != cur {
-				cur = pg.sg
-				remap = slices.Grow(remap[:0], len(sg.blocks))[:len(sg.blocks)]
-				for i := range remap {
-					remap[i] = -1
-				}
-				postRuns, traceRuns = append(postRuns, len(posts)), append(traceRuns, len(traces))
-			}
-			ents := &posts
-			if pg.trace {
-				ents = &traces
-			}
-			if *ents, err = pageEntries(sg, pg.v, merged, blockIdx, remap, *ents, &arena); err != nil {
-				err = fmt.Errorf("segment %d page: %w", sg.id, err)
-				break
-			}
-			pages[i].v = nil // the entries hold what they need of it
-		}
+		pages, err = mergePages(group, posts, traces, merged)
 	}
 	if err != nil {
 		return fmt.Errorf("merge %d segments of bucket %d: %w", len(group), merged.bucket, err)
 	}
-	posts, traces = mergeRuns(posts, postRuns), mergeRuns(traces, traceRuns)
-	if err := s.writeSegment(merged, posts, traces, arena); err != nil {
+	if err := s.writePages(merged, pages); err != nil {
 		return err
 	}
 	if err := s.install([]*segment{merged}, group, nil, nil); err != nil {
@@ -510,138 +475,6 @@ func (s *Store) mergeSegments(group []*segment) error {
 	// Searches that started before the install still read the old pages from their
 	// snapshot (Badger keeps versions that a running transaction can see).
 	return s.deletePages(group)
-}
-
-// mergeRuns merges ents, made of runs each in compareSegEntry order starting at the
-// offsets starts, into one run in that order. A run found out of order (a segment
-// written by an older version, or damaged) is sorted first, so the result is always
-// ordered.
-func mergeRuns(ents []segEntry, starts []int) []segEntry {
-	type run struct{ i, end int }
-	runs := make([]run, 0, len(starts))
-	for k, st := range starts {
-		end := len(ents)
-		if k+1 < len(starts) {
-			end = starts[k+1]
-		}
-		if st == end {
-			continue
-		}
-		if r := ents[st:end]; !slices.IsSortedFunc(r, compareSegEntry) {
-			slices.SortFunc(r, compareSegEntry)
-		}
-		runs = append(runs, run{st, end})
-	}
-	if len(runs) <= 1 {
-		return ents
-	}
-	out := make([]segEntry, 0, len(ents))
-	less := func(a, b run) bool { return compareSegEntry(ents[a.i], ents[b.i]) < 0 }
-	// A binary min-heap of the runs by their next entry.
-	down := func(i int) {
-		for {
-			l := 2*i + 1
-			if l >= len(runs) {
-				return
-			}
-			m := l
-			if r := l + 1; r < len(runs) && less(runs[r], runs[l]) {
-				m = r
-			}
-			if !less(runs[m], runs[i]) {
-				return
-			}
-			runs[i], runs[m] = runs[m], runs[i]
-			i = m
-		}
-	}
-	for i := len(runs)/2 - 1; i >= 0; i-- {
-		down(i)
-	}
-	for len(runs) > 0 {
-		top := &runs[0]
-		out = append(out, ents[top.i])
-		top.i++
-		if top.i == top.end {
-			runs[0] = runs[len(runs)-1]
-			runs = runs[:len(runs)-1]
-		}
-		down(0)
-	}
-	return out
-}
-
-// pageEntryCount is the number of postings in a page.
-func pageEntryCount(page []byte) (int, error) {
-	r := byteReader{b: page}
-	nf := r.uvarint()
-	total := uint64(0)
-	for i := uint64(0); i < nf && !r.bad; i++ {
-		r.u64()
-		n := r.uvarint()
-		blen := r.uvarint()
-		if r.bad || blen > uint64(len(r.b)) || n > blen {
-			return 0, errBadSegment
-		}
-		r.take(int(blen))
-		total += n
-	}
-	if r.bad {
-		return 0, errBadSegment
-	}
-	return int(total), nil
-}
-
-// pageEntries appends every posting of a page of sg to ents, renumbering blocks into
-// merged's block table; remap caches sg's block numbers already renumbered (-1: not
-// yet). Values too long to keep inline are appended to arena.
-func pageEntries(sg *segment, page []byte, merged *segment, blockIdx map[blockRef]uint32, remap []int32, ents []segEntry, arena *[]byte) ([]segEntry, error) {
-	r := byteReader{b: page}
-	nf := r.uvarint()
-	for i := uint64(0); i < nf && !r.bad; i++ {
-		f := r.u64()
-		n := r.uvarint()
-		blen := r.uvarint()
-		if r.bad || blen > uint64(len(r.b)) {
-			return ents, errBadSegment
-		}
-		br := byteReader{b: r.take(int(blen))}
-		prevMax := sg.maxStart
-		for j := uint64(0); j < n; j++ {
-			bi, d, l := br.uvarint(), br.uvarint(), br.uvarint()
-			if br.bad || bi >= uint64(len(sg.blocks)) || d > prevMax || l > uint64(len(br.b)) {
-				return ents, errBadSegment
-			}
-			prevMax -= d
-			blk := sg.blocks[bi]
-			mi := remap[bi]
-			if mi < 0 {
-				idx, ok := blockIdx[blk.ref]
-				if !ok {
-					idx = uint32(len(merged.blocks))
-					blockIdx[blk.ref] = idx
-					merged.blocks = append(merged.blocks, blk)
-				}
-				mi, remap[bi] = int32(idx), int32(idx)
-			}
-			e := segEntry{field: f, maxStart: prevMax, hash: blk.ref.hash, block: uint32(mi)}
-			if v := br.take(int(l)); l <= inlineVal {
-				e.setVal(v, 0, uint32(l))
-			} else {
-				off := len(*arena)
-				*arena = append(*arena, v...)
-				e.setVal(*arena, uint32(off), uint32(l))
-			}
-			ents = append(ents, e)
-		}
-		if br.bad {
-			return ents, errBadSegment
-		}
-	}
-	if r.bad {
-		return ents, errBadSegment
-	}
-	return ents, nil
 }
 
 func (s *Store) deletePages(group []*segment) error {

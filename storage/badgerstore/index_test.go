@@ -391,45 +391,6 @@ func TestSummaryAcrossBucketsAndSegments(t *testing.T) {
 	check("after restart")
 }
 
-// TestMergeRuns: merging sorted runs (and runs found out of order) gives what sorting
-// everything gives, with every entry once.
-func TestMergeRuns(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 3))
-	for round := range 200 {
-		var ents []segEntry
-		var starts []int
-		for range rng.IntN(12) {
-			starts = append(starts, len(ents))
-			n := rng.IntN(50)
-			run := make([]segEntry, n)
-			for i := range run {
-				// Few fields and starts, so that runs interleave and tie.
-				run[i] = segEntry{field: uint64(rng.IntN(8)), maxStart: uint64(rng.IntN(5)), hash: uint64(rng.IntN(1000)), block: uint32(len(ents) + i)}
-			}
-			if round%5 != 0 {
-				slices.SortFunc(run, compareSegEntry)
-			}
-			ents = append(ents, run...)
-		}
-		want := slices.Clone(ents)
-		slices.SortStableFunc(want, compareSegEntry)
-		got := mergeRuns(slices.Clone(ents), starts)
-		if len(got) != len(want) {
-			t.Fatalf("round %d: %d entries, want %d", round, len(got), len(want))
-		}
-		seen := map[uint32]bool{}
-		for i := range got {
-			if compareSegEntry(got[i], want[i]) != 0 {
-				t.Fatalf("round %d: entry %d = %+v, want %+v", round, i, got[i], want[i])
-			}
-			if seen[got[i].block] {
-				t.Fatalf("round %d: entry %d twice", round, got[i].block)
-			}
-			seen[got[i].block] = true
-		}
-	}
-}
-
 func TestUvarintLen(t *testing.T) {
 	var buf [binary.MaxVarintLen64]byte
 	for _, x := range []uint64{0, 1, 127, 128, 16383, 16384, 1<<21 - 1, 1 << 21, 1<<63 - 1, 1 << 63, ^uint64(0)} {
@@ -529,6 +490,122 @@ func TestSegmentPageCodecs(t *testing.T) {
 			}
 		case err != nil || !found || !bytes.Equal(got, page):
 			t.Errorf("%s: found %v, err %v, %d bytes; want the page's %d", name, found, err, len(got), len(page))
+		}
+	}
+}
+
+// TestMergePages merges random segments' pages and reads every field back from the
+// merged pages: the same postings as in the segments, each once. Segments' starts
+// overlap, so a field's entries from two segments do not always descend (a second
+// part of the field), and some fields outgrow a page.
+func TestMergePages(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for round := range 20 {
+		var (
+			group         []*segment
+			posts, traces [][][]byte
+			want          = map[uint64][]posting{}
+			wantTrace     = map[uint64][]posting{}
+		)
+		fields := make([]uint64, 40)
+		for i := range fields {
+			fields[i] = rng.Uint64()
+		}
+		merged := &segment{bucket: 10, level: 1}
+		for range 2 + rng.IntN(8) {
+			sg := &segment{bucket: 10, maxStart: 1<<40 + uint64(rng.IntN(1<<20))}
+			for range 1 + rng.IntN(300) {
+				sg.blocks = append(sg.blocks, headBlock{ref: blockRef{bucket: 10, hash: rng.Uint64()}, seq: rng.Uint64N(1 << 30)})
+			}
+			var pe, te []segEntry
+			var arena []byte
+			for _, trace := range []bool{false, true} {
+				for _, f := range fields[:10+rng.IntN(30)] {
+					if trace {
+						f ^= 1 // trace fields of their own
+					}
+					n := rng.IntN(12)
+					if round%4 == 0 && f == fields[0] {
+						n = 4000 // bigger than a page
+					}
+					for range n {
+						bi := rng.IntN(len(sg.blocks))
+						val := make([]byte, 1+rng.IntN(40))
+						for k := range val {
+							val[k] = byte(rng.Uint32())
+						}
+						ms := sg.maxStart - uint64(rng.IntN(1<<21))
+						e := segEntry{field: f, maxStart: ms, hash: sg.blocks[bi].ref.hash, block: uint32(bi)}
+						e.setVal(append(arena, val...), uint32(len(arena)), uint32(len(val)))
+						arena = append(arena, val...)
+						p := posting{maxStart: ms, ref: sg.blocks[bi].ref, seq: sg.blocks[bi].seq, val: val}
+						if trace {
+							te = append(te, e)
+							wantTrace[f] = append(wantTrace[f], p)
+						} else {
+							pe = append(pe, e)
+							want[f] = append(want[f], p)
+						}
+					}
+				}
+			}
+			slices.SortFunc(pe, compareSegEntry)
+			slices.SortFunc(te, compareSegEntry)
+			pp, first := encodePages(pe, arena, sg.maxStart, segPageTarget)
+			tp, tfirst := encodePages(te, arena, sg.maxStart, tracePageTarget)
+			sg.first, sg.tfirst = first, tfirst
+			group = append(group, sg)
+			posts, traces = append(posts, pp), append(traces, tp)
+			merged.maxStart = max(merged.maxStart, sg.maxStart)
+			merged.blocks = append(merged.blocks, sg.blocks...)
+		}
+		pages, err := mergePages(group, posts, traces, merged)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if len(pages) != merged.pages() {
+			t.Fatalf("round %d: %d pages, the directory lists %d", round, len(pages), merged.pages())
+		}
+		for i, pg := range pages {
+			target := segPageTarget
+			if i >= len(merged.first) {
+				target = tracePageTarget
+			}
+			if len(pg) > target+100 {
+				t.Errorf("round %d: page %d is %d bytes, target %d", round, i, len(pg), target)
+			}
+		}
+		check := func(kind string, want map[uint64][]posting, first []uint64, base int) {
+			t.Helper()
+			if !slices.IsSorted(first) {
+				t.Fatalf("round %d: %s pages' first fields out of order", round, kind)
+			}
+			for f, w := range want {
+				lo, hi := pagesOf(first, f)
+				var got []posting
+				for p := lo; p < hi; p++ {
+					if got, err = pagePostings(merged, pages[base+p], f, got); err != nil {
+						t.Fatalf("round %d: %s page %d: %v", round, kind, p, err)
+					}
+				}
+				slices.SortFunc(got, comparePosting)
+				slices.SortFunc(w, comparePosting)
+				if len(got) != len(w) {
+					t.Fatalf("round %d: %s field %x: %d postings, want %d", round, kind, f, len(got), len(w))
+				}
+				for i := range w {
+					if got[i].maxStart != w[i].maxStart || got[i].ref != w[i].ref || got[i].seq != w[i].seq || string(got[i].val) != string(w[i].val) {
+						t.Fatalf("round %d: %s field %x posting %d: got %+v, want %+v", round, kind, f, i, got[i], w[i])
+					}
+				}
+			}
+		}
+		check("posting", want, merged.first, 0)
+		check("trace", wantTrace, merged.tfirst, len(merged.first))
+		for f := range wantTrace {
+			if !merged.bloom.mayContain(f) {
+				t.Fatalf("round %d: the Bloom filter misses trace field %x", round, f)
+			}
 		}
 	}
 }
