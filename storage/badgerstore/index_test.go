@@ -147,6 +147,23 @@ func TestIndexRecoversHeadFromBlockLog(t *testing.T) {
 	}
 }
 
+// randomEntry makes an entry of field in sg, with a random block, a value of 1 to
+// maxLen random bytes (appended to arena) and a start up to below sg's maxStart, and
+// the posting a reader should get for it.
+func randomEntry(rng *rand.Rand, sg *segment, field uint64, maxLen, below int, arena *[]byte) (segEntry, posting) {
+	bi := rng.IntN(len(sg.blocks))
+	val := make([]byte, 1+rng.IntN(maxLen))
+	for k := range val {
+		val[k] = byte(rng.Uint32())
+	}
+	ms := sg.maxStart - uint64(rng.IntN(below))
+	e := segEntry{field: field, maxStart: ms, hash: sg.blocks[bi].ref.hash, block: uint32(bi)}
+	off := len(*arena)
+	*arena = append(*arena, val...)
+	e.setVal(*arena, uint32(off), uint32(len(val)))
+	return e, posting{maxStart: ms, ref: sg.blocks[bi].ref, seq: sg.blocks[bi].seq, val: val}
+}
+
 // TestSegmentPagesRoundTrip encodes random postings into pages (fields spanning
 // several pages included) and reads every field back in order.
 func TestSegmentPagesRoundTrip(t *testing.T) {
@@ -167,17 +184,9 @@ func TestSegmentPagesRoundTrip(t *testing.T) {
 			n = 3000 // a field far bigger than a page
 		}
 		for range n {
-			bi := rng.IntN(len(sg.blocks))
-			val := make([]byte, 1+rng.IntN(60))
-			for k := range val {
-				val[k] = byte(rng.Uint32())
-			}
-			ms := sg.maxStart - uint64(rng.IntN(1<<30))
-			e := segEntry{field: field, maxStart: ms, hash: sg.blocks[bi].ref.hash, block: uint32(bi)}
-			e.setVal(append(arena, val...), uint32(len(arena)), uint32(len(val)))
-			arena = append(arena, val...)
+			e, p := randomEntry(rng, sg, field, 60, 1<<30, &arena)
 			ents = append(ents, e)
-			want[field] = append(want[field], posting{maxStart: ms, ref: sg.blocks[bi].ref, seq: sg.blocks[bi].seq, val: val})
+			want[field] = append(want[field], p)
 		}
 	}
 	slices.SortFunc(ents, compareSegEntry)
@@ -531,16 +540,7 @@ func TestMergePages(t *testing.T) {
 						n = 4000 // bigger than a page
 					}
 					for range n {
-						bi := rng.IntN(len(sg.blocks))
-						val := make([]byte, 1+rng.IntN(40))
-						for k := range val {
-							val[k] = byte(rng.Uint32())
-						}
-						ms := sg.maxStart - uint64(rng.IntN(1<<21))
-						e := segEntry{field: f, maxStart: ms, hash: sg.blocks[bi].ref.hash, block: uint32(bi)}
-						e.setVal(append(arena, val...), uint32(len(arena)), uint32(len(val)))
-						arena = append(arena, val...)
-						p := posting{maxStart: ms, ref: sg.blocks[bi].ref, seq: sg.blocks[bi].seq, val: val}
+						e, p := randomEntry(rng, sg, f, 40, 1<<21, &arena)
 						if trace {
 							te = append(te, e)
 							wantTrace[f] = append(wantTrace[f], p)
