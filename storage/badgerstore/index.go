@@ -395,11 +395,10 @@ func decodeSegDir(key, val []byte) (*segment, error) {
 	return sg, nil
 }
 
-// segEntry is one posting being written into a segment. It holds no pointer: a flush
+// segEntry is one posting a flush writes into a segment. It holds no pointer: a flush
 // lays out one per head record (hundreds of thousands) in an order unrelated to the
-// head's, and a merge moves them about; its value is kept inline when it is short, as
-// most are (a trace's row or a few), so that writing pages reads the entries in order,
-// not the arena at random.
+// head's. Its value is kept inline when it is short, as most are (a trace's row or a
+// few), so that writing pages reads the entries in order, not the arena at random.
 type segEntry struct {
 	field    uint64
 	maxStart uint64
@@ -442,10 +441,10 @@ func compareSegEntry(a, b segEntry) int {
 	return cmp.Compare(b.hash, a.hash)
 }
 
-// encodePages cuts sorted entries (made with arena) into pages: per field, fieldHash uint64 | n uvarint |
-// byteLen uvarint | n × (block uvarint | prevMax - maxStart uvarint | len uvarint | val);
-// a field may continue on the next page. It returns the pages and each page's first
-// field.
+// encodePages cuts sorted entries, made with arena, into pages: per field, fieldHash
+// uint64 | n uvarint | byteLen uvarint | n × (block uvarint | prevMax - maxStart uvarint
+// | len uvarint | val); a field may continue on the next page. It returns the pages and
+// each page's first field.
 func encodePages(ents []segEntry, arena []byte, segMax uint64, target int) (pages [][]byte, first []uint64) {
 	// Entries are written straight into the page: a field's byte length is counted
 	// before its header is written, and the page's field count goes into room left

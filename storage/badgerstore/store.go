@@ -284,7 +284,7 @@ func (s *Store) init() error {
 	var err error
 	// A span block's literals are left without entropy coding: it costs 0.4% in size
 	// and saves 40% of the encoder's CPU (benchdata batches: 571 → 349 µs per 160 KiB
-	// block, ratio 0.1307 → 0.1312). (Index pages are S2: see writeSegment.)
+	// block, ratio 0.1307 → 0.1312). (Index pages are S2: see writePages.)
 	s.enc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 		zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithNoEntropyCompression(true))
 	if err != nil {
