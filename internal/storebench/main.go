@@ -251,15 +251,6 @@ var storeOptions = badgerstore.Options{NoDependencies: true}
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// sysTime is the process's CPU time in the kernel.
-func sysTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Stime.Nano())
-}
-
 // gcCPU is the runtime's estimate of the CPU time its garbage collector has taken.
 func gcCPU() time.Duration {
 	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
@@ -270,10 +261,22 @@ func gcCPU() time.Duration {
 	return time.Duration(s[0].Value.Float64() * float64(time.Second))
 }
 
+// cpuTime is the process's CPU time, user and kernel.
 func cpuTime() time.Duration {
+	total, _ := rusage()
+	return total
+}
+
+// sysTime is the process's CPU time in the kernel.
+func sysTime() time.Duration {
+	_, sys := rusage()
+	return sys
+}
+
+func rusage() (total, sys time.Duration) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return 0, 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), time.Duration(ru.Stime.Nano())
 }

@@ -446,30 +446,16 @@ func compareSegEntry(a, b segEntry) int {
 // | len uvarint | val); a field may continue on the next page. It returns the pages and
 // each page's first field.
 func encodePages(ents []segEntry, arena []byte, segMax uint64, target int) (pages [][]byte, first []uint64) {
-	// Entries are written straight into the page: a field's byte length is counted
-	// before its header is written, and the page's field count goes into room left
-	// before its first field (copying bodies into pages, and pages behind their count,
-	// was a third of encoding them).
-	const reserve = binary.MaxVarintLen32
-	newPage := func() []byte { return make([]byte, reserve, reserve+target+target/8) }
-	page := newPage()
-	nFields := 0
-	flushPage := func() {
-		if nFields == 0 {
-			return
-		}
-		var hdr [reserve]byte
-		n := binary.PutUvarint(hdr[:], uint64(nFields))
-		copy(page[reserve-n:], hdr[:n])
-		pages = append(pages, page[reserve-n:])
-		page, nFields = newPage(), 0
-	}
+	// Entries are written straight into the page writer's page: a field's byte length
+	// is counted before its header is written (copying bodies into pages was a third of
+	// encoding them; a merge's pageWriter.add does copy, not knowing a part's length).
+	w := newPageWriter(segMax, target)
 	for i := 0; i < len(ents); {
 		f := ents[i].field
 		// The entries of f that go on this page: at least one on an empty page.
 		prevMax, blen, j := segMax, 0, i
 		for j < len(ents) && ents[j].field == f {
-			if (nFields > 0 || j > i) && len(page)-reserve+blen >= target {
+			if (w.nParts > 0 || j > i) && len(w.page)-pageReserve+blen >= target {
 				break
 			}
 			e := &ents[j]
@@ -478,13 +464,13 @@ func encodePages(ents []segEntry, arena []byte, segMax uint64, target int) (page
 			j++
 		}
 		if j == i {
-			flushPage() // full before f's first entry
+			w.flushPage() // full before f's first entry
 			continue
 		}
-		if nFields == 0 {
-			first = append(first, f)
+		if w.nParts == 0 {
+			w.first = append(w.first, f)
 		}
-		page = binary.BigEndian.AppendUint64(page, f)
+		page := binary.BigEndian.AppendUint64(w.page, f)
 		page = binary.AppendUvarint(page, uint64(j-i))
 		page = binary.AppendUvarint(page, uint64(blen))
 		prevMax = segMax
@@ -496,14 +482,14 @@ func encodePages(ents []segEntry, arena []byte, segMax uint64, target int) (page
 			page = append(page, e.value(arena)...)
 			prevMax = e.maxStart
 		}
-		nFields++
+		w.page = page
+		w.nParts++
 		if j < len(ents) && ents[j].field == f {
-			flushPage() // f continues on the next page
+			w.flushPage() // f continues on the next page
 		}
 		i = j
 	}
-	flushPage()
-	return pages, first
+	return w.finish()
 }
 
 // uvarintLen is the length of x as a uvarint.
