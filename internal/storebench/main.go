@@ -90,6 +90,7 @@ func run(o options) error {
 		}
 	}
 	prev := runtime.GOMAXPROCS(1) // "on one core": Badger's own goroutines share it
+	heap := sampleHeap()
 	for spans < o.spans {
 		var batches []encodedBatch
 		for i := 0; i < 64 && spans+len(batches)*benchdata.BatchSpans < o.spans; i++ {
@@ -117,6 +118,7 @@ func run(o options) error {
 		writeSys += sysTime() - sys0
 		writeGC += gcCPU() - gc0
 	}
+	peakHeap := heap.stop()
 	runtime.GOMAXPROCS(prev)
 	if o.writeProfile != "" {
 		pprof.StopCPUProfile()
@@ -141,6 +143,8 @@ func run(o options) error {
 		float64(spans)/writeWall.Seconds(), float64(writeCPU.Microseconds())/float64(spans), float64(spans)/writeCPU.Seconds())
 	fmt.Printf("    of which in the kernel %0.2f µs (fsync, page faults), in the Go GC %0.2f µs (an estimate; it collects the generator's garbage too)\n",
 		float64(writeSys.Nanoseconds())/1e3/float64(spans), float64(writeGC.Nanoseconds())/1e3/float64(spans))
+	fmt.Printf("    peak Go heap while writing %0.0f MiB (the index head, merges, Badger's memtables and caches, and the generator's next 64 batches)\n",
+		float64(peakHeap)/(1<<20))
 	fmt.Printf("  bytes on disk per span (zstd blocks)              %9.1f         (%0.0f MiB; 10 attributes, 5 services per trace: the ≤ 100 target is for telemetrygen-shaped spans, below)\n",
 		float64(disk)/float64(spans), float64(disk)/(1<<20))
 	fmt.Printf("  open time                                         %9.0f ms      (target < 2 s)\n", ms(openTime))
@@ -259,6 +263,41 @@ func gcCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(s[0].Value.Float64() * float64(time.Second))
+}
+
+// heapSampler records the largest live Go heap (objects, reachable or not yet swept)
+// seen every 10 ms.
+type heapSampler struct {
+	done chan struct{}
+	peak chan uint64
+}
+
+func sampleHeap() *heapSampler {
+	h := &heapSampler{done: make(chan struct{}), peak: make(chan uint64, 1)}
+	go func() {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		var peak uint64
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(s)
+			if s[0].Value.Kind() == metrics.KindUint64 {
+				peak = max(peak, s[0].Value.Uint64())
+			}
+			select {
+			case <-h.done:
+				h.peak <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return h
+}
+
+func (h *heapSampler) stop() uint64 {
+	close(h.done)
+	return <-h.peak
 }
 
 // cpuTime is the process's CPU time, user and kernel.

@@ -586,14 +586,19 @@ func (s *Store) fieldPages(txn *badger.Txn, sg *segment, first []uint64, base in
 // readSegPage reads and decompresses a segment page into a new slice (postings keep
 // slices of it).
 func (s *Store) readSegPage(txn *badger.Txn, key []byte) ([]byte, bool, error) {
+	return s.readSegPageInto(txn, key, nil)
+}
+
+// readSegPageInto is readSegPage decoding into dst when it has room.
+func (s *Store) readSegPageInto(txn *badger.Txn, key, dst []byte) ([]byte, bool, error) {
 	var page []byte
 	found, err := s.readValue(txn, key, func(v []byte) error {
 		var err error
 		switch {
 		case len(v) > 0 && v[0] == codecZstdPage:
-			page, err = s.dec.DecodeAll(v[1:], nil)
+			page, err = s.dec.DecodeAll(v[1:], dst[:0])
 		case len(v) > 0 && v[0] == codecS2Page:
-			page, err = s2.Decode(nil, v[1:])
+			page, err = s2.Decode(dst, v[1:])
 		default:
 			return fmt.Errorf("unknown segment page codec (value starts %x)", v[:min(len(v), 1)])
 		}

@@ -293,53 +293,78 @@ func (s *Store) writeSegment(sg *segment, posts, traces []segEntry, arena []byte
 
 // writePages compresses sg's pages (posting pages, then trace pages) and writes them.
 func (s *Store) writePages(sg *segment, pages [][]byte) error {
-	exp := s.expiresAt(time.Now())
-	var batch []*badger.Entry
-	size := int64(0)
-	limit := s.db.MaxBatchSize() / 2
-	commit := func() error {
-		if len(batch) == 0 {
-			return nil
+	w := s.newPageSink(sg)
+	for _, pg := range pages {
+		if err := w.add(pg); err != nil {
+			return err
 		}
-		s.retention.dropMu.RLock()
-		err := s.db.Update(func(txn *badger.Txn) error {
-			for _, e := range batch {
-				if err := txn.SetEntry(e); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		s.retention.dropMu.RUnlock()
-		batch, size = batch[:0], 0
-		if err != nil {
-			return fmt.Errorf("write segment pages of bucket %d: %w", sg.bucket, err)
-		}
+	}
+	return w.finish()
+}
+
+// pageSink compresses a segment's pages, numbering them in the order they come, and
+// writes them in transactions of up to half Badger's batch limit.
+type pageSink struct {
+	s     *Store
+	sg    *segment
+	exp   uint64
+	n     uint32 // pages added
+	batch []*badger.Entry
+	size  int64
+	limit int64
+}
+
+func (s *Store) newPageSink(sg *segment) *pageSink {
+	return &pageSink{s: s, sg: sg, exp: s.expiresAt(time.Now()), limit: s.db.MaxBatchSize() / 2}
+}
+
+// add compresses pg (which it does not keep) as the segment's next page.
+func (w *pageSink) add(pg []byte) error {
+	// Every page is S2-compressed (FORMAT.md: why not zstd). Trace pages, read one per
+	// trace lookup, were first: decoding a 4 KiB zstd page cost a search several times
+	// what reading its summaries used to. Posting pages followed: zstd on them was
+	// about a tenth of the store's write CPU. A flush's pages, which a merge soon
+	// rewrites, take S2's fast mode; a merge's, which stay, its better one.
+	val := make([]byte, 1, 1+s2.MaxEncodedLen(len(pg)))
+	val[0] = codecS2Page
+	if w.sg.level == 0 {
+		val = val[:1+len(s2.Encode(val[1:cap(val)], pg))]
+	} else {
+		val = val[:1+len(s2.EncodeBetter(val[1:cap(val)], pg))]
+	}
+	w.sg.bytes += len(val)
+	w.batch = append(w.batch, &badger.Entry{Key: appendSegPageKey(nil, w.sg.bucket, w.sg.id, w.n), Value: val, ExpiresAt: w.exp})
+	w.n++
+	w.size += int64(len(val)) + 64
+	if w.size >= w.limit || len(w.batch) >= 1000 {
+		return w.commit()
+	}
+	return nil
+}
+
+// finish writes the pages not written yet.
+func (w *pageSink) finish() error { return w.commit() }
+
+func (w *pageSink) commit() error {
+	if len(w.batch) == 0 {
 		return nil
 	}
-	for i, pg := range pages {
-		// Every page is S2-compressed (FORMAT.md: why not zstd). Trace pages, read one
-		// per trace lookup, were first: decoding a 4 KiB zstd page cost a search several
-		// times what reading its summaries used to. Posting pages followed: zstd on them
-		// was about a tenth of the store's write CPU. A flush's pages, which a merge
-		// soon rewrites, take S2's fast mode; a merge's, which stay, its better one.
-		val := make([]byte, 1, 1+s2.MaxEncodedLen(len(pg)))
-		val[0] = codecS2Page
-		if sg.level == 0 {
-			val = val[:1+len(s2.Encode(val[1:cap(val)], pg))]
-		} else {
-			val = val[:1+len(s2.EncodeBetter(val[1:cap(val)], pg))]
-		}
-		sg.bytes += len(val)
-		batch = append(batch, &badger.Entry{Key: appendSegPageKey(nil, sg.bucket, sg.id, uint32(i)), Value: val, ExpiresAt: exp})
-		size += int64(len(val)) + 64
-		if size >= limit || len(batch) >= 1000 {
-			if err := commit(); err != nil {
+	w.s.retention.dropMu.RLock()
+	err := w.s.db.Update(func(txn *badger.Txn) error {
+		for _, e := range w.batch {
+			if err := txn.SetEntry(e); err != nil {
 				return err
 			}
 		}
+		return nil
+	})
+	w.s.retention.dropMu.RUnlock()
+	clear(w.batch)
+	w.batch, w.size = w.batch[:0], 0
+	if err != nil {
+		return fmt.Errorf("write segment pages of bucket %d: %w", w.sg.bucket, err)
 	}
-	return commit()
+	return nil
 }
 
 // install commits the directories of add (and deletes those of remove, and sets the
@@ -437,36 +462,23 @@ func (s *Store) mergeSegments(group []*segment) error {
 		merged.maxStart = max(merged.maxStart, sg.maxStart)
 		merged.blocks = append(merged.blocks, sg.blocks...)
 	}
-	posts, traces := make([][][]byte, len(group)), make([][][]byte, len(group))
-	err := s.db.View(func(txn *badger.Txn) error {
-		var key [17]byte
-		for gi, sg := range group {
-			for p := range sg.pages() {
-				v, found, err := s.readSegPage(txn, appendSegPageKey(key[:0], sg.bucket, sg.id, uint32(p)))
-				if err != nil {
-					return err
-				}
-				if !found {
-					continue
-				}
-				if p < len(sg.first) {
-					posts[gi] = append(posts[gi], v)
-				} else {
-					traces[gi] = append(traces[gi], v)
-				}
-			}
-		}
-		return nil
-	})
-	var pages [][]byte
+	// One read transaction for the pages of the whole group (a merge streams them, so
+	// it runs while the merged pages are written); the pages stay until the merged
+	// segment is installed.
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	var key [17]byte
+	src := func(gi, p int, dst []byte) ([]byte, bool, error) {
+		sg := group[gi]
+		return s.readSegPageInto(txn, appendSegPageKey(key[:0], sg.bucket, sg.id, uint32(p)), dst)
+	}
+	sink := s.newPageSink(merged)
+	err := mergePages(group, src, merged, sink.add)
 	if err == nil {
-		pages, err = mergePages(group, posts, traces, merged)
+		err = sink.finish()
 	}
 	if err != nil {
 		return fmt.Errorf("merge %d segments of bucket %d: %w", len(group), merged.bucket, err)
-	}
-	if err := s.writePages(merged, pages); err != nil {
-		return err
 	}
 	if err := s.install([]*segment{merged}, group, nil, nil); err != nil {
 		return err

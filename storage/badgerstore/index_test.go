@@ -556,14 +556,76 @@ func TestMergePages(t *testing.T) {
 			pp, first := encodePages(pe, arena, sg.maxStart, segPageTarget)
 			tp, tfirst := encodePages(te, arena, sg.maxStart, tracePageTarget)
 			sg.first, sg.tfirst = first, tfirst
+			if round%2 == 0 {
+				// Segments with their filters (a merge sizes its own from theirs); the
+				// others have none, as if it matched everything.
+				sg.bloom = newBloom(len(wantTrace))
+				for i := range te {
+					sg.bloom.add(te[i].field)
+				}
+			}
 			group = append(group, sg)
 			posts, traces = append(posts, pp), append(traces, tp)
 			merged.maxStart = max(merged.maxStart, sg.maxStart)
 			merged.blocks = append(merged.blocks, sg.blocks...)
 		}
-		pages, err := mergePages(group, posts, traces, merged)
-		if err != nil {
+		// The pages are read and handed on as the merge goes: it never holds them all.
+		// Every page is lent to it in a buffer of its own, overwritten when it asks for
+		// the cursor's next one, and it must be done with the page it is handed back.
+		loaded, emitted, firstEmit := 0, 0, -1
+		src := func(gi, p int, dst []byte) ([]byte, bool, error) {
+			sg := group[gi]
+			loaded++
+			pg := posts[gi]
+			if p >= len(sg.first) {
+				pg, p = traces[gi], p-len(sg.first)
+			}
+			if round%3 == 1 && p == 0 && len(pg) > 1 {
+				return dst, false, nil // a page that is not there is skipped
+			}
+			out := append(dst[:0], pg[p]...)
+			return out, true, nil
+		}
+		var pages [][]byte
+		emit := func(pg []byte) error {
+			emitted++
+			if firstEmit < 0 {
+				firstEmit = loaded
+			}
+			pages = append(pages, slices.Clone(pg))
+			clear(pg)
+			return nil
+		}
+		if round%3 == 1 {
+			// The skipped first pages' postings are not in the merge.
+			for gi, sg := range group {
+				for _, kind := range []struct {
+					pages [][]byte
+					want  map[uint64][]posting
+				}{{posts[gi], want}, {traces[gi], wantTrace}} {
+					if len(kind.pages) < 2 {
+						continue
+					}
+					var gone []posting
+					var err error
+					for f := range kind.want {
+						if gone, err = pagePostings(sg, kind.pages[0], f, gone[:0]); err != nil {
+							t.Fatal(err)
+						}
+						for _, g := range gone {
+							kind.want[f] = slices.DeleteFunc(kind.want[f], func(p posting) bool {
+								return p.seq == g.seq && p.maxStart == g.maxStart && string(p.val) == string(g.val)
+							})
+						}
+					}
+				}
+			}
+		}
+		if err := mergePages(group, src, merged, emit); err != nil {
 			t.Fatalf("round %d: %v", round, err)
+		}
+		if emitted > 2 && firstEmit >= loaded {
+			t.Fatalf("round %d: the first merged page was handed on after all %d pages were read", round, loaded)
 		}
 		if len(pages) != merged.pages() {
 			t.Fatalf("round %d: %d pages, the directory lists %d", round, len(pages), merged.pages())
@@ -585,6 +647,7 @@ func TestMergePages(t *testing.T) {
 			for f, w := range want {
 				lo, hi := pagesOf(first, f)
 				var got []posting
+				var err error
 				for p := lo; p < hi; p++ {
 					if got, err = pagePostings(merged, pages[base+p], f, got); err != nil {
 						t.Fatalf("round %d: %s page %d: %v", round, kind, p, err)
@@ -604,8 +667,8 @@ func TestMergePages(t *testing.T) {
 		}
 		check("posting", want, merged.first, 0)
 		check("trace", wantTrace, merged.tfirst, len(merged.first))
-		for f := range wantTrace {
-			if !merged.bloom.mayContain(f) {
+		for f, w := range wantTrace {
+			if len(w) > 0 && !merged.bloom.mayContain(f) {
 				t.Fatalf("round %d: the Bloom filter misses trace field %x", round, f)
 			}
 		}

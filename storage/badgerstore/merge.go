@@ -8,13 +8,23 @@ import (
 // A merge streams its segments' pages into the merged segment's: field parts are
 // taken in field order across the segments, and their entries rewritten one by one
 // (the block renumbered, the first entry's start re-based) without being decoded into
-// postings, sorted or encoded again. See FORMAT.md, "Tiered merge".
+// postings, sorted or encoded again. Each segment's pages are read one at a time, as
+// its cursor reaches them, and each merged page is handed on as soon as it is cut, so
+// a merge holds about one page per segment however large the segments are. See
+// FORMAT.md, "Tiered merge".
+
+// pageSource returns page p of the merge group's segment gi, decoded into dst when it
+// has room; found is false for a page that is not there.
+type pageSource func(gi, p int, dst []byte) (page []byte, found bool, err error)
 
 // partCursor walks the field parts of one segment's pages (posting or trace pages), in
 // order. A part is one field header and its entries; a field may have several.
 type partCursor struct {
-	pages  [][]byte
-	next   int        // the page after the current one
+	src    pageSource
+	gi     int // the segment, in the merge group
+	next   int // the page after the current one
+	end    int // one past the cursor's last page
+	buf    []byte
 	r      byteReader // the current page, past the parts read
 	left   uint64     // parts left in the current page
 	segMax uint64     // the segment's maxStart: each part's first entry counts from it
@@ -31,12 +41,21 @@ type partCursor struct {
 // advance moves to the next part.
 func (c *partCursor) advance() error {
 	for c.left == 0 {
-		if c.next == len(c.pages) {
+		if c.next == c.end {
 			c.ok = false
 			return nil
 		}
-		c.r = byteReader{b: c.pages[c.next]}
+		// The previous page's entries have all been copied: its buffer is free.
+		pg, found, err := c.src(c.gi, c.next, c.buf[:0])
+		if err != nil {
+			return err
+		}
 		c.next++
+		if !found {
+			continue
+		}
+		c.buf = pg
+		c.r = byteReader{b: pg}
 		c.left = c.r.uvarint()
 		if c.r.bad {
 			return errBadSegment
@@ -57,7 +76,8 @@ func (c *partCursor) advance() error {
 // pageWriter cuts a stream of entries, in field order, into pages of about target
 // bytes (FORMAT.md's page layout). Entries of a field are written into one part while
 // their starts descend; an entry newer than the one before it (a merge's next segment
-// overlapping the last) opens another part of the field.
+// overlapping the last) opens another part of the field. Pages are kept, or handed to
+// emit as they are cut when it is set (the page is only lent to it).
 type pageWriter struct {
 	target int
 	segMax uint64
@@ -65,6 +85,8 @@ type pageWriter struct {
 	first  []uint64
 	page   []byte
 	nParts int
+	emit   func(page []byte) error
+	err    error // emit's first error
 
 	// The part being written.
 	field   uint64
@@ -123,11 +145,19 @@ func (w *pageWriter) flushPage() {
 	var hdr [pageReserve]byte
 	k := binary.PutUvarint(hdr[:], uint64(w.nParts))
 	copy(w.page[pageReserve-k:], hdr[:k])
+	w.nParts = 0
+	if w.emit != nil {
+		if w.err == nil {
+			w.err = w.emit(w.page[pageReserve-k:])
+		}
+		w.page = w.page[:pageReserve]
+		return
+	}
 	w.pages = append(w.pages, w.page[pageReserve-k:])
-	w.page, w.nParts = make([]byte, pageReserve, pageReserve+w.target+w.target/8), 0
+	w.page = make([]byte, pageReserve, pageReserve+w.target+w.target/8)
 }
 
-// finish returns the pages and each page's first field.
+// finish returns the pages (none when they were emitted) and each page's first field.
 func (w *pageWriter) finish() ([][]byte, []uint64) {
 	w.closePart()
 	w.flushPage()
@@ -174,6 +204,9 @@ func mergeParts(cs []*partCursor, w *pageWriter, onField func(uint64)) error {
 				if r.bad || len(r.b) != 0 {
 					return errBadSegment
 				}
+				if w.err != nil {
+					return w.err
+				}
 				if err := c.advance(); err != nil {
 					return err
 				}
@@ -182,35 +215,61 @@ func mergeParts(cs []*partCursor, w *pageWriter, onField func(uint64)) error {
 	}
 }
 
-// mergePages merges group's decoded pages (posts[i] and traces[i] are group[i]'s
-// posting and trace pages, in order) into merged, whose blocks must be group's block
-// tables one after another: it sets merged's page lists and Bloom filter and returns
-// its pages, posting pages first.
-func mergePages(group []*segment, posts, traces [][][]byte, merged *segment) ([][]byte, error) {
-	cursors := func(pages [][][]byte) []*partCursor {
+// mergePages merges group's pages, read from src, into merged, whose blocks must be
+// group's block tables one after another: it hands merged's pages to emit in order,
+// posting pages first, and sets merged's page lists and Bloom filter.
+func mergePages(group []*segment, src pageSource, merged *segment, emit func(page []byte) error) error {
+	cursors := func(trace bool) []*partCursor {
 		cs := make([]*partCursor, len(group))
 		base := uint32(0)
 		for i, sg := range group {
-			cs[i] = &partCursor{pages: pages[i], segMax: sg.maxStart, blocks: len(sg.blocks), base: base}
+			c := &partCursor{src: src, gi: i, end: len(sg.first), segMax: sg.maxStart, blocks: len(sg.blocks), base: base}
+			if trace {
+				c.next, c.end = len(sg.first), sg.pages()
+			}
+			cs[i] = c
 			base += uint32(len(sg.blocks))
 		}
 		return cs
 	}
 	pw := newPageWriter(merged.maxStart, segPageTarget)
-	if err := mergeParts(cursors(posts), pw, nil); err != nil {
-		return nil, fmt.Errorf("posting pages: %w", err)
+	pw.emit = emit
+	if err := mergeParts(cursors(false), pw, nil); err != nil {
+		return fmt.Errorf("posting pages: %w", err)
 	}
-	pages, first := pw.finish()
+	_, merged.first = pw.finish()
+	if pw.err != nil {
+		return pw.err
+	}
+	// The Bloom filter has as many blocks as the merged ones together: each was sized
+	// for its own trace fields, and a trace is rarely in two of them. (Counting the
+	// distinct fields first would hold them all; a segment without a filter, which
+	// matches everything, leaves no size to go by, and then they are counted.)
+	blocks, counted := 0, false
+	for _, sg := range group {
+		blocks += len(sg.bloom.words) / 8
+		counted = counted || len(sg.bloom.words) == 0
+	}
 	var traceFields []uint64
+	onField := func(f uint64) { traceFields = append(traceFields, f) }
+	if !counted {
+		merged.bloom = bloomFilter{words: make([]uint64, blocks*8)}
+		onField = merged.bloom.add
+	}
 	tw := newPageWriter(merged.maxStart, tracePageTarget)
-	if err := mergeParts(cursors(traces), tw, func(f uint64) { traceFields = append(traceFields, f) }); err != nil {
-		return nil, fmt.Errorf("trace pages: %w", err)
+	tw.emit = emit
+	if err := mergeParts(cursors(true), tw, onField); err != nil {
+		return fmt.Errorf("trace pages: %w", err)
 	}
-	tpages, tfirst := tw.finish()
-	merged.first, merged.tfirst = first, tfirst
-	merged.bloom = newBloom(len(traceFields))
-	for _, f := range traceFields {
-		merged.bloom.add(f)
+	_, merged.tfirst = tw.finish()
+	if tw.err != nil {
+		return tw.err
 	}
-	return append(pages, tpages...), nil
+	if counted {
+		merged.bloom = newBloom(len(traceFields))
+		for _, f := range traceFields {
+			merged.bloom.add(f)
+		}
+	}
+	return nil
 }
