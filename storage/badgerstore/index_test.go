@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -672,5 +673,89 @@ func TestMergePages(t *testing.T) {
 				t.Fatalf("round %d: the Bloom filter misses trace field %x", round, f)
 			}
 		}
+	}
+}
+
+// TestMergePagesDamaged merges segments one of whose pages is damaged — a byte
+// changed, or the page cut short — and wants an error or a merge, never a panic; an
+// entry naming a block the segment does not have is an error.
+func TestMergePagesDamaged(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	var (
+		group         []*segment
+		posts, traces [][][]byte
+	)
+	merged := &segment{bucket: 10, level: 1}
+	for range 3 {
+		sg := &segment{bucket: 10, maxStart: 1<<40 + uint64(rng.IntN(1<<20))}
+		for range 20 {
+			sg.blocks = append(sg.blocks, headBlock{ref: blockRef{bucket: 10, hash: rng.Uint64()}, seq: rng.Uint64N(1 << 30)})
+		}
+		var pe, te []segEntry
+		var arena []byte
+		for f := range uint64(30) {
+			for range 1 + rng.IntN(5) {
+				e, _ := randomEntry(rng, sg, f<<1, 40, 1<<21, &arena)
+				pe = append(pe, e)
+				e, _ = randomEntry(rng, sg, f<<1|1, 40, 1<<21, &arena)
+				te = append(te, e)
+			}
+		}
+		slices.SortFunc(pe, compareSegEntry)
+		slices.SortFunc(te, compareSegEntry)
+		pp, first := encodePages(pe, arena, sg.maxStart, 512)
+		tp, tfirst := encodePages(te, arena, sg.maxStart, 512)
+		sg.first, sg.tfirst = first, tfirst
+		group, posts, traces = append(group, sg), append(posts, pp), append(traces, tp)
+		merged.maxStart = max(merged.maxStart, sg.maxStart)
+		merged.blocks = append(merged.blocks, sg.blocks...)
+	}
+	run := func(damage func(gi, p int, pg []byte) []byte) error {
+		src := func(gi, p int, dst []byte) ([]byte, bool, error) {
+			pg := posts[gi]
+			if p >= len(group[gi].first) {
+				pg, p = traces[gi], p-len(group[gi].first)
+			}
+			return damage(gi, p, append(dst[:0], pg[p]...)), true, nil
+		}
+		m := *merged
+		return mergePages(group, src, &m, func([]byte) error { return nil })
+	}
+	if err := run(func(_, _ int, pg []byte) []byte { return pg }); err != nil {
+		t.Fatalf("undamaged: %v", err)
+	}
+	for i := range 500 {
+		gi, p := rng.IntN(len(group)), rng.IntN(len(posts[0]))
+		at := rng.Int()
+		err := run(func(g, q int, pg []byte) []byte {
+			if g != gi || q != p || len(pg) == 0 {
+				return pg
+			}
+			if i%2 == 0 {
+				pg[at%len(pg)] ^= byte(1 + at>>8%255)
+				return pg
+			}
+			return pg[:at%len(pg)]
+		})
+		_ = err // either: the damage may leave a valid page
+	}
+	// Entries of the first segment's first page naming block 20, which it lacks: the
+	// first entry's block number is the byte after the part header.
+	err := run(func(gi, p int, pg []byte) []byte {
+		if gi == 0 && p == 0 {
+			r := byteReader{b: pg}
+			r.uvarint() // parts
+			r.take(8)   // field
+			r.uvarint() // n
+			r.uvarint() // byte length
+			at := len(pg) - len(r.b)
+			if pg[at] < 0x80 {
+				pg[at] = 20
+			}
+		}
+		return pg
+	})
+	if !errors.Is(err, errBadSegment) {
+		t.Fatalf("an entry naming a block the segment lacks: %v, want errBadSegment", err)
 	}
 }
