@@ -13,14 +13,15 @@ import (
 
 // BenchmarkMergeSegments merges the seven level-0 segments of one bucket, flushed from
 // heads of 2^16 storebench spans (10 attributes, 50 services), as the flusher would
-// with an eighth. It reports the time per merged span, the bytes allocated, and the
-// peak growth of the Go heap during the merge, collected often (GOGC=10, so that the
-// peak is about what the merge holds, not garbage awaiting a collection; the time
-// includes those collections). A merge that held every page of its segments grew with
-// them: a level-2 merge of a busy bucket reads hundreds of MB.
+// with an eighth. It reports the time per merged span, the merged pages' bytes per
+// span (compressed), the bytes allocated, and the peak growth of the Go heap during
+// the merge, collected often (GOGC=10, so that the peak is about what the merge holds,
+// not garbage awaiting a collection; the time includes those collections). A merge
+// that held every page of its segments grew with them: a level-2 merge of a busy
+// bucket reads hundreds of MB.
 func BenchmarkMergeSegments(b *testing.B) {
 	const head = 1 << 16
-	var spans, peak, alloc float64
+	var spans, peak, alloc, out float64
 	for b.Loop() {
 		b.StopTimer()
 		s, err := Open(b.TempDir(), Options{NoSyncWrites: true, NoDependencies: true, HeadMaxSpans: head})
@@ -79,6 +80,13 @@ func BenchmarkMergeSegments(b *testing.B) {
 		debug.SetGCPercent(gc)
 		close(done)
 		peak += float64(<-top - base)
+		s.idx.mu.RLock()
+		for _, sg := range s.idx.segs[group[0].bucket] {
+			if sg.level == 1 {
+				out += float64(sg.bytes)
+			}
+		}
+		s.idx.mu.RUnlock()
 		runtime.ReadMemStats(&ms1)
 		alloc += float64(ms1.TotalAlloc - ms0.TotalAlloc)
 		if err := s.Close(); err != nil {
@@ -89,6 +97,7 @@ func BenchmarkMergeSegments(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/spans, "ns/span")
 	b.ReportMetric(peak/float64(b.N)/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(alloc/float64(b.N)/(1<<20), "alloc-MiB")
+	b.ReportMetric(out/spans, "page-B/span")
 }
 
 func heapObjects() uint64 {
