@@ -253,14 +253,19 @@ func mergePages(group []*segment, src pageSource, merged *segment, emit func(pag
 		}
 		return cs
 	}
-	pw := newPageWriter(merged.maxStart, segPageTarget)
-	pw.emit = emit
-	if err := mergeParts(cursors(false), pw, nil); err != nil {
-		return fmt.Errorf("posting pages: %w", err)
+	// merge writes the posting or the trace pages; it returns their first fields.
+	merge := func(trace bool, target int, onField func(uint64)) ([]uint64, error) {
+		w := newPageWriter(merged.maxStart, target)
+		w.emit = emit
+		if err := mergeParts(cursors(trace), w, onField); err != nil {
+			return nil, err
+		}
+		_, first := w.finish()
+		return first, w.err
 	}
-	_, merged.first = pw.finish()
-	if pw.err != nil {
-		return pw.err
+	var err error
+	if merged.first, err = merge(false, segPageTarget, nil); err != nil {
+		return fmt.Errorf("posting pages: %w", err)
 	}
 	// The Bloom filter has as many blocks as the merged ones together: each was sized
 	// for its own trace fields, and a trace is rarely in two of them. (Counting the
@@ -277,14 +282,8 @@ func mergePages(group []*segment, src pageSource, merged *segment, emit func(pag
 		merged.bloom = bloomFilter{words: make([]uint64, blocks*8)}
 		onField = merged.bloom.add
 	}
-	tw := newPageWriter(merged.maxStart, tracePageTarget)
-	tw.emit = emit
-	if err := mergeParts(cursors(true), tw, onField); err != nil {
+	if merged.tfirst, err = merge(true, tracePageTarget, onField); err != nil {
 		return fmt.Errorf("trace pages: %w", err)
-	}
-	_, merged.tfirst = tw.finish()
-	if tw.err != nil {
-		return tw.err
 	}
 	if counted {
 		merged.bloom = newBloom(len(traceFields))
