@@ -37,6 +37,8 @@ func main() {
 	flag.StringVar(&o.cpuprofile, "search-cpuprofile", "", "write a CPU profile of the search phase to this file")
 	flag.StringVar(&o.writeProfile, "write-cpuprofile", "", "write a CPU profile of the write phase to this file")
 	flag.StringVar(&o.tgenProfile, "tgen-cpuprofile", "", "write a CPU profile of the telemetrygen-shaped write phase to this file")
+	flag.IntVar(&storeOptions.HeadMaxSpans, "head-max-spans", 0,
+		"flush the index head at this many spans (0: the store's default). Small heads make more flushes per hour bucket, so more merge levels, as a long-running store taking many spans per second has: an hour at 50,000 spans/s is about 1,400 flushes of the default head")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "storebench:", err)

@@ -119,9 +119,12 @@ func TestIndexRecoversHeadFromBlockLog(t *testing.T) {
 	if got := count(s, storage.TraceQuery{ServiceName: "svc"}); got != 100 {
 		t.Fatalf("after a crash: %d traces, want 100", got)
 	}
-	// Flush in pieces: 10 flushes make a merged segment of level 1.
-	for i := 0; i < 10; i++ {
-		write(s, 100+i*10, 110+i*10)
+	// Flush in pieces: 20 flushes (of 5 spans) make a merged segment of level 1.
+	if segMergeFanIn > 20 {
+		t.Fatalf("20 flushes make no merge with a fan-in of %d", segMergeFanIn)
+	}
+	for i := 0; i < 20; i++ {
+		write(s, 100+i*5, 105+i*5)
 		if err := s.flushHead(); err != nil {
 			t.Fatal(err)
 		}
