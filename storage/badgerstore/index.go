@@ -30,15 +30,15 @@ const (
 	// (and decompresses) one such page per segment that may hold the trace, so they are
 	// kept small.
 	tracePageTarget = 4 << 10
-	// segMergeFanIn segments of one level of one bucket merge into one of the next level.
-	// A posting is rewritten once per level it climbs, and a bucket taking 50,000
-	// spans/s receives ~1,400 flushes an hour: 3.5 levels at 8, 2.6 at 16. Measured
-	// with storebench's small heads (2M spans, heads of 4,096: a long-running busy
-	// store's merge depth), 16 against 8: 7.35/7.98 and 7.32/7.78 µs of write CPU per
-	// span, 175/223 B per span on disk before value-log GC, searches no slower; at 5M
-	// spans with default heads the same (6.60/6.53 µs). A search reads up to 15
-	// segments per level of a bucket instead of 7.
-	segMergeFanIn = 16
+	// segMergeFanIn segments of one level of one bucket merge into one of the next
+	// level; segMergeFanInL0 of level 0 (flushed heads). A posting is rewritten once
+	// per level it climbs: a bucket taking 50,000 spans/s receives ~1,400 flushes an
+	// hour, which rewrite each posting about 2.7 times at 8 throughout and 1.9 with 16
+	// above level 0. 16 at level 0 too left up to 15 unmerged flushes in a bucket, and
+	// querybench's searches that read many summaries took about 30% more CPU. See
+	// FORMAT.md, "Tiered merge", for the measurements.
+	segMergeFanIn   = 16
+	segMergeFanInL0 = 8
 	// defaultHeadMaxSpans and defaultHeadMaxAge bound the head: its memory, and the spans
 	// Open re-indexes after a crash.
 	defaultHeadMaxSpans = 1 << 17

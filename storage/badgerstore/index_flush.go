@@ -425,8 +425,9 @@ func (s *Store) install(add, remove []*segment, flushed *headIndex, meta []byte)
 	return nil
 }
 
-// mergeTiers merges, in every bucket, segMergeFanIn or more segments of one level into
-// one segment of the next level, so that a bucket holds a few segments per level.
+// mergeTiers merges, in every bucket, segMergeFanIn or more segments of one level
+// (segMergeFanInL0 of level 0) into one segment of the next level, so that a bucket
+// holds a few segments per level.
 func (s *Store) mergeTiers() error {
 	for {
 		x := &s.idx
@@ -438,7 +439,7 @@ func (s *Store) mergeTiers() error {
 				byLevel[sg.level] = append(byLevel[sg.level], sg)
 			}
 			for _, l := range byLevel {
-				if len(l) >= segMergeFanIn {
+				if len(l) >= segMergeFanIn || l[0].level == 0 && len(l) >= segMergeFanInL0 {
 					group = l
 					break
 				}

@@ -120,8 +120,8 @@ func TestIndexRecoversHeadFromBlockLog(t *testing.T) {
 		t.Fatalf("after a crash: %d traces, want 100", got)
 	}
 	// Flush in pieces: 20 flushes (of 5 spans) make a merged segment of level 1.
-	if segMergeFanIn > 20 {
-		t.Fatalf("20 flushes make no merge with a fan-in of %d", segMergeFanIn)
+	if segMergeFanInL0 > 20 {
+		t.Fatalf("20 flushes make no merge with a fan-in of %d", segMergeFanInL0)
 	}
 	for i := 0; i < 20; i++ {
 		write(s, 100+i*5, 105+i*5)
