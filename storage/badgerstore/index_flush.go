@@ -668,11 +668,7 @@ func (s *Store) loadIndex() error {
 		return fmt.Errorf("load search index: %w", err)
 	}
 	// Replay the block log past the watermark.
-	type logged struct {
-		seq uint64
-		ref blockRef
-	}
-	var todo []logged
+	var todo []headBlock
 	err = s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixLog}})
 		defer it.Close()
@@ -691,7 +687,7 @@ func (s *Store) loadIndex() error {
 				if len(v) != 12 {
 					return fmt.Errorf("block log entry %x is not 12 bytes", v)
 				}
-				todo = append(todo, logged{seq: seq, ref: blockRef{bucket: binary.BigEndian.Uint32(v), hash: binary.BigEndian.Uint64(v[4:])}})
+				todo = append(todo, headBlock{seq: seq, ref: blockRef{bucket: binary.BigEndian.Uint32(v), hash: binary.BigEndian.Uint64(v[4:])}})
 				return nil
 			}); err != nil {
 				return err
@@ -703,11 +699,7 @@ func (s *Store) loadIndex() error {
 		return fmt.Errorf("read block log: %w", err)
 	}
 	x.nextSeq = max(maxSeq, wm) + 1
-	refs := make([]headBlock, len(todo))
-	for i, l := range todo {
-		refs[i] = headBlock{seq: l.seq, ref: l.ref}
-	}
-	if err := s.reindexAll(refs); err != nil {
+	if err := s.reindexAll(todo); err != nil {
 		return err
 	}
 	s.indexReplayed.Add(int64(len(todo)))
