@@ -223,6 +223,10 @@ type index struct {
 	head     *headIndex
 	flushing []*headIndex
 	segs     map[uint32][]*segment
+	// floor is the lowest bucket retention has not dropped: a flush or merge of a
+	// bucket below it, which read its postings or pages before the drop, installs
+	// nothing (install).
+	floor uint32
 
 	// seqMu guards the block sequence: nextSeq, and the sequences of blocks being
 	// committed, which a flush's watermark must stay below.
@@ -283,9 +287,19 @@ func (x *index) lastSeq() uint64 {
 	return x.nextSeq - 1
 }
 
+// raiseFloor marks the buckets below floor as being dropped: from now on install
+// refuses their segments. Retention calls it before it deletes their keys.
+func (x *index) raiseFloor(floor uint32) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.floor = max(x.floor, floor)
+}
+
+// dropBelow forgets the segments of the buckets below floor, whose keys are deleted.
 func (x *index) dropBelow(floor uint32) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.floor = max(x.floor, floor)
 	for b := range x.segs {
 		if b < floor {
 			delete(x.segs, b)

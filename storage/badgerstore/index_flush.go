@@ -373,13 +373,39 @@ func (w *pageSink) commit() error {
 // install commits the directories of add (and deletes those of remove, and sets the
 // index watermark when meta is set) and swaps them into the index with flushed, in one
 // critical section: a search's transaction and its index state always agree.
+//
+// Segments of buckets retention has begun dropping (index.floor) are not installed:
+// their pages, written after the drop deleted the bucket's keys, are deleted instead,
+// or a merge racing the drop would bring back a directory, and pages, of a bucket
+// that is gone.
 func (s *Store) install(add, remove []*segment, flushed *headIndex, meta []byte) error {
+	dropped, err := s.installLive(add, remove, flushed, meta)
+	if err == nil && len(dropped) > 0 {
+		s.indexDiscarded.Add(int64(len(dropped)))
+		err = s.deletePages(dropped)
+	}
+	return err
+}
+
+func (s *Store) installLive(add, remove []*segment, flushed *headIndex, meta []byte) (dropped []*segment, err error) {
 	x := &s.idx
 	exp := s.expiresAt(time.Now())
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if slices.ContainsFunc(add, func(sg *segment) bool { return sg.bucket < x.floor }) {
+		live := make([]*segment, 0, len(add))
+		for _, sg := range add {
+			if sg.bucket < x.floor {
+				dropped = append(dropped, sg)
+			} else {
+				live = append(live, sg)
+			}
+		}
+		add = live
+		remove = slices.DeleteFunc(slices.Clone(remove), func(sg *segment) bool { return sg.bucket < x.floor })
+	}
 	s.retention.dropMu.RLock()
-	err := s.db.Update(func(txn *badger.Txn) error {
+	err = s.db.Update(func(txn *badger.Txn) error {
 		for _, sg := range add {
 			e := &badger.Entry{Key: appendSegDirKey(nil, sg.bucket, sg.id), Value: sg.appendDir(nil), ExpiresAt: exp}
 			if err := txn.SetEntry(e); err != nil {
@@ -398,7 +424,7 @@ func (s *Store) install(add, remove []*segment, flushed *headIndex, meta []byte)
 	})
 	s.retention.dropMu.RUnlock()
 	if err != nil {
-		return fmt.Errorf("install %d index segments: %w", len(add), err)
+		return nil, fmt.Errorf("install %d index segments: %w", len(add), err)
 	}
 	for _, sg := range remove {
 		x.segs[sg.bucket] = slices.DeleteFunc(slices.Clone(x.segs[sg.bucket]), func(o *segment) bool { return o == sg })
@@ -422,7 +448,7 @@ func (s *Store) install(add, remove []*segment, flushed *headIndex, meta []byte)
 	if flushed != nil {
 		x.flushing = slices.DeleteFunc(x.flushing, func(h *headIndex) bool { return h == flushed })
 	}
-	return nil
+	return dropped, nil
 }
 
 // mergeTiers merges, in every bucket, segMergeFanIn or more segments of one level

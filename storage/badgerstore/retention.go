@@ -247,6 +247,9 @@ func (s *Store) dropBuckets(ctx context.Context, buckets []uint32, res *passResu
 	}
 	// Before the drop, so that no search fills the cache with a block being dropped.
 	s.cache.dropBelow(buckets[len(buckets)-1] + 1)
+	// Before the drop, so that a flush or merge of these buckets running now either
+	// installs its segments before the drop deletes them, or not at all (install).
+	s.idx.raiseFloor(buckets[len(buckets)-1] + 1)
 	r := &s.retention
 	start := time.Now()
 	r.dropMu.Lock()

@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/goleak"
@@ -435,5 +437,92 @@ func TestBucketsBelowSeeksPresentBuckets(t *testing.T) {
 	want := []uint32{0, bucketOf(unixNs(now.Add(-3 * time.Hour)))}
 	if !slices.Equal(got, want) {
 		t.Fatalf("bucketsBelow = %v, want %v", got, want)
+	}
+}
+
+// TestIndexInstallsNothingOfADroppedBucket races retention with a merge and a flush of
+// the bucket it drops: a merge whose segments retention dropped after it picked them,
+// and a head holding postings of the bucket, flushed after the drop. Neither may
+// bring back a segment directory or pages of the dropped bucket, in memory or on disk.
+func TestIndexInstallsNothingOfADroppedBucket(t *testing.T) {
+	now := time.Now()
+	clock := newTestClock(now)
+	s, err := Open(t.TempDir(), retentionOptions(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	start := now.Truncate(time.Hour).Add(-5*time.Hour + 10*time.Minute)
+	b := bucketOf(uint64(start.UnixNano()))
+	for i := range 3 { // three level-0 segments of one bucket
+		write(t, s, payloadBatch(uint64(i+1), 512, start.Add(time.Duration(i)*time.Second)))
+		if err := s.flushHead(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.idx.mu.RLock()
+	group := slices.Clone(s.idx.segs[b])
+	s.idx.mu.RUnlock()
+	if len(group) != 3 {
+		t.Fatalf("bucket %d has %d segments, want 3", b, len(group))
+	}
+	// A batch of the bucket in the head, not flushed yet.
+	write(t, s, payloadBatch(99, 512, start.Add(10*time.Minute)))
+
+	if err := s.dropBuckets(context.Background(), []uint32{b}, &passResult{}); err != nil {
+		t.Fatal(err)
+	}
+	// The merge read its group before the drop: its pages are gone now, and it
+	// writes what it can of them, which must not be installed.
+	if err := s.mergeSegments(group); err != nil {
+		t.Fatalf("merge: %v", err)
+	}
+	if err := s.flushHead(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	if got := s.Stats().IndexDiscardedSegments; got != 2 {
+		t.Errorf("discarded segments = %d, want 2 (the merge's and the flush's)", got)
+	}
+	s.idx.mu.RLock()
+	left := len(s.idx.segs[b])
+	s.idx.mu.RUnlock()
+	if left != 0 {
+		t.Errorf("index holds %d segments of dropped bucket %d", left, b)
+	}
+	assertNoBucketKeys(t, s, b)
+
+	// Reopened, the store has no segment of the bucket either.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(s.dir, retentionOptions(clock)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.idx.segs[b]); n != 0 {
+		t.Errorf("reopened index holds %d segments of dropped bucket %d", n, b)
+	}
+	assertNoBucketKeys(t, s, b)
+}
+
+// assertNoBucketKeys fails t if s holds a segment directory or page of bucket b.
+func assertNoBucketKeys(t *testing.T, s *Store, b uint32) {
+	t.Helper()
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, p := range []byte{prefixSegPage, prefixSegDir} {
+			prefix := binary.BigEndian.AppendUint32([]byte{p}, b)
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+			n := 0
+			for it.Rewind(); it.Valid(); it.Next() {
+				n++
+			}
+			it.Close()
+			if n > 0 {
+				t.Errorf("%d keys of prefix %#x in dropped bucket %d", n, p, b)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -169,12 +169,14 @@ type Stats struct {
 	DependencyFlushes       int64
 	DependencyFlushFailures int64
 	// Search index: head flushes and segment merges done and flushes failed, blocks
-	// re-indexed at Open, and the index's current size.
-	IndexFlushes        int64
-	IndexMerges         int64
-	IndexFlushFailures  int64
-	IndexReplayedBlocks int64
-	Index               IndexStats
+	// re-indexed at Open, segments a flush or merge made of a bucket that retention
+	// dropped meanwhile (discarded, not installed), and the index's current size.
+	IndexFlushes           int64
+	IndexMerges            int64
+	IndexFlushFailures     int64
+	IndexReplayedBlocks    int64
+	IndexDiscardedSegments int64
+	Index                  IndexStats
 	// TracesDeleted counts DeleteTrace calls that deleted a trace.
 	TracesDeleted int64
 	// AttributeValuesDropped counts attribute values not cataloged because their service
@@ -229,6 +231,7 @@ type Store struct {
 	flushSignal chan struct{}
 
 	indexFlushes, indexMerges, indexFlushFailures, indexReplayed atomic.Int64
+	indexDiscarded                                               atomic.Int64
 	tracesDeleted, valueRereads                                  atomic.Int64
 
 	closeOnce sync.Once
@@ -484,6 +487,7 @@ func (s *Store) Stats() Stats {
 		IndexMerges:            s.indexMerges.Load(),
 		IndexFlushFailures:     s.indexFlushFailures.Load(),
 		IndexReplayedBlocks:    s.indexReplayed.Load(),
+		IndexDiscardedSegments: s.indexDiscarded.Load(),
 		Index:                  s.idx.stats(),
 		TracesDeleted:          s.tracesDeleted.Load(),
 		AttributeValuesDropped: s.values.dropped.Load(),
