@@ -467,14 +467,21 @@ func compareSegEntry(a, b segEntry) int {
 // | len uvarint | val); a field may continue on the next page. It returns the pages and
 // each page's first field.
 func encodePages(ents []segEntry, arena []byte, segMax uint64, target int) (pages [][]byte, first []uint64) {
+	w := newPageWriter(segMax, target)
+	writeEntries(w, ents, arena)
+	return w.finish()
+}
+
+// writeEntries writes sorted entries, made with arena, into w's pages (encodePages).
+func writeEntries(w *pageWriter, ents []segEntry, arena []byte) {
 	// Entries are written straight into the page writer's page: a field's byte length
 	// is counted before its header is written (copying bodies into pages was a third of
 	// encoding them; a merge's pageWriter.add does copy, not knowing a part's length).
-	w := newPageWriter(segMax, target)
+	target := w.target
 	for i := 0; i < len(ents); {
 		f := ents[i].field
 		// The entries of f that go on this page: at least one on an empty page.
-		prevMax, blen, j := segMax, 0, i
+		prevMax, blen, j := w.segMax, 0, i
 		for j < len(ents) && ents[j].field == f {
 			if (w.nParts > 0 || j > i) && len(w.page)-pageReserve+blen >= target {
 				break
@@ -494,7 +501,7 @@ func encodePages(ents []segEntry, arena []byte, segMax uint64, target int) (page
 		page := binary.BigEndian.AppendUint64(w.page, f)
 		page = binary.AppendUvarint(page, uint64(j-i))
 		page = binary.AppendUvarint(page, uint64(blen))
-		prevMax = segMax
+		prevMax = w.segMax
 		for k := i; k < j; k++ {
 			e := &ents[k]
 			page = binary.AppendUvarint(page, uint64(e.block))
@@ -510,7 +517,6 @@ func encodePages(ents []segEntry, arena []byte, segMax uint64, target int) (page
 		}
 		i = j
 	}
-	return w.finish()
 }
 
 // uvarintLen is the length of x as a uvarint.

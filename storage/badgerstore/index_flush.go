@@ -271,14 +271,20 @@ func (s *Store) writeSegments(h *headIndex) ([]*segment, error) {
 }
 
 // writeSegment writes the postings and the trace fragments, each sorted by
-// compareSegEntry and made with arena, as sg's pages: posting pages, then trace pages.
+// compareSegEntry and made with arena, as sg's pages: posting pages, then trace pages,
+// each handed to the page sink as it is cut (as a merge's are), so that a flush holds
+// no more than a transaction's worth of them.
 func (s *Store) writeSegment(sg *segment, posts, traces []segEntry, arena []byte) error {
+	sink := s.newPageSink(sg)
 	// Postings in pages of segPageTarget, then the trace fields' summary fragments in
 	// small pages of their own, with a Bloom filter of the trace fields.
-	pages, first := encodePages(posts, arena, sg.maxStart, segPageTarget)
-	tpages, tfirst := encodePages(traces, arena, sg.maxStart, tracePageTarget)
-	sg.first, sg.tfirst = first, tfirst
-	pages = append(pages, tpages...)
+	var err error
+	if sg.first, err = writePages(sink, posts, arena, sg.maxStart, segPageTarget); err != nil {
+		return err
+	}
+	if sg.tfirst, err = writePages(sink, traces, arena, sg.maxStart, tracePageTarget); err != nil {
+		return err
+	}
 	distinct := 0
 	for i := range traces {
 		if i == 0 || traces[i].field != traces[i-1].field {
@@ -291,18 +297,17 @@ func (s *Store) writeSegment(sg *segment, posts, traces []segEntry, arena []byte
 			sg.bloom.add(traces[i].field)
 		}
 	}
-	return s.writePages(sg, pages)
+	return sink.finish()
 }
 
-// writePages compresses sg's pages (posting pages, then trace pages) and writes them.
-func (s *Store) writePages(sg *segment, pages [][]byte) error {
-	w := s.newPageSink(sg)
-	for _, pg := range pages {
-		if err := w.add(pg); err != nil {
-			return err
-		}
-	}
-	return w.finish()
+// writePages cuts ents into pages of target for sink and returns each page's first
+// field.
+func writePages(sink *pageSink, ents []segEntry, arena []byte, segMax uint64, target int) ([]uint64, error) {
+	w := newPageWriter(segMax, target)
+	w.emit = sink.add
+	writeEntries(w, ents, arena)
+	_, first := w.finish()
+	return first, w.err
 }
 
 // pageSink compresses a segment's pages, numbering them in the order they come, and
