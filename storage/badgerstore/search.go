@@ -194,12 +194,22 @@ func (s *Store) drivingFields(q *storage.TraceQuery, statusIndexed bool) (fields
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	// The fields of attribute k = v under services: the resource attribute service.name
+	// is not indexed (prepareResources), and every span of service v carries it, so
+	// its service field stands in for it (alongside the attribute's own fields, for a
+	// span or scope attribute of that name, and stores written before).
+	attrFields := func(dst []uint64, k, v string) []uint64 {
+		for _, svc := range services {
+			dst = append(dst, h.attribute(svc, k, v))
+		}
+		if k == serviceNameKey && v != "" && (q.ServiceName == "" || q.ServiceName == v) {
+			dst = append(dst, h.service(v))
+		}
+		return dst
+	}
 	for _, k := range keys {
 		if v := q.Attributes[k]; len(v) <= maxIndexedValue {
-			for _, svc := range services {
-				fields = append(fields, h.attribute(svc, k, v))
-			}
-			return fields, conditions == 1, false
+			return attrFields(fields, k, v), conditions == 1, false
 		}
 	}
 	var union []uint64
@@ -210,8 +220,8 @@ func (s *Store) drivingFields(q *storage.TraceQuery, statusIndexed bool) (fields
 		if union == nil || len(f.Values)*len(services) < len(union) {
 			union = union[:0]
 			for _, v := range f.Values {
-				for _, svc := range services {
-					if fh := h.attribute(svc, f.Key, v); !slices.Contains(union, fh) {
+				for _, fh := range attrFields(nil, f.Key, v) {
+					if !slices.Contains(union, fh) {
 						union = append(union, fh)
 					}
 				}

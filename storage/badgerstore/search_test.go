@@ -373,3 +373,79 @@ func TestSpanAttributeFieldsAnyOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchServiceNameAttribute: the resource attribute service.name is not indexed as
+// an attribute (its service's field stands in for it), yet a search for it finds what
+// a search for any attribute would: traces with a span whose resource, scope or own
+// attributes carry it — in the head and in flushed segments.
+func TestSearchServiceNameAttribute(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{NoSyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	td := ptrace.NewTraces()
+	span := func(svc string, trace byte, attr string) {
+		rs := td.ResourceSpans().AppendEmpty()
+		if svc != "" {
+			rs.Resource().Attributes().PutStr("service.name", svc)
+		}
+		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetTraceID(pcommon.TraceID{0x51, trace})
+		sp.SetSpanID(pcommon.SpanID{trace, byte(td.ResourceSpans().Len())})
+		sp.SetName("op")
+		start := base.Add(time.Duration(trace) * time.Second)
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Millisecond)))
+		if attr != "" {
+			sp.Attributes().PutStr("service.name", attr) // a span attribute of that name
+		}
+	}
+	span("a", 1, "")
+	span("b", 2, "")
+	span("a", 3, "")
+	span("b", 3, "")
+	span("c", 4, "a")
+	span("", 5, "")
+	if err := s.WriteTraces(context.Background(), td); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		q    storage.TraceQuery
+		want []byte // traces, by their second ID byte
+	}{
+		{"any service", storage.TraceQuery{Attributes: map[string]string{"service.name": "a"}}, []byte{1, 3, 4}},
+		{"its service", storage.TraceQuery{ServiceName: "a", Attributes: map[string]string{"service.name": "a"}}, []byte{1, 3}},
+		{"span attribute", storage.TraceQuery{ServiceName: "c", Attributes: map[string]string{"service.name": "a"}}, []byte{4}},
+		{"other service", storage.TraceQuery{ServiceName: "b", Attributes: map[string]string{"service.name": "a"}}, nil},
+		{"empty value", storage.TraceQuery{Attributes: map[string]string{"service.name": ""}}, nil},
+		{"or", storage.TraceQuery{AttributeFilters: []storage.AttributeFilter{{Key: "service.name", Values: []string{"a", "b"}}}}, []byte{1, 2, 3, 4}},
+		{"or with another condition", storage.TraceQuery{OperationName: "op", ServiceName: "b",
+			AttributeFilters: []storage.AttributeFilter{{Key: "service.name", Values: []string{"a", "b"}}}}, []byte{2, 3}},
+	}
+	for _, where := range []string{"head", "segments"} {
+		if where == "segments" {
+			if err := s.flushHead(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range cases {
+			q := c.q
+			q.Limit = 100
+			ids, err := s.FindTraceIDs(context.Background(), q)
+			if err != nil {
+				t.Fatalf("%s, %s: %v", where, c.name, err)
+			}
+			var got []byte
+			for _, id := range ids {
+				got = append(got, id[1])
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, c.want) {
+				t.Errorf("%s, %s: traces %v, want %v", where, c.name, got, c.want)
+			}
+		}
+	}
+}

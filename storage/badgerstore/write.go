@@ -146,8 +146,11 @@ func (w *writeScratch) release() {
 	scratchPool.Put(w)
 }
 
+// serviceNameKey is the resource attribute naming a span's service.
+const serviceNameKey = "service.name"
+
 func serviceOf(r pcommon.Resource) string {
-	if v, ok := r.Attributes().Get("service.name"); ok {
+	if v, ok := r.Attributes().Get(serviceNameKey); ok {
 		return v.AsString()
 	}
 	return ""
@@ -450,7 +453,14 @@ func (w *writeScratch) prepareResources(td ptrace.Traces) {
 		w.resErrHash = append(w.resErrHash, w.h.errors(svc))
 		w.resOKHash = append(w.resOKHash, w.h.statusOK(svc))
 		w.resOff = append(w.resOff, int32(len(w.hashes)))
-		w.hashes = w.attrHashes(w.hashes, svc, res.Attributes())
+		// Not service.name: the service's own field, on every span of the resource,
+		// already lists the traces that carry it (search looks an equality on it up
+		// there, drivingFields), and it was one field in six of a telemetrygen span.
+		for k, v := range res.Attributes().All() {
+			if str, ok := indexableValue(v); ok && !(k == serviceNameKey && str == svc && svc != "") {
+				w.hashes = append(w.hashes, w.h.attribute(svc, k, str))
+			}
+		}
 		if w.valKeys != nil {
 			for k, v := range res.Attributes().All() {
 				if str, ok := indexableValue(v); ok && w.valKeys.has(k) {
